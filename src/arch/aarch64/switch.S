@@ -1,0 +1,69 @@
+/*
+ * Context switch for AArch64, AAPCS64.
+ *
+ * Callee-saved: x19-x28, the frame pointer x29, the link register x30
+ * (our return address), sp, and the low 64 bits of v8-v15 (d8-d15).
+ * Saved frame (160 bytes, 16-byte aligned), from the saved sp upwards:
+ *
+ *   sp+0    x19 x20      sp+48   x25 x26      sp+96   d8  d9
+ *   sp+16   x21 x22      sp+64   x27 x28      sp+112  d10 d11
+ *   sp+32   x23 x24      sp+80   x29 x30      sp+128  d12 d13
+ *                                             sp+144  d14 d15
+ */
+        .text
+
+/* void *may__ctx_switch(may__ctx *from, may__ctx *to, void *arg)
+ *   x0 = from, x1 = to, x2 = arg (returned in x0 on the other side) */
+        .globl  may__ctx_switch
+        .hidden may__ctx_switch
+        .type   may__ctx_switch,%function
+        .p2align 4
+may__ctx_switch:
+        .cfi_startproc
+        sub     sp, sp, #160
+        stp     x19, x20, [sp, #0]      /* callee-saved general registers */
+        stp     x21, x22, [sp, #16]
+        stp     x23, x24, [sp, #32]
+        stp     x25, x26, [sp, #48]
+        stp     x27, x28, [sp, #64]
+        stp     x29, x30, [sp, #80]     /* frame pointer, return address */
+        stp     d8, d9, [sp, #96]       /* callee-saved FP/SIMD (low halves) */
+        stp     d10, d11, [sp, #112]
+        stp     d12, d13, [sp, #128]
+        stp     d14, d15, [sp, #144]
+        mov     x9, sp
+        str     x9, [x0]                /* from->sp = sp */
+        ldr     x9, [x1]
+        mov     sp, x9                  /* sp = to->sp: now on the other stack */
+        ldp     x19, x20, [sp, #0]
+        ldp     x21, x22, [sp, #16]
+        ldp     x23, x24, [sp, #32]
+        ldp     x25, x26, [sp, #48]
+        ldp     x27, x28, [sp, #64]
+        ldp     x29, x30, [sp, #80]
+        ldp     d8, d9, [sp, #96]
+        ldp     d10, d11, [sp, #112]
+        ldp     d12, d13, [sp, #128]
+        ldp     d14, d15, [sp, #144]
+        add     sp, sp, #160
+        mov     x0, x2                  /* hand arg to the resumed side */
+        ret                             /* to x30 */
+        .cfi_endproc
+        .size   may__ctx_switch,.-may__ctx_switch
+
+/* First code run on a new stack: may__ctx_make stored entry in x19 and its
+ * argument in x20; x29 is zero so frame-pointer walks stop here. */
+        .globl  may__ctx_start
+        .hidden may__ctx_start
+        .type   may__ctx_start,%function
+        .p2align 4
+may__ctx_start:
+        .cfi_startproc
+        .cfi_undefined x30
+        mov     x0, x20                 /* entry's argument */
+        blr     x19                     /* entry(arg); never returns */
+        brk     #0
+        .cfi_endproc
+        .size   may__ctx_start,.-may__ctx_start
+
+        .section .note.GNU-stack,"",@progbits

@@ -1,0 +1,289 @@
+/*
+ * internal.h - what the subsystems of libmay share.
+ *
+ * Memory layout of a coroutine (one mapping, or one slot of a dense slab):
+ *
+ *   low addresses                                          high addresses
+ *   +------------+---------------------------------------+----------------+
+ *   | guard page | stack: grows down from here <---------| struct may_co  |
+ *   +------------+---------------------------------------+----------------+
+ *   base         lo                                      hi=(char*)co     end
+ *
+ * The guard page is PROT_NONE in guarded mode and a "soft guard" (mapped,
+ * never legitimately touched, checked to be still zero) in dense mode.  The
+ * control block sits on top of the stack so that a parked coroutine's
+ * resident memory is usually one page: its control block and its few
+ * innermost frames share it.
+ *
+ * Lock order (outer first): scope lock -> timer lock -> worker inbox lock ->
+ * global queue lock -> sched.idle_lock -> stack pool lock (a timer firing
+ * readies coroutines, which may queue them and wake a worker).  No lock is ever
+ * held across a context switch.
+ */
+#ifndef MAY_INTERNAL_H
+#define MAY_INTERNAL_H
+
+#include "may.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MAY_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MAY_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MAY_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MAY_TSAN 1
+#endif
+#endif
+
+#define MAY_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MAY_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MAY_NOINLINE __attribute__((noinline))
+#define MAY_HIDDEN __attribute__((visibility("hidden")))
+#define MAY_CACHELINE 64
+
+/* ---- context switch (src/arch/<arch>/switch.S) ------------------------- */
+
+/* A saved execution context: only the stack pointer; everything else the
+ * ABI makes callee-saved is pushed on the stack being left. */
+typedef struct may__ctx {
+    void *sp;
+} may__ctx;
+
+/* Save the current context in *from and resume *to.  Returns, in the resumed
+ * context, the arg passed by whoever switched back to it. */
+void *may__ctx_switch(may__ctx *from, may__ctx *to, void *arg);
+/* Prepare *ctx so that switching to it calls entry(arg) on the stack whose
+ * highest usable address is top (entry must never return). */
+void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg);
+
+/* ---- stacks (src/stack.c) ---------------------------------------------- */
+
+typedef struct may__stack {
+    char *base;      /* start of the mapping (or slab slot) */
+    size_t size;     /* whole size including guard page */
+    char *lo;        /* lowest usable address (just above the guard) */
+    uint8_t guarded; /* 1: PROT_NONE guard page; 0: soft guard in a slab */
+    uint8_t pooled;  /* 1: default size, may go back to a pool */
+} may__stack;
+
+int may__stack_alloc(may__stack *st, size_t size);
+void may__stack_free(may__stack *st);
+/* Nonzero if the soft guard of a dense stack was written. */
+int may__stack_guard_hit(const may__stack *st);
+size_t may__stack_used(const may__stack *st);
+void may__stack_fill_mark(may__stack *st, char *top);
+void may__stacks_shutdown(void);
+void may__stack_segv_install(void);
+int may__altstack_setup(void);
+void may__altstack_free(void);
+size_t may__page_size(void);
+size_t may__default_stack_size(void);
+
+/* ---- parker: the one blocking primitive (src/parker.c) ------------------ */
+
+/*
+ * Every blocked caller, coroutine or thread, waits on a parker: a 32-bit
+ * word of flags.  Wakers set a flag; the waiter sleeps until a flag in its
+ * mask is set.
+ *
+ *   PARKED   the owner is asleep (a coroutine off every queue, or a thread
+ *            in futex_wait); whoever clears it must wake the owner
+ *   UTOKEN   the user token of may_park/may_unpark
+ *   WTOKEN   a wake-up for an internal wait (join, sync objects, I/O)
+ *   TIMEOUT  the current wait's timer fired
+ *   CANCEL   the coroutine was cancelled (sticky: every later wait ends)
+ */
+enum {
+    MAY__P_PARKED = 1u << 0,
+    MAY__P_UTOKEN = 1u << 1,
+    MAY__P_WTOKEN = 1u << 2,
+    MAY__P_TIMEOUT = 1u << 3,
+    MAY__P_CANCEL = 1u << 4,
+};
+
+typedef struct may__parker {
+    _Atomic uint32_t word;
+    struct may_co *co; /* NULL for a thread's parker */
+} may__parker;
+
+/* The caller's parker (its coroutine's, or its thread's). */
+may__parker *may__self_parker(void);
+/* Prepare an internal wait: clear a stale WTOKEN.  Call before publishing
+ * the parker where a waker can find it. */
+void may__wait_prepare(may__parker *p);
+/* Internal wait: until WTOKEN (consumed, returns 0), -ETIMEDOUT or
+ * -ECANCELED (coroutines only; pass ignore_cancel to wait regardless). */
+int may__wait(may__parker *p, int64_t deadline, int ignore_cancel);
+/* Set flag on p and wake its owner if it is parked. */
+void may__wake(may__parker *p, uint32_t flag);
+int may__park_common(may__parker *p, uint32_t mask, int64_t deadline);
+
+/* ---- coroutines -------------------------------------------------------- */
+
+enum { MAY__JS_RUNNING = 0, MAY__JS_DONE = 1, MAY__JS_DETACHED = 2 };
+
+struct may__worker;
+struct may_scope;
+
+struct may_co {
+    may__ctx ctx;                /* saved context while not running */
+    may__parker parker;          /* park word; parker.co == this */
+    struct may_co *next;         /* link in the global queue / inboxes */
+    may_fn_t fn;                 /* entry function */
+    void *arg;                   /* its argument */
+    void *result;                /* its result, once done */
+    uint64_t id;                 /* unique, > 0 */
+    may__stack stack;            /* the memory this struct lives in */
+    _Atomic int join_state;      /* MAY__JS_* */
+    _Atomic(may__parker *) joiner; /* who waits in may_join */
+    _Atomic int cancelled;       /* may_cancel was called */
+    int exit_kind;               /* MAY_DONE / MAY_CANCELED / MAY_PANICKED */
+    int pinned;                  /* -1, or the only worker it may run on */
+    int started;                 /* entry has been called */
+    uint32_t park_mask;          /* flags that end the current park */
+    int64_t timer_deadline;      /* when the armed timer fires */
+    size_t timer_idx;            /* index in the timer heap, or SIZE_MAX */
+    may_cleanup_t *cleanup;      /* cleanup handler stack */
+    void **cls;                  /* coroutine-local values, lazily made */
+    struct may_scope *scope;     /* the scope it was spawned into */
+    struct may_co *scope_next;   /* sibling in that scope */
+    struct may_scope *owned;     /* scopes this coroutine owns */
+    void *asan_fake;             /* ASan fake-stack handle while switched out */
+    void *tsan_fiber;            /* TSan fiber */
+    void *gen_cur;               /* innermost running generator, if any */
+    char name[32];
+};
+
+/* ---- the worker and scheduler (src/sched.c) ---------------------------- */
+
+#define MAY__RUNQ_SIZE 256
+
+typedef struct may__runq {
+    _Atomic uint32_t head; /* consumers CAS it (owner and stealers) */
+    char pad0[MAY_CACHELINE - sizeof(uint32_t)];
+    _Atomic uint32_t tail; /* only the owner stores it */
+    char pad1[MAY_CACHELINE - sizeof(uint32_t)];
+    struct may_co *_Atomic buf[MAY__RUNQ_SIZE];
+} may__runq;
+
+typedef struct may__hook {
+    void (*fn)(struct may__worker *w, struct may_co *co);
+    struct may_co *co;
+} may__hook;
+
+typedef struct may__worker {
+    may__runq q;
+    struct may_co *_Atomic runnext; /* next to run, ahead of q */
+    int index;
+    pthread_t thread;
+    may__ctx sched_ctx;             /* the worker's own stack (g0) */
+    struct may_co *cur;             /* running coroutine, NULL in g0 */
+    may__hook hook;                 /* run by whoever resumes next */
+    uint32_t tick;                  /* schedule count, for fairness */
+    uint32_t runnext_streak;        /* consecutive picks from runnext */
+    uint64_t rand;                  /* xorshift state for stealing */
+    int spinning;                   /* counted in sched.nspinning */
+    /* idle sleep */
+    _Atomic uint32_t sleep_word;    /* 1: asleep or going to; 0: woken */
+    _Atomic int polling;            /* blocked in the poller */
+    struct may__worker *idle_next;  /* link in sched.idle */
+    int idle;                       /* on sched.idle (idle_lock held) */
+    /* private queue: pinned coroutines and hand-ins from other threads */
+    pthread_mutex_t inbox_lock;
+    struct may_co *inbox_head, *inbox_tail;
+    _Atomic uint32_t inbox_len;
+    /* stack pool */
+    may__stack *pool;
+    size_t pool_len;
+    /* sanitizers */
+    void *asan_g0_bottom;
+    size_t asan_g0_size;
+    void *tsan_g0_fiber;
+    /* stats: written by the owner, read relaxed by may_stats */
+    _Atomic uint64_t n_switch, n_spawn, n_steal, n_park;
+} may__worker;
+
+typedef struct may__sched {
+    int nworkers;
+    may__worker **workers;
+    _Atomic int state; /* 0 stopped, 1 starting, 2 running, 3 stopping */
+    pthread_mutex_t start_lock;
+    may_config_t cfg;
+    _Atomic int stopping;
+    /* global run queue (work from plain threads, overflow) */
+    pthread_mutex_t gq_lock;
+    struct may_co *gq_head, *gq_tail;
+    _Atomic uint32_t gq_len;
+    /* idle workers */
+    pthread_mutex_t idle_lock;
+    may__worker *idle;
+    _Atomic int nidle;
+    _Atomic int nspinning;
+    _Atomic int poller_busy;        /* a worker is (about to be) in the poller */
+    _Atomic int64_t poller_until;   /* the poller's wake-up deadline */
+    /* counters */
+    _Atomic uint64_t next_id;
+    _Atomic int64_t alive;
+    _Atomic uint64_t spawned;
+} may__sched;
+
+extern may__sched may__S;
+
+/* The running worker, or NULL on a plain thread.  Never inlined, so a
+ * coroutine that moved to another thread across a switch re-reads it. */
+may__worker *may__cur_worker(void);
+may_co_t *may__cur_co(void);
+int may__ensure_started(void);
+/* Make co runnable (it must be off every queue and not running). */
+void may__ready(struct may_co *co);
+/* Switch the running coroutine out.  hook runs after the switch, on the
+ * context resumed next (it commits the park, requeues a yield, etc.). */
+void may__switch_out(may__worker *w, may__hook hook);
+int64_t may__now(void);
+
+/* ---- timers (src/timer.c) ---------------------------------------------- */
+
+void may__timer_arm(struct may_co *co, int64_t deadline);
+/* Disarm co's timer; after it returns the timer can no longer fire. */
+void may__timer_disarm(struct may_co *co);
+/* Fire due timers; returns how many coroutines it readied. */
+int may__timers_run(int64_t now);
+/* Earliest armed deadline or INT64_MAX (relaxed; may be stale). */
+int64_t may__timers_next(void);
+uint64_t may__timers_count(void);
+void may__timers_shutdown(void);
+
+/* ---- poller (src/poll_epoll.c): one backend behind five calls ----------- */
+
+int may__poll_init(void);
+void may__poll_close(void);
+/* Block until an event, the deadline (INT64_MAX: none) or a wake. */
+void may__poll_wait(int64_t deadline);
+/* Interrupt a may__poll_wait in progress (or the next one). */
+void may__poll_wake(void);
+const char *may__poll_name(void);
+
+int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel);
+int may__join_reap(may_co_t *co, void **result);
+
+/* ---- misc -------------------------------------------------------------- */
+
+void may__cls_run_destructors(void **cls);
+void may__scope_child_cancel_owned(struct may_co *co);
+void may__scope_owner_exit(struct may_co *co);
+_Noreturn void may__co_finish(struct may_co *co, void *result, int kind);
+void may__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * parker.c - the one way anything blocks: park until a flag is set.
+ *
+ * A coroutine's parker lives in its control block, a plain thread's in a
+ * thread-local.  The state is one 32-bit word (flags in internal.h):
+ *
+ *   state                     meaning
+ *   0                         running, nothing pending
+ *   PARKED                    asleep; the next waker must resume it
+ *   UTOKEN / WTOKEN           a wake-up is pending (user / internal)
+ *   TIMEOUT                   the armed deadline of the current wait passed
+ *   CANCEL                    cancelled, for good
+ *
+ * A waiter loops: if a flag in its mask is set it consumes it and returns;
+ * otherwise it commits PARKED with a CAS against the exact word it checked,
+ * so a flag set in between makes the CAS fail and the loop run again.  A
+ * waker sets its flag and, if PARKED was set, clears it in the same CAS and
+ * resumes the owner: exactly one waker resumes a parked owner.  A wake with a
+ * flag outside the waiter's mask (a user token during a join) resumes it, it
+ * finds nothing for itself and parks again, and the flag stays for later.
+ *
+ * For coroutines the PARKED commit happens in a hook after the switch (see
+ * sched.c), so the coroutine's context is saved before anyone can resume
+ * it.  For threads PARKED is committed before futex_wait, whose compare
+ * against the word closes the race.
+ *
+ * Priority when several flags are set: CANCEL, then the token, then TIMEOUT.
+ *
+ * Memory ordering: acq_rel on every CAS; a waker's writes before may__wake
+ * are visible to the waiter once it sees the flag.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static __thread may__parker thread_parker;
+
+may__parker *may__self_parker(void)
+{
+    may_co_t *co = may__cur_co();
+    return co ? &co->parker : &thread_parker;
+}
+
+void may__wait_prepare(may__parker *p)
+{
+    atomic_fetch_and_explicit(&p->word, ~(uint32_t)MAY__P_WTOKEN, memory_order_acq_rel);
+}
+
+void may__wake(may__parker *p, uint32_t flag)
+{
+    uint32_t v = atomic_load_explicit(&p->word, memory_order_relaxed);
+    uint32_t nv;
+    do {
+        nv = (v | flag) & ~(uint32_t)MAY__P_PARKED;
+    } while (!atomic_compare_exchange_weak_explicit(&p->word, &v, nv, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    if (!(v & MAY__P_PARKED))
+        return;
+    if (p->co)
+        may__ready(p->co);
+    else
+        syscall(SYS_futex, &p->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* What a wait with this mask returns for word v, or 1 to keep waiting. */
+static int consume(may__parker *p, uint32_t v, uint32_t mask)
+{
+    uint32_t hit = v & mask;
+    if (hit & MAY__P_CANCEL)
+        return -ECANCELED;
+    uint32_t tok = hit & (MAY__P_UTOKEN | MAY__P_WTOKEN);
+    if (tok) {
+        atomic_fetch_and_explicit(&p->word, ~tok, memory_order_acq_rel);
+        return 0;
+    }
+    if (hit & MAY__P_TIMEOUT)
+        return -ETIMEDOUT;
+    return 1;
+}
+
+static void commit_park_hook(may__worker *w, struct may_co *co)
+{
+    (void)w;
+    may__parker *p = &co->parker;
+    uint32_t mask = co->park_mask; /* set by park_co before the switch */
+    uint32_t v = atomic_load_explicit(&p->word, memory_order_acquire);
+    for (;;) {
+        if (v & mask) {
+            may__ready(co); /* a wake came in before we slept */
+            return;
+        }
+        if (atomic_compare_exchange_weak_explicit(&p->word, &v, v | MAY__P_PARKED,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return;
+    }
+}
+
+static int park_co(struct may_co *co, uint32_t mask, int64_t deadline)
+{
+    may__parker *p = &co->parker;
+    int armed = 0;
+    int r;
+    if (deadline >= 0)
+        mask |= MAY__P_TIMEOUT;
+    for (;;) {
+        uint32_t v = atomic_load_explicit(&p->word, memory_order_acquire);
+        r = consume(p, v, mask);
+        if (r <= 0)
+            break;
+        if (deadline == 0) {
+            r = -ETIMEDOUT;
+            break;
+        }
+        if (deadline > 0 && !armed) {
+            if (deadline <= may__now()) {
+                r = -ETIMEDOUT;
+                break;
+            }
+            may__timer_arm(co, deadline);
+            armed = 1;
+        }
+        co->park_mask = mask;
+        may__switch_out(may__cur_worker(), (may__hook){ commit_park_hook, co });
+    }
+    if (armed)
+        may__timer_disarm(co);
+    if (deadline > 0)
+        atomic_fetch_and_explicit(&p->word, ~(uint32_t)MAY__P_TIMEOUT, memory_order_acq_rel);
+    return r;
+}
+
+static int park_thread(may__parker *p, uint32_t mask, int64_t deadline)
+{
+    for (;;) {
+        uint32_t v = atomic_load_explicit(&p->word, memory_order_acquire);
+        int r = consume(p, v, mask);
+        if (r <= 0)
+            return r;
+        if (deadline == 0)
+            return -ETIMEDOUT;
+        struct timespec ts, *tsp = NULL;
+        if (deadline > 0) {
+            if (deadline <= may__now())
+                return -ETIMEDOUT;
+            ts.tv_sec = deadline / 1000000000;
+            ts.tv_nsec = deadline % 1000000000;
+            tsp = &ts;
+        }
+        if (!atomic_compare_exchange_weak_explicit(&p->word, &v, v | MAY__P_PARKED,
+                                                   memory_order_acq_rel, memory_order_relaxed))
+            continue;
+        /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+        syscall(SYS_futex, &p->word, FUTEX_WAIT_BITSET_PRIVATE, v | MAY__P_PARKED, tsp, NULL,
+                FUTEX_BITSET_MATCH_ANY);
+        atomic_fetch_and_explicit(&p->word, ~(uint32_t)MAY__P_PARKED, memory_order_acq_rel);
+    }
+}
+
+int may__park_common(may__parker *p, uint32_t mask, int64_t deadline)
+{
+    if (p->co)
+        return park_co(p->co, mask, deadline);
+    return park_thread(p, mask & ~(uint32_t)MAY__P_CANCEL, deadline);
+}
+
+int may__wait(may__parker *p, int64_t deadline, int ignore_cancel)
+{
+    uint32_t mask = MAY__P_WTOKEN | (ignore_cancel ? 0 : MAY__P_CANCEL);
+    return may__park_common(p, mask, deadline);
+}
+
+int may_park(int64_t deadline)
+{
+    may_co_t *co = may__cur_co();
+    if (!co)
+        return -EPERM;
+    return park_co(co, MAY__P_UTOKEN | MAY__P_CANCEL, deadline);
+}
+
+void may_unpark(may_co_t *co)
+{
+    if (co)
+        may__wake(&co->parker, MAY__P_UTOKEN);
+}
+
+int may_sleep_until(int64_t deadline)
+{
+    may_co_t *co = may__cur_co();
+    if (!co) {
+        if (deadline < 0)
+            return -EINVAL;
+        struct timespec ts = { .tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000 };
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        return 0;
+    }
+    int r = park_co(co, MAY__P_CANCEL, deadline < 0 ? MAY_FOREVER : deadline);
+    return r == -ECANCELED ? r : 0;
+}
+
+int may_sleep(int64_t ns)
+{
+    return may_sleep_until(may_deadline_in(ns < 0 ? 0 : ns));
+}

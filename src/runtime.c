@@ -1,0 +1,163 @@
+/*
+ * runtime.c - configuration, time, context set-up, and ending coroutines
+ * from any depth (may_exit, may_panic, cleanup handlers).
+ *
+ * may_exit and may_panic never unwind the C stack: there is nothing to
+ * unwind to.  They run the cleanup handlers the coroutine pushed (newest
+ * first), its coroutine-local destructors, and then switch away for good;
+ * the stack is reclaimed by whoever joins (or at once if detached).  So a
+ * panic ends one coroutine and every other coroutine runs on.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int64_t may_now(void)
+{
+    return may__now();
+}
+
+int64_t may_deadline_in(int64_t ns)
+{
+    if (ns < 0)
+        return MAY_FOREVER;
+    int64_t now = may__now();
+    if (ns > INT64_MAX - now)
+        return INT64_MAX;
+    return now + ns;
+}
+
+int may_configure(const may_config_t *cfg)
+{
+    if (!cfg)
+        return -EINVAL;
+    if (cfg->workers < 0 || cfg->workers > 1024)
+        return -EINVAL;
+    if (cfg->stack_size && (cfg->stack_size < 16384 || cfg->stack_size > ((size_t)1 << 30)))
+        return -EINVAL;
+    if (cfg->stack_mode < MAY_STACK_AUTO || cfg->stack_mode > MAY_STACK_DENSE)
+        return -EINVAL;
+    if (cfg->stack_pool > (1u << 20))
+        return -EINVAL;
+    pthread_mutex_lock(&may__S.start_lock);
+    if (atomic_load(&may__S.state) != 0) {
+        pthread_mutex_unlock(&may__S.start_lock);
+        return -EBUSY;
+    }
+    may__S.cfg = *cfg;
+    if (may__S.cfg.stack_size) {
+        size_t pg = may__page_size();
+        may__S.cfg.stack_size = (may__S.cfg.stack_size + pg - 1) & ~(pg - 1);
+    }
+    pthread_mutex_unlock(&may__S.start_lock);
+    return 0;
+}
+
+void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg)
+{
+    extern void may__ctx_start(void);
+    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    /* Frame popped by may__ctx_switch: fpctl, r15, r14, r13, r12, rbx, rbp,
+     * return address; after the ret, rsp == t (16-byte aligned). */
+    uint64_t *sp = (uint64_t *)t - 8;
+    memset(sp, 0, 8 * sizeof *sp);
+    sp[0] = 0x1F80 | ((uint64_t)0x037F << 32); /* default MXCSR, x87 CW */
+    sp[4] = (uint64_t)(uintptr_t)arg;          /* r12 */
+    sp[5] = (uint64_t)(uintptr_t)entry;        /* rbx */
+    sp[7] = (uint64_t)(uintptr_t)may__ctx_start;
+#elif defined(__aarch64__)
+    /* Frame popped by may__ctx_switch: x19..x30, d8..d15 (160 bytes). */
+    uint64_t *sp = (uint64_t *)t - 20;
+    memset(sp, 0, 20 * sizeof *sp);
+    sp[0] = (uint64_t)(uintptr_t)entry;          /* x19 */
+    sp[1] = (uint64_t)(uintptr_t)arg;            /* x20 */
+    sp[11] = (uint64_t)(uintptr_t)may__ctx_start; /* x30 */
+#else
+#error "unsupported architecture"
+#endif
+    ctx->sp = sp;
+}
+
+void may__fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("may: fatal: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+uint64_t may_co_id(const may_co_t *co)
+{
+    return co ? co->id : 0;
+}
+
+const char *may_co_name(const may_co_t *co)
+{
+    return co ? co->name : "";
+}
+
+long may_co_stack_used(const may_co_t *co)
+{
+    if (!co)
+        return -EINVAL;
+    if (!may__S.cfg.track_stack)
+        return -ENOTSUP;
+    return (long)may__stack_used(&co->stack);
+}
+
+_Noreturn void may_exit(void *result)
+{
+    may_co_t *co = may__cur_co();
+    if (!co)
+        pthread_exit(result);
+    may__co_finish(co, result, MAY_DONE);
+}
+
+_Noreturn void may_panic(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt ? fmt : "(null)", ap);
+    va_end(ap);
+    may_co_t *co = may__cur_co();
+    if (!co) {
+        fprintf(stderr, "may: thread panicked: %s\n", msg);
+        abort();
+    }
+    fprintf(stderr, "may: coroutine %llu \"%s\" panicked: %s\n", (unsigned long long)co->id,
+            co->name, msg);
+    may__co_finish(co, NULL, MAY_PANICKED);
+}
+
+static __thread may_cleanup_t *thread_cleanup;
+
+void may_cleanup_push(may_cleanup_t *node, void (*fn)(void *), void *arg)
+{
+    may_co_t *co = may__cur_co();
+    may_cleanup_t **head = co ? &co->cleanup : &thread_cleanup;
+    node->fn = fn;
+    node->arg = arg;
+    node->next = *head;
+    *head = node;
+}
+
+void may_cleanup_pop(bool execute)
+{
+    may_co_t *co = may__cur_co();
+    may_cleanup_t **head = co ? &co->cleanup : &thread_cleanup;
+    may_cleanup_t *n = *head;
+    if (!n)
+        return;
+    *head = n->next;
+    if (execute)
+        n->fn(n->arg);
+}

@@ -1,0 +1,1039 @@
+/*
+ * sched.c - the M:N scheduler.
+ *
+ * The model.  N worker threads (one per allowed CPU by default) run
+ * coroutines.  Each worker owns a run queue: a 256-slot ring that only the
+ * owner pushes to and that the owner and thieves pop from with a CAS on
+ * head (Go's runq), plus a one-slot "runnext" for the coroutine it just woke
+ * or spawned, which it runs next for cache locality.  A global queue under a
+ * mutex takes work from plain threads and ring overflow; a per-worker inbox
+ * takes coroutines that must run on that worker (pinned, or spawned with a
+ * preferred worker).  A worker that runs out of work checks, in order:
+ * global queue, inbox, due timers, then steals half of another worker's
+ * ring; if all fail it goes idle.
+ *
+ * Switching.  A coroutine that blocks picks its successor itself and
+ * switches straight to it (one switch, no trip through the scheduler's own
+ * stack).  Whatever must happen after the old context is saved (marking it
+ * parked, requeueing a yield, announcing its end) is a "hook" that the
+ * resumed context runs first thing.  This is what makes park/unpark races
+ * simple: the park is committed only when the coroutine's registers are
+ * saved, so an unpark that sees PARKED can resume it on any worker at once.
+ * Only when no successor is at hand does the coroutine switch to the
+ * worker's own stack (g0), which may sleep.
+ *
+ * Fairness.  A yield puts the coroutine at the tail of the ring; every 61st
+ * scheduling round takes from the global queue and the inbox first (so
+ * outside work is not starved) and checks timers; runnext can be taken at
+ * most 32 times in a row before the ring's head gets a turn.
+ *
+ * Idle.  An idle worker puts itself on the idle list and sleeps: the first
+ * becomes the poller (may__poll_wait until the earliest timer), the others
+ * futex_wait on their sleep_word.  Waking follows Go's "spinning" rule: when
+ * work is queued and some worker is idle but none is spinning (looking for
+ * work), one idle worker is woken and spins; a spinning worker that finds
+ * work wakes another if it was the last spinner.  So a burst of work wakes
+ * workers one by one and a quiet runtime makes no wake-ups at all.
+ *
+ * Lost wake-ups are excluded by Dekker pairs, all seq_cst: a producer pushes
+ * then reads nidle; an idler publishes itself on the idle list then
+ * re-checks every queue.  A waker stores sleep_word = 0 then reads polling;
+ * the idler stores polling = 1 then reads sleep_word.
+ *
+ * Rejected: a single global queue (contention, no locality); a dedicated
+ * poller thread (a thread hop per I/O readiness); waking every idle worker
+ * per spawn (thundering herd); switching always through g0 (twice the
+ * switches per hand-off).
+ */
+#include "internal.h"
+#include "san.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+may__sched may__S = {
+    .start_lock = PTHREAD_MUTEX_INITIALIZER,
+    .gq_lock = PTHREAD_MUTEX_INITIALIZER,
+    .idle_lock = PTHREAD_MUTEX_INITIALIZER,
+    .poller_until = INT64_MIN,
+};
+
+static __thread may__worker *tls_worker;
+static __thread void *tls_fake; /* ASan fake stack of a thread's own stack */
+
+#define STAT_INC(x) \
+    atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, \
+                          memory_order_relaxed)
+
+MAY_NOINLINE may__worker *may__cur_worker(void)
+{
+    may__worker *w = tls_worker;
+    __asm__ volatile("" ::: "memory");
+    return w;
+}
+
+may_co_t *may__cur_co(void)
+{
+    may__worker *w = may__cur_worker();
+    return w ? w->cur : NULL;
+}
+
+int64_t may__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, addr, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
+/* ---- run queues --------------------------------------------------------- */
+
+/* Owner only.  With a single worker there are no thieves, and the ring can
+ * be used without read-modify-write instructions. */
+static void gq_push_list(struct may_co *first, struct may_co *last, uint32_t n)
+{
+    pthread_mutex_lock(&may__S.gq_lock);
+    last->next = NULL;
+    if (may__S.gq_tail)
+        may__S.gq_tail->next = first;
+    else
+        may__S.gq_head = first;
+    may__S.gq_tail = last;
+    atomic_fetch_add_explicit(&may__S.gq_len, n, memory_order_seq_cst);
+    pthread_mutex_unlock(&may__S.gq_lock);
+}
+
+static void runq_push(may__worker *w, struct may_co *co)
+{
+    may__runq *q = &w->q;
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        if (t - h < MAY__RUNQ_SIZE) {
+            atomic_store_explicit(&q->buf[t % MAY__RUNQ_SIZE], co, memory_order_relaxed);
+            /* release: pairs with the acquire of tail in runq_grab */
+            atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+            return;
+        }
+        /* Full: move half of it and co to the global queue. */
+        uint32_t n = MAY__RUNQ_SIZE / 2;
+        struct may_co *batch[MAY__RUNQ_SIZE / 2];
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(&q->buf[(h + i) % MAY__RUNQ_SIZE], memory_order_relaxed);
+        if (!atomic_compare_exchange_strong_explicit(&q->head, &h, h + n, memory_order_release,
+                                                     memory_order_relaxed))
+            continue; /* a thief took some; there is room now */
+        for (uint32_t i = 0; i + 1 < n; i++)
+            batch[i]->next = batch[i + 1];
+        batch[n - 1]->next = co;
+        gq_push_list(batch[0], co, n + 1);
+        return;
+    }
+}
+
+static struct may_co *runq_pop(may__worker *w)
+{
+    may__runq *q = &w->q;
+    if (may__S.nworkers == 1) {
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+        if (h == atomic_load_explicit(&q->tail, memory_order_relaxed))
+            return NULL;
+        struct may_co *co = atomic_load_explicit(&q->buf[h % MAY__RUNQ_SIZE], memory_order_relaxed);
+        atomic_store_explicit(&q->head, h + 1, memory_order_relaxed);
+        return co;
+    }
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        struct may_co *co = atomic_load_explicit(&q->buf[h % MAY__RUNQ_SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return co;
+    }
+}
+
+static uint32_t runq_len(may__worker *w)
+{
+    uint32_t h = atomic_load_explicit(&w->q.head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&w->q.tail, memory_order_acquire);
+    return t - h;
+}
+
+/* Take half of victim's ring into batch.  Any thread. */
+static uint32_t runq_grab(may__worker *v, struct may_co **batch, int take_next)
+{
+    may__runq *q = &v->q;
+    for (;;) {
+        /* acquire: pairs with the release stores of head and tail */
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        uint32_t n = t - h;
+        n = n - n / 2;
+        if (n == 0) {
+            if (take_next) {
+                struct may_co *co = atomic_load_explicit(&v->runnext, memory_order_acquire);
+                if (co && atomic_compare_exchange_strong(&v->runnext, &co, NULL)) {
+                    batch[0] = co;
+                    return 1;
+                }
+            }
+            return 0;
+        }
+        if (n > MAY__RUNQ_SIZE / 2)
+            continue; /* h and t were read at different times */
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(&q->buf[(h + i) % MAY__RUNQ_SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_strong_explicit(&q->head, &h, h + n, memory_order_acq_rel,
+                                                    memory_order_relaxed))
+            return n;
+    }
+}
+
+static struct may_co *gq_pop(may__worker *w, uint32_t max)
+{
+    if (atomic_load_explicit(&may__S.gq_len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&may__S.gq_lock);
+    struct may_co *co = may__S.gq_head;
+    if (!co) {
+        pthread_mutex_unlock(&may__S.gq_lock);
+        return NULL;
+    }
+    uint32_t len = atomic_load_explicit(&may__S.gq_len, memory_order_relaxed);
+    uint32_t n = len / (uint32_t)may__S.nworkers + 1;
+    if (n > max)
+        n = max;
+    if (n > MAY__RUNQ_SIZE / 2)
+        n = MAY__RUNQ_SIZE / 2;
+    struct may_co *rest = co->next;
+    uint32_t taken = 1;
+    struct may_co *extra[MAY__RUNQ_SIZE / 2];
+    uint32_t ne = 0;
+    while (taken < n && rest) {
+        extra[ne++] = rest;
+        rest = rest->next;
+        taken++;
+    }
+    may__S.gq_head = rest;
+    if (!rest)
+        may__S.gq_tail = NULL;
+    atomic_fetch_sub_explicit(&may__S.gq_len, taken, memory_order_relaxed);
+    pthread_mutex_unlock(&may__S.gq_lock);
+    for (uint32_t i = 0; i < ne; i++)
+        runq_push(w, extra[i]);
+    return co;
+}
+
+static void inbox_push(may__worker *w, struct may_co *co)
+{
+    pthread_mutex_lock(&w->inbox_lock);
+    co->next = NULL;
+    if (w->inbox_tail)
+        w->inbox_tail->next = co;
+    else
+        w->inbox_head = co;
+    w->inbox_tail = co;
+    atomic_fetch_add_explicit(&w->inbox_len, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&w->inbox_lock);
+}
+
+static struct may_co *inbox_pop(may__worker *w)
+{
+    if (atomic_load_explicit(&w->inbox_len, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&w->inbox_lock);
+    struct may_co *co = w->inbox_head;
+    if (co) {
+        w->inbox_head = co->next;
+        if (!w->inbox_head)
+            w->inbox_tail = NULL;
+        atomic_fetch_sub_explicit(&w->inbox_len, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&w->inbox_lock);
+    return co;
+}
+
+/* ---- waking idle workers ------------------------------------------------ */
+
+static void wake_raw(may__worker *w)
+{
+    /* seq_cst: Dekker pair with the idler's store of polling / load of
+     * sleep_word in go_idle(). */
+    atomic_store(&w->sleep_word, 0);
+    if (atomic_load(&w->polling))
+        may__poll_wake();
+    else
+        futex(&w->sleep_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+static void idle_remove_locked(may__worker *w)
+{
+    may__worker **pp = &may__S.idle;
+    while (*pp && *pp != w)
+        pp = &(*pp)->idle_next;
+    if (*pp) {
+        *pp = w->idle_next;
+        w->idle = 0;
+        atomic_fetch_sub(&may__S.nidle, 1);
+    }
+}
+
+/* Wake one idle worker to look for work, unless one is already looking. */
+static void wakep(void)
+{
+    if (atomic_load(&may__S.nidle) == 0)
+        return;
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&may__S.nspinning, &zero, 1))
+        return;
+    pthread_mutex_lock(&may__S.idle_lock);
+    may__worker *pick = NULL;
+    for (may__worker *i = may__S.idle; i; i = i->idle_next) {
+        pick = i;
+        if (!atomic_load(&i->polling))
+            break; /* prefer one that is not watching the poller */
+    }
+    if (!pick) {
+        pthread_mutex_unlock(&may__S.idle_lock);
+        atomic_fetch_sub(&may__S.nspinning, 1);
+        return;
+    }
+    idle_remove_locked(pick);
+    pick->spinning = 1; /* counted in nspinning by the CAS above */
+    pthread_mutex_unlock(&may__S.idle_lock);
+    wake_raw(pick);
+}
+
+static void wake_worker(may__worker *w)
+{
+    pthread_mutex_lock(&may__S.idle_lock);
+    idle_remove_locked(w);
+    pthread_mutex_unlock(&may__S.idle_lock);
+    wake_raw(w);
+}
+
+/* ---- making coroutines runnable ----------------------------------------- */
+
+void may__ready(struct may_co *co)
+{
+    if (MAY_UNLIKELY(co->pinned >= 0)) {
+        may__worker *pw = may__S.workers[co->pinned];
+        inbox_push(pw, co);
+        if (may__cur_worker() != pw)
+            wake_worker(pw);
+        return;
+    }
+    may__worker *w = may__cur_worker();
+    if (w) {
+        struct may_co *old = atomic_exchange_explicit(&w->runnext, co, memory_order_acq_rel);
+        if (!old)
+            return;
+        runq_push(w, old);
+        if (atomic_load(&may__S.nidle) > 0)
+            wakep();
+        return;
+    }
+    gq_push_list(co, co, 1);
+    wakep();
+}
+
+/* ---- picking the next coroutine ----------------------------------------- */
+
+/* Non-blocking: runnext, ring, inbox, global queue.  Usable anywhere. */
+static struct may_co *pick_fast(may__worker *w)
+{
+    struct may_co *co;
+    w->tick++;
+    if (MAY_UNLIKELY(w->tick % 61 == 0)) {
+        if ((co = inbox_pop(w)) || (co = gq_pop(w, 1)))
+            return co;
+        if (may__timers_next() != INT64_MAX)
+            may__timers_run(may__now());
+    }
+    if (atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
+        if (w->runnext_streak < 32 || runq_len(w) == 0) {
+            co = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
+            if (co) {
+                w->runnext_streak++;
+                return co;
+            }
+        }
+    }
+    w->runnext_streak = 0;
+    if ((co = runq_pop(w)))
+        return co;
+    if ((co = inbox_pop(w)))
+        return co;
+    return gq_pop(w, MAY__RUNQ_SIZE / 2);
+}
+
+static int work_available(void)
+{
+    if (atomic_load(&may__S.gq_len))
+        return 1;
+    for (int i = 0; i < may__S.nworkers; i++) {
+        may__worker *v = may__S.workers[i];
+        if (runq_len(v) || atomic_load(&v->runnext) || atomic_load(&v->inbox_len))
+            return 1;
+    }
+    return may__timers_next() <= may__now();
+}
+
+static struct may_co *steal(may__worker *w)
+{
+    struct may_co *batch[MAY__RUNQ_SIZE / 2];
+    int n = may__S.nworkers;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        w->rand ^= w->rand << 13;
+        w->rand ^= w->rand >> 7;
+        w->rand ^= w->rand << 17;
+        int start = (int)(w->rand % (uint64_t)n);
+        for (int k = 0; k < n; k++) {
+            may__worker *v = may__S.workers[(start + k) % n];
+            if (v == w)
+                continue;
+            uint32_t got = runq_grab(v, batch, attempt == 3);
+            if (got) {
+                for (uint32_t i = 1; i < got; i++)
+                    runq_push(w, batch[i]);
+                atomic_fetch_add_explicit(&w->n_steal, got, memory_order_relaxed);
+                return batch[0];
+            }
+        }
+    }
+    return NULL;
+}
+
+static void stop_spinning(may__worker *w)
+{
+    if (!w->spinning)
+        return;
+    w->spinning = 0;
+    /* The last spinner to find work wakes another: there may be more. */
+    if (atomic_fetch_sub(&may__S.nspinning, 1) == 1)
+        wakep();
+}
+
+static void go_idle(may__worker *w)
+{
+    atomic_store(&w->sleep_word, 1);
+    pthread_mutex_lock(&may__S.idle_lock);
+    w->idle_next = may__S.idle;
+    may__S.idle = w;
+    w->idle = 1;
+    atomic_fetch_add(&may__S.nidle, 1);
+    pthread_mutex_unlock(&may__S.idle_lock);
+
+    /* seq_cst re-check: pairs with the producer's push then load of nidle */
+    if (!work_available() && !atomic_load(&may__S.stopping)) {
+        int zero = 0;
+        if (atomic_compare_exchange_strong(&may__S.poller_busy, &zero, 1)) {
+            atomic_store(&w->polling, 1);
+            atomic_store(&may__S.poller_until, INT64_MAX);
+            int64_t dl = may__timers_next();
+            atomic_store(&may__S.poller_until, dl);
+            if (atomic_load(&w->sleep_word) == 1 && !work_available()) {
+                STAT_INC(w->n_park);
+                may__poll_wait(dl);
+            }
+            atomic_store(&may__S.poller_until, INT64_MIN);
+            atomic_store(&w->polling, 0);
+            atomic_store(&may__S.poller_busy, 0);
+        } else {
+            STAT_INC(w->n_park);
+            while (atomic_load(&w->sleep_word) == 1 && !atomic_load(&may__S.stopping))
+                futex(&w->sleep_word, FUTEX_WAIT_PRIVATE, 1, NULL);
+        }
+    }
+    pthread_mutex_lock(&may__S.idle_lock);
+    if (w->idle)
+        idle_remove_locked(w);
+    pthread_mutex_unlock(&may__S.idle_lock);
+}
+
+/* On g0: find something to run, sleeping if there is nothing.  NULL when
+ * the runtime is stopping. */
+static struct may_co *find_runnable(may__worker *w)
+{
+    for (;;) {
+        if (MAY_UNLIKELY(atomic_load_explicit(&may__S.stopping, memory_order_acquire)))
+            return NULL;
+        struct may_co *co = pick_fast(w);
+        if (!co && may__timers_next() != INT64_MAX && may__timers_run(may__now()))
+            co = pick_fast(w);
+        if (!co && may__S.nworkers > 1) {
+            if (!w->spinning &&
+                2 * atomic_load(&may__S.nspinning) < may__S.nworkers - atomic_load(&may__S.nidle)) {
+                w->spinning = 1;
+                atomic_fetch_add(&may__S.nspinning, 1);
+            }
+            if (w->spinning)
+                co = steal(w);
+        }
+        if (co) {
+            stop_spinning(w);
+            return co;
+        }
+        if (w->spinning) {
+            w->spinning = 0;
+            atomic_fetch_sub(&may__S.nspinning, 1);
+            if (work_available())
+                continue;
+        }
+        go_idle(w);
+    }
+}
+
+/* ---- switching ---------------------------------------------------------- */
+
+static inline void run_hook(may__worker *w)
+{
+    if (w->hook.fn) {
+        may__hook h = w->hook;
+        w->hook.fn = NULL;
+        h.fn(w, h.co);
+    }
+}
+
+static inline void *stack_bottom(struct may_co *co)
+{
+    return co->stack.lo;
+}
+
+static inline size_t stack_extent(struct may_co *co)
+{
+    return (size_t)((char *)co - co->stack.lo);
+}
+
+void may__stack_overflow_detected(const struct may_co *co);
+
+static inline void guard_check(struct may_co *co)
+{
+    if (MAY_UNLIKELY(!co->stack.guarded) && may__stack_guard_hit(&co->stack))
+        may__stack_overflow_detected(co);
+}
+
+/* g0 -> co.  Returns when some coroutine switches back to g0. */
+static void run_co(may__worker *w, struct may_co *co)
+{
+    w->cur = co;
+    STAT_INC(w->n_switch);
+    san_begin(&tls_fake, stack_bottom(co), stack_extent(co), co->tsan_fiber);
+    may__ctx_switch(&w->sched_ctx, &co->ctx, NULL);
+    san_end(tls_fake);
+    w->cur = NULL;
+    run_hook(w);
+}
+
+/* co (running on w) -> next, or -> g0 when next is NULL. */
+static void switch_from(may__worker *w, struct may_co *self, struct may_co *next, int exiting)
+{
+    void **fake = exiting ? NULL : &self->asan_fake;
+    if (next) {
+        w->cur = next;
+        STAT_INC(w->n_switch);
+        san_begin(fake, stack_bottom(next), stack_extent(next), next->tsan_fiber);
+        may__ctx_switch(&self->ctx, &next->ctx, NULL);
+    } else {
+        w->cur = NULL;
+        san_begin(fake, w->asan_g0_bottom, w->asan_g0_size, w->tsan_g0_fiber);
+        may__ctx_switch(&self->ctx, &w->sched_ctx, NULL);
+    }
+    /* Resumed, perhaps on another thread. */
+    w = may__cur_worker();
+    san_end(self->asan_fake);
+    run_hook(w);
+}
+
+void may__switch_out(may__worker *w, may__hook hook)
+{
+    struct may_co *self = w->cur;
+    guard_check(self);
+    w->hook = hook;
+    switch_from(w, self, pick_fast(w), 0);
+}
+
+static void requeue_hook(may__worker *w, struct may_co *co)
+{
+    runq_push(w, co);
+}
+
+void may_yield(void)
+{
+    may__worker *w = may__cur_worker();
+    if (!w || !w->cur) {
+        sched_yield();
+        return;
+    }
+    struct may_co *self = w->cur;
+    struct may_co *next = pick_fast(w);
+    if (!next)
+        return; /* nothing else to run here */
+    if (self->pinned >= 0) {
+        w->hook = (may__hook){ .fn = NULL };
+        inbox_push(w, self);
+    } else {
+        w->hook = (may__hook){ requeue_hook, self };
+    }
+    guard_check(self);
+    switch_from(w, self, next, 0);
+}
+
+/* ---- coroutine life cycle ----------------------------------------------- */
+
+static void co_free(struct may_co *co)
+{
+    may__stack st = co->stack; /* co lives inside st */
+    san_fiber_free(co->tsan_fiber);
+    free(co->cls);
+    may__stack_free(&st);
+}
+
+static void finish_hook(may__worker *w, struct may_co *co)
+{
+    (void)w;
+    guard_check(co);
+    int js = MAY__JS_RUNNING;
+    /* seq_cst: pairs with the joiner's store of joiner / load of state */
+    if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DONE)) {
+        may__parker *j = atomic_exchange(&co->joiner, (may__parker *)1);
+        if (j)
+            may__wake(j, MAY__P_WTOKEN);
+    } else {
+        co_free(co); /* detached */
+    }
+    atomic_fetch_sub(&may__S.alive, 1);
+}
+
+_Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
+{
+    while (co->cleanup) {
+        may_cleanup_t *c = co->cleanup;
+        co->cleanup = c->next;
+        c->fn(c->arg);
+    }
+    if (co->cls)
+        may__cls_run_destructors(co->cls);
+    if (co->owned)
+        may__scope_owner_exit(co);
+    if (kind == MAY_DONE && atomic_load(&co->cancelled))
+        kind = MAY_CANCELED;
+    co->result = result;
+    co->exit_kind = kind;
+    if (MAY_UNLIKELY(may__S.cfg.track_stack))
+        fprintf(stderr, "may: coroutine %llu \"%s\" ended: stack size = %zu, used size = %zu\n",
+                (unsigned long long)co->id, co->name, co->stack.size, may__stack_used(&co->stack));
+    may__worker *w = may__cur_worker();
+    w->hook = (may__hook){ finish_hook, co };
+    switch_from(w, co, pick_fast(w), 1);
+    __builtin_unreachable();
+}
+
+static void co_entry(void *arg)
+{
+    struct may_co *co = arg;
+    may__worker *w = may__cur_worker();
+    san_end(NULL);
+    run_hook(w);
+    if (atomic_load_explicit(&co->cancelled, memory_order_relaxed))
+        may__co_finish(co, NULL, MAY_CANCELED);
+    co->started = 1;
+    may__co_finish(co, co->fn(co->arg), MAY_DONE);
+}
+
+int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *opts)
+{
+    static const may_spawn_opts_t defaults = { 0 };
+    if (!opts)
+        opts = &defaults;
+    if (out)
+        *out = NULL;
+    if (!fn)
+        return -EINVAL;
+    if (!(opts->flags & MAY_SPAWN_DETACHED) && !out)
+        return -EINVAL;
+    if (opts->stack_size && (opts->stack_size < 16384 || opts->stack_size > ((size_t)1 << 30)))
+        return -EINVAL;
+    int r = may__ensure_started();
+    if (r < 0)
+        return r;
+    int target = -1;
+    if (opts->flags & (MAY_SPAWN_WORKER | MAY_SPAWN_PINNED)) {
+        if (opts->worker < 0 || opts->worker >= may__S.nworkers)
+            return -EINVAL;
+        target = opts->worker;
+    }
+    may__stack st;
+    r = may__stack_alloc(&st, opts->stack_size);
+    if (r < 0)
+        return r;
+    struct may_co *co =
+        (struct may_co *)((uintptr_t)(st.base + st.size - sizeof(struct may_co)) & ~(uintptr_t)63);
+    memset(co, 0, sizeof *co);
+    co->stack = st;
+    co->parker.co = co;
+    co->fn = fn;
+    co->arg = arg;
+    co->id = atomic_fetch_add_explicit(&may__S.next_id, 1, memory_order_relaxed) + 1;
+    co->timer_idx = SIZE_MAX;
+    co->pinned = (opts->flags & MAY_SPAWN_PINNED) ? target : -1;
+    if (opts->flags & MAY_SPAWN_DETACHED)
+        atomic_store_explicit(&co->join_state, MAY__JS_DETACHED, memory_order_relaxed);
+    if (opts->name) {
+        size_t n = strnlen(opts->name, sizeof co->name - 1);
+        memcpy(co->name, opts->name, n);
+    }
+    char *top = (char *)((uintptr_t)co & ~(uintptr_t)15);
+    if (MAY_UNLIKELY(may__S.cfg.track_stack))
+        may__stack_fill_mark(&co->stack, top);
+    may__ctx_make(&co->ctx, top, co_entry, co);
+    co->tsan_fiber = san_fiber_new();
+    atomic_fetch_add_explicit(&may__S.alive, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&may__S.spawned, 1, memory_order_relaxed);
+    may__worker *w = may__cur_worker();
+    if (w)
+        STAT_INC(w->n_spawn);
+    if (out)
+        *out = co;
+    if (target >= 0) {
+        may__worker *tw = may__S.workers[target];
+        inbox_push(tw, co);
+        if (tw != w)
+            wake_worker(tw);
+    } else {
+        may__ready(co);
+    }
+    return 0;
+}
+
+int may_go(may_fn_t fn, void *arg)
+{
+    may_spawn_opts_t o = { .flags = MAY_SPAWN_DETACHED };
+    return may_spawn(NULL, fn, arg, &o);
+}
+
+/* Wait until co has ended, without releasing it.  0 when it has. */
+int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
+{
+    if (atomic_load(&co->join_state) == MAY__JS_DONE)
+        return 0;
+    may__parker *p = may__self_parker();
+    may__wait_prepare(p);
+    may__parker *expect = NULL;
+    if (!atomic_compare_exchange_strong(&co->joiner, &expect, p))
+        /* (parker *)1: it ended after our first look, and no wake is due */
+        return expect == (may__parker *)1 ? 0 : -EINVAL;
+    int woken = 0;
+    for (;;) {
+        /* seq_cst: pairs with finish_hook's CAS of join_state */
+        if (atomic_load(&co->join_state) == MAY__JS_DONE)
+            break;
+        int r = may__wait(p, deadline, ignore_cancel);
+        if (r == 0) {
+            woken = 1; /* only the ending coroutine knows our parker */
+            continue;
+        }
+        expect = p;
+        if (atomic_compare_exchange_strong(&co->joiner, &expect, NULL))
+            return r;
+        break; /* it ended and took our parker */
+    }
+    /* It has taken our parker (DONE is set before it does) and wakes it:
+     * wait for that wake, so nothing touches our parker after we return. */
+    if (!woken)
+        while (may__wait(p, MAY_FOREVER, 1) != 0)
+            ;
+    return 0;
+}
+
+int may__join_reap(may_co_t *co, void **result)
+{
+    int kind = co->exit_kind;
+    if (result)
+        *result = co->result;
+    co_free(co);
+    return kind;
+}
+
+int may_join(may_co_t *co, int64_t deadline, void **result)
+{
+    if (!co)
+        return -EINVAL;
+    if (co == may__cur_co())
+        return -EDEADLK;
+    if (atomic_load(&co->join_state) == MAY__JS_DETACHED)
+        return -EINVAL;
+    int r = may__join_wait(co, deadline, 0);
+    if (r < 0)
+        return r;
+    return may__join_reap(co, result);
+}
+
+int may_detach(may_co_t *co)
+{
+    if (!co)
+        return -EINVAL;
+    if (atomic_load(&co->joiner))
+        return -EINVAL;
+    int js = MAY__JS_RUNNING;
+    if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DETACHED))
+        return 0;
+    if (js == MAY__JS_DONE) {
+        co_free(co);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int may_cancel(may_co_t *co)
+{
+    if (!co)
+        return -EINVAL;
+    if (atomic_exchange(&co->cancelled, 1) == 0) {
+        may__wake(&co->parker, MAY__P_CANCEL);
+        if (co->owned)
+            may__scope_child_cancel_owned(co);
+    }
+    return 0;
+}
+
+bool may_cancelled(void)
+{
+    may_co_t *co = may__cur_co();
+    return co && atomic_load_explicit(&co->cancelled, memory_order_relaxed);
+}
+
+may_co_t *may_self(void)
+{
+    return may__cur_co();
+}
+
+bool may_in_coroutine(void)
+{
+    return may__cur_co() != NULL;
+}
+
+int may_worker_id(void)
+{
+    may__worker *w = may__cur_worker();
+    return w ? w->index : -1;
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+void may__stack_pool_drain(may__worker *w);
+
+static void *worker_main(void *arg)
+{
+    may__worker *w = arg;
+    tls_worker = w;
+    may__altstack_setup();
+    if (may__S.cfg.pin_workers) {
+        cpu_set_t all, one;
+        if (sched_getaffinity(0, sizeof all, &all) == 0) {
+            int k = 0;
+            for (int c = 0; c < CPU_SETSIZE; c++) {
+                if (!CPU_ISSET(c, &all))
+                    continue;
+                if (k++ == w->index % CPU_COUNT(&all)) {
+                    CPU_ZERO(&one);
+                    CPU_SET(c, &one);
+                    sched_setaffinity(0, sizeof one, &one);
+                    break;
+                }
+            }
+        }
+    }
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &w->asan_g0_bottom, &w->asan_g0_size);
+        pthread_attr_destroy(&attr);
+    }
+    w->tsan_g0_fiber = san_fiber_cur();
+    for (;;) {
+        struct may_co *co = find_runnable(w);
+        if (!co)
+            break;
+        run_co(w, co);
+    }
+    may__stack_pool_drain(w);
+    may__altstack_free();
+    tls_worker = NULL;
+    return NULL;
+}
+
+static int default_workers(void)
+{
+    const char *e = getenv("MAY_WORKERS");
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (*end == 0 && v > 0 && v <= 1024)
+            return (int)v;
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void free_workers(int n)
+{
+    for (int i = 0; i < n; i++) {
+        may__worker *w = may__S.workers[i];
+        pthread_mutex_destroy(&w->inbox_lock);
+        free(w->pool);
+        free(w);
+    }
+    free(may__S.workers);
+    may__S.workers = NULL;
+}
+
+static void stop_workers(int started)
+{
+    atomic_store(&may__S.stopping, 1);
+    for (int i = 0; i < started; i++)
+        wake_raw(may__S.workers[i]);
+    may__poll_wake();
+    for (int i = 0; i < started; i++)
+        pthread_join(may__S.workers[i]->thread, NULL);
+}
+
+int may__ensure_started(void)
+{
+    if (MAY_LIKELY(atomic_load_explicit(&may__S.state, memory_order_acquire) == 2))
+        return 0;
+    pthread_mutex_lock(&may__S.start_lock);
+    if (atomic_load(&may__S.state) == 2) {
+        pthread_mutex_unlock(&may__S.start_lock);
+        return 0;
+    }
+    int r = -ENOMEM;
+    int n = may__S.cfg.workers > 0 ? may__S.cfg.workers : default_workers();
+    size_t cap = may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
+    atomic_store(&may__S.stopping, 0);
+    atomic_store(&may__S.nidle, 0);
+    atomic_store(&may__S.nspinning, 0);
+    atomic_store(&may__S.poller_busy, 0);
+    atomic_store(&may__S.poller_until, INT64_MIN);
+    may__S.idle = NULL;
+    may__S.workers = calloc((size_t)n, sizeof *may__S.workers);
+    if (!may__S.workers)
+        goto out_unlock;
+    int made = 0;
+    for (; made < n; made++) {
+        may__worker *w = aligned_alloc(MAY_CACHELINE, (sizeof *w + MAY_CACHELINE - 1) &
+                                                          ~(size_t)(MAY_CACHELINE - 1));
+        if (!w)
+            goto out_free;
+        memset(w, 0, sizeof *w);
+        w->pool = calloc(cap, sizeof *w->pool);
+        if (!w->pool) {
+            free(w);
+            goto out_free;
+        }
+        w->index = made;
+        w->rand = 0x9e3779b97f4a7c15ULL * (uint64_t)(made + 1);
+        pthread_mutex_init(&w->inbox_lock, NULL);
+        may__S.workers[made] = w;
+    }
+    may__S.nworkers = n;
+    r = may__poll_init();
+    if (r < 0)
+        goto out_free;
+    may__stack_segv_install();
+    int started = 0;
+    for (; started < n; started++) {
+        int e = pthread_create(&may__S.workers[started]->thread, NULL, worker_main,
+                               may__S.workers[started]);
+        if (e) {
+            r = -e;
+            goto out_stop;
+        }
+    }
+    atomic_store_explicit(&may__S.state, 2, memory_order_release);
+    pthread_mutex_unlock(&may__S.start_lock);
+    return 0;
+out_stop:
+    stop_workers(started);
+    may__poll_close();
+out_free:
+    free_workers(made);
+    may__S.nworkers = 0;
+out_unlock:
+    pthread_mutex_unlock(&may__S.start_lock);
+    return r;
+}
+
+int may_start(void)
+{
+    return may__ensure_started();
+}
+
+int may_workers(void)
+{
+    if (may__ensure_started() < 0)
+        return 0;
+    return may__S.nworkers;
+}
+
+int may_shutdown(void)
+{
+    if (may__cur_worker())
+        return -EPERM;
+    pthread_mutex_lock(&may__S.start_lock);
+    if (atomic_load(&may__S.state) != 2) {
+        pthread_mutex_unlock(&may__S.start_lock);
+        return 0;
+    }
+    if (atomic_load(&may__S.alive) != 0) {
+        pthread_mutex_unlock(&may__S.start_lock);
+        return -EBUSY;
+    }
+    stop_workers(may__S.nworkers);
+    may__poll_close();
+    free_workers(may__S.nworkers);
+    may__S.nworkers = 0;
+    may__timers_shutdown();
+    may__stacks_shutdown();
+    atomic_store(&may__S.state, 0);
+    pthread_mutex_unlock(&may__S.start_lock);
+    return 0;
+}
+
+void may_stats(may_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->alive = (uint64_t)atomic_load(&may__S.alive);
+    out->spawned = atomic_load(&may__S.spawned);
+    out->timers = may__timers_count();
+    if (atomic_load_explicit(&may__S.state, memory_order_acquire) != 2)
+        return;
+    out->workers = may__S.nworkers;
+    for (int i = 0; i < may__S.nworkers; i++) {
+        may__worker *w = may__S.workers[i];
+        may_worker_stats_t s = {
+            .switches = atomic_load_explicit(&w->n_switch, memory_order_relaxed),
+            .spawns = atomic_load_explicit(&w->n_spawn, memory_order_relaxed),
+            .steals = atomic_load_explicit(&w->n_steal, memory_order_relaxed),
+            .parks = atomic_load_explicit(&w->n_park, memory_order_relaxed),
+        };
+        out->switches += s.switches;
+        out->steals += s.steals;
+        if (i < 64)
+            out->worker[i] = s;
+    }
+}

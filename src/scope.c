@@ -1,0 +1,157 @@
+/*
+ * scope.c - structured concurrency.
+ *
+ * A scope holds the handles of the coroutines spawned into it, in a list
+ * under one global recursive lock (scope_lock; cancellation walks scopes
+ * recursively: cancelling a child cancels the scopes it owns).  The owner
+ * (the coroutine that made the scope) keeps a list of its scopes, so
+ * may_cancel(owner) reaches every child.  A child stays on the list until it
+ * has ended; only then is it unlinked and its handle released, so a cancel
+ * can always reach a running child.
+ *
+ * Invariant: after may_scope_wait returns 0.. or -ECANCELED, or after
+ * may_scope_free, no child spawned before the call is still running.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+struct may_scope {
+    may_co_t *owner;          /* NULL when made on a plain thread */
+    may_co_t *children;       /* not yet joined, newest first */
+    int panicked;             /* children that panicked, since last wait */
+    struct may_scope *sib;    /* next scope of the same owner */
+};
+
+static pthread_mutex_t scope_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+int may_scope_new(may_scope_t **out)
+{
+    if (!out)
+        return -EINVAL;
+    may_scope_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->owner = may__cur_co();
+    if (s->owner) {
+        pthread_mutex_lock(&scope_lock);
+        s->sib = s->owner->owned;
+        s->owner->owned = s;
+        pthread_mutex_unlock(&scope_lock);
+    }
+    *out = s;
+    return 0;
+}
+
+int may_scope_spawn(may_scope_t *s, may_fn_t fn, void *arg, const may_spawn_opts_t *opts)
+{
+    if (!s || !fn)
+        return -EINVAL;
+    if (opts && (opts->flags & MAY_SPAWN_DETACHED))
+        return -EINVAL;
+    if (s->owner && atomic_load(&s->owner->cancelled))
+        return -ECANCELED;
+    may_spawn_opts_t o = opts ? *opts : (may_spawn_opts_t){ 0 };
+    may_co_t *co;
+    int r = may_spawn(&co, fn, arg, &o);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&scope_lock);
+    co->scope = s;
+    co->scope_next = s->children;
+    s->children = co;
+    /* The owner may have been cancelled while we spawned. */
+    if (s->owner && atomic_load(&s->owner->cancelled))
+        may_cancel(co);
+    pthread_mutex_unlock(&scope_lock);
+    return 0;
+}
+
+static void cancel_children_locked(may_scope_t *s)
+{
+    for (may_co_t *c = s->children; c; c = c->scope_next)
+        may_cancel(c);
+}
+
+void may__scope_child_cancel_owned(may_co_t *co)
+{
+    pthread_mutex_lock(&scope_lock);
+    for (may_scope_t *s = co->owned; s; s = s->sib)
+        cancel_children_locked(s);
+    pthread_mutex_unlock(&scope_lock);
+}
+
+/* Join children until none is left or the wait fails. */
+static int join_all(may_scope_t *s, int64_t deadline, int ignore_cancel)
+{
+    for (;;) {
+        pthread_mutex_lock(&scope_lock);
+        may_co_t *c = s->children;
+        /* Join the oldest first: walk to the end of the list. */
+        while (c && c->scope_next)
+            c = c->scope_next;
+        pthread_mutex_unlock(&scope_lock);
+        if (!c)
+            return 0;
+        int r = may__join_wait(c, deadline, ignore_cancel);
+        if (r < 0)
+            return r;
+        pthread_mutex_lock(&scope_lock);
+        may_co_t **pp = &s->children;
+        while (*pp != c)
+            pp = &(*pp)->scope_next;
+        *pp = c->scope_next;
+        pthread_mutex_unlock(&scope_lock);
+        if (may__join_reap(c, NULL) == MAY_PANICKED)
+            s->panicked++;
+    }
+}
+
+int may_scope_wait(may_scope_t *s, int64_t deadline)
+{
+    if (!s)
+        return -EINVAL;
+    int r = join_all(s, deadline, 0);
+    if (r == -ECANCELED) {
+        pthread_mutex_lock(&scope_lock);
+        cancel_children_locked(s);
+        pthread_mutex_unlock(&scope_lock);
+        r = join_all(s, deadline, 1);
+        if (r == 0)
+            r = -ECANCELED;
+    }
+    if (r < 0)
+        return r;
+    r = s->panicked;
+    s->panicked = 0;
+    return r;
+}
+
+void may_scope_free(may_scope_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&scope_lock);
+    cancel_children_locked(s);
+    pthread_mutex_unlock(&scope_lock);
+    join_all(s, MAY_FOREVER, 1);
+    if (s->owner) {
+        pthread_mutex_lock(&scope_lock);
+        may_scope_t **pp = &s->owner->owned;
+        while (*pp && *pp != s)
+            pp = &(*pp)->sib;
+        if (*pp)
+            *pp = s->sib;
+        pthread_mutex_unlock(&scope_lock);
+    }
+    free(s);
+}
+
+void may__scope_owner_exit(may_co_t *co)
+{
+    pthread_mutex_lock(&scope_lock);
+    for (may_scope_t *s = co->owned; s; s = s->sib)
+        s->owner = NULL;
+    co->owned = NULL;
+    pthread_mutex_unlock(&scope_lock);
+}

@@ -1,0 +1,435 @@
+/*
+ * stack.c - coroutine stacks: mappings, guard pages, dense slabs, pools,
+ * and the stack-overflow report.
+ *
+ * Why two kinds of stack.  A PROT_NONE guard page below each stack is the
+ * only way to catch an overflow the moment it happens, but every guarded
+ * stack costs two kernel mappings (VMAs), and a stock Linux allows 65 530
+ * per process (vm.max_map_count).  A million coroutines therefore cannot all
+ * have hardware guards.  In MAY_STACK_AUTO mode (the default) stacks get a
+ * guard page while the process stays well under the mapping limit (we read
+ * the limit and budget half of it), and beyond that come from dense slabs:
+ * one mapping holds 64 stacks, and each stack's lowest page is a "soft
+ * guard" that is mapped but never legitimately used.  Fresh anonymous
+ * memory reads as zero, so the scheduler checks, every time a dense-stack
+ * coroutine switches out or ends, that the top of its soft guard is still
+ * zero; if not, the coroutine overflowed and the process is stopped with
+ * the same report as a guard-page fault.  The check reads memory that was
+ * never written, so it costs no resident memory (the kernel maps its shared
+ * zero page).
+ *
+ * Pools.  Stacks of the default size are reused: each worker keeps up to
+ * cfg.stack_pool of them (no lock: only the owner touches its pool), and a
+ * global pool under stack_lock takes the overflow.  Custom-sized stacks are
+ * mapped and unmapped each time.  Dense slabs are never unmapped before
+ * shutdown; their freed slots go to the global free list.
+ *
+ * Invariants: a stack is in at most one pool; a pooled stack's memory below
+ * the control block may hold stale data (we never rely on it being zero,
+ * except the soft guard, which an overflow would have reported).
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define MAY_VALGRIND 1
+#endif
+#endif
+
+#define DENSE_PER_SLAB 64
+#define SOFT_GUARD_CHECK 64 /* bytes at the top of the soft guard we check */
+
+static size_t page_sz;
+static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
+static may__stack *gpool;          /* global pool of default-size stacks */
+static size_t gpool_len, gpool_cap;
+static _Atomic long guarded_maps;  /* guarded stacks now mapped */
+static long guarded_budget = -1;   /* how many we allow (AUTO mode) */
+struct slab {
+    struct slab *next;
+    char *base;
+    size_t len;
+};
+static struct slab *slabs;         /* every dense slab, for shutdown */
+
+size_t may__page_size(void)
+{
+    if (!page_sz)
+        page_sz = (size_t)sysconf(_SC_PAGESIZE);
+    return page_sz;
+}
+
+size_t may__default_stack_size(void)
+{
+    return may__S.cfg.stack_size ? may__S.cfg.stack_size : 64 * 1024;
+}
+
+static long read_max_map_count(void)
+{
+    long v = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 65530;
+        fclose(f);
+    }
+    return v;
+}
+
+static void register_stack(may__stack *st)
+{
+#ifdef MAY_VALGRIND
+    (void)VALGRIND_STACK_REGISTER(st->lo, st->base + st->size);
+#else
+    (void)st;
+#endif
+}
+
+static int map_guarded(may__stack *st, size_t size)
+{
+    size_t pg = may__page_size();
+    char *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    if (mprotect(p + pg, size - pg, PROT_READ | PROT_WRITE) != 0) {
+        munmap(p, size);
+        return -ENOMEM;
+    }
+    st->base = p;
+    st->size = size;
+    st->lo = p + pg;
+    st->guarded = 1;
+    atomic_fetch_add_explicit(&guarded_maps, 1, memory_order_relaxed);
+    register_stack(st);
+    return 0;
+}
+
+/* Called with stack_lock held: add a slab of dense stacks to gpool. */
+static int grow_dense(size_t size)
+{
+    size_t len = size * DENSE_PER_SLAB;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    struct slab *sl = malloc(sizeof *sl);
+    if (!sl)
+        goto out_unmap;
+    if (gpool_len + DENSE_PER_SLAB > gpool_cap) {
+        size_t ncap = gpool_cap ? gpool_cap * 2 : 1024;
+        while (ncap < gpool_len + DENSE_PER_SLAB)
+            ncap *= 2;
+        may__stack *n = realloc(gpool, ncap * sizeof *n);
+        if (!n)
+            goto out_free;
+        gpool = n;
+        gpool_cap = ncap;
+    }
+    sl->base = p;
+    sl->len = len;
+    sl->next = slabs;
+    slabs = sl;
+    /* Push in reverse so the lowest slot is handed out first. */
+    for (int i = DENSE_PER_SLAB - 1; i >= 0; i--) {
+        may__stack *st = &gpool[gpool_len++];
+        st->base = p + (size_t)i * size;
+        st->size = size;
+        st->lo = st->base + may__page_size();
+        st->guarded = 0;
+        st->pooled = 1;
+        register_stack(st);
+    }
+    return 0;
+out_free:
+    free(sl);
+out_unmap:
+    munmap(p, len);
+    return -ENOMEM;
+}
+
+static int use_guard(void)
+{
+    int mode = may__S.cfg.stack_mode;
+    if (mode == MAY_STACK_GUARD)
+        return 1;
+    if (mode == MAY_STACK_DENSE)
+        return 0;
+    if (guarded_budget < 0)
+        guarded_budget = (read_max_map_count() / 2 - 2048) / 2;
+    return atomic_load_explicit(&guarded_maps, memory_order_relaxed) < guarded_budget;
+}
+
+int may__stack_alloc(may__stack *st, size_t size)
+{
+    size_t pg = may__page_size();
+    size_t def = may__default_stack_size();
+    if (size == 0)
+        size = def;
+    size = (size + pg - 1) & ~(pg - 1);
+    if (size != def) {
+        int r = map_guarded(st, size);
+        st->pooled = 0;
+        return r;
+    }
+    may__worker *w = may__cur_worker();
+    if (w && w->pool_len) {
+        *st = w->pool[--w->pool_len];
+        return 0;
+    }
+    pthread_mutex_lock(&stack_lock);
+    if (gpool_len) {
+        *st = gpool[--gpool_len];
+        pthread_mutex_unlock(&stack_lock);
+        return 0;
+    }
+    int r;
+    if (use_guard()) {
+        pthread_mutex_unlock(&stack_lock);
+        r = map_guarded(st, size);
+        st->pooled = 1;
+        return r;
+    }
+    r = grow_dense(size);
+    if (r == 0)
+        *st = gpool[--gpool_len];
+    pthread_mutex_unlock(&stack_lock);
+    return r;
+}
+
+static void unmap_stack(may__stack *st)
+{
+#ifdef MAY_VALGRIND
+    /* Valgrind's stack ids are not kept; it tolerates stale registrations. */
+#endif
+    munmap(st->base, st->size);
+    atomic_fetch_sub_explicit(&guarded_maps, 1, memory_order_relaxed);
+}
+
+void may__stack_free(may__stack *st)
+{
+    if (!st->pooled) {
+        unmap_stack(st);
+        return;
+    }
+    may__worker *w = may__cur_worker();
+    size_t cap = may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
+    if (w && w->pool_len < cap) {
+        w->pool[w->pool_len++] = *st;
+        return;
+    }
+    pthread_mutex_lock(&stack_lock);
+    if (!st->guarded || gpool_len < cap * 16) {
+        if (gpool_len == gpool_cap) {
+            size_t ncap = gpool_cap ? gpool_cap * 2 : 1024;
+            may__stack *n = realloc(gpool, ncap * sizeof *n);
+            if (!n) {
+                pthread_mutex_unlock(&stack_lock);
+                if (st->guarded)
+                    unmap_stack(st);
+                /* A dense slot we cannot record is lost until shutdown. */
+                return;
+            }
+            gpool = n;
+            gpool_cap = ncap;
+        }
+        gpool[gpool_len++] = *st;
+        pthread_mutex_unlock(&stack_lock);
+        return;
+    }
+    pthread_mutex_unlock(&stack_lock);
+    unmap_stack(st);
+}
+
+/* Return a worker's pool to the global one (the worker is stopping). */
+void may__stack_pool_drain(may__worker *w);
+void may__stack_pool_drain(may__worker *w)
+{
+    while (w->pool_len) {
+        may__stack st = w->pool[--w->pool_len];
+        if (st.guarded)
+            unmap_stack(&st);
+        /* dense slots are unmapped with their slab */
+    }
+}
+
+void may__stacks_shutdown(void)
+{
+    pthread_mutex_lock(&stack_lock);
+    for (size_t i = 0; i < gpool_len; i++)
+        if (gpool[i].guarded)
+            unmap_stack(&gpool[i]);
+    free(gpool);
+    gpool = NULL;
+    gpool_len = gpool_cap = 0;
+    while (slabs) {
+        struct slab *s = slabs;
+        slabs = s->next;
+        munmap(s->base, s->len);
+        free(s);
+    }
+    guarded_budget = -1;
+    pthread_mutex_unlock(&stack_lock);
+}
+
+int may__stack_guard_hit(const may__stack *st)
+{
+    if (st->guarded)
+        return 0;
+    const uint64_t *p = (const uint64_t *)(st->lo - SOFT_GUARD_CHECK);
+    uint64_t acc = 0;
+    for (size_t i = 0; i < SOFT_GUARD_CHECK / sizeof *p; i++)
+        acc |= p[i];
+    return acc != 0;
+}
+
+/* Stack-use tracking: fill the unused stack with a pattern at start. */
+#define MARK 0x6d61796d61796d61ULL /* "maymaymay" */
+void may__stack_fill_mark(may__stack *st, char *top)
+{
+    uint64_t *p = (uint64_t *)st->lo;
+    uint64_t *e = (uint64_t *)(((uintptr_t)top - 256) & ~(uintptr_t)7);
+    while (p < e)
+        *p++ = MARK;
+}
+
+size_t may__stack_used(const may__stack *st)
+{
+    const uint64_t *p = (const uint64_t *)st->lo;
+    const uint64_t *e = (const uint64_t *)(st->base + st->size);
+    while (p < e && *p == MARK)
+        p++;
+    return (size_t)((const char *)e - (const char *)p);
+}
+
+/* ---- the overflow report ------------------------------------------------ */
+
+static struct sigaction old_segv, old_bus;
+static _Atomic int segv_installed;
+static __thread void *altstack_mem;
+
+static void put_str(char *buf, size_t *n, size_t cap, const char *s)
+{
+    while (*s && *n + 1 < cap)
+        buf[(*n)++] = *s++;
+}
+
+static void put_num(char *buf, size_t *n, size_t cap, uint64_t v, int base)
+{
+    char tmp[24];
+    int i = 0;
+    do {
+        tmp[i++] = "0123456789abcdef"[v % (unsigned)base];
+        v /= (unsigned)base;
+    } while (v);
+    if (base == 16)
+        put_str(buf, n, cap, "0x");
+    while (i && *n + 1 < cap)
+        buf[(*n)++] = tmp[--i];
+}
+
+/* Async-signal-safe: build the message by hand and write(2) it. */
+static void report_overflow(const struct may_co *co, const void *addr, const char *how)
+{
+    char buf[256];
+    size_t n = 0;
+    put_str(buf, &n, sizeof buf, "may: stack overflow in coroutine ");
+    put_num(buf, &n, sizeof buf, co->id, 10);
+    put_str(buf, &n, sizeof buf, " \"");
+    put_str(buf, &n, sizeof buf, co->name);
+    put_str(buf, &n, sizeof buf, "\" (stack size ");
+    put_num(buf, &n, sizeof buf, co->stack.size, 10);
+    put_str(buf, &n, sizeof buf, " bytes");
+    if (addr) {
+        put_str(buf, &n, sizeof buf, ", fault at ");
+        put_num(buf, &n, sizeof buf, (uintptr_t)addr, 16);
+    }
+    put_str(buf, &n, sizeof buf, "; ");
+    put_str(buf, &n, sizeof buf, how);
+    put_str(buf, &n, sizeof buf, ")\n");
+    ssize_t r = write(2, buf, n);
+    (void)r;
+}
+
+void may__stack_overflow_detected(const struct may_co *co);
+void may__stack_overflow_detected(const struct may_co *co)
+{
+    report_overflow(co, NULL, "soft guard page found written");
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+    may_co_t *co = may__cur_co();
+    char *a = si->si_addr;
+    if (co) {
+        char *glo = co->stack.base;
+        /* In the guard page, or up to 64 KiB below it (a big frame can jump
+         * over a guard page). */
+        if (a >= glo - 65536 && a < co->stack.lo) {
+            report_overflow(co, a, co->stack.guarded ? "hit the guard page" : "hit the soft guard");
+            signal(SIGSEGV, SIG_DFL);
+            signal(SIGBUS, SIG_DFL);
+            return; /* the fault repeats and kills the process */
+        }
+    }
+    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
+    if (old->sa_flags & SA_SIGINFO) {
+        if (old->sa_sigaction) {
+            old->sa_sigaction(sig, si, uctx);
+            return;
+        }
+    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL);
+}
+
+void may__stack_segv_install(void)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&segv_installed, &expect, 1))
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+}
+
+int may__altstack_setup(void)
+{
+    if (altstack_mem)
+        return 0;
+    size_t sz = 64 * 1024;
+    void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    stack_t ss = { .ss_sp = p, .ss_size = sz, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(p, sz);
+        return -errno;
+    }
+    altstack_mem = p;
+    return 0;
+}
+
+void may__altstack_free(void)
+{
+    if (!altstack_mem)
+        return;
+    stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+    sigaltstack(&ss, NULL);
+    munmap(altstack_mem, 64 * 1024);
+    altstack_mem = NULL;
+}

@@ -1,0 +1,55 @@
+/* test.h - a tiny assertion kit for the may test suite.
+ *
+ * Each test is its own executable run by ctest with a timeout; a failed
+ * assertion prints both operands with file and line and aborts.
+ * MAY_TEST_SCALE (environment, default 1.0) shrinks the big loops for slow
+ * builds (sanitizers, valgrind, qemu): use test_scale(n). */
+#ifndef MAY_TEST_H
+#define MAY_TEST_H
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "may.h"
+
+#define ASSERT(c)                                                              \
+    do {                                                                       \
+        if (!(c)) {                                                            \
+            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__,         \
+                    __LINE__, #c);                                             \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+
+#define ASSERT_CMP(a, op, b)                                                   \
+    do {                                                                       \
+        long long a_ = (long long)(a), b_ = (long long)(b);                    \
+        if (!(a_ op b_)) {                                                     \
+            fprintf(stderr, "%s:%d: assertion failed: %s %s %s (%lld vs %lld)\n", \
+                    __FILE__, __LINE__, #a, #op, #b, a_, b_);                  \
+            abort();                                                           \
+        }                                                                      \
+    } while (0)
+#define ASSERT_EQ(a, b) ASSERT_CMP(a, ==, b)
+#define ASSERT_NE(a, b) ASSERT_CMP(a, !=, b)
+#define ASSERT_LT(a, b) ASSERT_CMP(a, <, b)
+#define ASSERT_LE(a, b) ASSERT_CMP(a, <=, b)
+#define ASSERT_GT(a, b) ASSERT_CMP(a, >, b)
+#define ASSERT_GE(a, b) ASSERT_CMP(a, >=, b)
+#define ASSERT_PTR_EQ(a, b) ASSERT_EQ((intptr_t)(a), (intptr_t)(b))
+
+static inline double test_scale_factor(void)
+{
+    const char *s = getenv("MAY_TEST_SCALE");
+    double f = s ? atof(s) : 1.0;
+    return f > 0 ? f : 1.0;
+}
+/* n scaled by MAY_TEST_SCALE, at least 1. */
+static inline long test_scale(long n)
+{
+    long r = (long)((double)n * test_scale_factor());
+    return r < 1 ? 1 : r;
+}
+#define TEST_MS(x) ((int64_t)(x) * 1000000LL)
+#endif
