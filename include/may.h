@@ -272,6 +272,9 @@ typedef struct may_stats {
 } may_stats_t;
 MAY_API void may_stats(may_stats_t *out);
 
+/* ==== BEGIN SYNC (synchronisation, channels, select) ==================== */
+/* ==== END SYNC ========================================================== */
+
 #ifdef __cplusplus
 }
 #endif

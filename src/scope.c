@@ -122,6 +122,8 @@ int may_scope_wait(may_scope_t *s, int64_t deadline)
     }
     if (r < 0)
         return r;
+    if (may_cancelled())
+        return -ECANCELED; /* every child ended, but the caller was cancelled */
     r = s->panicked;
     s->panicked = 0;
     return r;
