@@ -247,6 +247,7 @@ may_co_t *may__cur_co(void);
 int may__ensure_started(void);
 /* Make co runnable (it must be off every queue and not running). */
 void may__ready(struct may_co *co);
+void may__ready_ex(struct may_co *co, int lifo);
 /* Switch the running coroutine out.  hook runs after the switch, on the
  * context resumed next (it commits the park, requeues a yield, etc.). */
 void may__switch_out(may__worker *w, may__hook hook);

@@ -60,7 +60,7 @@ void may__wake(may__parker *p, uint32_t flag)
     if (!(v & MAY__P_PARKED))
         return;
     if (p->co)
-        may__ready(p->co);
+        may__ready_ex(p->co, flag != MAY__P_TIMEOUT);
     else
         syscall(SYS_futex, &p->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }

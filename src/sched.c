@@ -328,6 +328,13 @@ static void wake_worker(may__worker *w)
 
 void may__ready(struct may_co *co)
 {
+    may__ready_ex(co, 1);
+}
+
+/* lifo: put co in runnext (it runs next, for locality); else at the tail,
+ * keeping the order of a batch (timers fire in deadline order). */
+void may__ready_ex(struct may_co *co, int lifo)
+{
     if (MAY_UNLIKELY(co->pinned >= 0)) {
         may__worker *pw = may__S.workers[co->pinned];
         inbox_push(pw, co);
@@ -337,8 +344,8 @@ void may__ready(struct may_co *co)
     }
     may__worker *w = may__cur_worker();
     if (w) {
-        struct may_co *old = atomic_exchange_explicit(&w->runnext, co, memory_order_acq_rel);
-        if (!old)
+        struct may_co *old = co;
+        if (lifo && !(old = atomic_exchange_explicit(&w->runnext, co, memory_order_acq_rel)))
             return;
         runq_push(w, old);
         if (atomic_load(&may__S.nidle) > 0)

@@ -1,0 +1,156 @@
+/* Scheduler behaviour: yield fairness, work stealing observed, global-queue
+ * work not starved, timers waking in order and never early. */
+#include "test.h"
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+/* --- yield fairness: N coroutines yielding in a loop on one worker each
+ * make progress in lock step; none runs twice while another waits. */
+#define NY 8
+static _Atomic long counts[NY];
+static _Atomic int stop_all, go;
+static void *yielder(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    while (!atomic_load(&go))
+        may_yield();
+    while (!atomic_load(&stop_all)) {
+        atomic_fetch_add(&counts[i], 1);
+        may_yield();
+    }
+    return NULL;
+}
+
+/* a looping yielder must not starve a coroutine readied from a thread */
+static _Atomic int outside_ran;
+static void *outside(void *arg)
+{
+    (void)arg;
+    atomic_store(&outside_ran, 1);
+    return NULL;
+}
+
+/* --- work stealing: one coroutine spawns busy children; every worker ends
+ * up running some of them. */
+static _Atomic int ran_on[64];
+static void *busy(void *arg)
+{
+    (void)arg;
+    int64_t end = may_now() + TEST_MS(2);
+    while (may_now() < end)
+        ;
+    int w = may_worker_id();
+    ASSERT_GE(w, 0);
+    atomic_fetch_add(&ran_on[w], 1);
+    return NULL;
+}
+static void *spawn_busy(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    may_co_t **cs = calloc((size_t)n, sizeof *cs);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(may_spawn(&cs[i], busy, NULL, NULL), 0);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+    free(cs);
+    return NULL;
+}
+
+/* --- timers: coroutines sleeping on distinct deadlines wake in order,
+ * never early, typically well under a millisecond late */
+static _Atomic long wake_seq;
+static long *woke_at;
+static int64_t *lateness;
+static int64_t base_deadline;
+static void *timed(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    int64_t dl = base_deadline + i * 20000; /* 20 us apart */
+    ASSERT_LT(may_now(), dl);               /* armed in time */
+    ASSERT_EQ(may_sleep_until(dl), 0);
+    int64_t now = may_now();
+    ASSERT_GE(now, dl); /* never early */
+    lateness[i] = now - dl;
+    woke_at[i] = atomic_fetch_add(&wake_seq, 1);
+    return NULL;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(void)
+{
+    may_config_t cfg = { .workers = 2 };
+    ASSERT_EQ(may_configure(&cfg), 0);
+    ASSERT_EQ(may_workers(), 2);
+
+    /* fairness on one worker (pinned) */
+    may_co_t *ys[NY];
+    for (int i = 0; i < NY; i++) {
+        may_spawn_opts_t o = { .flags = MAY_SPAWN_PINNED, .worker = 0 };
+        ASSERT_EQ(may_spawn(&ys[i], yielder, (void *)(intptr_t)i, &o), 0);
+    }
+    usleep(20000);
+    atomic_store(&go, 1);
+    usleep(50000);
+    /* work from a plain thread still gets to run */
+    may_co_t *oc;
+    ASSERT_EQ(may_spawn(&oc, outside, NULL, NULL), 0);
+    ASSERT_EQ(may_join(oc, may_deadline_in(TEST_MS(2000)), NULL), MAY_DONE);
+    ASSERT_EQ(atomic_load(&outside_ran), 1);
+    atomic_store(&stop_all, 1);
+    for (int i = 0; i < NY; i++)
+        ASSERT_EQ(may_join(ys[i], MAY_FOREVER, NULL), MAY_DONE);
+    long mn = atomic_load(&counts[0]), mx = mn;
+    for (int i = 1; i < NY; i++) {
+        long c = atomic_load(&counts[i]);
+        mn = c < mn ? c : mn;
+        mx = c > mx ? c : mx;
+    }
+    printf("yield fairness: min %ld max %ld\n", mn, mx);
+    ASSERT_GT(mn, 100);
+    ASSERT_LE(mx - mn, 2); /* round robin: counts differ by at most a lap */
+
+    /* stealing: every worker ran coroutines spawned by one */
+    may_co_t *sp;
+    may_spawn_opts_t o0 = { .flags = MAY_SPAWN_WORKER, .worker = 0 };
+    ASSERT_EQ(may_spawn(&sp, spawn_busy, (void *)200, &o0), 0);
+    ASSERT_EQ(may_join(sp, MAY_FOREVER, NULL), MAY_DONE);
+    for (int w = 0; w < 2; w++)
+        ASSERT_GT(atomic_load(&ran_on[w]), 0);
+    may_stats_t st;
+    may_stats(&st);
+    ASSERT_GT(st.steals, 0);
+
+    /* timers in order: all on worker 0, so wake order is observable */
+    long n = test_scale(20000);
+    woke_at = calloc((size_t)n, sizeof *woke_at);
+    lateness = calloc((size_t)n, sizeof *lateness);
+    may_co_t **cs = calloc((size_t)n, sizeof *cs);
+    base_deadline = may_now() + TEST_MS(500) + n * 50000;
+    /* spawn in a scrambled order so the heap sees random inserts */
+    for (long k = 0; k < n; k++) {
+        long i = (k * 7919) % n;
+        may_spawn_opts_t p0 = { .flags = MAY_SPAWN_PINNED, .worker = 0 };
+        ASSERT_EQ(may_spawn(&cs[i], timed, (void *)(intptr_t)i, &p0), 0);
+    }
+    for (long i = 0; i < n; i++)
+        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+    for (long i = 1; i < n; i++)
+        ASSERT_LT(woke_at[i - 1], woke_at[i]);
+    qsort(lateness, (size_t)n, sizeof *lateness, cmp64);
+    int64_t median = lateness[n / 2], p99 = lateness[n * 99 / 100];
+    printf("timers: %ld sleepers in order, lateness median %lld us, p99 %lld us, max %lld us\n", n,
+           (long long)median / 1000, (long long)p99 / 1000, (long long)lateness[n - 1] / 1000);
+    ASSERT_LT(median, test_scale_factor() < 1 ? TEST_MS(10) : TEST_MS(1));
+    free(woke_at);
+    free(lateness);
+    free(cs);
+    ASSERT_EQ(may_shutdown(), 0);
+    printf("ok\n");
+    return 0;
+}
