@@ -73,6 +73,7 @@ typedef struct may__stack {
     char *base;      /* start of the mapping (or slab slot) */
     size_t size;     /* whole size including guard page */
     char *lo;        /* lowest usable address (just above the guard) */
+    char *fence;     /* faults in [fence, lo) are overflows of this stack */
     uint8_t guarded; /* 1: PROT_NONE guard page; 0: soft guard in a slab */
     uint8_t pooled;  /* 1: default size, may go back to a pool */
 } may__stack;

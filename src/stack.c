@@ -43,7 +43,7 @@
 #endif
 #endif
 
-#define DENSE_PER_SLAB 64
+#define DENSE_PER_SLAB 256
 #define SOFT_GUARD_CHECK 64 /* bytes at the top of the soft guard we check */
 
 static size_t page_sz;
@@ -105,6 +105,7 @@ static int map_guarded(may__stack *st, size_t size)
     st->base = p;
     st->size = size;
     st->lo = p + pg;
+    st->fence = p - 65536; /* a big frame can jump over a guard page */
     st->guarded = 1;
     atomic_fetch_add_explicit(&guarded_maps, 1, memory_order_relaxed);
     register_stack(st);
@@ -114,14 +115,20 @@ static int map_guarded(may__stack *st, size_t size)
 /* Called with stack_lock held: add a slab of dense stacks to gpool. */
 static int grow_dense(size_t size)
 {
-    size_t len = size * DENSE_PER_SLAB;
+    /* One PROT_NONE page at the bottom of the slab: an overflow that runs
+     * through the soft guards below it faults there at the latest. */
+    size_t pg = may__page_size();
+    size_t len = size * DENSE_PER_SLAB + pg;
     char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -ENOMEM;
+    if (mprotect(p, pg, PROT_NONE) != 0)
+        goto out_unmap;
     struct slab *sl = malloc(sizeof *sl);
     if (!sl)
         goto out_unmap;
+    char *first = p + pg;
     if (gpool_len + DENSE_PER_SLAB > gpool_cap) {
         size_t ncap = gpool_cap ? gpool_cap * 2 : 1024;
         while (ncap < gpool_len + DENSE_PER_SLAB)
@@ -139,9 +146,10 @@ static int grow_dense(size_t size)
     /* Push in reverse so the lowest slot is handed out first. */
     for (int i = DENSE_PER_SLAB - 1; i >= 0; i--) {
         may__stack *st = &gpool[gpool_len++];
-        st->base = p + (size_t)i * size;
+        st->base = first + (size_t)i * size;
         st->size = size;
-        st->lo = st->base + may__page_size();
+        st->lo = st->base + pg;
+        st->fence = p;
         st->guarded = 0;
         st->pooled = 1;
         register_stack(st);
@@ -370,10 +378,9 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
     may_co_t *co = may__cur_co();
     char *a = si->si_addr;
     if (co) {
-        char *glo = co->stack.base;
-        /* In the guard page, or up to 64 KiB below it (a big frame can jump
-         * over a guard page). */
-        if (a >= glo - 65536 && a < co->stack.lo) {
+        /* Below the usable stack, down to the fence: the guard page (and
+         * 64 KiB under it), or for a dense stack anywhere down its slab. */
+        if (a >= co->stack.fence && a < co->stack.lo) {
             report_overflow(co, a, co->stack.guarded ? "hit the guard page" : "hit the soft guard");
             signal(SIGSEGV, SIG_DFL);
             signal(SIGBUS, SIG_DFL);
