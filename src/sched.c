@@ -612,16 +612,20 @@ static void finish_hook(may__worker *w, struct may_co *co)
 {
     (void)w;
     guard_check(co);
+    /* Before DONE is visible: whoever joins may call may_shutdown next. */
+    atomic_fetch_sub(&may__S.alive, 1);
+    /* Take the joiner slot first, then publish DONE: once DONE is visible
+     * the joiner may free co, so after the CAS we touch only the joiner's
+     * parker (which it keeps until our wake arrives).  seq_cst: pairs with
+     * the joiner's CAS of joiner then load of join_state. */
+    may__parker *j = atomic_exchange(&co->joiner, (may__parker *)1);
     int js = MAY__JS_RUNNING;
-    /* seq_cst: pairs with the joiner's store of joiner / load of state */
     if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DONE)) {
-        may__parker *j = atomic_exchange(&co->joiner, (may__parker *)1);
         if (j)
             may__wake(j, MAY__P_WTOKEN);
     } else {
-        co_free(co); /* detached */
+        co_free(co); /* detached: nobody else holds it */
     }
-    atomic_fetch_sub(&may__S.alive, 1);
 }
 
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
@@ -739,9 +743,14 @@ int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
     may__parker *p = may__self_parker();
     may__wait_prepare(p);
     may__parker *expect = NULL;
-    if (!atomic_compare_exchange_strong(&co->joiner, &expect, p))
-        /* (parker *)1: it ended after our first look, and no wake is due */
-        return expect == (may__parker *)1 ? 0 : -EINVAL;
+    if (!atomic_compare_exchange_strong(&co->joiner, &expect, p)) {
+        if (expect != (may__parker *)1)
+            return -EINVAL; /* someone else is joining */
+        /* It is ending right now: DONE follows within a few instructions. */
+        while (atomic_load(&co->join_state) != MAY__JS_DONE)
+            sched_yield();
+        return 0;
+    }
     int woken = 0;
     for (;;) {
         /* seq_cst: pairs with finish_hook's CAS of join_state */
@@ -757,8 +766,8 @@ int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
             return r;
         break; /* it ended and took our parker */
     }
-    /* It has taken our parker (DONE is set before it does) and wakes it:
-     * wait for that wake, so nothing touches our parker after we return. */
+    /* It has taken our parker and wakes it after publishing DONE: wait for
+     * that wake, so nothing touches our parker after we return. */
     if (!woken)
         while (may__wait(p, MAY_FOREVER, 1) != 0)
             ;
@@ -792,11 +801,12 @@ int may_detach(may_co_t *co)
 {
     if (!co)
         return -EINVAL;
-    if (atomic_load(&co->joiner))
-        return -EINVAL;
+    may__parker *j = atomic_load(&co->joiner);
+    if (j && j != (may__parker *)1)
+        return -EINVAL; /* being joined */
     int js = MAY__JS_RUNNING;
     if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DETACHED))
-        return 0;
+        return 0; /* it will free itself */
     if (js == MAY__JS_DONE) {
         co_free(co);
         return 0;

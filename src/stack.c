@@ -20,7 +20,9 @@
  *
  * Pools.  Stacks of the default size are reused: each worker keeps up to
  * cfg.stack_pool of them (no lock: only the owner touches its pool), and a
- * global pool under stack_lock takes the overflow.  Custom-sized stacks are
+ * global pool under stack_lock takes the overflow, without limit: guarded
+ * stacks are bounded by the mapping budget anyway, and dense ones cannot be
+ * unmapped singly.  Custom-sized stacks are
  * mapped and unmapped each time.  Dense slabs are never unmapped before
  * shutdown; their freed slots go to the global free list.
  *
@@ -36,6 +38,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef MAY_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -174,7 +179,21 @@ static int use_guard(void)
     return atomic_load_explicit(&guarded_maps, memory_order_relaxed) < guarded_budget;
 }
 
+static int stack_alloc(may__stack *st, size_t size);
+
 int may__stack_alloc(may__stack *st, size_t size)
+{
+    int r = stack_alloc(st, size);
+#ifdef MAY_ASAN
+    /* A reused stack still carries the poisoned redzones of the frames of
+     * its previous owner: clear them, or ASan reports false errors. */
+    if (r == 0)
+        __asan_unpoison_memory_region(st->lo, (size_t)(st->base + st->size - st->lo));
+#endif
+    return r;
+}
+
+static int stack_alloc(may__stack *st, size_t size)
 {
     size_t pg = may__page_size();
     size_t def = may__default_stack_size();
@@ -232,27 +251,24 @@ void may__stack_free(may__stack *st)
         w->pool[w->pool_len++] = *st;
         return;
     }
+    /* The global pool keeps everything: dense slots cannot be unmapped one
+     * by one, and guarded stacks are bounded by the mapping budget. */
     pthread_mutex_lock(&stack_lock);
-    if (!st->guarded || gpool_len < cap * 16) {
-        if (gpool_len == gpool_cap) {
-            size_t ncap = gpool_cap ? gpool_cap * 2 : 1024;
-            may__stack *n = realloc(gpool, ncap * sizeof *n);
-            if (!n) {
-                pthread_mutex_unlock(&stack_lock);
-                if (st->guarded)
-                    unmap_stack(st);
-                /* A dense slot we cannot record is lost until shutdown. */
-                return;
-            }
-            gpool = n;
-            gpool_cap = ncap;
+    if (gpool_len == gpool_cap) {
+        size_t ncap = gpool_cap ? gpool_cap * 2 : 1024;
+        may__stack *n = realloc(gpool, ncap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&stack_lock);
+            if (st->guarded)
+                unmap_stack(st);
+            /* A dense slot we cannot record is lost until shutdown. */
+            return;
         }
-        gpool[gpool_len++] = *st;
-        pthread_mutex_unlock(&stack_lock);
-        return;
+        gpool = n;
+        gpool_cap = ncap;
     }
+    gpool[gpool_len++] = *st;
     pthread_mutex_unlock(&stack_lock);
-    unmap_stack(st);
 }
 
 /* Return a worker's pool to the global one (the worker is stopping). */
@@ -261,7 +277,7 @@ void may__stack_pool_drain(may__worker *w)
 {
     while (w->pool_len) {
         may__stack st = w->pool[--w->pool_len];
-        if (st.guarded)
+        if (st.guarded && st.pooled)
             unmap_stack(&st);
         /* dense slots are unmapped with their slab */
     }

@@ -4,8 +4,13 @@
 #include <errno.h>
 
 static char order[16];
-static int norder;
-static void note(void *arg) { order[norder++] = (char)(intptr_t)arg; }
+static _Atomic int norder;
+static void note(void *arg)
+{
+    int i = atomic_fetch_add(&norder, 1);
+    if (i < (int)sizeof order)
+        order[i] = (char)(intptr_t)arg;
+}
 
 static void deep(int n)
 {
