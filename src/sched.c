@@ -67,6 +67,12 @@ may__sched may__S = {
 static __thread may__worker *tls_worker;
 static __thread void *tls_fake; /* ASan fake stack of a thread's own stack */
 
+#if defined(__x86_64__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ volatile("yield")
+#endif
+
 #define STAT_INC(x) \
     atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, \
                           memory_order_relaxed)
@@ -470,6 +476,20 @@ static void go_idle(may__worker *w)
     pthread_mutex_unlock(&may__S.idle_lock);
 }
 
+#define IDLE_SPIN_NS 50000
+
+static int spin_for_work(void)
+{
+    int64_t end = may__now() + IDLE_SPIN_NS;
+    do {
+        for (int i = 0; i < 64; i++)
+            cpu_relax();
+        if (work_available())
+            return 1;
+    } while (may__now() < end && !atomic_load_explicit(&may__S.stopping, memory_order_relaxed));
+    return 0;
+}
+
 /* On g0: find something to run, sleeping if there is nothing.  NULL when
  * the runtime is stopping. */
 static struct may_co *find_runnable(may__worker *w)
@@ -499,6 +519,11 @@ static struct may_co *find_runnable(may__worker *w)
             if (work_available())
                 continue;
         }
+        /* Spin a little before sleeping: work often arrives within
+         * microseconds (a spawning or waking coroutine on another worker),
+         * and a futex sleep and wake-up costs far more than that. */
+        if (may__S.nworkers > 1 && spin_for_work())
+            continue;
         go_idle(w);
     }
 }
@@ -567,7 +592,6 @@ static void switch_from(may__worker *w, struct may_co *self, struct may_co *next
 void may__switch_out(may__worker *w, may__hook hook)
 {
     struct may_co *self = w->cur;
-    guard_check(self);
     w->hook = hook;
     switch_from(w, self, pick_fast(w), 0);
 }
@@ -594,7 +618,6 @@ void may_yield(void)
     } else {
         w->hook = (may__hook){ requeue_hook, self };
     }
-    guard_check(self);
     switch_from(w, self, next, 0);
 }
 
