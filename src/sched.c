@@ -879,6 +879,9 @@ static void *worker_main(void *arg)
 {
     may__worker *w = arg;
     tls_worker = w;
+    char name[16];
+    snprintf(name, sizeof name, "may-worker-%d", w->index);
+    pthread_setname_np(pthread_self(), name);
     may__altstack_setup();
     if (may__S.cfg.pin_workers) {
         cpu_set_t all, one;

@@ -43,6 +43,7 @@
 #endif
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define MAY_VALGRIND 1
 #endif
@@ -189,6 +190,11 @@ int may__stack_alloc(may__stack *st, size_t size)
      * its previous owner: clear them, or ASan reports false errors. */
     if (r == 0)
         __asan_unpoison_memory_region(st->lo, (size_t)(st->base + st->size - st->lo));
+#endif
+#ifdef MAY_VALGRIND
+    /* Likewise valgrind marks a dead stack's popped frames inaccessible. */
+    if (r == 0)
+        (void)VALGRIND_MAKE_MEM_UNDEFINED(st->lo, (size_t)(st->base + st->size - st->lo));
 #endif
     return r;
 }

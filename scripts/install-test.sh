@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# scripts/install-test.sh [BUILD_DIR] - install a configured build (default
+# build/debug) into a fresh temporary prefix, then build and run the consumer
+# in tests/install against it twice:
+#   1. with CMake: find_package(may) + may::may (CMAKE_PREFIX_PATH=prefix);
+#   2. with pkg-config --cflags --libs may (PKG_CONFIG_PATH into the prefix),
+#      linked to the shared library and run with LD_LIBRARY_PATH.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "${1:-$ROOT/build/debug}" && pwd)
+CC=${CC:-cc}
+
+if [[ ! -f $BUILD/CMakeCache.txt ]]; then
+    echo "install-test: $BUILD is not a configured build (run make test or the debug stage first)" >&2
+    exit 1
+fi
+cmake --build "$BUILD" -j"$(nproc)" --target may_static may_shared
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+echo "--- cmake --install $BUILD --prefix $prefix"
+cmake --install "$BUILD" --prefix "$prefix" >"$work/install.log" ||
+    { cat "$work/install.log"; exit 1; }
+(cd "$prefix" && find . -type f -o -type l | sort | sed 's|^\./|    |')
+
+fail() {
+    echo "install-test: FAILED: $*" >&2
+    exit 1
+}
+
+pcdir=$(dirname "$(find "$prefix" -name may.pc -print -quit)")
+[[ -f $pcdir/may.pc ]] || fail "may.pc not installed"
+libdir=$(dirname "$(find "$prefix" -name 'libmay.so' -print -quit)")
+[[ -f $libdir/libmay.so ]] || fail "libmay.so not installed"
+[[ -f $libdir/libmay.a ]] || fail "libmay.a not installed next to libmay.so"
+[[ -f $prefix/include/may.h ]] || fail "include/may.h not installed"
+
+# Only the public may_* API should be exported from the shared library.
+extra=$(nm -D --defined-only "$libdir/libmay.so" | awk '{print $3}' |
+    grep -v -E '^(may_|_init$|_fini$|_edata$|_end$|__bss_start$)' || true)
+if [[ -n $extra ]]; then
+    echo "install-test: warning: libmay.so exports non-may_* symbols:" "${extra//$'\n'/ }" >&2
+fi
+
+echo "--- consumer via CMake find_package(may)"
+cmake -S "$ROOT/tests/install" -B "$work/cmake-build" -Wno-dev \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$CC" \
+    >"$work/configure.log" || { cat "$work/configure.log"; exit 1; }
+cmake --build "$work/cmake-build" >"$work/build.log" ||
+    { cat "$work/build.log"; exit 1; }
+"$work/cmake-build/may_consumer" || fail "CMake consumer"
+
+echo "--- consumer via pkg-config may"
+export PKG_CONFIG_PATH=$pcdir
+pc_cflags=$(pkg-config --cflags may)
+pc_libs=$(pkg-config --libs may)
+echo "    pkg-config --cflags --libs may: $pc_cflags $pc_libs"
+pc_inc=$(pkg-config --variable=includedir may)
+if [[ $(cd "$pc_inc" 2>/dev/null && pwd -P) != $(cd "$prefix/include" && pwd -P) ]]; then
+    fail "may.pc points to includedir=$pc_inc, not into the install prefix $prefix;" \
+        "its prefix is fixed at configure time (CMAKE_INSTALL_PREFIX) so it breaks" \
+        "with 'cmake --install --prefix'. Make it relocatable, e.g. prefix=\${pcfiledir}/../.. in cmake/may.pc.in"
+fi
+# shellcheck disable=SC2086  # word splitting of the flags is intended
+"$CC" -std=c11 -Wall -Wextra -Werror $pc_cflags "$ROOT/tests/install/main.c" \
+    -o "$work/pc_consumer" $pc_libs
+LD_LIBRARY_PATH=$libdir "$work/pc_consumer" || fail "pkg-config consumer"
+LD_LIBRARY_PATH=$libdir ldd "$work/pc_consumer" | grep -q "$libdir/libmay.so" ||
+    fail "pkg-config consumer did not load $libdir/libmay.so"
+
+echo "install-test: OK"
