@@ -273,6 +273,202 @@ typedef struct may_stats {
 MAY_API void may_stats(may_stats_t *out);
 
 /* ==== BEGIN SYNC (synchronisation, channels, select) ==================== */
+
+/*
+ * Synchronisation objects and channels (docs/SYNC.md).
+ *
+ * Every object here works between any mix of coroutines and plain threads:
+ * a coroutine that blocks parks (its worker runs other coroutines), a thread
+ * that blocks sleeps in the kernel.  Objects are opaque handles made by
+ * may_X_new and released by may_X_free (only once nobody uses them any
+ * more); may_once_t alone is a plain struct, because it must work before
+ * anything could have been made.
+ *
+ * Blocking calls take an absolute deadline (MAY_FOREVER, MAY_NOWAIT or a
+ * may_now()-based time) and return -ETIMEDOUT when it passes, -ECANCELED
+ * when the calling coroutine is cancelled (cancellation wins over the
+ * deadline).  A call that can complete without waiting completes, even in a
+ * cancelled coroutine, so cleanup code can still take a lock or drain a
+ * channel.  A waiter that times out or is cancelled leaves the object as if
+ * it had never waited: it takes no lock, permit, message or wake-up that
+ * another waiter should have had.  The try forms never wait and report a
+ * busy object as -EBUSY (locks) or -EAGAIN (everything else).
+ */
+
+/* ---- Mutex ------------------------------------------------------------- */
+
+/* Not recursive; not tied to an owner (any caller may unlock, as in Go).
+ * Waiters are queued in FIFO order.  A newcomer may take a free mutex ahead
+ * of a woken waiter (barging, for throughput), but a waiter that has waited
+ * over 1 ms switches the mutex to hand-off mode, where unlock gives it
+ * straight to the oldest waiter: nobody starves. */
+typedef struct may_mutex may_mutex_t;
+MAY_API int may_mutex_new(may_mutex_t **m);
+MAY_API void may_mutex_free(may_mutex_t *m);
+/* 0, -ETIMEDOUT or -ECANCELED. */
+MAY_API int may_mutex_lock(may_mutex_t *m, int64_t deadline);
+/* 0 or -EBUSY. */
+MAY_API int may_mutex_trylock(may_mutex_t *m);
+/* 0, or -EPERM when m is not locked. */
+MAY_API int may_mutex_unlock(may_mutex_t *m);
+
+/* ---- Reader-writer lock ------------------------------------------------ */
+
+/* Priority: once a writer waits, new readers wait behind it (writers are
+ * not starved by a stream of readers); when a writer unlocks, every reader
+ * that was waiting gets in before the next writer (readers are not starved
+ * by a stream of writers).  Writers are served in FIFO order. */
+typedef struct may_rwlock may_rwlock_t;
+MAY_API int may_rwlock_new(may_rwlock_t **rw);
+MAY_API void may_rwlock_free(may_rwlock_t *rw);
+/* 0, -ETIMEDOUT or -ECANCELED. */
+MAY_API int may_rwlock_rdlock(may_rwlock_t *rw, int64_t deadline);
+MAY_API int may_rwlock_wrlock(may_rwlock_t *rw, int64_t deadline);
+/* 0 or -EBUSY. */
+MAY_API int may_rwlock_tryrdlock(may_rwlock_t *rw);
+MAY_API int may_rwlock_trywrlock(may_rwlock_t *rw);
+/* 0, or -EPERM when not held that way. */
+MAY_API int may_rwlock_rdunlock(may_rwlock_t *rw);
+MAY_API int may_rwlock_wrunlock(may_rwlock_t *rw);
+
+/* ---- Condition variable ------------------------------------------------ */
+
+typedef struct may_cond may_cond_t;
+MAY_API int may_cond_new(may_cond_t **c);
+MAY_API void may_cond_free(may_cond_t *c);
+/* Unlock m (locked by the caller), wait for a signal, lock m again.  Returns
+ * 0 (signalled, or spuriously: re-check the predicate), -ETIMEDOUT or
+ * -ECANCELED, in every case with m locked again; or -EINVAL, with m left
+ * alone, when other waiters wait on c with a different mutex. */
+MAY_API int may_cond_wait(may_cond_t *c, may_mutex_t *m, int64_t deadline);
+/* Wake the longest waiter / every waiter (no effect when none waits). */
+MAY_API void may_cond_signal(may_cond_t *c);
+MAY_API void may_cond_broadcast(may_cond_t *c);
+
+/* ---- Counting semaphore ------------------------------------------------ */
+
+typedef struct may_sem may_sem_t;
+MAY_API int may_sem_new(may_sem_t **s, unsigned value);
+MAY_API void may_sem_free(may_sem_t *s);
+/* Take one unit: 0, -ETIMEDOUT or -ECANCELED.  Waiters are served FIFO. */
+MAY_API int may_sem_wait(may_sem_t *s, int64_t deadline);
+/* 0 or -EAGAIN. */
+MAY_API int may_sem_trywait(may_sem_t *s);
+/* Give one unit (to the longest waiter, if any): 0 or -EOVERFLOW. */
+MAY_API int may_sem_post(may_sem_t *s);
+/* Units available now. */
+MAY_API int may_sem_value(may_sem_t *s);
+
+/* ---- Barrier ----------------------------------------------------------- */
+
+#define MAY_BARRIER_LEADER 1
+typedef struct may_barrier may_barrier_t;
+/* count >= 1 parties per round; the barrier is reusable. */
+MAY_API int may_barrier_new(may_barrier_t **b, unsigned count);
+MAY_API void may_barrier_free(may_barrier_t *b);
+/* Wait for count parties.  Exactly one of them (the last to arrive) gets
+ * MAY_BARRIER_LEADER, the others 0.  -ETIMEDOUT / -ECANCELED withdraw the
+ * caller from the round (it no longer counts as arrived). */
+MAY_API int may_barrier_wait(may_barrier_t *b, int64_t deadline);
+
+/* ---- Wait group -------------------------------------------------------- */
+
+/* Go's sync.WaitGroup: add before starting work, done when it ends, wait
+ * until the counter is zero.  Reuse it only after every wait has returned. */
+typedef struct may_wg may_wg_t;
+MAY_API int may_wg_new(may_wg_t **wg);
+MAY_API void may_wg_free(may_wg_t *wg);
+/* 0, or -EINVAL (counter would go negative; nothing changes). */
+MAY_API int may_wg_add(may_wg_t *wg, long delta);
+MAY_API int may_wg_done(may_wg_t *wg);
+/* 0 once the counter is zero, -ETIMEDOUT or -ECANCELED. */
+MAY_API int may_wg_wait(may_wg_t *wg, int64_t deadline);
+
+/* ---- One-shot event ---------------------------------------------------- */
+
+/* A flag that is set once and never cleared; waiting returns once set. */
+typedef struct may_event may_event_t;
+MAY_API int may_event_new(may_event_t **e);
+MAY_API void may_event_free(may_event_t *e);
+/* Set the flag and wake every waiter: 0, or -EALREADY if it was set. */
+MAY_API int may_event_fire(may_event_t *e);
+/* 0 once fired, -ETIMEDOUT or -ECANCELED. */
+MAY_API int may_event_wait(may_event_t *e, int64_t deadline);
+MAY_API bool may_event_is_fired(may_event_t *e);
+
+/* ---- Once -------------------------------------------------------------- */
+
+/* Static initialisation only: may_once_t o = MAY_ONCE_INIT.  The fields are
+ * private. */
+typedef struct may_once {
+    int state;
+    int lock;
+    void *waiters;
+} may_once_t;
+#define MAY_ONCE_INIT { 0, 0, 0 }
+/* Run fn(arg) exactly once per o; callers that come while it runs wait for
+ * it to end (a coroutine parks).  This wait has no deadline and ignores
+ * cancellation: returning before fn ended would let the caller use what fn
+ * has not finished making.  Returns 0. */
+MAY_API int may_once(may_once_t *o, void (*fn)(void *), void *arg);
+
+/* ---- Channels ---------------------------------------------------------- */
+
+/* A channel carries elements of one fixed size, copied by value.  Capacity 0
+ * is a rendezvous (each send meets a receive, like Go's unbuffered
+ * channel); MAY_CHAN_UNBOUNDED never blocks senders (the buffer grows).
+ * One implementation serves any number of senders and receivers.
+ *
+ * Closing (Go's semantics): sends fail with -EPIPE from then on, receivers
+ * first drain what is buffered and then get -EPIPE; blocked senders and
+ * receivers wake with -EPIPE. */
+#define MAY_CHAN_UNBOUNDED ((size_t)-1)
+typedef struct may_chan may_chan_t;
+/* elem_size may be 0 (pure signals).  0, -EINVAL or -ENOMEM. */
+MAY_API int may_chan_new(may_chan_t **ch, size_t elem_size, size_t capacity);
+/* The typed form, like libmill's chmake(type, n). */
+#define may_chan_make(chp, type, capacity) may_chan_new((chp), sizeof(type), (capacity))
+MAY_API void may_chan_free(may_chan_t *ch);
+/* Copy *elem into the channel.  0, -EPIPE (closed), -ETIMEDOUT, -ECANCELED,
+ * -ENOMEM (unbounded channel could not grow). */
+MAY_API int may_chan_send(may_chan_t *ch, const void *elem, int64_t deadline);
+/* Copy the next element into *elem (NULL: discard it).  0, -EPIPE (closed
+ * and drained), -ETIMEDOUT, -ECANCELED. */
+MAY_API int may_chan_recv(may_chan_t *ch, void *elem, int64_t deadline);
+/* Never wait: -EAGAIN where send/recv would have waited. */
+MAY_API int may_chan_trysend(may_chan_t *ch, const void *elem);
+MAY_API int may_chan_tryrecv(may_chan_t *ch, void *elem);
+/* 0, or -EPIPE when already closed. */
+MAY_API int may_chan_close(may_chan_t *ch);
+MAY_API bool may_chan_is_closed(may_chan_t *ch);
+/* Elements buffered now; capacity (MAY_CHAN_UNBOUNDED for unbounded). */
+MAY_API size_t may_chan_len(may_chan_t *ch);
+MAY_API size_t may_chan_cap(may_chan_t *ch);
+
+/* ---- Select ------------------------------------------------------------ */
+
+enum {
+    MAY_SELECT_NONE = 0, /* an unused case: never ready */
+    MAY_SELECT_RECV = 1,
+    MAY_SELECT_SEND = 2,
+};
+
+typedef struct may_select_case {
+    int op;           /* MAY_SELECT_* */
+    may_chan_t *chan; /* NULL: never ready (a nil channel in Go) */
+    void *elem;       /* RECV: destination (NULL: discard); SEND: source */
+    int result;       /* out, for the chosen case: 0, or -EPIPE (closed) */
+} may_select_case_t;
+
+/* Wait until one case can proceed, perform it and return its index.  Only
+ * that case takes effect: the others send or receive nothing.  Among cases
+ * ready at once the choice is uniformly random.  A case on a closed channel
+ * is ready, with result -EPIPE (receives only once drained).  Otherwise
+ * -ETIMEDOUT (also: none ready with MAY_NOWAIT), -ECANCELED, -EINVAL (bad
+ * op, or NULL cases with n > 0), -ENOMEM (n too large to keep on the
+ * stack, and no memory). */
+MAY_API int may_select(may_select_case_t *cases, size_t n, int64_t deadline);
+
 /* ==== END SYNC ========================================================== */
 
 #ifdef __cplusplus

@@ -98,14 +98,22 @@ static inline void cpu_relax(void)
 
 static MAY_NOINLINE void spin_lock_slow(spin_t *l)
 {
+    /* Exponential backoff: waiting spinners keep off the cache line, so the
+     * holder's critical section (usually on the same line) runs at full
+     * speed. */
+    unsigned backoff = 1;
     for (unsigned n = 0;; n++) {
         if (!atomic_load_explicit(&l->v, memory_order_relaxed) &&
             !atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
             return;
-        if (n < 64)
-            cpu_relax();
-        else
+        if (n < 16) {
+            for (unsigned i = 0; i < backoff; i++)
+                cpu_relax();
+            if (backoff < 64)
+                backoff <<= 1;
+        } else {
             sched_yield();
+        }
     }
 }
 

@@ -1,0 +1,688 @@
+/*
+ * chan.c - channels (bounded, rendezvous, unbounded) and select.
+ *
+ * One implementation for every shape: a ring buffer of fixed-size elements,
+ * a queue of blocked senders and one of blocked receivers, a closed flag, all
+ * under one short spinlock.  Separate SPSC/MPSC variants were rejected: the
+ * time of a channel operation between coroutines is dominated by the
+ * park/wake and the context switch, not by the lock (uncontended, one
+ * exchange), and one lock keeps close and select simple.  Capacity 0 has no
+ * buffer at all; an unbounded channel grows its ring by doubling (it never
+ * shrinks).
+ *
+ * Direct hand-off.  A sender that finds a receiver waiting copies its
+ * element straight into the receiver's destination (named by the waiter
+ * node) and wakes it; a receiver that finds the buffer full takes the head
+ * and moves the first blocked sender's element into the freed slot; on a
+ * rendezvous channel the receiver copies from the blocked sender.  So a
+ * woken party never retries: its operation is complete when it wakes, and
+ * the element is copied once (twice through a buffer).
+ *
+ * Invariants, under the lock: a blocked receiver implies an empty buffer; a
+ * blocked sender implies a full buffer (capacity 0: always "full"); a closed
+ * channel has no blocked party.
+ *
+ * Waiter nodes and the wait protocol are sync.c's (read its header): a node
+ * lives on its waiter's stack; a waker that unlinks a node completes it
+ * (copies, sets result, stores DONE with release) and wakes it after
+ * unlocking; a waiter whose wait failed takes the lock and either unlinks
+ * its node itself (returning the error) or, the node being gone, waits for
+ * the wake that is due and keeps the completed operation (it did happen: a
+ * receiver did get the element).
+ *
+ * Select.  A select puts one node per case on the case's channel, all
+ * pointing at one sel_waiter on its stack: the parker plus an atomic
+ * `fired' (-1 pending, else the index of the case that happened, or
+ * SEL_ABANDONED).  A waker that pops a node of a select claims it with a CAS
+ * of fired -1 -> index; if the CAS fails that select is done elsewhere, the
+ * node is stale and the waker drops it and looks at the next.  Exactly one
+ * case of a select completes.  The selecting caller locks every channel of
+ * the select (in address order, so two selects cannot deadlock), polls the
+ * cases in a random order (fairness), and if none is ready enqueues all its
+ * nodes before unlocking, so nobody can complete one of its cases while it
+ * is still looking at the others.  On timeout or cancellation it CASes
+ * fired -1 -> SEL_ABANDONED: success means no case can happen any more;
+ * failure means one did, and it takes that one.  Afterwards it removes its
+ * remaining nodes, one channel lock at a time.
+ *
+ * sel_waiter is the general "waiter with a claimed flag": an I/O readiness
+ * source or a coroutine's end could complete a select case the same way
+ * (queue a node; the event claims it with the CAS, fills in the result and
+ * wakes the parker).
+ *
+ * Lock order: channel locks in increasing address order (only select holds
+ * more than one); a channel lock is otherwise a leaf, except that may__wake,
+ * which takes scheduler locks, may run under it (it does not here: wakes
+ * happen after unlocking).  Never held across may__wait.
+ *
+ * Memory ordering: the lock orders everything about the channel; the
+ * element copied into a waiter's buffer is published by the release store of
+ * the node's state and the parker's acq_rel wake; fired is CASed acq_rel.
+ */
+#include "internal.h"
+
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- spinlock (as in sync.c) -------------------------------------------- */
+
+typedef struct {
+    _Atomic int v;
+} spin_t;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+static MAY_NOINLINE void spin_lock_slow(spin_t *l)
+{
+    /* Exponential backoff: waiting spinners keep off the cache line, so the
+     * holder's critical section (usually on the same line) runs at full
+     * speed. */
+    unsigned backoff = 1;
+    for (unsigned n = 0;; n++) {
+        if (!atomic_load_explicit(&l->v, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
+            return;
+        if (n < 16) {
+            for (unsigned i = 0; i < backoff; i++)
+                cpu_relax();
+            if (backoff < 64)
+                backoff <<= 1;
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+static inline void spin_lock(spin_t *l)
+{
+    /* acquire: pairs with the release in spin_unlock */
+    if (MAY_LIKELY(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)))
+        return;
+    spin_lock_slow(l);
+}
+
+static inline void spin_unlock(spin_t *l)
+{
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
+/* ---- waiter nodes ------------------------------------------------------- */
+
+#define SEL_PENDING (-1)
+#define SEL_ABANDONED (-2)
+
+/* The shared part of a select's nodes. */
+typedef struct sel_waiter {
+    _Atomic int fired; /* SEL_PENDING, SEL_ABANDONED, or a case index */
+} sel_waiter;
+
+typedef struct cnode {
+    struct cnode *next, *prev;
+    may__parker *p;
+    sel_waiter *sel; /* NULL: a plain send/recv, claimed by unlinking */
+    void *elem;      /* send: the source; recv: the destination or NULL */
+    int idx;         /* case index (select) */
+    int linked;      /* on a queue; under the channel lock */
+    int result;      /* 0 or -EPIPE; written by the completer */
+    _Atomic int done; /* completed: release by the completer */
+} cnode;
+
+typedef struct {
+    cnode *head, *tail;
+} cqueue;
+
+static void cq_push(cqueue *q, cnode *n)
+{
+    n->next = NULL;
+    n->prev = q->tail;
+    if (q->tail)
+        q->tail->next = n;
+    else
+        q->head = n;
+    q->tail = n;
+    n->linked = 1;
+}
+
+static void cq_unlink(cqueue *q, cnode *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        q->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        q->tail = n->prev;
+    n->linked = 0;
+}
+
+/* Pop the first node whose waiter we can claim; stale select nodes are
+ * dropped on the way.  Channel lock held. */
+static cnode *cq_claim(cqueue *q)
+{
+    cnode *n;
+    while ((n = q->head)) {
+        cq_unlink(q, n);
+        if (!n->sel)
+            return n;
+        int e = SEL_PENDING;
+        /* acq_rel: exactly one completer per select */
+        if (atomic_compare_exchange_strong_explicit(&n->sel->fired, &e, n->idx,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            return n;
+    }
+    return NULL;
+}
+
+/* Finish a claimed node; the caller wakes n->p after unlocking. */
+static inline void complete(cnode *n, int result)
+{
+    n->result = result;
+    /* release: the element copied into n->elem and result */
+    atomic_store_explicit(&n->done, 1, memory_order_release);
+}
+
+static inline void wake(may__parker *p)
+{
+    if (p)
+        may__wake(p, MAY__P_WTOKEN);
+}
+
+static inline int is_cancelled(may__parker *p)
+{
+    return p->co && atomic_load_explicit(&p->co->cancelled, memory_order_relaxed);
+}
+
+/* ---- the channel -------------------------------------------------------- */
+
+struct may_chan {
+    spin_t lock;
+    int closed;
+    size_t esz;      /* element size */
+    size_t cap;      /* capacity; MAY_CHAN_UNBOUNDED */
+    size_t head;     /* ring: index of the oldest element */
+    size_t len;      /* elements buffered */
+    size_t slots;    /* ring size in elements (cap, or the grown size) */
+    char *buf;       /* slots * esz bytes (NULL when esz or slots is 0) */
+    cqueue sendq, recvq;
+};
+
+static inline void copy_elem(void *dst, const void *src, size_t n)
+{
+    switch (n) {
+    case 0:
+        return;
+    case 4:
+        memcpy(dst, src, 4);
+        return;
+    case 8:
+        memcpy(dst, src, 8);
+        return;
+    case 16:
+        memcpy(dst, src, 16);
+        return;
+    default:
+        memcpy(dst, src, n);
+    }
+}
+
+int may_chan_new(may_chan_t **out, size_t esz, size_t cap)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (esz > ((size_t)1 << 30))
+        return -EINVAL;
+    may_chan_t *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return -ENOMEM;
+    ch->esz = esz;
+    ch->cap = cap;
+    if (cap != MAY_CHAN_UNBOUNDED && cap > 0 && esz > 0) {
+        if (cap > SIZE_MAX / esz) {
+            free(ch);
+            return -EINVAL;
+        }
+        ch->buf = malloc(cap * esz);
+        if (!ch->buf) {
+            free(ch);
+            return -ENOMEM;
+        }
+    }
+    ch->slots = cap == MAY_CHAN_UNBOUNDED ? 0 : cap;
+    *out = ch;
+    return 0;
+}
+
+void may_chan_free(may_chan_t *ch)
+{
+    if (!ch)
+        return;
+    free(ch->buf);
+    free(ch);
+}
+
+/* Grow an unbounded channel's ring (full: len == slots).  Lock held. */
+static int ring_grow(may_chan_t *ch)
+{
+    size_t nslots = ch->slots ? ch->slots * 2 : 16;
+    if (nslots < ch->slots || nslots > SIZE_MAX / ch->esz)
+        return -ENOMEM;
+    char *nb = malloc(nslots * ch->esz);
+    if (!nb)
+        return -ENOMEM;
+    /* unwrap: the oldest element goes to slot 0 */
+    size_t first = ch->slots - ch->head;
+    if (first > ch->len)
+        first = ch->len;
+    if (ch->len) {
+        memcpy(nb, ch->buf + ch->head * ch->esz, first * ch->esz);
+        memcpy(nb + first * ch->esz, ch->buf, (ch->len - first) * ch->esz);
+    }
+    free(ch->buf);
+    ch->buf = nb;
+    ch->head = 0;
+    ch->slots = nslots;
+    return 0;
+}
+
+/* Append an element (room assured, or an unbounded channel).  Lock held. */
+static int ring_put(may_chan_t *ch, const void *elem)
+{
+    if (ch->esz) {
+        if (ch->len == ch->slots) {
+            int r = ring_grow(ch);
+            if (r < 0)
+                return r;
+        }
+        size_t i = ch->head + ch->len;
+        if (i >= ch->slots)
+            i -= ch->slots;
+        copy_elem(ch->buf + i * ch->esz, elem, ch->esz);
+    }
+    ch->len++;
+    return 0;
+}
+
+/* Take the oldest element into elem (NULL: drop).  Lock held, len > 0. */
+static void ring_take(may_chan_t *ch, void *elem)
+{
+    if (ch->esz) {
+        if (elem)
+            copy_elem(elem, ch->buf + ch->head * ch->esz, ch->esz);
+        if (++ch->head == ch->slots)
+            ch->head = 0;
+    }
+    ch->len--;
+}
+
+static inline int has_room(const may_chan_t *ch)
+{
+    return ch->cap == MAY_CHAN_UNBOUNDED || ch->len < ch->cap;
+}
+
+/* Send now if possible.  Lock held.  Returns 1 when the operation happened
+ * (or failed for good), with its result in *res and a parker to wake after
+ * unlocking in *wk; 0 when it would have to wait. */
+static int try_send_locked(may_chan_t *ch, const void *elem, int *res, may__parker **wk)
+{
+    if (ch->closed) {
+        *res = -EPIPE;
+        return 1;
+    }
+    cnode *r = cq_claim(&ch->recvq);
+    if (r) {
+        if (r->elem)
+            copy_elem(r->elem, elem, ch->esz);
+        *wk = r->p;
+        complete(r, 0);
+        *res = 0;
+        return 1;
+    }
+    if (has_room(ch)) {
+        *res = ring_put(ch, elem);
+        return 1;
+    }
+    return 0;
+}
+
+/* Receive now if possible; as try_send_locked. */
+static int try_recv_locked(may_chan_t *ch, void *elem, int *res, may__parker **wk)
+{
+    if (ch->len) {
+        ring_take(ch, elem);
+        cnode *s = cq_claim(&ch->sendq);
+        if (s) {
+            ring_put(ch, s->elem); /* the slot just freed: cannot fail */
+            *wk = s->p;
+            complete(s, 0);
+        }
+        *res = 0;
+        return 1;
+    }
+    cnode *s = cq_claim(&ch->sendq);
+    if (s) {
+        if (elem)
+            copy_elem(elem, s->elem, ch->esz);
+        *wk = s->p;
+        complete(s, 0);
+        *res = 0;
+        return 1;
+    }
+    if (ch->closed) {
+        *res = -EPIPE;
+        return 1;
+    }
+    return 0;
+}
+
+static int chan_op(may_chan_t *ch, void *elem, int64_t deadline, int send)
+{
+    may__parker *wk = NULL;
+    int res;
+    spin_lock(&ch->lock);
+    int done = send ? try_send_locked(ch, elem, &res, &wk) : try_recv_locked(ch, elem, &res, &wk);
+    if (done) {
+        spin_unlock(&ch->lock);
+        wake(wk);
+        return res;
+    }
+    may__parker *p = may__self_parker();
+    if (deadline == MAY_NOWAIT || is_cancelled(p)) {
+        spin_unlock(&ch->lock);
+        return is_cancelled(p) ? -ECANCELED : -ETIMEDOUT;
+    }
+    cnode n;
+    n.p = p;
+    n.sel = NULL;
+    n.elem = elem;
+    n.result = 0;
+    atomic_store_explicit(&n.done, 0, memory_order_relaxed);
+    may__wait_prepare(p);
+    cqueue *q = send ? &ch->sendq : &ch->recvq;
+    cq_push(q, &n);
+    spin_unlock(&ch->lock);
+
+    for (;;) {
+        int r = may__wait(p, deadline, 0);
+        if (r == 0) {
+            /* acquire: pairs with complete() */
+            if (atomic_load_explicit(&n.done, memory_order_acquire))
+                return n.result;
+            continue; /* spurious */
+        }
+        spin_lock(&ch->lock);
+        if (n.linked) {
+            cq_unlink(q, &n);
+            spin_unlock(&ch->lock);
+            return r;
+        }
+        spin_unlock(&ch->lock);
+        /* Completed meanwhile: the wake is due and the operation happened. */
+        while (may__wait(p, MAY_FOREVER, 1) != 0)
+            ;
+        return n.result;
+    }
+}
+
+int may_chan_send(may_chan_t *ch, const void *elem, int64_t deadline)
+{
+    if (!ch || (!elem && ch->esz))
+        return -EINVAL;
+    return chan_op(ch, (void *)elem, deadline, 1);
+}
+
+int may_chan_recv(may_chan_t *ch, void *elem, int64_t deadline)
+{
+    if (!ch)
+        return -EINVAL;
+    return chan_op(ch, elem, deadline, 0);
+}
+
+int may_chan_trysend(may_chan_t *ch, const void *elem)
+{
+    if (!ch || (!elem && ch->esz))
+        return -EINVAL;
+    may__parker *wk = NULL;
+    int res;
+    spin_lock(&ch->lock);
+    int done = try_send_locked(ch, elem, &res, &wk);
+    spin_unlock(&ch->lock);
+    wake(wk);
+    return done ? res : -EAGAIN;
+}
+
+int may_chan_tryrecv(may_chan_t *ch, void *elem)
+{
+    if (!ch)
+        return -EINVAL;
+    may__parker *wk = NULL;
+    int res;
+    spin_lock(&ch->lock);
+    int done = try_recv_locked(ch, elem, &res, &wk);
+    spin_unlock(&ch->lock);
+    wake(wk);
+    return done ? res : -EAGAIN;
+}
+
+int may_chan_close(may_chan_t *ch)
+{
+    if (!ch)
+        return -EINVAL;
+    spin_lock(&ch->lock);
+    if (ch->closed) {
+        spin_unlock(&ch->lock);
+        return -EPIPE;
+    }
+    ch->closed = 1;
+    /* Everyone blocked fails with -EPIPE (a blocked receiver means the
+     * buffer is empty).  The claimed nodes are chained through next, which
+     * they no longer need, and woken after unlocking. */
+    cnode *list = NULL, *n;
+    while ((n = cq_claim(&ch->recvq)) || (n = cq_claim(&ch->sendq))) {
+        n->next = list;
+        list = n;
+        complete(n, -EPIPE);
+    }
+    spin_unlock(&ch->lock);
+    while (list) {
+        n = list;
+        list = n->next;
+        wake(n->p); /* n may be gone after this */
+    }
+    return 0;
+}
+
+bool may_chan_is_closed(may_chan_t *ch)
+{
+    spin_lock(&ch->lock);
+    bool c = ch->closed;
+    spin_unlock(&ch->lock);
+    return c;
+}
+
+size_t may_chan_len(may_chan_t *ch)
+{
+    spin_lock(&ch->lock);
+    size_t n = ch->len;
+    spin_unlock(&ch->lock);
+    return n;
+}
+
+size_t may_chan_cap(may_chan_t *ch)
+{
+    return ch->cap;
+}
+
+/* ---- select ------------------------------------------------------------- */
+
+#define SEL_STACK 16 /* cases handled without malloc */
+
+static __thread uint64_t sel_rng;
+
+static uint32_t sel_rand(void)
+{
+    uint64_t x = sel_rng;
+    if (!x)
+        x = (uint64_t)may__now() ^ (uint64_t)(uintptr_t)&sel_rng ^ 0x9e3779b97f4a7c15ULL;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    sel_rng = x;
+    return (uint32_t)(x >> 32);
+}
+
+static void lock_all(may_chan_t **chans, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        spin_lock(&chans[i]->lock);
+}
+
+static void unlock_all(may_chan_t **chans, size_t k)
+{
+    for (size_t i = k; i-- > 0;)
+        spin_unlock(&chans[i]->lock);
+}
+
+int may_select(may_select_case_t *cases, size_t n, int64_t deadline)
+{
+    if (!cases && n)
+        return -EINVAL;
+    if (n > (size_t)INT32_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int op = cases[i].op;
+        if (op != MAY_SELECT_NONE && op != MAY_SELECT_RECV && op != MAY_SELECT_SEND)
+            return -EINVAL;
+        if (op == MAY_SELECT_SEND && cases[i].chan && !cases[i].elem && cases[i].chan->esz)
+            return -EINVAL;
+    }
+
+    uint32_t order_s[SEL_STACK];
+    may_chan_t *chans_s[SEL_STACK];
+    cnode nodes_s[SEL_STACK];
+    uint32_t *order = order_s;
+    may_chan_t **chans = chans_s;
+    cnode *nodes = nodes_s;
+    void *heap = NULL;
+    if (n > SEL_STACK) {
+        heap = malloc(n * (sizeof *order + sizeof *chans + sizeof *nodes));
+        if (!heap)
+            return -ENOMEM;
+        nodes = heap;
+        chans = (may_chan_t **)(nodes + n);
+        order = (uint32_t *)(chans + n);
+    }
+
+    /* Poll order: the active cases, randomly permuted (Fisher-Yates).
+     * Lock order: their channels sorted by address, without duplicates. */
+    size_t k = 0, nch = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cases[i].op == MAY_SELECT_NONE || !cases[i].chan)
+            continue;
+        size_t j = sel_rand() % (uint32_t)(k + 1);
+        order[k] = order[j];
+        order[j] = (uint32_t)i;
+        k++;
+        may_chan_t *c = cases[i].chan;
+        size_t at = nch;
+        while (at > 0 && (uintptr_t)chans[at - 1] > (uintptr_t)c)
+            at--;
+        if (at > 0 && chans[at - 1] == c)
+            continue;
+        memmove(&chans[at + 1], &chans[at], (nch - at) * sizeof *chans);
+        chans[at] = c;
+        nch++;
+    }
+
+    int ret = 0;
+    may__parker *p = may__self_parker();
+    lock_all(chans, nch);
+    for (size_t j = 0; j < k; j++) {
+        uint32_t i = order[j];
+        may_select_case_t *c = &cases[i];
+        may__parker *wk = NULL;
+        int res;
+        int done = c->op == MAY_SELECT_SEND ? try_send_locked(c->chan, c->elem, &res, &wk)
+                                            : try_recv_locked(c->chan, c->elem, &res, &wk);
+        if (done) {
+            unlock_all(chans, nch);
+            wake(wk);
+            c->result = res;
+            ret = (int)i;
+            goto out;
+        }
+    }
+    if (deadline == MAY_NOWAIT || is_cancelled(p)) {
+        unlock_all(chans, nch);
+        ret = is_cancelled(p) ? -ECANCELED : -ETIMEDOUT;
+        goto out;
+    }
+    sel_waiter sw;
+    atomic_store_explicit(&sw.fired, SEL_PENDING, memory_order_relaxed);
+    may__wait_prepare(p);
+    for (size_t j = 0; j < k; j++) {
+        uint32_t i = order[j];
+        cnode *nd = &nodes[i];
+        nd->p = p;
+        nd->sel = &sw;
+        nd->elem = cases[i].elem;
+        nd->idx = (int)i;
+        nd->result = 0;
+        atomic_store_explicit(&nd->done, 0, memory_order_relaxed);
+        may_chan_t *ch = cases[i].chan;
+        cq_push(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq, nd);
+    }
+    unlock_all(chans, nch);
+
+    int fired;
+    for (;;) {
+        int r = may__wait(p, deadline, 0);
+        if (r == 0) {
+            fired = atomic_load_explicit(&sw.fired, memory_order_acquire);
+            /* acquire: pairs with complete() */
+            if (fired >= 0 && atomic_load_explicit(&nodes[fired].done, memory_order_acquire))
+                break;
+            continue; /* spurious */
+        }
+        int e = SEL_PENDING;
+        if (atomic_compare_exchange_strong_explicit(&sw.fired, &e, SEL_ABANDONED,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            fired = -1;
+            ret = r;
+            break;
+        }
+        /* A case fired meanwhile: its wake is due, and it happened. */
+        while (may__wait(p, MAY_FOREVER, 1) != 0)
+            ;
+        fired = e;
+        break;
+    }
+    /* Withdraw the nodes still queued (no waker can claim them now). */
+    for (size_t j = 0; j < k; j++) {
+        uint32_t i = order[j];
+        cnode *nd = &nodes[i];
+        if ((int)i == fired)
+            continue;
+        may_chan_t *ch = cases[i].chan;
+        spin_lock(&ch->lock);
+        if (nd->linked)
+            cq_unlink(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq, nd);
+        spin_unlock(&ch->lock);
+    }
+    if (fired >= 0) {
+        cases[fired].result = nodes[fired].result;
+        ret = fired;
+    }
+out:
+    free(heap);
+    return ret;
+}
