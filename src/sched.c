@@ -843,8 +843,9 @@ int may_cancel(may_co_t *co)
         return -EINVAL;
     if (atomic_exchange(&co->cancelled, 1) == 0) {
         may__wake(&co->parker, MAY__P_CANCEL);
-        if (co->owned)
-            may__scope_child_cancel_owned(co);
+        /* co->owned is read under the scope lock: the owner may be adding
+         * or freeing a scope right now. */
+        may__scope_child_cancel_owned(co);
     }
     return 0;
 }
