@@ -101,7 +101,7 @@ static void commit_park_hook(may__worker *w, struct may_co *co)
 static int park_co(struct may_co *co, uint32_t mask, int64_t deadline)
 {
     may__parker *p = &co->parker;
-    int armed = 0;
+    int armed = 0, yielded = 0;
     int r;
     if (deadline >= 0)
         mask |= MAY__P_TIMEOUT;
@@ -116,6 +116,14 @@ static int park_co(struct may_co *co, uint32_t mask, int64_t deadline)
         }
         if (deadline > 0 && !armed) {
             if (deadline <= may__now()) {
+                /* A deadline already past (unlike MAY_NOWAIT) still lets
+                 * others run once, so a retry loop with an expired deadline
+                 * cannot starve the coroutine it waits for. */
+                if (!yielded) {
+                    yielded = 1;
+                    may_yield();
+                    continue; /* a wake may have come meanwhile */
+                }
                 r = -ETIMEDOUT;
                 break;
             }

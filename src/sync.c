@@ -277,9 +277,11 @@ static int nowait_error(may__parker *p)
     return cancelled(p) ? -ECANCELED : -ETIMEDOUT;
 }
 
+/* Spinning only pays when someone else can release the lock meanwhile.
+ * acquire: nworkers is written before the release store of state 2. */
 static int spin_worth_it(void)
 {
-    return may__S.nworkers > 1;
+    return atomic_load_explicit(&may__S.state, memory_order_acquire) == 2 && may__S.nworkers > 1;
 }
 
 /* ========================================================================= */

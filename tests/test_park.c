@@ -80,6 +80,31 @@ static void *cancel_before_start(void *arg)
     return NULL;
 }
 
+/* A wait whose deadline has already passed lets others run once: a retry
+ * loop with an expired deadline does not starve the coroutine it waits for
+ * (both are pinned to one worker). */
+static _Atomic int setter_ran;
+static void *setter(void *arg)
+{
+    (void)arg;
+    atomic_store(&setter_ran, 1);
+    return NULL;
+}
+static void *expired_loop(void *arg)
+{
+    (void)arg;
+    may_co_t *s;
+    may_spawn_opts_t pin0 = { .flags = MAY_SPAWN_PINNED, .worker = 0 };
+    ASSERT_EQ(may_spawn(&s, setter, NULL, &pin0), 0);
+    long spins = 0;
+    while (!atomic_load(&setter_ran)) {
+        ASSERT_EQ(may_park(1), -ETIMEDOUT);
+        ASSERT_LT(++spins, 1000000);
+    }
+    ASSERT_EQ(may_join(s, MAY_FOREVER, NULL), MAY_DONE);
+    return NULL;
+}
+
 static void *cancel_then_block(void *arg)
 {
     (void)arg;
@@ -178,6 +203,9 @@ int main(void)
     while (may_stats_alive() != 0)
         usleep(100);
     ASSERT_EQ(may_cancel(c), 0);
+    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+
+    ASSERT_EQ(may_spawn(&c, expired_loop, NULL, &pin0), 0);
     ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
 
     ASSERT_EQ(may_spawn(&c, cancel_then_block, NULL, NULL), 0);

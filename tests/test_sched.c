@@ -146,7 +146,9 @@ int main(void)
     int64_t median = lateness[n / 2], p99 = lateness[n * 99 / 100];
     printf("timers: %ld sleepers in order, lateness median %lld us, p99 %lld us, max %lld us\n", n,
            (long long)median / 1000, (long long)p99 / 1000, (long long)lateness[n - 1] / 1000);
-    ASSERT_LT(median, test_scale_factor() < 1 ? TEST_MS(50) : TEST_MS(1));
+    /* typical lateness is tens of microseconds alone; allow for a loaded
+     * 2-CPU machine running other tests */
+    ASSERT_LT(median, test_scale_factor() < 1 ? TEST_MS(50) : TEST_MS(3));
     free(woke_at);
     free(lateness);
     free(cs);
