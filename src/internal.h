@@ -76,6 +76,7 @@ typedef struct may__stack {
     char *fence;     /* faults in [fence, lo) are overflows of this stack */
     uint8_t guarded; /* 1: PROT_NONE guard page; 0: soft guard in a slab */
     uint8_t pooled;  /* 1: default size, may go back to a pool */
+    uint8_t fresh;   /* 1: never handed out (its soft guard was never read) */
 } may__stack;
 
 int may__stack_alloc(may__stack *st, size_t size);

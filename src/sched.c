@@ -104,8 +104,6 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
 
 /* ---- run queues --------------------------------------------------------- */
 
-/* Owner only.  With a single worker there are no thieves, and the ring can
- * be used without read-modify-write instructions. */
 static void gq_push_list(struct may_co *first, struct may_co *last, uint32_t n)
 {
     pthread_mutex_lock(&may__S.gq_lock);
@@ -119,35 +117,46 @@ static void gq_push_list(struct may_co *first, struct may_co *last, uint32_t n)
     pthread_mutex_unlock(&may__S.gq_lock);
 }
 
-static void runq_push(may__worker *w, struct may_co *co)
+/* The ring is full: move half of it and co to the global queue. */
+static MAY_NOINLINE __attribute__((cold)) int runq_push_slow(may__worker *w, struct may_co *co,
+                                                            uint32_t h)
+{
+    may__runq *q = &w->q;
+    uint32_t n = MAY__RUNQ_SIZE / 2;
+    struct may_co *batch[MAY__RUNQ_SIZE / 2];
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = atomic_load_explicit(&q->buf[(h + i) % MAY__RUNQ_SIZE], memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&q->head, &h, h + n, memory_order_release,
+                                                 memory_order_relaxed))
+        return 0; /* a thief took some; there is room now */
+    for (uint32_t i = 0; i + 1 < n; i++)
+        batch[i]->next = batch[i + 1];
+    batch[n - 1]->next = co;
+    gq_push_list(batch[0], co, n + 1);
+    return 1;
+}
+
+/* Owner only. */
+static inline void runq_push(may__worker *w, struct may_co *co)
 {
     may__runq *q = &w->q;
     for (;;) {
         uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
         uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
-        if (t - h < MAY__RUNQ_SIZE) {
+        if (MAY_LIKELY(t - h < MAY__RUNQ_SIZE)) {
             atomic_store_explicit(&q->buf[t % MAY__RUNQ_SIZE], co, memory_order_relaxed);
             /* release: pairs with the acquire of tail in runq_grab */
             atomic_store_explicit(&q->tail, t + 1, memory_order_release);
             return;
         }
-        /* Full: move half of it and co to the global queue. */
-        uint32_t n = MAY__RUNQ_SIZE / 2;
-        struct may_co *batch[MAY__RUNQ_SIZE / 2];
-        for (uint32_t i = 0; i < n; i++)
-            batch[i] = atomic_load_explicit(&q->buf[(h + i) % MAY__RUNQ_SIZE], memory_order_relaxed);
-        if (!atomic_compare_exchange_strong_explicit(&q->head, &h, h + n, memory_order_release,
-                                                     memory_order_relaxed))
-            continue; /* a thief took some; there is room now */
-        for (uint32_t i = 0; i + 1 < n; i++)
-            batch[i]->next = batch[i + 1];
-        batch[n - 1]->next = co;
-        gq_push_list(batch[0], co, n + 1);
-        return;
+        if (runq_push_slow(w, co, h))
+            return;
     }
 }
 
-static struct may_co *runq_pop(may__worker *w)
+/* Owner only.  With a single worker there are no thieves, and the ring can
+ * be used without read-modify-write instructions. */
+static inline struct may_co *runq_pop(may__worker *w)
 {
     may__runq *q = &w->q;
     if (may__S.nworkers == 1) {
@@ -207,10 +216,16 @@ static uint32_t runq_grab(may__worker *v, struct may_co **batch, int take_next)
     }
 }
 
-static struct may_co *gq_pop(may__worker *w, uint32_t max)
+static MAY_NOINLINE struct may_co *gq_pop_locked(may__worker *w, uint32_t max);
+static inline struct may_co *gq_pop(may__worker *w, uint32_t max)
 {
     if (atomic_load_explicit(&may__S.gq_len, memory_order_relaxed) == 0)
         return NULL;
+    return gq_pop_locked(w, max);
+}
+
+static MAY_NOINLINE struct may_co *gq_pop_locked(may__worker *w, uint32_t max)
+{
     pthread_mutex_lock(&may__S.gq_lock);
     struct may_co *co = may__S.gq_head;
     if (!co) {
@@ -255,10 +270,16 @@ static void inbox_push(may__worker *w, struct may_co *co)
     pthread_mutex_unlock(&w->inbox_lock);
 }
 
-static struct may_co *inbox_pop(may__worker *w)
+static MAY_NOINLINE struct may_co *inbox_pop_locked(may__worker *w);
+static inline struct may_co *inbox_pop(may__worker *w)
 {
     if (atomic_load_explicit(&w->inbox_len, memory_order_relaxed) == 0)
         return NULL;
+    return inbox_pop_locked(w);
+}
+
+static MAY_NOINLINE struct may_co *inbox_pop_locked(may__worker *w)
+{
     pthread_mutex_lock(&w->inbox_lock);
     struct may_co *co = w->inbox_head;
     if (co) {
@@ -365,24 +386,39 @@ void may__ready_ex(struct may_co *co, int lifo)
 /* ---- picking the next coroutine ----------------------------------------- */
 
 /* Non-blocking: runnext, ring, inbox, global queue.  Usable anywhere. */
-static struct may_co *pick_fast(may__worker *w)
+/* Every 61st round: outside work first, and due timers. */
+static MAY_NOINLINE struct may_co *pick_fair(may__worker *w)
 {
     struct may_co *co;
-    w->tick++;
-    if (MAY_UNLIKELY(w->tick % 61 == 0)) {
-        if ((co = inbox_pop(w)) || (co = gq_pop(w, 1)))
-            return co;
-        if (may__timers_next() != INT64_MAX)
-            may__timers_run(may__now());
+    w->tick = 61;
+    if ((co = inbox_pop(w)) || (co = gq_pop(w, 1)))
+        return co;
+    if (may__timers_next() != INT64_MAX)
+        may__timers_run(may__now());
+    return NULL;
+}
+
+static inline struct may_co *take_runnext(may__worker *w)
+{
+    if (may__S.nworkers == 1) { /* no thieves */
+        struct may_co *co = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+        atomic_store_explicit(&w->runnext, NULL, memory_order_relaxed);
+        return co;
     }
-    if (atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
-        if (w->runnext_streak < 32 || runq_len(w) == 0) {
-            co = atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
-            if (co) {
-                w->runnext_streak++;
-                return co;
-            }
-        }
+    /* acquire: pairs with the thief's CAS in runq_grab */
+    return atomic_exchange_explicit(&w->runnext, NULL, memory_order_acquire);
+}
+
+/* Non-blocking: runnext, ring, inbox, global queue.  Usable anywhere. */
+static inline struct may_co *pick_fast(may__worker *w)
+{
+    struct may_co *co;
+    if (MAY_UNLIKELY(--w->tick == 0) && (co = pick_fair(w)))
+        return co;
+    if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
+        (w->runnext_streak < 32 || runq_len(w) == 0) && (co = take_runnext(w))) {
+        w->runnext_streak++;
+        return co;
     }
     w->runnext_streak = 0;
     if ((co = runq_pop(w)))
@@ -549,14 +585,6 @@ static inline size_t stack_extent(struct may_co *co)
     return (size_t)((char *)co - co->stack.lo);
 }
 
-void may__stack_overflow_detected(const struct may_co *co);
-
-static inline void guard_check(struct may_co *co)
-{
-    if (MAY_UNLIKELY(!co->stack.guarded) && may__stack_guard_hit(&co->stack))
-        may__stack_overflow_detected(co);
-}
-
 /* g0 -> co.  Returns when some coroutine switches back to g0. */
 static void run_co(may__worker *w, struct may_co *co)
 {
@@ -634,7 +662,6 @@ static void co_free(struct may_co *co)
 static void finish_hook(may__worker *w, struct may_co *co)
 {
     (void)w;
-    guard_check(co);
     /* Before DONE is visible: whoever joins may call may_shutdown next. */
     atomic_fetch_sub(&may__S.alive, 1);
     /* Take the joiner slot first, then publish DONE: once DONE is visible
@@ -991,6 +1018,7 @@ int may__ensure_started(void)
         }
         w->index = made;
         w->rand = 0x9e3779b97f4a7c15ULL * (uint64_t)(made + 1);
+        w->tick = 61;
         pthread_mutex_init(&w->inbox_lock, NULL);
         may__S.workers[made] = w;
     }

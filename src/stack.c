@@ -157,6 +157,7 @@ static int grow_dense(size_t size)
         st->lo = st->base + pg;
         st->fence = p;
         st->guarded = 0;
+        st->fresh = 1;
         st->pooled = 1;
         register_stack(st);
     }
@@ -181,10 +182,15 @@ static int use_guard(void)
 }
 
 static int stack_alloc(may__stack *st, size_t size);
+static void check_reused(const may__stack *st);
 
 int may__stack_alloc(may__stack *st, size_t size)
 {
     int r = stack_alloc(st, size);
+    if (r == 0) {
+        check_reused(st);
+        st->fresh = 0;
+    }
 #ifdef MAY_ASAN
     /* A reused stack still carries the poisoned redzones of the frames of
      * its previous owner: clear them, or ASan reports false errors. */
@@ -283,6 +289,7 @@ void may__stack_pool_drain(may__worker *w)
 {
     while (w->pool_len) {
         may__stack st = w->pool[--w->pool_len];
+        check_reused(&st);
         if (st.guarded && st.pooled)
             unmap_stack(&st);
         /* dense slots are unmapped with their slab */
@@ -292,9 +299,11 @@ void may__stack_pool_drain(may__worker *w)
 void may__stacks_shutdown(void)
 {
     pthread_mutex_lock(&stack_lock);
-    for (size_t i = 0; i < gpool_len; i++)
+    for (size_t i = 0; i < gpool_len; i++) {
+        check_reused(&gpool[i]);
         if (gpool[i].guarded)
             unmap_stack(&gpool[i]);
+    }
     free(gpool);
     gpool = NULL;
     gpool_len = gpool_cap = 0;
@@ -387,10 +396,27 @@ static void report_overflow(const struct may_co *co, const void *addr, const cha
     (void)r;
 }
 
-void may__stack_overflow_detected(const struct may_co *co);
-void may__stack_overflow_detected(const struct may_co *co)
+/* A dense stack that has been used: is its soft guard still zero?  Checked
+ * when the stack is handed out again and at shutdown, not when its
+ * coroutine ends: the first read of a never-touched soft guard is a page
+ * fault, which would double the faults of a short-lived coroutine.  The
+ * previous owner's control block is still at the top of the slot, so the
+ * report can name it. */
+static void check_reused(const may__stack *st)
 {
-    report_overflow(co, NULL, "soft guard page found written");
+    if (st->guarded || st->fresh || !may__stack_guard_hit(st))
+        return;
+    const struct may_co *co =
+        (const struct may_co *)((uintptr_t)(st->base + st->size - sizeof(struct may_co)) &
+                                ~(uintptr_t)63);
+    if (co->stack.base == st->base) {
+        report_overflow(co, NULL, "its soft guard page was found written");
+    } else {
+        static const char msg[] = "may: stack overflow in a generator: its soft guard page "
+                                  "was found written\n";
+        ssize_t r = write(2, msg, sizeof msg - 1);
+        (void)r;
+    }
     signal(SIGABRT, SIG_DFL);
     abort();
 }
