@@ -225,7 +225,9 @@ typedef struct may__sched {
     _Atomic int stopping;
     /* global run queue (work from plain threads, overflow) */
     pthread_mutex_t gq_lock;
-    struct may_co *gq_head, *gq_tail;
+    struct may_co **gq_ring;        /* ring of pointers, grown by doubling */
+    uint32_t gq_cap, gq_rhead, gq_rcount;
+    struct may_co *gq_head, *gq_tail; /* overflow list if the ring cannot grow */
     _Atomic uint32_t gq_len;
     /* idle workers */
     pthread_mutex_t idle_lock;

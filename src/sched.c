@@ -104,15 +104,47 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
 
 /* ---- run queues --------------------------------------------------------- */
 
-static void gq_push_list(struct may_co *first, struct may_co *last, uint32_t n)
+/* The global queue holds pointers in a ring (no pointer chasing through
+ * the coroutines, whose control blocks are each on their own page); if the
+ * ring cannot grow, an intrusive list through co->next takes the rest.
+ * gq_lock held. */
+static int gq_ring_reserve(uint32_t n)
+{
+    if (may__S.gq_rcount + n <= may__S.gq_cap)
+        return 1;
+    uint32_t ncap = may__S.gq_cap ? may__S.gq_cap : 256;
+    while (ncap < may__S.gq_rcount + n)
+        ncap *= 2;
+    struct may_co **r = malloc((size_t)ncap * sizeof *r);
+    if (!r)
+        return 0;
+    for (uint32_t i = 0; i < may__S.gq_rcount; i++)
+        r[i] = may__S.gq_ring[(may__S.gq_rhead + i) % may__S.gq_cap];
+    free(may__S.gq_ring);
+    may__S.gq_ring = r;
+    may__S.gq_cap = ncap;
+    may__S.gq_rhead = 0;
+    return 1;
+}
+
+static void gq_push_array(struct may_co **cos, uint32_t n)
 {
     pthread_mutex_lock(&may__S.gq_lock);
-    last->next = NULL;
-    if (may__S.gq_tail)
-        may__S.gq_tail->next = first;
-    else
-        may__S.gq_head = first;
-    may__S.gq_tail = last;
+    if (!may__S.gq_head && gq_ring_reserve(n)) {
+        for (uint32_t i = 0; i < n; i++)
+            may__S.gq_ring[(may__S.gq_rhead + may__S.gq_rcount + i) % may__S.gq_cap] = cos[i];
+        may__S.gq_rcount += n;
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            cos[i]->next = NULL;
+            if (may__S.gq_tail)
+                may__S.gq_tail->next = cos[i];
+            else
+                may__S.gq_head = cos[i];
+            may__S.gq_tail = cos[i];
+        }
+    }
+    /* seq_cst: a producer pushes, then reads nidle (see go_idle) */
     atomic_fetch_add_explicit(&may__S.gq_len, n, memory_order_seq_cst);
     pthread_mutex_unlock(&may__S.gq_lock);
 }
@@ -129,10 +161,8 @@ static MAY_NOINLINE __attribute__((cold)) int runq_push_slow(may__worker *w, str
     if (!atomic_compare_exchange_strong_explicit(&q->head, &h, h + n, memory_order_release,
                                                  memory_order_relaxed))
         return 0; /* a thief took some; there is room now */
-    for (uint32_t i = 0; i + 1 < n; i++)
-        batch[i]->next = batch[i + 1];
-    batch[n - 1]->next = co;
-    gq_push_list(batch[0], co, n + 1);
+    gq_push_array(batch, n);
+    gq_push_array(&co, 1);
     return 1;
 }
 
@@ -226,35 +256,31 @@ static inline struct may_co *gq_pop(may__worker *w, uint32_t max)
 
 static MAY_NOINLINE struct may_co *gq_pop_locked(may__worker *w, uint32_t max)
 {
+    struct may_co *got[MAY__RUNQ_SIZE / 2];
+    uint32_t taken = 0;
     pthread_mutex_lock(&may__S.gq_lock);
-    struct may_co *co = may__S.gq_head;
-    if (!co) {
-        pthread_mutex_unlock(&may__S.gq_lock);
-        return NULL;
-    }
     uint32_t len = atomic_load_explicit(&may__S.gq_len, memory_order_relaxed);
     uint32_t n = len / (uint32_t)may__S.nworkers + 1;
     if (n > max)
         n = max;
     if (n > MAY__RUNQ_SIZE / 2)
         n = MAY__RUNQ_SIZE / 2;
-    struct may_co *rest = co->next;
-    uint32_t taken = 1;
-    struct may_co *extra[MAY__RUNQ_SIZE / 2];
-    uint32_t ne = 0;
-    while (taken < n && rest) {
-        extra[ne++] = rest;
-        rest = rest->next;
-        taken++;
+    while (taken < n && may__S.gq_rcount) {
+        got[taken++] = may__S.gq_ring[may__S.gq_rhead];
+        may__S.gq_rhead = (may__S.gq_rhead + 1) % may__S.gq_cap;
+        may__S.gq_rcount--;
     }
-    may__S.gq_head = rest;
-    if (!rest)
-        may__S.gq_tail = NULL;
+    while (taken < n && may__S.gq_head) {
+        got[taken++] = may__S.gq_head;
+        may__S.gq_head = may__S.gq_head->next;
+        if (!may__S.gq_head)
+            may__S.gq_tail = NULL;
+    }
     atomic_fetch_sub_explicit(&may__S.gq_len, taken, memory_order_relaxed);
     pthread_mutex_unlock(&may__S.gq_lock);
-    for (uint32_t i = 0; i < ne; i++)
-        runq_push(w, extra[i]);
-    return co;
+    for (uint32_t i = 1; i < taken; i++)
+        runq_push(w, got[i]);
+    return taken ? got[0] : NULL;
 }
 
 static void inbox_push(may__worker *w, struct may_co *co)
@@ -379,7 +405,7 @@ void may__ready_ex(struct may_co *co, int lifo)
             wakep();
         return;
     }
-    gq_push_list(co, co, 1);
+    gq_push_array(&co, 1);
     wakep();
 }
 
@@ -1081,6 +1107,9 @@ int may_shutdown(void)
     may__S.nworkers = 0;
     may__timers_shutdown();
     may__stacks_shutdown();
+    free(may__S.gq_ring);
+    may__S.gq_ring = NULL;
+    may__S.gq_cap = may__S.gq_rhead = may__S.gq_rcount = 0;
     atomic_store(&may__S.state, 0);
     pthread_mutex_unlock(&may__S.start_lock);
     return 0;
