@@ -149,6 +149,7 @@ struct may_co {
     may__stack stack;            /* the memory this struct lives in */
     _Atomic int join_state;      /* MAY__JS_* */
     _Atomic(may__parker *) joiner; /* who waits in may_join */
+    may__parker *exit_joiner;    /* the joiner it took when it ended */
     _Atomic int cancelled;       /* may_cancel was called */
     int exit_kind;               /* MAY_DONE / MAY_CANCELED / MAY_PANICKED */
     int pinned;                  /* -1, or the only worker it may run on */

@@ -690,17 +690,33 @@ static void finish_hook(may__worker *w, struct may_co *co)
     (void)w;
     /* Before DONE is visible: whoever joins may call may_shutdown next. */
     atomic_fetch_sub(&may__S.alive, 1);
-    /* Take the joiner slot first, then publish DONE: once DONE is visible
-     * the joiner may free co, so after the CAS we touch only the joiner's
-     * parker (which it keeps until our wake arrives).  seq_cst: pairs with
-     * the joiner's CAS of joiner then load of join_state. */
-    may__parker *j = atomic_exchange(&co->joiner, (may__parker *)1);
+    /* may__co_finish took the joiner slot before we publish DONE: once DONE
+     * is visible the joiner may free co, so after the CAS we touch only the
+     * joiner's parker (which it keeps until our wake arrives). */
+    may__parker *j = co->exit_joiner;
     int js = MAY__JS_RUNNING;
     if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DONE)) {
         if (j)
             may__wake(j, MAY__P_WTOKEN);
     } else {
         co_free(co); /* detached: nobody else holds it */
+    }
+}
+
+/* co ended and switched straight to its joiner, which it had claimed (see
+ * may__co_finish); runs first thing in the joiner's context. */
+static void finish_direct_hook(may__worker *w, struct may_co *co)
+{
+    (void)w;
+    may__parker *j = co->exit_joiner;
+    atomic_fetch_sub(&may__S.alive, 1);
+    int js = MAY__JS_RUNNING;
+    if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DONE)) {
+        /* the joiner is running (it is us): its wait finds the token */
+        atomic_fetch_or_explicit(&j->word, MAY__P_WTOKEN, memory_order_release);
+    } else {
+        /* unreachable: may_detach refuses a handle whose joiner was taken */
+        may__fatal("coroutine %llu was detached while being joined", (unsigned long long)co->id);
     }
 }
 
@@ -723,6 +739,27 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
         fprintf(stderr, "may: coroutine %llu \"%s\" ended: stack size = %zu, used size = %zu\n",
                 (unsigned long long)co->id, co->name, co->stack.size, may__stack_used(&co->stack));
     may__worker *w = may__cur_worker();
+    /* Take the joiner slot (seq_cst: pairs with the joiner's CAS of joiner
+     * then load of join_state).  If the joiner is a coroutine parked in
+     * that join, claim its wake-up by clearing PARKED ourselves: then no
+     * one else can resume it, and we switch straight to it instead of
+     * through the scheduler; the hook publishes DONE on its side. */
+    may__parker *j = atomic_load(&co->joiner);
+    /* (parker *)1: ended with no joiner; (parker *)2: ended, joiner taken */
+    while (!atomic_compare_exchange_weak(&co->joiner, &j,
+                                         j ? (may__parker *)2 : (may__parker *)1))
+        ;
+    co->exit_joiner = j;
+    if (j && j->co && (j->co->pinned < 0 || j->co->pinned == w->index)) {
+        uint32_t v = atomic_load_explicit(&j->word, memory_order_acquire);
+        if ((v & MAY__P_PARKED) &&
+            atomic_compare_exchange_strong_explicit(&j->word, &v, v & ~(uint32_t)MAY__P_PARKED,
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            w->hook = (may__hook){ finish_direct_hook, co };
+            switch_from(w, co, j->co, 1);
+            __builtin_unreachable();
+        }
+    }
     w->hook = (may__hook){ finish_hook, co };
     switch_from(w, co, pick_fast(w), 1);
     __builtin_unreachable();
@@ -879,7 +916,7 @@ int may_detach(may_co_t *co)
         return -EINVAL;
     may__parker *j = atomic_load(&co->joiner);
     if (j && j != (may__parker *)1)
-        return -EINVAL; /* being joined */
+        return -EINVAL; /* being joined (or its joiner was taken at its end) */
     int js = MAY__JS_RUNNING;
     if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DETACHED))
         return 0; /* it will free itself */

@@ -59,7 +59,7 @@ static void *innocent(void *arg)
     return NULL;
 }
 
-static void *shallow_then_reuse(void *arg)
+__attribute__((unused)) static void *shallow_then_reuse(void *arg)
 {
     (void)arg;
     may_co_t *c;
