@@ -40,7 +40,7 @@ static void gen_entry(void *arg)
     g->xfer = r;
     g->state = G_DONE;
     san_begin(NULL, g->caller_bottom, g->caller_size, g->tsan_caller);
-    may__ctx_switch(&g->ctx, &g->caller, NULL);
+    may__ctx_switch(&g->ctx, &g->caller);
     __builtin_unreachable();
 }
 
@@ -79,7 +79,7 @@ int may_gen_resume(may_gen_t *g, void **value)
     g->tsan_caller = san_fiber_cur();
     san_begin(&g->fake_caller, g->stack.lo, (size_t)(g->stack.base + g->stack.size - g->stack.lo),
               g->tsan_gen);
-    may__ctx_switch(&g->caller, &g->ctx, NULL);
+    may__ctx_switch(&g->caller, &g->ctx);
     san_end(g->fake_caller);
     if (value)
         *value = g->xfer;
@@ -93,7 +93,7 @@ void may_gen_yield(may_gen_t *g, void *value)
     g->xfer = value;
     g->state = G_SUSPENDED;
     san_begin(&g->fake_gen, g->caller_bottom, g->caller_size, g->tsan_caller);
-    may__ctx_switch(&g->ctx, &g->caller, NULL);
+    may__ctx_switch(&g->ctx, &g->caller);
     san_end_from(g->fake_gen, &g->caller_bottom, &g->caller_size);
 }
 

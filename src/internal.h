@@ -60,12 +60,21 @@ typedef struct may__ctx {
     void *sp;
 } may__ctx;
 
-/* Save the current context in *from and resume *to.  Returns, in the resumed
- * context, the arg passed by whoever switched back to it. */
-void *may__ctx_switch(may__ctx *from, may__ctx *to, void *arg);
+/* Save the current context in *from and resume *to; returns when someone
+ * switches back to *from.  An ordinary call (it saves every callee-saved
+ * register); the scheduler uses the inline may__ctx_jump (arch jump.h). */
+void may__ctx_switch(may__ctx *from, may__ctx *to);
 /* Prepare *ctx so that switching to it calls entry(arg) on the stack whose
  * highest usable address is top (entry must never return). */
 void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg);
+
+struct may__worker;
+struct may__worker *may__cur_worker(void);
+#if defined(__x86_64__)
+#include "arch/x86_64/jump.h"
+#elif defined(__aarch64__)
+#include "arch/aarch64/jump.h"
+#endif
 
 /* ---- stacks (src/stack.c) ---------------------------------------------- */
 

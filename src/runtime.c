@@ -62,14 +62,12 @@ void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg)
     extern void may__ctx_start(void);
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
 #if defined(__x86_64__)
-    /* Frame popped by may__ctx_switch: fpctl, r15, r14, r13, r12, rbx, rbp,
-     * return address; after the ret, rsp == t (16-byte aligned). */
-    uint64_t *sp = (uint64_t *)t - 8;
-    memset(sp, 0, 8 * sizeof *sp);
-    sp[0] = 0x1F80 | ((uint64_t)0x037F << 32); /* default MXCSR, x87 CW */
-    sp[4] = (uint64_t)(uintptr_t)arg;          /* r12 */
-    sp[5] = (uint64_t)(uintptr_t)entry;        /* rbx */
-    sp[7] = (uint64_t)(uintptr_t)may__ctx_start;
+    /* Resume address (popped by the switch), then what may__ctx_start
+     * pops: entry, arg; after those pops rsp == t (16-byte aligned). */
+    uint64_t *sp = (uint64_t *)t - 3;
+    sp[0] = (uint64_t)(uintptr_t)may__ctx_start;
+    sp[1] = (uint64_t)(uintptr_t)entry;
+    sp[2] = (uint64_t)(uintptr_t)arg;
 #elif defined(__aarch64__)
     /* Frame popped by may__ctx_switch: x19..x30, d8..d15 (160 bytes). */
     uint64_t *sp = (uint64_t *)t - 20;

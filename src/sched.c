@@ -592,9 +592,15 @@ static struct may_co *find_runnable(may__worker *w)
 
 /* ---- switching ---------------------------------------------------------- */
 
+static void requeue_hook(may__worker *w, struct may_co *co);
+static inline void runq_push(may__worker *w, struct may_co *co);
+
 static inline void run_hook(may__worker *w)
 {
-    if (w->hook.fn) {
+    if (w->hook.fn == requeue_hook) { /* the yield hook, inlined */
+        w->hook.fn = NULL;
+        runq_push(w, w->hook.co);
+    } else if (w->hook.fn) {
         may__hook h = w->hook;
         w->hook.fn = NULL;
         h.fn(w, h.co);
@@ -617,28 +623,28 @@ static void run_co(may__worker *w, struct may_co *co)
     w->cur = co;
     STAT_INC(w->n_switch);
     san_begin(&tls_fake, stack_bottom(co), stack_extent(co), co->tsan_fiber);
-    may__ctx_switch(&w->sched_ctx, &co->ctx, NULL);
+    (void)may__ctx_jump(&w->sched_ctx, &co->ctx, w);
     san_end(tls_fake);
     w->cur = NULL;
     run_hook(w);
 }
 
 /* co (running on w) -> next, or -> g0 when next is NULL. */
-static void switch_from(may__worker *w, struct may_co *self, struct may_co *next, int exiting)
+static inline __attribute__((always_inline)) void switch_from(may__worker *w, struct may_co *self,
+                                                            struct may_co *next, int exiting)
 {
     void **fake = exiting ? NULL : &self->asan_fake;
     if (next) {
         w->cur = next;
         STAT_INC(w->n_switch);
         san_begin(fake, stack_bottom(next), stack_extent(next), next->tsan_fiber);
-        may__ctx_switch(&self->ctx, &next->ctx, NULL);
+        w = may__ctx_jump(&self->ctx, &next->ctx, w);
     } else {
         w->cur = NULL;
         san_begin(fake, w->asan_g0_bottom, w->asan_g0_size, w->tsan_g0_fiber);
-        may__ctx_switch(&self->ctx, &w->sched_ctx, NULL);
+        w = may__ctx_jump(&self->ctx, &w->sched_ctx, w);
     }
-    /* Resumed, perhaps on another thread. */
-    w = may__cur_worker();
+    /* Resumed, perhaps on another thread: w is the worker that resumed us. */
     san_end(self->asan_fake);
     run_hook(w);
 }
@@ -657,7 +663,9 @@ static void requeue_hook(may__worker *w, struct may_co *co)
 
 void may_yield(void)
 {
-    may__worker *w = may__cur_worker();
+    /* A direct read is safe here: no switch has happened in this call yet
+     * (after the switch, w comes back from may__ctx_jump). */
+    may__worker *w = tls_worker;
     if (!w || !w->cur) {
         sched_yield();
         return;

@@ -12,8 +12,8 @@
  */
         .text
 
-/* void *may__ctx_switch(may__ctx *from, may__ctx *to, void *arg)
- *   x0 = from, x1 = to, x2 = arg (returned in x0 on the other side) */
+/* void may__ctx_switch(may__ctx *from, may__ctx *to)
+ *   x0 = from, x1 = to */
         .globl  may__ctx_switch
         .hidden may__ctx_switch
         .type   may__ctx_switch,%function
@@ -46,7 +46,6 @@ may__ctx_switch:
         ldp     d12, d13, [sp, #128]
         ldp     d14, d15, [sp, #144]
         add     sp, sp, #160
-        mov     x0, x2                  /* hand arg to the resumed side */
         ret                             /* to x30 */
         .cfi_endproc
         .size   may__ctx_switch,.-may__ctx_switch

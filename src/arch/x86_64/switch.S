@@ -1,24 +1,32 @@
 /*
  * Context switch for x86-64, System V ABI.
  *
- * The ABI makes rbx, rbp, r12-r15, rsp, the MXCSR control bits and the x87
- * control word callee-saved; everything else is clobbered by a call, so a
- * switch (which is a call) saves exactly those.  Saved frame, from the saved
- * sp upwards:
+ * The protocol.  A saved context is a stack pointer; the word it points at
+ * is the address to resume at.  Whoever switches to a context loads its
+ * stack pointer, pops that address and jumps to it; everything else the
+ * context saved lies under that word and is restored by the code at the
+ * resume address itself.  So the hot switch can be inline assembly in C
+ * (src/arch/x86_64/jump.h) that saves only what the compiler cannot: the
+ * frame pointer and the FP control state; the compiler saves any other live
+ * register because the asm declares them clobbered.  A jump rather than a
+ * `ret` keeps the return-address predictor in step: a `ret` into another
+ * context's frame would be mispredicted on every switch.
  *
- *   sp+0   MXCSR (4 bytes) and x87 control word (2 bytes), 8-byte slot
- *   sp+8   r15
- *   sp+16  r14
- *   sp+24  r13
- *   sp+32  r12
- *   sp+40  rbx
- *   sp+48  rbp
- *   sp+56  return address
+ * The ABI makes rbx, rbp, r12-r15, rsp, the MXCSR control bits and the x87
+ * control word callee-saved; the out-of-line may__ctx_switch below (for
+ * callers that are plain C calls, like generators) saves all of them:
+ *
+ *   sp+0   resume address (label 1 below)
+ *   sp+8   MXCSR (4 bytes) and x87 control word (2 bytes)
+ *   sp+16  r15, r14, r13, r12, rbx, rbp (sp+16 .. sp+56)
+ *   sp+64  return address of the call
+ *
+ * A new context (may__ctx_make) is: may__ctx_start, entry, arg.
  */
         .text
 
-/* void *may__ctx_switch(may__ctx *from, may__ctx *to, void *arg)
- *   rdi = from, rsi = to, rdx = arg (returned in rax on the other side) */
+/* void may__ctx_switch(may__ctx *from, may__ctx *to)
+ *   rdi = from, rsi = to */
         .globl  may__ctx_switch
         .hidden may__ctx_switch
         .type   may__ctx_switch,@function
@@ -34,10 +42,14 @@ may__ctx_switch:
         subq    $8, %rsp            /* slot for the FP control state */
         stmxcsr (%rsp)              /* SSE rounding mode / exception masks */
         fnstcw  4(%rsp)             /* x87 control word */
+        leaq    1f(%rip), %rax
+        pushq   %rax                /* where this context resumes */
         movq    %rsp, (%rdi)        /* from->sp = rsp */
         movq    (%rsi), %rsp        /* rsp = to->sp: now on the other stack */
-        ldmxcsr (%rsp)              /* restore its SSE control state */
-        fldcw   4(%rsp)             /* restore its x87 control word */
+        popq    %rcx                /* its resume address */
+        jmpq    *%rcx
+1:      ldmxcsr (%rsp)              /* resumed: restore the SSE control state */
+        fldcw   4(%rsp)             /* and the x87 control word */
         addq    $8, %rsp
         popq    %r15
         popq    %r14
@@ -45,13 +57,12 @@ may__ctx_switch:
         popq    %r12
         popq    %rbx
         popq    %rbp
-        movq    %rdx, %rax          /* hand arg to the resumed side */
-        ret                         /* to its return address */
+        ret                         /* to our caller */
         .cfi_endproc
         .size   may__ctx_switch,.-may__ctx_switch
 
-/* First code run on a new stack: may__ctx_make stored entry in rbx and its
- * argument in r12.  rsp is 16-byte aligned here, as the call requires. */
+/* First code run on a new stack: rsp points at entry, then its argument.
+ * After the two pops rsp is 16-byte aligned, as the call requires. */
         .globl  may__ctx_start
         .hidden may__ctx_start
         .type   may__ctx_start,@function
@@ -59,9 +70,10 @@ may__ctx_switch:
 may__ctx_start:
         .cfi_startproc
         .cfi_undefined rip          /* outermost frame for unwinders */
+        popq    %rax                /* entry */
+        popq    %rdi                /* entry's argument */
         xorl    %ebp, %ebp          /* terminate frame-pointer chains */
-        movq    %r12, %rdi          /* entry's argument */
-        callq   *%rbx               /* entry(arg); never returns */
+        callq   *%rax               /* entry(arg); never returns */
         ud2
         .cfi_endproc
         .size   may__ctx_start,.-may__ctx_start
