@@ -222,6 +222,10 @@ typedef struct may__worker {
     void *asan_g0_bottom;
     size_t asan_g0_size;
     void *tsan_g0_fiber;
+    /* coroutines spawned here minus coroutines ended here (owner-written;
+     * may be negative; the sum over workers plus sched.alive is exact) */
+    _Atomic int64_t alive_delta;
+    uint64_t id_next, id_end;       /* a block of coroutine ids */
     /* stats: written by the owner, read relaxed by may_stats */
     _Atomic uint64_t n_switch, n_spawn, n_steal, n_park;
 } may__worker;
@@ -248,8 +252,8 @@ typedef struct may__sched {
     _Atomic int64_t poller_until;   /* the poller's wake-up deadline */
     /* counters */
     _Atomic uint64_t next_id;
-    _Atomic int64_t alive;
-    _Atomic uint64_t spawned;
+    _Atomic int64_t alive;          /* spawned from plain threads (see alive_delta) */
+    _Atomic uint64_t spawned;       /* spawned from plain threads */
 } may__sched;
 
 extern may__sched may__S;

@@ -73,6 +73,9 @@ static __thread void *tls_fake; /* ASan fake stack of a thread's own stack */
 #define cpu_relax() __asm__ volatile("yield")
 #endif
 
+#define STAT_ADD(x, d) \
+    atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + (d), \
+                          memory_order_relaxed)
 #define STAT_INC(x) \
     atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, \
                           memory_order_relaxed)
@@ -695,9 +698,8 @@ static void co_free(struct may_co *co)
 
 static void finish_hook(may__worker *w, struct may_co *co)
 {
-    (void)w;
     /* Before DONE is visible: whoever joins may call may_shutdown next. */
-    atomic_fetch_sub(&may__S.alive, 1);
+    STAT_ADD(w->alive_delta, -1);
     /* may__co_finish took the joiner slot before we publish DONE: once DONE
      * is visible the joiner may free co, so after the CAS we touch only the
      * joiner's parker (which it keeps until our wake arrives). */
@@ -715,9 +717,8 @@ static void finish_hook(may__worker *w, struct may_co *co)
  * may__co_finish); runs first thing in the joiner's context. */
 static void finish_direct_hook(may__worker *w, struct may_co *co)
 {
-    (void)w;
     may__parker *j = co->exit_joiner;
-    atomic_fetch_sub(&may__S.alive, 1);
+    STAT_ADD(w->alive_delta, -1);
     int js = MAY__JS_RUNNING;
     if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DONE)) {
         /* the joiner is running (it is us): its wait finds the token */
@@ -818,7 +819,17 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
     co->parker.co = co;
     co->fn = fn;
     co->arg = arg;
-    co->id = atomic_fetch_add_explicit(&may__S.next_id, 1, memory_order_relaxed) + 1;
+    may__worker *w = tls_worker; /* no switch in this function */
+    if (w) {
+        /* ids come in blocks, so workers do not share a counter's line */
+        if (MAY_UNLIKELY(w->id_next == w->id_end)) {
+            w->id_next = atomic_fetch_add_explicit(&may__S.next_id, 4096, memory_order_relaxed) + 1;
+            w->id_end = w->id_next + 4096;
+        }
+        co->id = w->id_next++;
+    } else {
+        co->id = atomic_fetch_add_explicit(&may__S.next_id, 1, memory_order_relaxed) + 1;
+    }
     co->timer_idx = SIZE_MAX;
     co->pinned = (opts->flags & MAY_SPAWN_PINNED) ? target : -1;
     if (opts->flags & MAY_SPAWN_DETACHED)
@@ -832,11 +843,13 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
         may__stack_fill_mark(&co->stack, top);
     may__ctx_make(&co->ctx, top, co_entry, co);
     co->tsan_fiber = san_fiber_new();
-    atomic_fetch_add_explicit(&may__S.alive, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&may__S.spawned, 1, memory_order_relaxed);
-    may__worker *w = may__cur_worker();
-    if (w)
+    if (w) {
+        STAT_ADD(w->alive_delta, 1);
         STAT_INC(w->n_spawn);
+    } else {
+        atomic_fetch_add(&may__S.alive, 1);
+        atomic_fetch_add_explicit(&may__S.spawned, 1, memory_order_relaxed);
+    }
     if (out)
         *out = co;
     if (target >= 0) {
@@ -1133,6 +1146,17 @@ int may_workers(void)
     return may__S.nworkers;
 }
 
+/* Coroutines spawned and not ended.  Exact once every end the caller
+ * knows of happened-before the call (joins give that). */
+static int64_t total_alive(void)
+{
+    int64_t n = atomic_load(&may__S.alive);
+    if (atomic_load_explicit(&may__S.state, memory_order_acquire) == 2)
+        for (int i = 0; i < may__S.nworkers; i++)
+            n += atomic_load(&may__S.workers[i]->alive_delta);
+    return n;
+}
+
 int may_shutdown(void)
 {
     if (may__cur_worker())
@@ -1142,12 +1166,14 @@ int may_shutdown(void)
         pthread_mutex_unlock(&may__S.start_lock);
         return 0;
     }
-    if (atomic_load(&may__S.alive) != 0) {
+    if (total_alive() != 0) {
         pthread_mutex_unlock(&may__S.start_lock);
         return -EBUSY;
     }
     stop_workers(may__S.nworkers);
     may__poll_close();
+    /* fold the per-worker counts in before the workers go (the sum is 0) */
+    atomic_store(&may__S.alive, total_alive());
     free_workers(may__S.nworkers);
     may__S.nworkers = 0;
     may__timers_shutdown();
@@ -1163,11 +1189,14 @@ int may_shutdown(void)
 void may_stats(may_stats_t *out)
 {
     memset(out, 0, sizeof *out);
-    out->alive = (uint64_t)atomic_load(&may__S.alive);
-    out->spawned = atomic_load(&may__S.spawned);
     out->timers = may__timers_count();
-    if (atomic_load_explicit(&may__S.state, memory_order_acquire) != 2)
+    pthread_mutex_lock(&may__S.start_lock); /* the workers stay while we read */
+    out->alive = (uint64_t)total_alive();
+    out->spawned = atomic_load(&may__S.spawned);
+    if (atomic_load_explicit(&may__S.state, memory_order_acquire) != 2) {
+        pthread_mutex_unlock(&may__S.start_lock);
         return;
+    }
     out->workers = may__S.nworkers;
     for (int i = 0; i < may__S.nworkers; i++) {
         may__worker *w = may__S.workers[i];
@@ -1177,9 +1206,11 @@ void may_stats(may_stats_t *out)
             .steals = atomic_load_explicit(&w->n_steal, memory_order_relaxed),
             .parks = atomic_load_explicit(&w->n_park, memory_order_relaxed),
         };
+        out->spawned += s.spawns;
         out->switches += s.switches;
         out->steals += s.steals;
         if (i < 64)
             out->worker[i] = s;
     }
+    pthread_mutex_unlock(&may__S.start_lock);
 }
