@@ -1,7 +1,7 @@
 /*
  * timer.c - deadlines of parked coroutines.
  *
- * One binary min-heap of coroutines ordered by deadline, under one mutex.
+ * One 4-ary min-heap of coroutines ordered by deadline, under one mutex.
  * A coroutine has at most one armed timer (it can only wait for one thing),
  * so the heap node is embedded in struct may_co: arming never allocates
  * except to grow the heap array, and disarming removes the node in
@@ -26,63 +26,73 @@
 #include <limits.h>
 
 static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
-static struct may_co **heap;
+/* Entries carry their deadline, so sifting compares within the array and
+ * touches a coroutine only to update its index: control blocks are each on
+ * their own page, and a heap of a million scattered ones was bound by cache
+ * and TLB misses.  4-ary: half the levels of a binary heap. */
+struct entry {
+    int64_t deadline;
+    struct may_co *co;
+};
+static struct entry *heap;
 static size_t heap_len, heap_cap;
 static _Atomic int64_t next_deadline = INT64_MAX;
 
-static void heap_set(size_t i, struct may_co *co)
+#define ARITY 4
+
+static inline void heap_set(size_t i, struct entry e)
 {
-    heap[i] = co;
-    co->timer_idx = i;
+    heap[i] = e;
+    e.co->timer_idx = i;
 }
 
 static void sift_up(size_t i)
 {
-    struct may_co *co = heap[i];
+    struct entry e = heap[i];
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (heap[p]->timer_deadline <= co->timer_deadline)
+        size_t p = (i - 1) / ARITY;
+        if (heap[p].deadline <= e.deadline)
             break;
         heap_set(i, heap[p]);
         i = p;
     }
-    heap_set(i, co);
+    heap_set(i, e);
 }
 
 static void sift_down(size_t i)
 {
-    struct may_co *co = heap[i];
+    struct entry e = heap[i];
     for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        int64_t best = co->timer_deadline;
-        if (l < heap_len && heap[l]->timer_deadline < best) {
-            m = l;
-            best = heap[l]->timer_deadline;
+        size_t c = ARITY * i + 1, m = i;
+        int64_t best = e.deadline;
+        for (size_t k = c; k < c + ARITY && k < heap_len; k++) {
+            if (heap[k].deadline < best) {
+                m = k;
+                best = heap[k].deadline;
+            }
         }
-        if (l + 1 < heap_len && heap[l + 1]->timer_deadline < best)
-            m = l + 1;
         if (m == i)
             break;
         heap_set(i, heap[m]);
         i = m;
     }
-    heap_set(i, co);
+    heap_set(i, e);
 }
 
 static void heap_remove(size_t i)
 {
-    struct may_co *last = heap[--heap_len];
-    heap[i]->timer_idx = SIZE_MAX;
+    struct entry last = heap[--heap_len];
+    heap[i].co->timer_idx = SIZE_MAX;
     if (i < heap_len) {
         heap_set(i, last);
         sift_down(i);
-        sift_up(last->timer_idx);
+        sift_up(last.co->timer_idx);
     }
 }
 
 static void publish_next(void)
 {
-    atomic_store_explicit(&next_deadline, heap_len ? heap[0]->timer_deadline : INT64_MAX,
+    atomic_store_explicit(&next_deadline, heap_len ? heap[0].deadline : INT64_MAX,
                           memory_order_relaxed);
 }
 
@@ -91,7 +101,7 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
     pthread_mutex_lock(&tlock);
     if (heap_len == heap_cap) {
         size_t ncap = heap_cap ? heap_cap * 2 : 256;
-        struct may_co **n = realloc(heap, ncap * sizeof *n);
+        struct entry *n = realloc(heap, ncap * sizeof *n);
         if (!n) {
             /* Cannot arm: fire at once rather than sleep forever. */
             pthread_mutex_unlock(&tlock);
@@ -102,9 +112,9 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
         heap_cap = ncap;
     }
     co->timer_deadline = deadline;
-    heap_set(heap_len++, co);
+    heap_set(heap_len++, (struct entry){ deadline, co });
     sift_up(heap_len - 1);
-    int earliest = heap[0] == co;
+    int earliest = heap[0].co == co;
     publish_next();
     pthread_mutex_unlock(&tlock);
     if (earliest &&
@@ -128,8 +138,8 @@ int may__timers_run(int64_t now)
         return 0;
     int n = 0;
     pthread_mutex_lock(&tlock);
-    while (heap_len && heap[0]->timer_deadline <= now) {
-        struct may_co *co = heap[0];
+    while (heap_len && heap[0].deadline <= now) {
+        struct may_co *co = heap[0].co;
         heap_remove(0);
         may__wake(&co->parker, MAY__P_TIMEOUT);
         n++;
