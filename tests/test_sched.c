@@ -3,6 +3,7 @@
 #include "test.h"
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 /* --- yield fairness: N coroutines yielding in a loop on one worker each
@@ -82,11 +83,28 @@ static int cmp64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* with pin_workers, worker i runs on exactly one CPU */
+static void *affinity_of_worker(void *arg)
+{
+    (void)arg;
+    cpu_set_t set;
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    return (void *)(intptr_t)CPU_COUNT(&set);
+}
+
 int main(void)
 {
-    may_config_t cfg = { .workers = 2 };
+    may_config_t cfg = { .workers = 2, .pin_workers = true };
     ASSERT_EQ(may_configure(&cfg), 0);
     ASSERT_EQ(may_workers(), 2);
+    for (int wk = 0; wk < 2; wk++) {
+        may_co_t *ac;
+        void *cnt;
+        may_spawn_opts_t po = { .flags = MAY_SPAWN_PINNED, .worker = wk };
+        ASSERT_EQ(may_spawn(&ac, affinity_of_worker, NULL, &po), 0);
+        ASSERT_EQ(may_join(ac, MAY_FOREVER, &cnt), MAY_DONE);
+        ASSERT_EQ((intptr_t)cnt, 1); /* pinned to one CPU */
+    }
 
     /* fairness on one worker (pinned) */
     may_co_t *ys[NY];
