@@ -272,6 +272,78 @@ typedef struct may_stats {
 } may_stats_t;
 MAY_API void may_stats(may_stats_t *out);
 
+/* ------------------------------------------------------------------------ */
+/* Blocking offload                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Calls that can only block (getaddrinfo, file I/O, a library with no
+ * non-blocking API) run on a pool of helper threads named "may-offload"
+ * (docs/OFFLOAD.md): a calling coroutine parks and its worker runs other
+ * coroutines meanwhile; a plain thread sleeps.  Helpers start on demand up to
+ * max_threads and exit after 10 s idle, so an idle program has none.
+ * may_shutdown waits for every call still running, abandoned ones included.
+ *
+ * The deadline and cancellation bound the wait for a helper: a call that has
+ * not started by then is taken off the queue and never runs.  A call already
+ * running cannot be interrupted: may_offload then returns at once and
+ * abandons it (it runs to its end on the helper, its result is dropped);
+ * the file calls below instead wait for it, because it uses the caller's
+ * buffer, and return its result. */
+#include <sys/socket.h> /* socklen_t, struct sockaddr_storage */
+#include <sys/types.h>  /* ssize_t, mode_t */
+
+/* Run fn(arg) on a helper and return 0 with *result = its value (result may
+ * be NULL); -EINVAL (fn NULL), -EAGAIN (saturated: max_threads calls running
+ * and max_queue waiting; or no helper thread could start), -ENOMEM,
+ * -ETIMEDOUT, -ECANCELED.  After -ETIMEDOUT / -ECANCELED fn may still be
+ * running, so arg must stay valid until fn returns: use may_offload_ex to
+ * hand arg over. */
+MAY_API int may_offload(void *(*fn)(void *), void *arg, int64_t deadline, void **result);
+/* The same, and every call that does not return 0 ends with exactly one
+ * drop(arg, result, ran): from the caller before it returns when fn never
+ * ran (ran false, result NULL), or on the helper when an abandoned fn
+ * returns (ran true).  So drop may free arg (and result). */
+MAY_API int may_offload_ex(void *(*fn)(void *), void *arg, int64_t deadline, void **result,
+                           void (*drop)(void *arg, void *result, bool ran));
+/* Bound the pool: at most max_threads helpers (0: $MAY_OFFLOAD_THREADS, else
+ * 64; at most 4096) and max_queue calls waiting for one (0: 1024).  Any time;
+ * helpers above a lowered maximum exit when idle.  0 or -EINVAL. */
+MAY_API int may_offload_config(int max_threads, int max_queue);
+
+/* Resolve host and port (numbers or names, e.g. "localhost", "http") to the
+ * first address getaddrinfo gives (its preferred order) for family (AF_UNSPEC,
+ * AF_INET, AF_INET6) and socktype (SOCK_STREAM, ...; 0: any).  host NULL or
+ * "": the wildcard address (for bind).  Numeric addresses resolve at once;
+ * names go to the pool.  0 with *out and *outlen (outlen may be NULL) filled,
+ * or: -ENOENT (no such host or service), -ENODATA (the name has no address
+ * of that family), -EAGAIN (temporary resolver failure, or the pool is
+ * saturated), -EIO (resolver failure), -EAFNOSUPPORT, -ESOCKTNOSUPPORT,
+ * -ENOMEM, -ENAMETOOLONG (host over 1024 or port over 64 bytes), -EINVAL,
+ * -ETIMEDOUT, -ECANCELED. */
+MAY_API int may_resolve(const char *host, const char *port, int family, int socktype,
+                        struct sockaddr_storage *out, socklen_t *outlen, int64_t deadline);
+/* Split "host:port", "[v6addr]:port" (zone allowed: "[fe80::1%eth0]:80") or
+ * ":port" (host "") into NUL-terminated host and port.  The port must not be
+ * empty.  0, -EINVAL (malformed: no port, a bare IPv6 address, stray
+ * brackets) or -ENAMETOOLONG (a part does not fit its buffer). */
+MAY_API int may_parse_host_port(const char *s, char *host, size_t hostlen, char *port,
+                                size_t portlen);
+
+/* Regular-file I/O on the pool (pipes and sockets belong to the reactor).
+ * off -1: read(2)/write(2) at the file offset, else pread(2)/pwrite(2).
+ * Bytes transferred (short counts as the system call gives them), or
+ * -errno; -EAGAIN / -ETIMEDOUT / -ECANCELED as for may_offload, only while
+ * the call waits for a helper. */
+MAY_API ssize_t may_file_read(int fd, void *buf, size_t n, int64_t off, int64_t deadline);
+MAY_API ssize_t may_file_write(int fd, const void *buf, size_t n, int64_t off,
+                               int64_t deadline);
+/* fsync(2): 0 or -errno. */
+MAY_API int may_file_fsync(int fd, int64_t deadline);
+/* open(2): a descriptor or -errno.  An open still blocked (a FIFO, a hung
+ * network file system) at the deadline or cancellation is abandoned, and
+ * the descriptor it makes later is closed. */
+MAY_API int may_file_open(const char *path, int flags, mode_t mode, int64_t deadline);
+
 /* ==== BEGIN SYNC (synchronisation, channels, select) ==================== */
 
 /*
@@ -470,6 +542,95 @@ typedef struct may_select_case {
 MAY_API int may_select(may_select_case_t *cases, size_t n, int64_t deadline);
 
 /* ==== END SYNC ========================================================== */
+
+/* ==== BEGIN IO (network I/O, docs/IO.md) ================================ */
+
+/*
+ * Network I/O: wait for fd readiness, read and write without blocking the
+ * worker, TCP.  A coroutine that must wait parks (its worker runs others);
+ * a plain thread sleeps.  Same conventions as above: -errno results,
+ * absolute deadlines (-ETIMEDOUT), -ECANCELED in a cancelled coroutine when
+ * a call would have to wait (a call that can complete at once completes).
+ *
+ * The first call on an fd registers it with the runtime's poller and sets
+ * O_NONBLOCK on it (for a shared file description, such as a terminal, that
+ * is visible to other processes).  Close such an fd with may_fd_close, not
+ * close(2): it wakes every waiter with -EBADF and unregisters the fd.
+ * Closing an fd while another coroutine is inside a read or write system
+ * call on it (not waiting) is a race, as with threads.
+ */
+#include <sys/types.h> /* ssize_t */
+
+struct iovec;
+struct sockaddr_storage;
+
+enum {
+    MAY_READ = 1 << 0,  /* readable (or EOF, error, hang-up) */
+    MAY_WRITE = 1 << 1, /* writable (or error, hang-up) */
+};
+
+/* Wait until fd is ready for events (MAY_READ | MAY_WRITE): returns the
+ * ready subset (> 0), or -ETIMEDOUT, -ECANCELED, -EBADF (fd closed, also by
+ * may_fd_close while waiting), -EINVAL.  Any pollable fd: sockets, pipes,
+ * eventfd, terminals; a regular file is always ready. */
+MAY_API int may_fd_wait(int fd, int events, int64_t deadline);
+/* Wake every waiter on fd with -EBADF, unregister it and close it.  0 or
+ * -errno (of close(2)). */
+MAY_API int may_fd_close(int fd);
+/* read(2) / write(2) that park instead of returning EAGAIN: the bytes
+ * transferred (> 0; 0 from read at end of file), or -errno, -ETIMEDOUT,
+ * -ECANCELED.  A write may be partial, like write(2).  Writing to a pipe
+ * whose reader is gone raises SIGPIPE as usual (sockets: use may_tcp_*). */
+MAY_API ssize_t may_read(int fd, void *buf, size_t n, int64_t deadline);
+MAY_API ssize_t may_write(int fd, const void *buf, size_t n, int64_t deadline);
+
+/* ---- TCP --------------------------------------------------------------- */
+
+/* Addresses are "host:port", "[v6addr]:port" or ":port" (all addresses).
+ * A host name is resolved with may_resolve (on the offload pool, so no
+ * worker blocks); errors as may_resolve's. */
+#define MAY_TCP_REUSEPORT 1 /* may_tcp_listen: SO_REUSEPORT */
+
+/* A listening socket (SO_REUSEADDR always; ":port" is the IPv6 wildcard
+ * accepting IPv4 too, or IPv4 only without IPv6).  backlog <= 0: SOMAXCONN.
+ * Returns the fd or -errno. */
+MAY_API int may_tcp_listen(const char *host_port, int backlog, int flags);
+/* Accept a connection (non-blocking, close-on-exec): the new fd, or -errno.
+ * peer (may be NULL) receives the peer's address.  When the process is out
+ * of descriptors (EMFILE, ENFILE) it retries with a sleep growing from 1 ms
+ * to 100 ms (no busy loop) until the deadline, then returns -EMFILE/-ENFILE. */
+MAY_API int may_tcp_accept(int lfd, int64_t deadline, struct sockaddr_storage *peer);
+/* Connect (each address in turn): the fd, or -ECONNREFUSED, -ETIMEDOUT,
+ * -ECANCELED, ... */
+MAY_API int may_tcp_connect(const char *host_port, int64_t deadline);
+/* recv/send: bytes (> 0), 0 at EOF (read), -ECONNRESET when the peer reset
+ * the connection, -EPIPE when writing after a shutdown (never SIGPIPE). */
+MAY_API ssize_t may_tcp_read(int fd, void *buf, size_t n, int64_t deadline);
+MAY_API ssize_t may_tcp_write(int fd, const void *buf, size_t n, int64_t deadline);
+/* Read exactly n bytes: n, or fewer when EOF came first, or -errno (then the
+ * bytes already read are lost). */
+MAY_API ssize_t may_tcp_read_full(int fd, void *buf, size_t n, int64_t deadline);
+/* Write all n bytes: n or -errno (some may have been sent). */
+MAY_API ssize_t may_tcp_write_all(int fd, const void *buf, size_t n, int64_t deadline);
+MAY_API ssize_t may_tcp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+MAY_API ssize_t may_tcp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline);
+/* Like may_tcp_read but leaves the data queued (MSG_PEEK). */
+MAY_API ssize_t may_tcp_peek(int fd, void *buf, size_t n, int64_t deadline);
+/* shutdown(2): how is SHUT_RD, SHUT_WR or SHUT_RDWR.  0 or -errno. */
+MAY_API int may_tcp_shutdown(int fd, int how);
+/* = may_fd_close. */
+MAY_API int may_tcp_close(int fd);
+MAY_API int may_tcp_set_nodelay(int fd, bool on);
+/* SO_KEEPALIVE; idle_s > 0 also sets the idle time and probe interval. */
+MAY_API int may_tcp_set_keepalive(int fd, bool on, int idle_s);
+/* "1.2.3.4:80" or "[::1]:80" into buf: the length, or -ENOSPC, -errno. */
+MAY_API int may_tcp_local_addr(int fd, char *buf, size_t n);
+MAY_API int may_tcp_peer_addr(int fd, char *buf, size_t n);
+MAY_API int may_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t n);
+/* The local port (e.g. of a listener bound to port 0), or -errno. */
+MAY_API int may_tcp_local_port(int fd);
+
+/* ==== END IO ============================================================ */
 
 #ifdef __cplusplus
 }

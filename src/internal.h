@@ -17,8 +17,9 @@
  *
  * Lock order (outer first): scope lock -> timer lock -> worker inbox lock ->
  * global queue lock -> sched.idle_lock -> stack pool lock (a timer firing
- * readies coroutines, which may queue them and wake a worker).  No lock is ever
- * held across a context switch.
+ * readies coroutines, which may queue them and wake a worker).  The per-fd
+ * lock of io.c is a leaf (its waiters are woken after it is released).  No
+ * lock is ever held across a context switch.
  */
 #ifndef MAY_INTERNAL_H
 #define MAY_INTERNAL_H
@@ -261,6 +262,9 @@ extern may__sched may__S;
 /* The running worker, or NULL on a plain thread.  Never inlined, so a
  * coroutine that moved to another thread across a switch re-reads it. */
 may__worker *may__cur_worker(void);
+/* The same, read directly: only in a function that cannot have switched
+ * since it began (see sched.c). */
+extern __thread may__worker *may__tls_w;
 may_co_t *may__cur_co(void);
 int may__ensure_started(void);
 /* Make co runnable (it must be off every queue and not running). */
@@ -283,7 +287,7 @@ int64_t may__timers_next(void);
 uint64_t may__timers_count(void);
 void may__timers_shutdown(void);
 
-/* ---- poller (src/poll_epoll.c): one backend behind five calls ----------- */
+/* ---- poller (src/poll_epoll.c): one backend behind these calls -------- */
 
 int may__poll_init(void);
 void may__poll_close(void);
@@ -292,9 +296,29 @@ void may__poll_wait(int64_t deadline);
 /* Interrupt a may__poll_wait in progress (or the next one). */
 void may__poll_wake(void);
 const char *may__poll_name(void);
+/* Register fd for edge-triggered input and output readiness; events are
+ * reported as may__io_ready(tag, ...).  0 or -errno (-EPERM: not pollable). */
+int may__poll_add(int fd, uint64_t tag);
+/* Unregister fd.  0 or -errno. */
+int may__poll_del(int fd);
+/* Generation of the poller instance (> 0 once initialised; a new one after
+ * may_shutdown): registrations from an older generation are gone. */
+uint32_t may__poll_gen(void);
+
+/* ---- I/O readiness (src/io.c) ------------------------------------------ */
+
+enum { MAY__IO_R = 1, MAY__IO_W = 2 };
+/* Called by the poller for each fd event (io: MAY__IO_* bits). */
+void may__io_ready(uint64_t tag, uint32_t io);
+/* Coroutines and threads parked on fd readiness (relaxed; a hint for the
+ * scheduler's non-blocking poll). */
+extern _Atomic int may__io_waiters;
 
 int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel);
 int may__join_reap(may_co_t *co, void **result);
+
+/* Stop and join the offload helpers (src/offload.c); safe to repeat. */
+void may__offload_shutdown(void);
 
 /* ---- misc -------------------------------------------------------------- */
 

@@ -64,7 +64,10 @@ may__sched may__S = {
     .poller_until = INT64_MIN,
 };
 
-static __thread may__worker *tls_worker;
+/* The running worker.  Read it directly only in functions that have not
+ * switched since they began (a coroutine may resume on another thread);
+ * after a switch use may__cur_worker() or the worker may__ctx_jump returns. */
+__thread may__worker *may__tls_w;
 static __thread void *tls_fake; /* ASan fake stack of a thread's own stack */
 
 #if defined(__x86_64__)
@@ -82,14 +85,14 @@ static __thread void *tls_fake; /* ASan fake stack of a thread's own stack */
 
 MAY_NOINLINE may__worker *may__cur_worker(void)
 {
-    may__worker *w = tls_worker;
+    may__worker *w = may__tls_w;
     __asm__ volatile("" ::: "memory");
     return w;
 }
 
 may_co_t *may__cur_co(void)
 {
-    may__worker *w = may__cur_worker();
+    may__worker *w = may__tls_w; /* a call: nothing switched inside it */
     return w ? w->cur : NULL;
 }
 
@@ -374,6 +377,11 @@ static void wakep(void)
 
 static void wake_worker(may__worker *w)
 {
+    /* seq_cst: the caller queued work for w before this load; w stores
+     * sleep_word = 1 before it re-checks its inbox (go_idle).  A running
+     * worker finds the work itself. */
+    if (atomic_load(&w->sleep_word) == 0)
+        return;
     pthread_mutex_lock(&may__S.idle_lock);
     idle_remove_locked(w);
     pthread_mutex_unlock(&may__S.idle_lock);
@@ -394,11 +402,11 @@ void may__ready_ex(struct may_co *co, int lifo)
     if (MAY_UNLIKELY(co->pinned >= 0)) {
         may__worker *pw = may__S.workers[co->pinned];
         inbox_push(pw, co);
-        if (may__cur_worker() != pw)
+        if (may__tls_w != pw)
             wake_worker(pw);
         return;
     }
-    may__worker *w = may__cur_worker();
+    may__worker *w = may__tls_w; /* no switch in this function */
     if (w) {
         struct may_co *old = co;
         if (lifo && !(old = atomic_exchange_explicit(&w->runnext, co, memory_order_acq_rel)))
@@ -415,7 +423,23 @@ void may__ready_ex(struct may_co *co, int lifo)
 /* ---- picking the next coroutine ----------------------------------------- */
 
 /* Non-blocking: runnext, ring, inbox, global queue.  Usable anywhere. */
-/* Every 61st round: outside work first, and due timers. */
+/* A busy worker's look at fd readiness (io.c), when something waits on an
+ * fd and no worker is in the poller: a zero-timeout poll under the same
+ * poller_busy flag as the blocking one, so the two never overlap.  If an
+ * idle worker failed to become the poller because we held the flag, it
+ * sleeps on its futex; wake one so that it takes the poller over. */
+static MAY_NOINLINE void poll_nonblocking(void)
+{
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&may__S.poller_busy, &zero, 1))
+        return;
+    may__poll_wait(0);
+    atomic_store(&may__S.poller_busy, 0);
+    if (atomic_load(&may__S.nidle) > 0)
+        wakep();
+}
+
+/* Every 61st round: outside work first, due timers and fd readiness. */
 static MAY_NOINLINE struct may_co *pick_fair(may__worker *w)
 {
     struct may_co *co;
@@ -424,6 +448,9 @@ static MAY_NOINLINE struct may_co *pick_fair(may__worker *w)
         return co;
     if (may__timers_next() != INT64_MAX)
         may__timers_run(may__now());
+    if (atomic_load_explicit(&may__io_waiters, memory_order_relaxed) > 0 &&
+        !atomic_load_explicit(&may__S.poller_busy, memory_order_relaxed))
+        poll_nonblocking();
     return NULL;
 }
 
@@ -539,6 +566,7 @@ static void go_idle(may__worker *w)
     if (w->idle)
         idle_remove_locked(w);
     pthread_mutex_unlock(&may__S.idle_lock);
+    atomic_store(&w->sleep_word, 0); /* running again (see wake_worker) */
 }
 
 #define IDLE_SPIN_NS 50000
@@ -668,7 +696,7 @@ void may_yield(void)
 {
     /* A direct read is safe here: no switch has happened in this call yet
      * (after the switch, w comes back from may__ctx_jump). */
-    may__worker *w = tls_worker;
+    may__worker *w = may__tls_w;
     if (!w || !w->cur) {
         sched_yield();
         return;
@@ -747,7 +775,7 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
     if (MAY_UNLIKELY(may__S.cfg.track_stack))
         fprintf(stderr, "may: coroutine %llu \"%s\" ended: stack size = %zu, used size = %zu\n",
                 (unsigned long long)co->id, co->name, co->stack.size, may__stack_used(&co->stack));
-    may__worker *w = may__cur_worker();
+    may__worker *w = may__tls_w; /* before this function's switch */
     /* Take the joiner slot (seq_cst: pairs with the joiner's CAS of joiner
      * then load of join_state).  If the joiner is a coroutine parked in
      * that join, claim its wake-up by clearing PARKED ourselves: then no
@@ -777,7 +805,7 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
 static void co_entry(void *arg)
 {
     struct may_co *co = arg;
-    may__worker *w = may__cur_worker();
+    may__worker *w = may__tls_w; /* the first code on this stack */
     san_end(NULL);
     run_hook(w);
     if (atomic_load_explicit(&co->cancelled, memory_order_relaxed))
@@ -799,8 +827,9 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
         return -EINVAL;
     if (opts->stack_size && (opts->stack_size < 16384 || opts->stack_size > ((size_t)1 << 30)))
         return -EINVAL;
-    int r = may__ensure_started();
-    if (r < 0)
+    int r;
+    if (MAY_UNLIKELY(atomic_load_explicit(&may__S.state, memory_order_acquire) != 2) &&
+        (r = may__ensure_started()) < 0)
         return r;
     int target = -1;
     if (opts->flags & (MAY_SPAWN_WORKER | MAY_SPAWN_PINNED)) {
@@ -814,12 +843,11 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
         return r;
     struct may_co *co =
         (struct may_co *)((uintptr_t)(st.base + st.size - sizeof(struct may_co)) & ~(uintptr_t)63);
-    memset(co, 0, sizeof *co);
-    co->stack = st;
+    /* A compound literal rather than memset: plain vector stores, without
+     * the start-up cost of rep stos on a few hundred bytes. */
+    *co = (struct may_co){ .stack = st, .fn = fn, .arg = arg };
     co->parker.co = co;
-    co->fn = fn;
-    co->arg = arg;
-    may__worker *w = tls_worker; /* no switch in this function */
+    may__worker *w = may__tls_w; /* no switch in this function */
     if (w) {
         /* ids come in blocks, so workers do not share a counter's line */
         if (MAY_UNLIKELY(w->id_next == w->id_end)) {
@@ -990,7 +1018,7 @@ void may__stack_pool_drain(may__worker *w);
 static void *worker_main(void *arg)
 {
     may__worker *w = arg;
-    tls_worker = w;
+    may__tls_w = w;
     char name[16];
     snprintf(name, sizeof name, "may-worker-%d", w->index);
     pthread_setname_np(pthread_self(), name);
@@ -1025,7 +1053,7 @@ static void *worker_main(void *arg)
     }
     may__stack_pool_drain(w);
     may__altstack_free();
-    tls_worker = NULL;
+    may__tls_w = NULL;
     return NULL;
 }
 
@@ -1164,6 +1192,7 @@ int may_shutdown(void)
     pthread_mutex_lock(&may__S.start_lock);
     if (atomic_load(&may__S.state) != 2) {
         pthread_mutex_unlock(&may__S.start_lock);
+        may__offload_shutdown(); /* plain threads can use the pool alone */
         return 0;
     }
     if (total_alive() != 0) {
@@ -1183,6 +1212,8 @@ int may_shutdown(void)
     may__S.gq_cap = may__S.gq_rhead = may__S.gq_rcount = 0;
     atomic_store(&may__S.state, 0);
     pthread_mutex_unlock(&may__S.start_lock);
+    /* outside start_lock: a job still running may call into the runtime */
+    may__offload_shutdown();
     return 0;
 }
 

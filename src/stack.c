@@ -217,7 +217,7 @@ static int stack_alloc(may__stack *st, size_t size)
         st->pooled = 0;
         return r;
     }
-    may__worker *w = may__cur_worker();
+    may__worker *w = may__tls_w; /* stack.c never switches */
     if (w && w->pool_len) {
         *st = w->pool[--w->pool_len];
         return 0;
@@ -257,7 +257,7 @@ void may__stack_free(may__stack *st)
         unmap_stack(st);
         return;
     }
-    may__worker *w = may__cur_worker();
+    may__worker *w = may__tls_w; /* stack.c never switches */
     size_t cap = may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
     if (w && w->pool_len < cap) {
         w->pool[w->pool_len++] = *st;

@@ -1,0 +1,70 @@
+/* echo.c - a TCP echo server: one coroutine per connection (May's echo.rs).
+ *
+ *   echo [port [seconds]]     port 8080 by default; seconds > 0: stop then
+ *
+ * The accept loop is a coroutine; each connection gets its own coroutine
+ * that reads and writes back until the peer closes.  tests/test_io_echo.c
+ * includes this file (ECHO_NO_MAIN) to run the same code in-process. */
+#include "may.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void *echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = may_tcp_read(fd, buf, sizeof buf, MAY_FOREVER);
+        if (n <= 0 || may_tcp_write_all(fd, buf, (size_t)n, MAY_FOREVER) < 0)
+            break;
+    }
+    may_tcp_close(fd);
+    return NULL;
+}
+
+/* The accept loop: runs until cancelled.  arg: the listening fd. */
+static void *echo_serve(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = may_tcp_accept(lfd, MAY_FOREVER, NULL);
+        if (fd == -ECANCELED)
+            break;
+        if (fd < 0)
+            continue; /* e.g. -EMFILE after its backoff: try again */
+        may_tcp_set_nodelay(fd, true);
+        if (may_go(echo_conn, (void *)(intptr_t)fd) < 0)
+            may_tcp_close(fd);
+    }
+    return NULL;
+}
+
+#ifndef ECHO_NO_MAIN
+int main(int argc, char **argv)
+{
+    char addr[32];
+    snprintf(addr, sizeof addr, ":%s", argc > 1 ? argv[1] : "8080");
+    int seconds = argc > 2 ? atoi(argv[2]) : 0;
+    int lfd = may_tcp_listen(addr, 1024, 0);
+    if (lfd < 0) {
+        fprintf(stderr, "echo: listen %s: error %d\n", addr, -lfd);
+        return 1;
+    }
+    printf("echo: listening on port %d\n", may_tcp_local_port(lfd));
+    fflush(stdout);
+    may_co_t *srv;
+    if (may_spawn(&srv, echo_serve, (void *)(intptr_t)lfd, NULL) < 0)
+        return 1;
+    if (seconds > 0) {
+        may_sleep((int64_t)seconds * 1000000000);
+        may_cancel(srv);
+    }
+    may_join(srv, MAY_FOREVER, NULL);
+    may_tcp_close(lfd);
+    printf("echo: done\n");
+    return 0;
+}
+#endif

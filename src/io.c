@@ -1,0 +1,826 @@
+/*
+ * io.c - the reactor: waiting for file descriptor readiness.
+ *
+ * The model.  A coroutine (or thread) that wants to read or write an fd
+ * tries the system call first on a non-blocking fd; only on EAGAIN does it
+ * park, on the fd's waiter list, until the poller reports the fd ready in
+ * that direction.  There is no poller thread: the worker that sleeps in the
+ * poller (sched.c go_idle) dispatches events itself, and busy workers take
+ * a zero-timeout look every 61 scheduling rounds while anything waits on an
+ * fd (sched.c poll_nonblocking).  The poller backend (poll_epoll.c) only
+ * knows tags; everything about waiters lives here.
+ *
+ * Per-fd state.  A table indexed by fd: a fixed array of chunk pointers,
+ * chunks of 1024 entries made on demand (a CAS publishes one) and never
+ * freed, so an event or a late waiter can never touch freed memory, and no
+ * reference counting is needed.  An entry holds:
+ *
+ *   lock    a mutex; a leaf lock: nothing else is taken while it is held
+ *           (wake-ups happen after it is released)
+ *   gen     bumped by may_fd_close; an operation remembers the gen it
+ *           started with and gets -EBADF when it finds another one, and the
+ *           epoll tag carries it too, so an event from before a close never
+ *           reaches the fd's next user
+ *   reg     poller generation the fd is registered in (0: not registered;
+ *           may_shutdown makes a new epoll set, so a stale value means
+ *           "register again")
+ *   rseq    event counters per direction, bumped on every readiness event.
+ *   wseq    They replace a "ready" flag: an operation reads the counter
+ *           *before* its system call and, after EAGAIN, parks only if the
+ *           counter is unchanged (checked under the lock, where events bump
+ *           it).  An edge that arrives between the EAGAIN and the park is
+ *           therefore never lost, and no flag needs clearing.
+ *   waiters doubly linked list of io_waiter nodes that live on the waiters'
+ *           stacks (a parked coroutine's stack stays put)
+ *
+ * Registration is once per fd (and per poller generation): edge-triggered
+ * EPOLLIN|EPOLLOUT|EPOLLRDHUP, tag = gen << 32 | fd.  An fd the poller
+ * refuses (a regular file: EPERM) is marked never-waits; its operations
+ * just run.  Registration also sets O_NONBLOCK.
+ *
+ * Waking.  The poller's may__io_ready takes the lock, bumps the counters,
+ * unlinks every waiter interested in the fired directions (marking each
+ * "taken" and storing its result), releases the lock and wakes them.  A
+ * waiter that times out or is cancelled takes the lock: if it is still
+ * linked it unlinks itself and returns its error; if a waker took it
+ * meanwhile it waits (ignoring cancellation) for that wake-up, because the
+ * node is on its stack and the waker will touch it, and returns what the
+ * waker gave it.  Every waiter of a direction is woken (not one): with
+ * edge triggering a woken waiter that finds nothing must not swallow the
+ * only edge another waiter needed.
+ *
+ * Closing.  may_fd_close bumps gen, unregisters, unlinks every waiter with
+ * result -EBADF and wakes them, then closes the fd.  Closing an fd with
+ * close(2) while it is registered and then reusing the number is not
+ * supported (the entry would still say "registered"): use may_fd_close.
+ *
+ * Memory ordering.  Entries, chunk pointers and counters are published
+ * with release and read with acquire; everything else is under the entry
+ * lock or travels with the parker's acq_rel wake.
+ *
+ * Rejected: one-shot registration per wait (an epoll_ctl per EAGAIN);
+ * level triggering (an event per wait per poll round for busy fds); a
+ * per-fd allocation freed on close (events racing the free need epochs or
+ * reference counts, and the table costs ~80 bytes per fd number).
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define CHUNK_BITS 10
+#define CHUNK_SIZE (1 << CHUNK_BITS)
+#define NCHUNKS 4096 /* fds below 4M */
+
+typedef struct io_waiter {
+    struct io_waiter *next, *prev;
+    may__parker *p;
+    int events; /* MAY__IO_* wanted */
+    int result; /* set by the waker: fired MAY__IO_* bits, or -EBADF */
+    int taken;  /* unlinked by a waker, which will wake p */
+} io_waiter;
+
+typedef struct fd_ent {
+    pthread_mutex_t lock;
+    _Atomic uint32_t gen;  /* bumped by may_fd_close */
+    _Atomic uint32_t reg;  /* poller generation registered in, 0: none */
+    _Atomic uint32_t rseq; /* input readiness events */
+    _Atomic uint32_t wseq; /* output readiness events */
+    _Atomic int nopoll;    /* the poller refused it: never wait (relaxed;
+                              written under lock before reg is published) */
+    io_waiter *waiters;    /* under lock */
+} fd_ent;
+
+static fd_ent *_Atomic chunks[NCHUNKS];
+_Atomic int may__io_waiters;
+
+static fd_ent *ent_get(int fd, int create)
+{
+    if (fd < 0 || fd >= NCHUNKS * CHUNK_SIZE)
+        return NULL;
+    _Atomic(fd_ent *) *slot = &chunks[fd >> CHUNK_BITS];
+    /* acquire: pairs with the release CAS below (the mutexes are made) */
+    fd_ent *c = atomic_load_explicit(slot, memory_order_acquire);
+    if (!c) {
+        if (!create)
+            return NULL;
+        fd_ent *n = calloc(CHUNK_SIZE, sizeof *n);
+        if (!n)
+            return NULL;
+        for (int i = 0; i < CHUNK_SIZE; i++)
+            pthread_mutex_init(&n[i].lock, NULL);
+        if (atomic_compare_exchange_strong_explicit(slot, &c, n, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            c = n;
+        } else {
+            for (int i = 0; i < CHUNK_SIZE; i++)
+                pthread_mutex_destroy(&n[i].lock);
+            free(n);
+        }
+    }
+    return &c[fd & (CHUNK_SIZE - 1)];
+}
+
+static uint64_t make_tag(int fd, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+
+static void link_waiter(fd_ent *e, io_waiter *w)
+{
+    w->prev = NULL;
+    w->next = e->waiters;
+    if (e->waiters)
+        e->waiters->prev = w;
+    e->waiters = w;
+    atomic_fetch_add_explicit(&may__io_waiters, 1, memory_order_relaxed);
+}
+
+static void unlink_waiter(fd_ent *e, io_waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        e->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    atomic_fetch_sub_explicit(&may__io_waiters, 1, memory_order_relaxed);
+}
+
+/* Wake a chain of taken waiters (linked through next; lock released). */
+static void wake_chain(io_waiter *w)
+{
+    while (w) {
+        io_waiter *next = w->next; /* w may be gone once woken */
+        may__wake(w->p, MAY__P_WTOKEN);
+        w = next;
+    }
+}
+
+void may__io_ready(uint64_t tag, uint32_t io)
+{
+    int fd = (int)(uint32_t)tag;
+    fd_ent *e = ent_get(fd, 0);
+    if (!e || !io)
+        return;
+    io_waiter *wake = NULL;
+    pthread_mutex_lock(&e->lock);
+    if (atomic_load_explicit(&e->gen, memory_order_relaxed) != (uint32_t)(tag >> 32)) {
+        pthread_mutex_unlock(&e->lock); /* an event from before a close */
+        return;
+    }
+    /* release: pairs with the acquire load before an operation's syscall */
+    if (io & MAY__IO_R)
+        atomic_fetch_add_explicit(&e->rseq, 1, memory_order_release);
+    if (io & MAY__IO_W)
+        atomic_fetch_add_explicit(&e->wseq, 1, memory_order_release);
+    for (io_waiter *w = e->waiters, *next; w; w = next) {
+        next = w->next;
+        if (!(w->events & (int)io))
+            continue;
+        unlink_waiter(e, w);
+        w->taken = 1;
+        w->result = w->events & (int)io;
+        w->next = wake;
+        wake = w;
+    }
+    pthread_mutex_unlock(&e->lock);
+    wake_chain(wake);
+}
+
+/* Look fd up, registering it with the poller if it is not yet: 0 with *ep
+ * and *genp set, or -errno. */
+static int io_enter(int fd, fd_ent **ep, uint32_t *genp)
+{
+    if (fd < 0)
+        return -EBADF;
+    int r = may__ensure_started();
+    if (r < 0)
+        return r;
+    fd_ent *e = ent_get(fd, 1);
+    if (!e)
+        return fd >= NCHUNKS * CHUNK_SIZE ? -EMFILE : -ENOMEM;
+    uint32_t pg = may__poll_gen();
+    /* Fast path: registered in this poller, and no close in between. */
+    uint32_t g = atomic_load_explicit(&e->gen, memory_order_acquire);
+    if (atomic_load_explicit(&e->reg, memory_order_acquire) == pg &&
+        atomic_load_explicit(&e->gen, memory_order_acquire) == g) {
+        *ep = e;
+        *genp = g;
+        return 0;
+    }
+    pthread_mutex_lock(&e->lock);
+    g = atomic_load_explicit(&e->gen, memory_order_relaxed);
+    if (atomic_load_explicit(&e->reg, memory_order_relaxed) != pg) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+            r = -errno;
+            goto out_unlock;
+        }
+        r = may__poll_add(fd, make_tag(fd, g));
+        if (r < 0 && r != -EPERM) /* EPERM: regular files, always "ready" */
+            goto out_unlock;
+        atomic_store_explicit(&e->nopoll, r == -EPERM, memory_order_relaxed);
+        atomic_store_explicit(&e->reg, pg, memory_order_release);
+    }
+    r = 0;
+    *ep = e;
+    *genp = g;
+out_unlock:
+    pthread_mutex_unlock(&e->lock);
+    return r;
+}
+
+/* Park until an event in one of the directions in `events` newer than the
+ * counters rs/ws (read before the failed syscall), the deadline, cancel or
+ * close.  Returns the fired MAY__IO_* bits, -ETIMEDOUT, -ECANCELED, -EBADF. */
+static int io_wait(fd_ent *e, uint32_t gen, int events, uint32_t rs, uint32_t ws,
+                   int64_t deadline)
+{
+    may__parker *p = may__self_parker();
+    io_waiter w = { .p = p, .events = events };
+    int fired = 0;
+    may__wait_prepare(p);
+    pthread_mutex_lock(&e->lock);
+    if (atomic_load_explicit(&e->gen, memory_order_relaxed) != gen) {
+        pthread_mutex_unlock(&e->lock);
+        return -EBADF;
+    }
+    if (atomic_load_explicit(&e->nopoll, memory_order_relaxed)) {
+        pthread_mutex_unlock(&e->lock);
+        return events;
+    }
+    if ((events & MAY__IO_R) && atomic_load_explicit(&e->rseq, memory_order_relaxed) != rs)
+        fired |= MAY__IO_R;
+    if ((events & MAY__IO_W) && atomic_load_explicit(&e->wseq, memory_order_relaxed) != ws)
+        fired |= MAY__IO_W;
+    if (fired || deadline == MAY_NOWAIT) {
+        pthread_mutex_unlock(&e->lock);
+        return fired ? fired : -ETIMEDOUT;
+    }
+    link_waiter(e, &w);
+    pthread_mutex_unlock(&e->lock);
+
+    int r = may__wait(p, deadline, 0);
+    if (r == 0)
+        return w.result; /* written before the wake (acq_rel) */
+    pthread_mutex_lock(&e->lock);
+    if (!w.taken) {
+        unlink_waiter(e, &w);
+        pthread_mutex_unlock(&e->lock);
+        return r;
+    }
+    pthread_mutex_unlock(&e->lock);
+    /* A waker took us and will wake us: wait for it, the node is ours. */
+    may__wait(p, MAY_FOREVER, 1);
+    return w.result;
+}
+
+static int64_t neg_errno(void)
+{
+    return -(int64_t)errno;
+}
+
+/* ---- generic readiness --------------------------------------------------- */
+
+int may_fd_wait(int fd, int events, int64_t deadline)
+{
+    if (!events || (events & ~(MAY_READ | MAY_WRITE)))
+        return -EINVAL;
+    fd_ent *e;
+    uint32_t gen;
+    int r = io_enter(fd, &e, &gen);
+    if (r < 0)
+        return r;
+    for (;;) {
+        /* acquire: pairs with the release bump in may__io_ready */
+        uint32_t rs = atomic_load_explicit(&e->rseq, memory_order_acquire);
+        uint32_t ws = atomic_load_explicit(&e->wseq, memory_order_acquire);
+        struct pollfd pfd = { .fd = fd,
+                              .events = (short)(((events & MAY_READ) ? POLLIN : 0) |
+                                                ((events & MAY_WRITE) ? POLLOUT : 0)) };
+        int n = poll(&pfd, 1, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n > 0) {
+            if (pfd.revents & POLLNVAL)
+                return -EBADF;
+            if (pfd.revents & (POLLERR | POLLHUP))
+                return events;
+            return ((pfd.revents & POLLIN) ? MAY_READ : 0) |
+                   ((pfd.revents & POLLOUT) ? MAY_WRITE : 0);
+        }
+        r = io_wait(e, gen, events, rs, ws, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+int may_fd_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    fd_ent *e = ent_get(fd, 0);
+    io_waiter *wake = NULL;
+    if (e) {
+        pthread_mutex_lock(&e->lock);
+        atomic_fetch_add_explicit(&e->gen, 1, memory_order_release);
+        if (atomic_load_explicit(&e->reg, memory_order_relaxed) &&
+            atomic_load_explicit(&e->reg, memory_order_relaxed) == may__poll_gen() &&
+            !atomic_load_explicit(&e->nopoll, memory_order_relaxed))
+            may__poll_del(fd);
+        atomic_store_explicit(&e->reg, 0, memory_order_release);
+        atomic_store_explicit(&e->nopoll, 0, memory_order_relaxed);
+        for (io_waiter *w = e->waiters, *next; w; w = next) {
+            next = w->next;
+            unlink_waiter(e, w);
+            w->taken = 1;
+            w->result = -EBADF;
+            w->next = wake;
+            wake = w;
+        }
+        pthread_mutex_unlock(&e->lock);
+    }
+    int r = close(fd) == 0 || errno == EINTR ? 0 : -errno;
+    wake_chain(wake);
+    return r;
+}
+
+/* One operation: run fn until it does not say EAGAIN, parking in between.
+ * dir is MAY__IO_R or MAY__IO_W. */
+typedef ssize_t (*io_fn)(int fd, void *ctx);
+
+static ssize_t io_do(int fd, int dir, int64_t deadline, io_fn fn, void *ctx)
+{
+    fd_ent *e;
+    uint32_t gen;
+    int r = io_enter(fd, &e, &gen);
+    if (r < 0)
+        return r;
+    _Atomic uint32_t *seq = dir == MAY__IO_R ? &e->rseq : &e->wseq;
+    for (;;) {
+        /* acquire: pairs with the release bump in may__io_ready */
+        uint32_t s = atomic_load_explicit(seq, memory_order_acquire);
+        ssize_t n = fn(fd, ctx);
+        if (n >= 0)
+            return n;
+        if (n == -EINTR)
+            continue;
+        if (n != -EAGAIN && n != -EWOULDBLOCK)
+            return n;
+        if (atomic_load_explicit(&e->nopoll, memory_order_relaxed))
+            return n;
+        r = io_wait(e, gen, dir, s, s, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+typedef struct io_args {
+    void *buf;
+    size_t len;
+    const struct iovec *iov;
+    int iovcnt;
+    int flags;
+} io_args;
+
+static ssize_t fn_read(int fd, void *c)
+{
+    io_args *a = c;
+    ssize_t n = read(fd, a->buf, a->len);
+    return n >= 0 ? n : neg_errno();
+}
+
+static ssize_t fn_write(int fd, void *c)
+{
+    io_args *a = c;
+    ssize_t n = write(fd, a->buf, a->len);
+    return n >= 0 ? n : neg_errno();
+}
+
+static ssize_t fn_recv(int fd, void *c)
+{
+    io_args *a = c;
+    ssize_t n = recv(fd, a->buf, a->len, a->flags);
+    return n >= 0 ? n : neg_errno();
+}
+
+static ssize_t fn_send(int fd, void *c)
+{
+    io_args *a = c;
+    ssize_t n = send(fd, a->buf, a->len, MSG_NOSIGNAL | a->flags);
+    return n >= 0 ? n : neg_errno();
+}
+
+static ssize_t fn_readv(int fd, void *c)
+{
+    io_args *a = c;
+    ssize_t n = readv(fd, a->iov, a->iovcnt);
+    return n >= 0 ? n : neg_errno();
+}
+
+static ssize_t fn_writev(int fd, void *c)
+{
+    io_args *a = c;
+    struct msghdr mh = { .msg_iov = (struct iovec *)a->iov, .msg_iovlen = (size_t)a->iovcnt };
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    return n >= 0 ? n : neg_errno();
+}
+
+ssize_t may_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+    io_args a = { .buf = buf, .len = n };
+    return io_do(fd, MAY__IO_R, deadline, fn_read, &a);
+}
+
+ssize_t may_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+    io_args a = { .buf = (void *)buf, .len = n };
+    return io_do(fd, MAY__IO_W, deadline, fn_write, &a);
+}
+
+/* ---- TCP ----------------------------------------------------------------- */
+
+/* Split "host:port", "[v6]:port" or ":port" into host (NULL when empty)
+ * and port, in buf.  0 or -EINVAL. */
+static int split_host_port(const char *hp, char *buf, size_t bufsz, const char **host,
+                           const char **port)
+{
+    if (!hp || strlen(hp) >= bufsz)
+        return -EINVAL;
+    strcpy(buf, hp);
+    char *colon;
+    if (buf[0] == '[') {
+        char *end = strchr(buf, ']');
+        if (!end || end[1] != ':')
+            return -EINVAL;
+        *end = '\0';
+        *host = buf + 1;
+        colon = end + 1;
+    } else {
+        colon = strrchr(buf, ':');
+        if (!colon)
+            return -EINVAL;
+        *colon = '\0';
+        *host = buf[0] ? buf : NULL;
+    }
+    *port = colon + 1;
+    if (!**port)
+        return -EINVAL;
+    return 0;
+}
+
+/* Resolve host and port to addresses.  Numeric hosts only for now (and
+ * "localhost", as the loopback addresses).
+ * Numeric hosts are parsed here; names go to may_resolve (src/offload.c),
+ * which runs getaddrinfo on a helper thread. */
+static int resolve(const char *host, const char *port, int passive, struct addrinfo **out)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP,
+                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+    if (host && strcmp(host, "localhost") == 0)
+        host = NULL;
+    if (passive)
+        hints.ai_flags |= AI_PASSIVE;
+    int r = getaddrinfo(host, port, &hints, out);
+    if (r == 0)
+        return 0;
+    if (r == EAI_NONAME && host && *host) {
+        /* A name: resolve it on the offload pool (src/offload.c), so no
+         * worker blocks in getaddrinfo, then take the numeric path. */
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char num[INET6_ADDRSTRLEN];
+        int e = may_resolve(host, port, AF_UNSPEC, SOCK_STREAM, &ss, &len, MAY_FOREVER);
+        if (e < 0)
+            return e;
+        if (getnameinfo((struct sockaddr *)&ss, len, num, sizeof num, NULL, 0, NI_NUMERICHOST))
+            return -EINVAL;
+        r = getaddrinfo(num, port, &hints, out);
+        if (r == 0)
+            return 0;
+    }
+    if (r == EAI_MEMORY)
+        return -ENOMEM;
+    if (r == EAI_SYSTEM)
+        return -errno;
+    return -EINVAL;
+}
+
+static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int flags)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto out_close;
+    if ((flags & MAY_TCP_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto out_close;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        /* the unspecified address listens on IPv4 too (dual stack) */
+        int v6only = !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
+    }
+    if (bind(fd, sa, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
+        goto out_close;
+    return fd;
+out_close:;
+    int r = -errno;
+    close(fd);
+    return r;
+}
+
+int may_tcp_listen(const char *host_port, int backlog, int flags)
+{
+    char buf[256];
+    const char *host, *port;
+    int r = split_host_port(host_port, buf, sizeof buf, &host, &port);
+    if (r < 0)
+        return r;
+    if (flags & ~MAY_TCP_REUSEPORT)
+        return -EINVAL;
+    if (!host) {
+        /* ":port": the dual-stack wildcard, else IPv4 only */
+        struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+        struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+        struct addrinfo *ai;
+        if ((r = resolve("0.0.0.0", port, 1, &ai)) < 0)
+            return r;
+        uint16_t p = ((struct sockaddr_in *)ai->ai_addr)->sin_port;
+        freeaddrinfo(ai);
+        s6.sin6_port = p;
+        s4.sin_port = p;
+        r = listen_on((struct sockaddr *)&s6, sizeof s6, backlog, flags);
+        if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)
+            r = listen_on((struct sockaddr *)&s4, sizeof s4, backlog, flags);
+        return r;
+    }
+    struct addrinfo *ai;
+    if ((r = resolve(host, port, 1, &ai)) < 0)
+        return r;
+    r = -EADDRNOTAVAIL;
+    for (struct addrinfo *a = ai; a; a = a->ai_next)
+        if ((r = listen_on(a->ai_addr, a->ai_addrlen, backlog, flags)) >= 0)
+            break;
+    freeaddrinfo(ai);
+    return r;
+}
+
+#define ACCEPT_BACKOFF_MIN 1000000LL    /* 1 ms */
+#define ACCEPT_BACKOFF_MAX 100000000LL  /* 100 ms */
+
+int may_tcp_accept(int lfd, int64_t deadline, struct sockaddr_storage *peer)
+{
+    fd_ent *e;
+    uint32_t gen;
+    int r = io_enter(lfd, &e, &gen);
+    if (r < 0)
+        return r;
+    int64_t backoff = ACCEPT_BACKOFF_MIN;
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&e->rseq, memory_order_acquire);
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)(peer ? peer : &ss), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+        int err = errno;
+        switch (err) {
+        case EINTR:
+        case ECONNABORTED:
+            continue;
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+            r = io_wait(e, gen, MAY__IO_R, s, s, deadline);
+            if (r < 0)
+                return r;
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM: {
+            /* Out of descriptors: the pending connection stays queued and
+             * the fd stays readable, so waiting for readiness would spin.
+             * Sleep with a growing backoff until the deadline instead. */
+            int64_t now = may__now();
+            if (deadline == MAY_NOWAIT || (deadline > 0 && now >= deadline))
+                return -err;
+            int64_t until = now + backoff;
+            if (deadline > 0 && until > deadline)
+                until = deadline;
+            if (may_sleep_until(until) == -ECANCELED)
+                return -ECANCELED;
+            backoff = backoff * 2 > ACCEPT_BACKOFF_MAX ? ACCEPT_BACKOFF_MAX : backoff * 2;
+            continue;
+        }
+        default:
+            return -err;
+        }
+    }
+}
+
+static int connect_one(const struct sockaddr *sa, socklen_t len, int64_t deadline)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0)
+        return -errno;
+    int r;
+    while ((r = connect(fd, sa, len)) < 0 && errno == EINTR)
+        ;
+    if (r < 0 && errno != EINPROGRESS) {
+        r = -errno;
+        goto out_close;
+    }
+    if (r < 0) {
+        r = may_fd_wait(fd, MAY_WRITE, deadline);
+        if (r < 0)
+            goto out_close;
+        int err = 0;
+        socklen_t el = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+            err = errno;
+        if (err) {
+            r = -err;
+            goto out_close;
+        }
+    }
+    return fd;
+out_close:
+    may_fd_close(fd);
+    return r;
+}
+
+int may_tcp_connect(const char *host_port, int64_t deadline)
+{
+    char buf[256];
+    const char *host, *port;
+    int r = split_host_port(host_port, buf, sizeof buf, &host, &port);
+    if (r < 0)
+        return r;
+    struct addrinfo *ai;
+    if ((r = resolve(host, port, 0, &ai)) < 0)
+        return r;
+    r = -EADDRNOTAVAIL;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        r = connect_one(a->ai_addr, a->ai_addrlen, deadline);
+        if (r >= 0 || r == -ETIMEDOUT || r == -ECANCELED)
+            break;
+    }
+    freeaddrinfo(ai);
+    return r;
+}
+
+ssize_t may_tcp_read(int fd, void *buf, size_t n, int64_t deadline)
+{
+    io_args a = { .buf = buf, .len = n };
+    return io_do(fd, MAY__IO_R, deadline, fn_recv, &a);
+}
+
+ssize_t may_tcp_write(int fd, const void *buf, size_t n, int64_t deadline)
+{
+    io_args a = { .buf = (void *)buf, .len = n };
+    return io_do(fd, MAY__IO_W, deadline, fn_send, &a);
+}
+
+ssize_t may_tcp_peek(int fd, void *buf, size_t n, int64_t deadline)
+{
+    io_args a = { .buf = buf, .len = n, .flags = MSG_PEEK };
+    return io_do(fd, MAY__IO_R, deadline, fn_recv, &a);
+}
+
+ssize_t may_tcp_read_full(int fd, void *buf, size_t n, int64_t deadline)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = may_tcp_read(fd, (char *)buf + done, n - done, deadline);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+ssize_t may_tcp_write_all(int fd, const void *buf, size_t n, int64_t deadline)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = may_tcp_write(fd, (const char *)buf + done, n - done, deadline);
+        if (r < 0)
+            return r;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+ssize_t may_tcp_readv(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
+{
+    io_args a = { .iov = iov, .iovcnt = iovcnt };
+    return io_do(fd, MAY__IO_R, deadline, fn_readv, &a);
+}
+
+ssize_t may_tcp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t deadline)
+{
+    io_args a = { .iov = iov, .iovcnt = iovcnt };
+    return io_do(fd, MAY__IO_W, deadline, fn_writev, &a);
+}
+
+int may_tcp_shutdown(int fd, int how)
+{
+    return shutdown(fd, how) == 0 ? 0 : -errno;
+}
+
+int may_tcp_close(int fd)
+{
+    return may_fd_close(fd);
+}
+
+int may_tcp_set_nodelay(int fd, bool on)
+{
+    int v = on;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -errno;
+}
+
+int may_tcp_set_keepalive(int fd, bool on, int idle_s)
+{
+    int v = on;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) < 0)
+        return -errno;
+    if (on && idle_s > 0) {
+        if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s) < 0 ||
+            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle_s, sizeof idle_s) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+int may_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t n)
+{
+    char host[INET6_ADDRSTRLEN];
+    int port, len;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        port = ntohs(s4->sin_port);
+        len = snprintf(buf, n, "%s:%d", host, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        port = ntohs(s6->sin6_port);
+        len = snprintf(buf, n, "[%s]:%d", host, port);
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    return len < 0 || (size_t)len >= n ? -ENOSPC : len;
+}
+
+int may_tcp_local_addr(int fd, char *buf, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    return may_sockaddr_str(&ss, buf, n);
+}
+
+int may_tcp_peer_addr(int fd, char *buf, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    return may_sockaddr_str(&ss, buf, n);
+}
+
+int may_tcp_local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -EAFNOSUPPORT;
+}
