@@ -95,11 +95,12 @@ int main(void)
     if (RUNNING_ON_VALGRIND && n > 5000)
         n = 5000;
 #endif
-    /* 4 us apart: a million deadlines over 4 s (one worker fires and runs
-     * them all; at 2 us apart a slow moment of this VM's memory made it
-     * fall behind); slow builds (smaller scale) spread fewer sleepers over
-     * the same time */
-    spacing = (int64_t)(4000 / test_scale_factor());
+    /* 10 us apart: a million deadlines over 10 s, all fired and run by
+     * one worker.  Right after a big build this VM ran that worker at a
+     * third of its usual speed (4 us apart then fell behind by a second;
+     * alone it kept a 1 us median at 2 us apart), so leave it room.  Slow
+     * builds (smaller scale) spread fewer sleepers over the same time. */
+    spacing = (int64_t)(10000 / test_scale_factor());
     int32_t median = run_once();
     /* The median is a property of the scheduler, but a VM can stall a
      * worker for a second now and then (seen right after a big build, on
