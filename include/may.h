@@ -630,6 +630,95 @@ MAY_API int may_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_
 /* The local port (e.g. of a listener bound to port 0), or -errno. */
 MAY_API int may_tcp_local_port(int fd);
 
+/* ---- UDP (src/udp_unix.c) --------------------------------------------- */
+
+/* Sockets are non-blocking and close-on-exec; close them with may_fd_close.
+ * may_tcp_local_port / may_tcp_local_addr / may_sockaddr_str work on them.
+ * Datagram receives return the datagram's full length even when it did not
+ * fit: a result > n means the datagram was truncated to n bytes (MSG_TRUNC);
+ * the rest is lost.  A zero-length datagram returns 0. */
+struct sockaddr;
+
+/* A UDP socket bound to "host:port", "[v6]:port" or ":port" (the IPv6
+ * wildcard accepting IPv4 too, or IPv4 only without IPv6); port 0 picks an
+ * ephemeral port.  Names go through may_resolve (first address).  No
+ * SO_REUSEADDR.  The fd, or -errno (-EADDRINUSE, may_resolve's errors). */
+MAY_API int may_udp_bind(const char *host_port);
+/* An unbound UDP socket of family AF_INET or AF_INET6 (-EAFNOSUPPORT
+ * otherwise); the kernel binds it on the first send. */
+MAY_API int may_udp_socket(int family);
+/* Set the default peer (connect(2) on a datagram socket: no handshake, and
+ * only that peer's datagrams are received); the host is resolved for the
+ * socket's family (":port": loopback).  host_port NULL dissolves the
+ * association.  0 or -errno; an unreachable peer shows later as
+ * -ECONNREFUSED from send/recv. */
+MAY_API int may_udp_connect(int fd, const char *host_port);
+/* Send one datagram to `to`: n, or -errno (-EMSGSIZE: too big), -ETIMEDOUT,
+ * -ECANCELED (waiting only happens while the send buffer is full). */
+MAY_API ssize_t may_udp_sendto(int fd, const void *buf, size_t n, const struct sockaddr *to,
+                               socklen_t tolen, int64_t deadline);
+/* Receive one datagram: its full length (see above), or -errno, -ETIMEDOUT,
+ * -ECANCELED.  from (may be NULL) receives the sender's address; *fromlen
+ * (may be NULL) is set to its length. */
+MAY_API ssize_t may_udp_recvfrom(int fd, void *buf, size_t n, struct sockaddr_storage *from,
+                                 socklen_t *fromlen, int64_t deadline);
+/* On a connected socket (may_udp_connect). */
+MAY_API ssize_t may_udp_send(int fd, const void *buf, size_t n, int64_t deadline);
+MAY_API ssize_t may_udp_recv(int fd, void *buf, size_t n, int64_t deadline);
+/* SO_BROADCAST.  0 or -errno. */
+MAY_API int may_udp_set_broadcast(int fd, bool on);
+/* Join / leave a multicast group ("239.1.2.3", "ff02::1").  iface NULL or
+ * "": the kernel's choice; an IPv4 address ("127.0.0.1") or an interface
+ * name ("lo") for IPv4 groups; a name or index ("1") for IPv6.  0, -EINVAL
+ * (not a multicast address), -ENODEV (no such interface), -errno (e.g.
+ * -EADDRINUSE: joined already; -EADDRNOTAVAIL, -ENODEV: the interface does
+ * no multicast). */
+MAY_API int may_udp_join_multicast(int fd, const char *group, const char *iface);
+MAY_API int may_udp_leave_multicast(int fd, const char *group, const char *iface);
+
+/* ---- Unix-domain sockets (src/udp_unix.c) ------------------------------ */
+
+/* Paths: a file system path of at most 107 bytes (-ENAMETOOLONG beyond,
+ * -EINVAL when empty), or "@name" for Linux's abstract namespace (name at
+ * most 107 bytes; no file, gone with the last socket).  Binding creates
+ * the socket file, and nothing here removes it: unlink it after closing
+ * (binding to an existing path gives -EADDRINUSE).  Close with
+ * may_fd_close.  Stream sockets use may_read / may_write (a write to a
+ * closed peer raises SIGPIPE, as write(2) does) or the may_tcp_read/write
+ * family (recv/send: -EPIPE, never SIGPIPE). */
+#define MAY_UNIX_ADDR_MAX 109 /* a buffer that fits any returned path */
+
+/* A listening stream socket bound to path; backlog <= 0: SOMAXCONN. */
+MAY_API int may_unix_listen(const char *path, int backlog);
+/* Accept (as may_tcp_accept, including its EMFILE backoff): the fd or
+ * -errno, -ETIMEDOUT, -ECANCELED. */
+MAY_API int may_unix_accept(int lfd, int64_t deadline);
+/* Connect a stream socket: the fd, or -ENOENT (no such file),
+ * -ECONNREFUSED (nobody listens), -ENAMETOOLONG, -ETIMEDOUT, -ECANCELED.
+ * A listener whose backlog is full is retried (1 ms doubling to 64 ms)
+ * until the deadline. */
+MAY_API int may_unix_connect(const char *path, int64_t deadline);
+/* A datagram socket bound to path, or unbound (it can send; replies cannot
+ * reach it, and receivers see an empty sender path). */
+MAY_API int may_unix_dgram_bind(const char *path);
+MAY_API int may_unix_dgram_socket(void);
+/* Send one datagram to the socket bound at path: n, or -errno (-ENOENT,
+ * -ECONNREFUSED, -EMSGSIZE), -ETIMEDOUT, -ECANCELED.  While the receiver's
+ * queue is full it waits (rechecking every 1 ms doubling to 64 ms: the
+ * kernel sends no wake-up to an unconnected sender). */
+MAY_API ssize_t may_unix_sendto(int fd, const void *buf, size_t n, const char *path,
+                                int64_t deadline);
+/* Receive one datagram: its full length (> n: truncated, as for UDP), or
+ * -errno, -ETIMEDOUT, -ECANCELED.  from_path (may be NULL) receives the
+ * sender's path ("" when unbound, "@name" when abstract), cut to from_len
+ * bytes with its NUL (MAY_UNIX_ADDR_MAX always fits). */
+MAY_API ssize_t may_unix_recvfrom(int fd, void *buf, size_t n, char *from_path,
+                                  size_t from_len, int64_t deadline);
+/* socketpair(2) of AF_UNIX and type SOCK_STREAM, SOCK_DGRAM or
+ * SOCK_SEQPACKET: non-blocking, close-on-exec, registered with the poller.
+ * 0 with fds set, or -errno. */
+MAY_API int may_unix_socketpair(int type, int fds[2]);
+
 /* ==== END IO ============================================================ */
 
 #ifdef __cplusplus

@@ -3,7 +3,7 @@
 #
 # Idempotent: packages already installed are skipped (checked with dpkg-query),
 # and `apt-get update` runs only when something is missing.  With the argument
-# `bench`, the benchmark dependencies (Go) are added.  Not root: uses sudo when
+# `bench`, the benchmark dependencies (Go, wrk) are added.  Not root: uses sudo when
 # available, else prints what to install and fails.
 set -euo pipefail
 
@@ -13,9 +13,10 @@ PKGS=(
     valgrind gdb
     qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     libclang-rt-14-dev
+    libhttp-parser-dev curl
 )
 # `make bench` only.
-BENCH_PKGS=(golang-go)
+BENCH_PKGS=(golang-go wrk)
 
 for arg in "$@"; do
     case "$arg" in

@@ -313,6 +313,15 @@ void may__io_ready(uint64_t tag, uint32_t io);
 /* Coroutines and threads parked on fd readiness (relaxed; a hint for the
  * scheduler's non-blocking poll). */
 extern _Atomic int may__io_waiters;
+/* One operation on fd for the socket kinds outside io.c (src/udp_unix.c):
+ * run fn(fd, ctx) (a system call returning >= 0 or -errno) until it says
+ * something other than -EAGAIN/-EINTR, parking on readiness in direction
+ * dir (MAY__IO_R or MAY__IO_W) in between.  Its result, or -ETIMEDOUT,
+ * -ECANCELED, -EBADF (closed by may_fd_close). */
+typedef ssize_t (*may__io_fn)(int fd, void *ctx);
+ssize_t may__io_do(int fd, int dir, int64_t deadline, may__io_fn fn, void *ctx);
+/* Register fd with the poller now (sets O_NONBLOCK).  0 or -errno. */
+int may__io_register(int fd);
 
 int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel);
 int may__join_reap(may_co_t *co, void **result);

@@ -389,6 +389,19 @@ static ssize_t io_do(int fd, int dir, int64_t deadline, io_fn fn, void *ctx)
     }
 }
 
+/* For the other socket kinds (src/udp_unix.c): see internal.h. */
+ssize_t may__io_do(int fd, int dir, int64_t deadline, may__io_fn fn, void *ctx)
+{
+    return io_do(fd, dir, deadline, fn, ctx);
+}
+
+int may__io_register(int fd)
+{
+    fd_ent *e;
+    uint32_t gen;
+    return io_enter(fd, &e, &gen);
+}
+
 typedef struct io_args {
     void *buf;
     size_t len;

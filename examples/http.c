@@ -1,0 +1,362 @@
+/* http.c - an HTTP/1.1 server: may's version of may_minihttp.
+ *
+ *   http [port [seconds]]   port 8080 by default, 127.0.0.1 only;
+ *                           seconds > 0: stop after that long
+ *
+ * Routes (as in the TechEmpower benchmarks):
+ *   /plaintext  200 text/plain        "Hello, World!" (13 bytes)
+ *   /json       200 application/json  {"message":"Hello, World!"}
+ *   otherwise   404; a request the parser rejects gets 400 and a close.
+ * The query string is ignored; HEAD gets the headers only.
+ *
+ * Design:
+ * - One coroutine per connection (spawned detached by the accept loop), with
+ *   its own heap state: a 16 KiB read buffer, a 16 KiB output buffer and a
+ *   streaming parser.  A connection idle for HTTP_IDLE_S seconds is closed.
+ * - Parsing is the nodejs http_parser (Debian libhttp-parser-dev, linked by
+ *   this example and its test only, never by libmay).  It is incremental, so
+ *   a request split over several reads is fine and a read holding many
+ *   requests (pipelining) produces all their responses in one pass.
+ * - Pipelining: every request completed by one read is answered into the
+ *   output buffer, which is sent with ONE write after the read's bytes are
+ *   parsed (a buffer that fills up mid-batch is flushed early; a response is
+ *   under 256 bytes, so that takes over 60 requests in one read).
+ * - Keep-alive is the default for HTTP/1.1; "Connection: close", or HTTP/1.0
+ *   without keep-alive, ends the connection after that response (the
+ *   response says "Connection: close"; later pipelined requests are
+ *   dropped).  A parse error answers 400 after the responses of the
+ *   requests before it, then closes.  Closing is a lingering close:
+ *   shutdown(SHUT_WR), then read until EOF (at most HTTP_LINGER_MS) so the
+ *   response is not destroyed by a reset from unread input.
+ * - Date header: a clock coroutine formats it once a second into a seqlock
+ *   (atomic words, so readers on other workers never race with it); each
+ *   response copies the 29 bytes.
+ * - The JSON body is a constant (TechEmpower asks for a serialization per
+ *   request; may_minihttp does one with serde; here it would be a snprintf).
+ *
+ * tests/test_http.c includes this file with HTTP_NO_MAIN (and
+ * HTTP_TEST_HOOKS, which counts the server's reads and writes) and runs the
+ * server in-process; bench/http.sh measures it against a Go net/http peer
+ * (docs/BENCHMARKS.md "## HTTP"). */
+#include "may.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define HTTP_IDLE_S 60          /* close a keep-alive connection idle this long */
+#define HTTP_LINGER_MS 1000     /* drain input this long at most when closing */
+#define HTTP_RBUF 16384
+#define HTTP_WBUF 16384
+#define HTTP_URL_MAX 256        /* longer URLs are kept truncated (so: 404) */
+#define HTTP_RESP_MAX 256       /* upper bound of one response */
+#define HTTP_DATE_LEN 29        /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+#ifdef HTTP_TEST_HOOKS
+static atomic_long http_nreads, http_nwrites; /* reads with data / flushes */
+#define HTTP_COUNT(c) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
+#else
+#define HTTP_COUNT(c) ((void)0)
+#endif
+
+/* ---- Date header: one writer (the clock coroutine), a seqlock ---------- */
+
+static atomic_uint http_date_seq;
+static _Atomic uint64_t http_date_words[4]; /* 32 bytes >= HTTP_DATE_LEN */
+
+static void http_date_update(void)
+{
+    char s[32] = { 0 };
+    struct tm tm;
+    time_t now = time(NULL);
+    strftime(s, sizeof s, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+    uint64_t w[4];
+    memcpy(w, s, sizeof w);
+    unsigned q = atomic_load_explicit(&http_date_seq, memory_order_relaxed);
+    atomic_store_explicit(&http_date_seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    for (int i = 0; i < 4; i++)
+        atomic_store_explicit(&http_date_words[i], w[i], memory_order_relaxed);
+    atomic_store_explicit(&http_date_seq, q + 2, memory_order_release);
+}
+
+/* Copy the current date (HTTP_DATE_LEN bytes, no NUL) to out. */
+static void http_date_copy(char *out)
+{
+    uint64_t w[4];
+    unsigned q1, q2;
+    do {
+        q1 = atomic_load_explicit(&http_date_seq, memory_order_acquire);
+        for (int i = 0; i < 4; i++)
+            w[i] = atomic_load_explicit(&http_date_words[i], memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        q2 = atomic_load_explicit(&http_date_seq, memory_order_relaxed);
+    } while (q1 != q2 || (q1 & 1));
+    memcpy(out, w, HTTP_DATE_LEN);
+}
+
+static void *http_clock(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        http_date_update();
+        /* sleep to just past the next second boundary */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        if (may_sleep(1000000000LL - ts.tv_nsec + 1000000) == -ECANCELED)
+            return NULL;
+    }
+}
+
+/* ---- One connection ----------------------------------------------------- */
+
+typedef struct http_conn {
+    int fd;
+    bool close;            /* answer no more requests: close after the flush */
+    bool failed;           /* a write failed: drop the connection */
+    bool head;             /* the current request is HEAD */
+    size_t url_len;
+    size_t wlen;
+    http_parser parser;
+    char url[HTTP_URL_MAX];
+    char rbuf[HTTP_RBUF];
+    char wbuf[HTTP_WBUF];
+} http_conn_t;
+
+#define LIT(s) s, sizeof(s) - 1
+
+static inline char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static void http_flush(http_conn_t *c)
+{
+    if (c->wlen == 0 || c->failed)
+        return;
+    HTTP_COUNT(http_nwrites); /* before: the peer may look once it has the bytes */
+    if (may_tcp_write_all(c->fd, c->wbuf, c->wlen, may_deadline_in(HTTP_IDLE_S * 1000000000LL)) < 0)
+        c->failed = true;
+    c->wlen = 0;
+}
+
+/* Append one response: status is "200 OK" etc, hdrs the Content-Type and
+ * Content-Length lines. */
+static void http_respond(http_conn_t *c, const char *status, size_t status_n,
+                         const char *hdrs, size_t hdrs_n, const char *body, size_t body_n)
+{
+    if (HTTP_WBUF - c->wlen < HTTP_RESP_MAX)
+        http_flush(c);
+    char *p = c->wbuf + c->wlen;
+    p = put(p, LIT("HTTP/1.1 "));
+    p = put(p, status, status_n);
+    p = put(p, LIT("\r\nServer: may\r\nDate: "));
+    http_date_copy(p);
+    p += HTTP_DATE_LEN;
+    p = put(p, LIT("\r\n"));
+    p = put(p, hdrs, hdrs_n);
+    if (c->close)
+        p = put(p, LIT("Connection: close\r\n"));
+    p = put(p, LIT("\r\n"));
+    if (!c->head)
+        p = put(p, body, body_n);
+    c->wlen = (size_t)(p - c->wbuf);
+}
+
+static int on_message_begin(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    c->url_len = 0;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    http_conn_t *c = p->data;
+    size_t room = sizeof c->url - c->url_len;
+    if (n > room)
+        n = room;
+    memcpy(c->url + c->url_len, at, n);
+    c->url_len += n;
+    return 0;
+}
+
+static bool path_is(const http_conn_t *c, const char *path, size_t n)
+{
+    return c->url_len >= n && memcmp(c->url, path, n) == 0 &&
+           (c->url_len == n || c->url[n] == '?');
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_conn_t *c = p->data;
+    c->head = p->method == HTTP_HEAD;
+    if (!http_should_keep_alive(p))
+        c->close = true;
+    if (path_is(c, LIT("/plaintext"))) {
+        http_respond(c, LIT("200 OK"),
+                     LIT("Content-Type: text/plain\r\nContent-Length: 13\r\n"),
+                     LIT("Hello, World!"));
+    } else if (path_is(c, LIT("/json"))) {
+        http_respond(c, LIT("200 OK"),
+                     LIT("Content-Type: application/json\r\nContent-Length: 27\r\n"),
+                     LIT("{\"message\":\"Hello, World!\"}"));
+    } else {
+        http_respond(c, LIT("404 Not Found"),
+                     LIT("Content-Type: text/plain\r\nContent-Length: 10\r\n"),
+                     LIT("Not Found\n"));
+    }
+    if (c->close)
+        http_parser_pause(p, 1); /* parse nothing after this request */
+    return 0;
+}
+
+static const http_parser_settings http_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_message_complete = on_message_complete,
+};
+
+/* Close after a last response: let the peer read it before it sees EOF. */
+static void http_linger_close(http_conn_t *c)
+{
+    if (!c->failed && may_tcp_shutdown(c->fd, SHUT_WR) == 0) {
+        int64_t end = may_deadline_in(HTTP_LINGER_MS * 1000000LL);
+        while (may_tcp_read(c->fd, c->rbuf, sizeof c->rbuf, end) > 0) {
+        }
+    }
+    may_tcp_close(c->fd);
+}
+
+static void *http_conn(void *arg)
+{
+    http_conn_t *c = malloc(sizeof *c);
+    if (!c) {
+        may_tcp_close((int)(intptr_t)arg);
+        return NULL;
+    }
+    c->fd = (int)(intptr_t)arg;
+    c->close = c->failed = c->head = false;
+    c->url_len = c->wlen = 0;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    for (;;) {
+        ssize_t n = may_tcp_read(c->fd, c->rbuf, sizeof c->rbuf,
+                                 may_deadline_in(HTTP_IDLE_S * 1000000000LL));
+        if (n <= 0) { /* EOF, reset, idle timeout, cancelled */
+            http_flush(c);
+            may_tcp_close(c->fd);
+            break;
+        }
+        HTTP_COUNT(http_nreads);
+        size_t used = http_parser_execute(&c->parser, &http_settings, c->rbuf, (size_t)n);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (!c->close && (e != HPE_OK || used != (size_t)n || c->parser.upgrade)) {
+            /* malformed, or an upgrade we do not speak: 400 and close */
+            c->close = true;
+            c->head = false;
+            http_respond(c, LIT("400 Bad Request"),
+                         LIT("Content-Type: text/plain\r\nContent-Length: 12\r\n"),
+                         LIT("Bad Request\n"));
+        }
+        http_flush(c); /* every response of this read in one write */
+        if (c->failed) {
+            may_tcp_close(c->fd);
+            break;
+        }
+        if (c->close) {
+            http_linger_close(c);
+            break;
+        }
+    }
+    free(c);
+    return NULL;
+}
+
+/* ---- The server --------------------------------------------------------- */
+
+/* The accept loop: runs until cancelled.  arg: the listening fd. */
+static void *http_accept_loop(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = may_tcp_accept(lfd, MAY_FOREVER, NULL);
+        if (fd == -ECANCELED)
+            break;
+        if (fd < 0)
+            continue; /* e.g. -EMFILE after its backoff: try again */
+        may_tcp_set_nodelay(fd, true);
+        if (may_go(http_conn, (void *)(intptr_t)fd) < 0)
+            may_tcp_close(fd);
+    }
+    return NULL;
+}
+
+typedef struct http_server {
+    may_co_t *accept, *clock;
+} http_server_t;
+
+/* Serve on the listening socket lfd (which stays the caller's).  0 or -errno. */
+static int http_start(http_server_t *s, int lfd)
+{
+    http_date_update(); /* valid before the first request */
+    int r = may_spawn(&s->clock, http_clock, NULL, &(may_spawn_opts_t){ .name = "http-clock" });
+    if (r < 0)
+        return r;
+    r = may_spawn(&s->accept, http_accept_loop, (void *)(intptr_t)lfd,
+                  &(may_spawn_opts_t){ .name = "http-accept" });
+    if (r < 0) {
+        may_cancel(s->clock);
+        may_join(s->clock, MAY_FOREVER, NULL);
+    }
+    return r;
+}
+
+/* Stop accepting and stop the clock.  Open connections run on until their
+ * peers close (or HTTP_IDLE_S). */
+static void http_stop(http_server_t *s)
+{
+    may_cancel(s->accept);
+    may_cancel(s->clock);
+    may_join(s->accept, MAY_FOREVER, NULL);
+    may_join(s->clock, MAY_FOREVER, NULL);
+}
+
+#ifndef HTTP_NO_MAIN
+int main(int argc, char **argv)
+{
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%s", argc > 1 ? argv[1] : "8080");
+    int seconds = argc > 2 ? atoi(argv[2]) : 0;
+    int lfd = may_tcp_listen(addr, 4096, 0);
+    if (lfd < 0) {
+        fprintf(stderr, "http: listen %s: %s\n", addr, strerror(-lfd));
+        return 1;
+    }
+    http_server_t srv;
+    int r = http_start(&srv, lfd);
+    if (r < 0) {
+        fprintf(stderr, "http: start: %s\n", strerror(-r));
+        return 1;
+    }
+    printf("http: listening on 127.0.0.1:%d (%d workers)\n", may_tcp_local_port(lfd),
+           may_workers());
+    fflush(stdout);
+    if (seconds > 0) {
+        may_sleep((int64_t)seconds * 1000000000);
+        http_stop(&srv);
+    } else {
+        may_join(srv.accept, MAY_FOREVER, NULL); /* until killed */
+    }
+    may_tcp_close(lfd);
+    printf("http: done\n");
+    return 0;
+}
+#endif
