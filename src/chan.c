@@ -65,54 +65,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* ---- spinlock (as in sync.c) -------------------------------------------- */
-
-typedef struct {
-    _Atomic int v;
-} spin_t;
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield" ::: "memory");
-#endif
-}
-
-static MAY_NOINLINE void spin_lock_slow(spin_t *l)
-{
-    /* Exponential backoff: waiting spinners keep off the cache line, so the
-     * holder's critical section (usually on the same line) runs at full
-     * speed. */
-    unsigned backoff = 1;
-    for (unsigned n = 0;; n++) {
-        if (!atomic_load_explicit(&l->v, memory_order_relaxed) &&
-            !atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
-            return;
-        if (n < 16) {
-            for (unsigned i = 0; i < backoff; i++)
-                cpu_relax();
-            if (backoff < 64)
-                backoff <<= 1;
-        } else {
-            sched_yield();
-        }
-    }
-}
-
-static inline void spin_lock(spin_t *l)
-{
-    /* acquire: pairs with the release in spin_unlock */
-    if (MAY_LIKELY(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)))
-        return;
-    spin_lock_slow(l);
-}
-
-static inline void spin_unlock(spin_t *l)
-{
-    atomic_store_explicit(&l->v, 0, memory_order_release);
-}
+#include "spin.h"
 
 /* ---- waiter nodes ------------------------------------------------------- */
 
