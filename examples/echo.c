@@ -1,6 +1,8 @@
 /* echo.c - a TCP echo server: one coroutine per connection (May's echo.rs).
  *
  *   echo [port [seconds]]     port 8080 by default; seconds > 0: stop then
+ *                             (port may also be "host:port", e.g.
+ *                             127.0.0.1:8080 to listen on loopback only)
  *
  * The accept loop is a coroutine; each connection gets its own coroutine
  * that reads and writes back until the peer closes.  tests/test_io_echo.c
@@ -11,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void *echo_conn(void *arg)
 {
@@ -45,8 +48,9 @@ static void *echo_serve(void *arg)
 #ifndef ECHO_NO_MAIN
 int main(int argc, char **argv)
 {
-    char addr[32];
-    snprintf(addr, sizeof addr, ":%s", argc > 1 ? argv[1] : "8080");
+    char addr[128];
+    const char *port = argc > 1 ? argv[1] : "8080";
+    snprintf(addr, sizeof addr, "%s%s", strchr(port, ':') ? "" : ":", port);
     int seconds = argc > 2 ? atoi(argv[2]) : 0;
     int lfd = may_tcp_listen(addr, 1024, 0);
     if (lfd < 0) {

@@ -37,7 +37,8 @@
  * tests/test_http.c includes this file with HTTP_NO_MAIN (and
  * HTTP_TEST_HOOKS, which counts the server's reads and writes) and runs the
  * server in-process; bench/http.sh measures it against a Go net/http peer
- * (docs/BENCHMARKS.md "## HTTP"). */
+ * (docs/BENCHMARKS.md "## HTTP").  examples/https.c includes it too, with
+ * the HTTP_IO_* hooks below defined to run each connection over TLS. */
 #include "may.h"
 
 #include <errno.h>
@@ -57,6 +58,16 @@
 #define HTTP_URL_MAX 256        /* longer URLs are kept truncated (so: 404) */
 #define HTTP_RESP_MAX 256       /* upper bound of one response */
 #define HTTP_DATE_LEN 29        /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/* Transport hooks (c: the http_conn_t *; c->io is free for the transport).
+ * Plain TCP unless the includer defines them (examples/https.c: TLS). */
+#ifndef HTTP_IO_READ
+#define HTTP_IO_READ(c, buf, n, dl) may_tcp_read((c)->fd, buf, n, dl)
+#define HTTP_IO_WRITE_ALL(c, buf, n, dl) may_tcp_write_all((c)->fd, buf, n, dl)
+#define HTTP_IO_BEGIN(c) 0          /* after accept: 0, or < 0 to drop it */
+#define HTTP_IO_SHUTDOWN(c) ((void)0) /* before a lingering close */
+#define HTTP_IO_END(c) ((void)0)    /* after the fd was closed */
+#endif
 
 #ifdef HTTP_TEST_HOOKS
 static atomic_long http_nreads, http_nwrites; /* reads with data / flushes */
@@ -118,6 +129,7 @@ static void *http_clock(void *arg)
 
 typedef struct http_conn {
     int fd;
+    void *io;              /* transport state (HTTP_IO_*), NULL for TCP */
     bool close;            /* answer no more requests: close after the flush */
     bool failed;           /* a write failed: drop the connection */
     bool head;             /* the current request is HEAD */
@@ -142,7 +154,7 @@ static void http_flush(http_conn_t *c)
     if (c->wlen == 0 || c->failed)
         return;
     HTTP_COUNT(http_nwrites); /* before: the peer may look once it has the bytes */
-    if (may_tcp_write_all(c->fd, c->wbuf, c->wlen, may_deadline_in(HTTP_IDLE_S * 1000000000LL)) < 0)
+    if (HTTP_IO_WRITE_ALL(c, c->wbuf, c->wlen, may_deadline_in(HTTP_IDLE_S * 1000000000LL)) < 0)
         c->failed = true;
     c->wlen = 0;
 }
@@ -227,6 +239,8 @@ static const http_parser_settings http_settings = {
 /* Close after a last response: let the peer read it before it sees EOF. */
 static void http_linger_close(http_conn_t *c)
 {
+    if (!c->failed)
+        HTTP_IO_SHUTDOWN(c);
     if (!c->failed && may_tcp_shutdown(c->fd, SHUT_WR) == 0) {
         int64_t end = may_deadline_in(HTTP_LINGER_MS * 1000000LL);
         while (may_tcp_read(c->fd, c->rbuf, sizeof c->rbuf, end) > 0) {
@@ -243,12 +257,19 @@ static void *http_conn(void *arg)
         return NULL;
     }
     c->fd = (int)(intptr_t)arg;
+    c->io = NULL;
     c->close = c->failed = c->head = false;
     c->url_len = c->wlen = 0;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    if (HTTP_IO_BEGIN(c) < 0) {
+        may_tcp_close(c->fd);
+        HTTP_IO_END(c);
+        free(c);
+        return NULL;
+    }
     for (;;) {
-        ssize_t n = may_tcp_read(c->fd, c->rbuf, sizeof c->rbuf,
+        ssize_t n = HTTP_IO_READ(c, c->rbuf, sizeof c->rbuf,
                                  may_deadline_in(HTTP_IDLE_S * 1000000000LL));
         if (n <= 0) { /* EOF, reset, idle timeout, cancelled */
             http_flush(c);
@@ -276,6 +297,7 @@ static void *http_conn(void *arg)
             break;
         }
     }
+    HTTP_IO_END(c);
     free(c);
     return NULL;
 }

@@ -1,0 +1,302 @@
+/* The WebSocket echo example (examples/ws_echo.c) in-process: wslay clients
+ * (two coroutines and a plain thread) do the upgrade handshake with a random
+ * key (checking Sec-WebSocket-Accept), send text and binary messages of many
+ * sizes, whole and fragmented, check the echoes, ping, and close; a bad
+ * upgrade request gets 400.  The server is then cancelled. */
+#define WS_NO_MAIN
+#include "../examples/ws_echo.c"
+#include "test.h"
+
+#include <pthread.h>
+#include <sys/random.h>
+
+static int port;
+
+static void fill_random(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        ASSERT_GT(r, 0);
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+typedef struct client {
+    ws_conn_t conn;
+    wslay_event_context_ptr ctx;
+    struct {
+        uint8_t *msg;
+        size_t len;
+        int opcode;
+    } q[4]; /* echoed messages not yet checked, oldest first */
+    int nq;
+    bool pong;
+} client_t;
+
+static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user_data)
+{
+    (void)ctx;
+    (void)user_data;
+    fill_random(buf, len);
+    return 0;
+}
+
+static void client_msg_cb(wslay_event_context_ptr ctx,
+                          const struct wslay_event_on_msg_recv_arg *arg, void *user_data)
+{
+    (void)ctx;
+    client_t *cl = (client_t *)((char *)user_data - offsetof(client_t, conn));
+    if (arg->opcode == WSLAY_PONG) {
+        ASSERT_EQ(arg->msg_length, 5);
+        ASSERT(memcmp(arg->msg, "hello", 5) == 0);
+        cl->pong = true;
+    } else if (!wslay_is_ctrl_frame(arg->opcode)) {
+        ASSERT_LT(cl->nq, 4);
+        uint8_t *m = malloc(arg->msg_length + 1);
+        ASSERT(m != NULL);
+        if (arg->msg_length > 0)
+            memcpy(m, arg->msg, arg->msg_length);
+        cl->q[cl->nq].msg = m;
+        cl->q[cl->nq].len = arg->msg_length;
+        cl->q[cl->nq].opcode = arg->opcode;
+        cl->nq++;
+    }
+}
+
+static void pump_until(client_t *cl, const bool *flag)
+{
+    while (!*flag)
+        ASSERT_EQ(ws_pump(cl->ctx, &cl->conn, may_deadline_in(TEST_MS(3000))), 0);
+}
+
+/* Wait for the next echo and check it. */
+static void expect_echo(client_t *cl, uint8_t opcode, const uint8_t *msg, size_t len)
+{
+    while (cl->nq == 0)
+        ASSERT_EQ(ws_pump(cl->ctx, &cl->conn, may_deadline_in(TEST_MS(3000))), 0);
+    ASSERT_EQ(cl->q[0].opcode, opcode);
+    ASSERT_EQ(cl->q[0].len, len);
+    ASSERT(len == 0 || memcmp(cl->q[0].msg, msg, len) == 0);
+    free(cl->q[0].msg);
+    cl->nq--;
+    memmove(&cl->q[0], &cl->q[1], (size_t)cl->nq * sizeof cl->q[0]);
+}
+
+/* Fragmented messages: frames of at most 777 bytes from this source. */
+typedef struct frag_src {
+    const uint8_t *p;
+    size_t len, off;
+} frag_src_t;
+
+static ssize_t frag_read_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                            const union wslay_event_msg_source *source, int *eof,
+                            void *user_data)
+{
+    (void)ctx;
+    (void)user_data;
+    frag_src_t *s = source->data;
+    size_t n = s->len - s->off;
+    if (n > len)
+        n = len;
+    if (n > 777)
+        n = 777;
+    memcpy(buf, s->p + s->off, n);
+    s->off += n;
+    *eof = s->off == s->len;
+    return (ssize_t)n;
+}
+
+static int connect_server(void)
+{
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int fd = may_tcp_connect(addr, may_deadline_in(TEST_MS(3000)));
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(may_tcp_set_nodelay(fd, true), 0); /* wslay sends header and payload apart */
+    return fd;
+}
+
+static void client_open(client_t *cl)
+{
+    memset(cl, 0, sizeof *cl);
+    cl->conn.fd = connect_server();
+    unsigned char raw[16];
+    char key[25];
+    fill_random(raw, sizeof raw);
+    ASSERT_EQ(EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw), 24);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /chat HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Origin: http://127.0.0.1\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     port, key);
+    ASSERT_EQ(may_tcp_write_all(cl->conn.fd, req, (size_t)n, MAY_FOREVER), n);
+    ssize_t hlen = ws_read_head(&cl->conn, may_deadline_in(TEST_MS(3000)));
+    ASSERT_GT(hlen, 0);
+    ASSERT(strncmp(cl->conn.head, "HTTP/1.1 101 ", 13) == 0);
+    ASSERT_EQ(cl->conn.pend_len, 0); /* the server speaks only when spoken to */
+    size_t vlen;
+    const char *v = ws_header(cl->conn.head, (size_t)hlen, "Upgrade", &vlen);
+    ASSERT(v && ws_has_token(v, vlen, "websocket"));
+    v = ws_header(cl->conn.head, (size_t)hlen, "Sec-WebSocket-Accept", &vlen);
+    ASSERT(v != NULL);
+    char want[WS_ACCEPT_LEN + 1];
+    ws_accept_key(key, 24, want);
+    ASSERT_EQ(vlen, WS_ACCEPT_LEN);
+    ASSERT(memcmp(v, want, WS_ACCEPT_LEN) == 0);
+    static const struct wslay_event_callbacks cbs = {
+        .recv_callback = ws_recv_cb,
+        .send_callback = ws_send_cb,
+        .genmask_callback = genmask_cb,
+        .on_msg_recv_callback = client_msg_cb,
+    };
+    ASSERT_EQ(wslay_event_context_client_init(&cl->ctx, &cbs, &cl->conn), 0);
+}
+
+static void round_trip(client_t *cl, uint8_t opcode, const uint8_t *msg, size_t len, bool frag)
+{
+    frag_src_t src = {msg, len, 0};
+    if (frag) {
+        struct wslay_event_fragmented_msg fm = {
+            .opcode = opcode, .source = {.data = &src}, .read_callback = frag_read_cb};
+        ASSERT_EQ(wslay_event_queue_fragmented_msg(cl->ctx, &fm), 0);
+    } else {
+        struct wslay_event_msg m = {opcode, msg, len};
+        ASSERT_EQ(wslay_event_queue_msg(cl->ctx, &m), 0);
+    }
+    expect_echo(cl, opcode, msg, len);
+}
+
+static void client_run(void)
+{
+    static const size_t sizes[] = {0, 1, 2, 125, 126, 127, 1000, 4096, 65535, 65536, 65537, 200000};
+    enum { NSIZES = sizeof sizes / sizeof sizes[0] };
+    size_t big = sizes[NSIZES - 1];
+    uint8_t *text = malloc(big), *bin = malloc(big);
+    ASSERT(text && bin);
+    for (size_t i = 0; i < big; i++)
+        text[i] = (uint8_t)(' ' + i % 95); /* printable ASCII: valid UTF-8 */
+    fill_random(bin, big);
+
+    client_t *cl = malloc(sizeof *cl); /* ~8 KiB: not on a coroutine stack */
+    ASSERT(cl != NULL);
+    client_open(cl);
+    for (int i = 0; i < NSIZES; i++) {
+        round_trip(cl, WSLAY_TEXT_FRAME, text, sizes[i], false);
+        round_trip(cl, WSLAY_BINARY_FRAME, bin, sizes[i], false);
+        if (sizes[i] > 0) {
+            round_trip(cl, WSLAY_TEXT_FRAME, text + 1, sizes[i] - 1, true);
+            round_trip(cl, WSLAY_BINARY_FRAME, bin + 1, sizes[i] - 1, true);
+        }
+    }
+    /* ping -> pong (answered by wslay in the server) */
+    struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"hello", 5};
+    ASSERT_EQ(wslay_event_queue_msg(cl->ctx, &ping), 0);
+    pump_until(cl, &cl->pong);
+    /* several messages in flight at once come back in order */
+    for (int i = 0; i < 3; i++) {
+        struct wslay_event_msg m = {WSLAY_BINARY_FRAME, bin + i, 70000};
+        ASSERT_EQ(wslay_event_queue_msg(cl->ctx, &m), 0);
+    }
+    for (int i = 0; i < 3; i++)
+        expect_echo(cl, WSLAY_BINARY_FRAME, bin + i, 70000);
+    /* close handshake: our close, the server's answer, then EOF */
+    ASSERT_EQ(wslay_event_queue_close(cl->ctx, WSLAY_CODE_NORMAL_CLOSURE, (const uint8_t *)"bye", 3),
+              0);
+    int r;
+    while ((r = ws_pump(cl->ctx, &cl->conn, may_deadline_in(TEST_MS(3000)))) == 0) {
+    }
+    ASSERT_EQ(r, 1);
+    ASSERT(wslay_event_get_close_sent(cl->ctx));
+    ASSERT(wslay_event_get_close_received(cl->ctx));
+    ASSERT_EQ(wslay_event_get_status_code_received(cl->ctx), WSLAY_CODE_NORMAL_CLOSURE);
+    char c;
+    ASSERT_EQ(may_tcp_read(cl->conn.fd, &c, 1, may_deadline_in(TEST_MS(3000))), 0);
+    wslay_event_context_free(cl->ctx);
+    ASSERT_EQ(may_tcp_close(cl->conn.fd), 0);
+    ASSERT_EQ(cl->nq, 0);
+    free(cl);
+    free(text);
+    free(bin);
+}
+
+/* A request without a key, and one of the wrong version, are refused. */
+static void bad_requests(void)
+{
+    static const char *const reqs[][2] = {
+        {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Version: 13\r\n\r\n",
+         "HTTP/1.1 400 "},
+        {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+         "HTTP/1.1 426 "},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        ws_conn_t *c = calloc(1, sizeof *c);
+        ASSERT(c != NULL);
+        c->fd = connect_server();
+        size_t n = strlen(reqs[i][0]);
+        ASSERT_EQ(may_tcp_write_all(c->fd, reqs[i][0], n, MAY_FOREVER), n);
+        ASSERT_GT(ws_read_head(c, may_deadline_in(TEST_MS(3000))), 0);
+        ASSERT(strncmp(c->head, reqs[i][1], strlen(reqs[i][1])) == 0);
+        ASSERT_EQ(may_tcp_close(c->fd), 0);
+        free(c);
+    }
+}
+
+static void *client_co(void *arg)
+{
+    (void)arg;
+    client_run();
+    return NULL;
+}
+
+static void *client_thread(void *arg)
+{
+    (void)arg;
+    client_run();
+    return NULL;
+}
+
+int main(void)
+{
+    /* RFC 6455 section 1.3's example */
+    char acc[WS_ACCEPT_LEN + 1];
+    ws_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, acc);
+    ASSERT(strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
+
+    int lfd = may_tcp_listen("127.0.0.1:0", 128, 0);
+    ASSERT_GE(lfd, 0);
+    port = may_tcp_local_port(lfd);
+    ASSERT_GT(port, 0);
+    may_co_t *srv;
+    ASSERT_EQ(may_spawn(&srv, ws_serve, (void *)(intptr_t)lfd, NULL), 0);
+    bad_requests();
+    enum { NCO = 2 };
+    may_co_t *cl[NCO];
+    for (int i = 0; i < NCO; i++)
+        ASSERT_EQ(may_spawn(&cl[i], client_co, NULL, NULL), 0);
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, client_thread, NULL), 0);
+    for (int i = 0; i < NCO; i++)
+        ASSERT_EQ(may_join(cl[i], MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    ASSERT_EQ(may_cancel(srv), 0);
+    ASSERT_EQ(may_join(srv, may_deadline_in(TEST_MS(3000)), NULL), MAY_CANCELED);
+    ASSERT_EQ(may_tcp_close(lfd), 0);
+    /* the connection coroutines end once their clients closed */
+    int64_t end = may_deadline_in(TEST_MS(3000));
+    may_stats_t st;
+    do {
+        may_stats(&st);
+        if (st.alive == 0)
+            break;
+        may_sleep(TEST_MS(1));
+    } while (may_now() < end);
+    ASSERT_EQ(st.alive, 0);
+    ASSERT_EQ(may_shutdown(), 0);
+    printf("ok\n");
+    return 0;
+}
