@@ -46,7 +46,9 @@ may__parker *may__self_parker(void)
 
 void may__wait_prepare(may__parker *p)
 {
-    atomic_fetch_and_explicit(&p->word, ~(uint32_t)MAY__P_WTOKEN, memory_order_acq_rel);
+    /* usually there is nothing to clear: skip the locked instruction */
+    if (atomic_load_explicit(&p->word, memory_order_relaxed) & MAY__P_WTOKEN)
+        atomic_fetch_and_explicit(&p->word, ~(uint32_t)MAY__P_WTOKEN, memory_order_acq_rel);
 }
 
 void may__wake(may__parker *p, uint32_t flag)

@@ -182,6 +182,7 @@ static int use_guard(void)
 }
 
 static int stack_alloc(may__stack *st, size_t size);
+static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size);
 static void check_reused(const may__stack *st);
 
 int may__stack_alloc(may__stack *st, size_t size)
@@ -218,10 +219,16 @@ static int stack_alloc(may__stack *st, size_t size)
         return r;
     }
     may__worker *w = may__tls_w; /* stack.c never switches */
-    if (w && w->pool_len) {
+    if (MAY_LIKELY(w && w->pool_len)) {
         *st = w->pool[--w->pool_len];
         return 0;
     }
+    return stack_alloc_global(st, size);
+}
+
+/* The worker's own pool is empty: the global pool, or new memory. */
+static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
+{
     pthread_mutex_lock(&stack_lock);
     if (gpool_len) {
         *st = gpool[--gpool_len];
@@ -251,6 +258,8 @@ static void unmap_stack(may__stack *st)
     atomic_fetch_sub_explicit(&guarded_maps, 1, memory_order_relaxed);
 }
 
+static MAY_NOINLINE void stack_free_global(may__stack *st);
+
 void may__stack_free(may__stack *st)
 {
     if (!st->pooled) {
@@ -259,10 +268,15 @@ void may__stack_free(may__stack *st)
     }
     may__worker *w = may__tls_w; /* stack.c never switches */
     size_t cap = may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
-    if (w && w->pool_len < cap) {
+    if (MAY_LIKELY(w && w->pool_len < cap)) {
         w->pool[w->pool_len++] = *st;
         return;
     }
+    stack_free_global(st);
+}
+
+static MAY_NOINLINE void stack_free_global(may__stack *st)
+{
     /* The global pool keeps everything: dense slots cannot be unmapped one
      * by one, and guarded stacks are bounded by the mapping budget. */
     pthread_mutex_lock(&stack_lock);
@@ -402,10 +416,16 @@ static void report_overflow(const struct may_co *co, const void *addr, const cha
  * fault, which would double the faults of a short-lived coroutine.  The
  * previous owner's control block is still at the top of the slot, so the
  * report can name it. */
+static MAY_NOINLINE void report_reused(const may__stack *st);
 static void check_reused(const may__stack *st)
 {
     if (st->guarded || st->fresh || !may__stack_guard_hit(st))
         return;
+    report_reused(st);
+}
+
+static MAY_NOINLINE void report_reused(const may__stack *st)
+{
     const struct may_co *co =
         (const struct may_co *)((uintptr_t)(st->base + st->size - sizeof(struct may_co)) &
                                 ~(uintptr_t)63);
