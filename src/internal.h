@@ -165,7 +165,7 @@ struct may_co {
     int pinned;                  /* -1, or the only worker it may run on */
     int started;                 /* entry has been called */
     uint32_t park_mask;          /* flags that end the current park */
-    int64_t timer_deadline;      /* when the armed timer fires */
+    _Atomic size_t stack_peak;   /* track_stack: peak use, set at its end */
     size_t timer_idx;            /* index in the timer heap, or SIZE_MAX */
     may_cleanup_t *cleanup;      /* cleanup handler stack */
     void **cls;                  /* coroutine-local values, lazily made */

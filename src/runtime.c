@@ -108,6 +108,9 @@ long may_co_stack_used(const may_co_t *co)
         return -EINVAL;
     if (!may__S.cfg.track_stack)
         return -ENOTSUP;
+    size_t peak = atomic_load_explicit(&co->stack_peak, memory_order_relaxed);
+    if (peak) /* it has ended: the figure taken at its end */
+        return (long)peak;
     return (long)may__stack_used(&co->stack);
 }
 

@@ -772,9 +772,14 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
         kind = MAY_CANCELED;
     co->result = result;
     co->exit_kind = kind;
-    if (MAY_UNLIKELY(may__S.cfg.track_stack))
+    if (MAY_UNLIKELY(may__S.cfg.track_stack)) {
+        /* measured before printing: the printing itself uses this stack */
+        size_t used = may__stack_used(&co->stack);
+        /* relaxed: may_co_stack_used may read it from anywhere, any time */
+        atomic_store_explicit(&co->stack_peak, used, memory_order_relaxed);
         fprintf(stderr, "may: coroutine %llu \"%s\" ended: stack size = %zu, used size = %zu\n",
-                (unsigned long long)co->id, co->name, co->stack.size, may__stack_used(&co->stack));
+                (unsigned long long)co->id, co->name, co->stack.size, used);
+    }
     may__worker *w = may__tls_w; /* before this function's switch */
     /* Take the joiner slot (seq_cst: pairs with the joiner's CAS of joiner
      * then load of join_state).  If the joiner is a coroutine parked in

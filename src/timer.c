@@ -111,7 +111,6 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
         heap = n;
         heap_cap = ncap;
     }
-    co->timer_deadline = deadline;
     heap_set(heap_len++, (struct entry){ deadline, co });
     sift_up(heap_len - 1);
     int earliest = heap[0].co == co;
