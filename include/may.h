@@ -252,7 +252,7 @@ MAY_API void may_gen_yield(may_gen_t *gen, void *value);
 MAY_API void may_gen_free(may_gen_t *gen);
 
 /* ------------------------------------------------------------------------ */
-/* Statistics                                                               */
+/* Statistics and debugging                                                 */
 /* ------------------------------------------------------------------------ */
 
 typedef struct may_worker_stats {
@@ -260,17 +260,40 @@ typedef struct may_worker_stats {
     uint64_t spawns;    /* coroutines spawned here */
     uint64_t steals;    /* coroutines stolen from other workers */
     uint64_t parks;     /* times this worker went to sleep */
+    uint64_t runnable;  /* coroutines in its run queue and inbox now */
+    uint64_t running;   /* id of the coroutine it runs now, 0: none */
 } may_worker_stats_t;
 
+/* A snapshot, read without stopping anything: counts taken a moment apart
+ * need not add up exactly while coroutines run. */
 typedef struct may_stats {
     uint64_t alive;     /* coroutines spawned and not yet ended */
     uint64_t spawned;   /* coroutines spawned since start */
-    uint64_t timers;    /* armed timers */
+    uint64_t timers;    /* armed timers (sleeps and waits with deadlines) */
     uint64_t switches, steals; /* totals over workers */
     int workers;
     may_worker_stats_t worker[64]; /* the first 64 workers */
+    /* totals over every worker and the global queue */
+    uint64_t runnable;  /* waiting for a worker */
+    uint64_t running;   /* on a worker now */
+    uint64_t parked;    /* alive - runnable - running (blocked somewhere) */
+    uint64_t fd_waiters; /* coroutines and threads waiting for fd readiness */
 } may_stats_t;
 MAY_API void may_stats(may_stats_t *out);
+
+/* Write every coroutine to out: id, name, state (running on worker N,
+ * runnable, parked and on what, ended), entry function and, for one that is
+ * switched out, a backtrace from its frame pointers (function names as
+ * dladdr sees them, and module+offset for addr2line).  The workers are not
+ * stopped: the dump is a snapshot, and it holds the stack registry's lock
+ * while it writes, so spawns that need a new stack wait meanwhile.  Returns
+ * the number of coroutines listed, or -EINVAL (out NULL).  See
+ * docs/DEBUGGING.md. */
+MAY_API long may_dump(FILE *out);
+/* From now on signal sig (e.g. SIGQUIT or SIGUSR1) writes the same dump to
+ * stderr (the process keeps running); 0 turns it off.  0, -EINVAL (not a
+ * usable signal: SIGKILL, SIGSTOP, SIGSEGV, SIGBUS), or -errno. */
+MAY_API int may_dump_on_signal(int sig);
 
 /* ------------------------------------------------------------------------ */
 /* Blocking offload                                                         */

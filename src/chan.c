@@ -364,6 +364,7 @@ static int chan_op(may_chan_t *ch, void *elem, int64_t deadline, int send)
     cq_push(q, &n);
     spin_unlock(&ch->lock);
 
+    may__wait_note(p, send ? "chan send" : "chan recv", ch);
     for (;;) {
         int r = may__wait(p, deadline, 0);
         if (r == 0) {
@@ -597,6 +598,7 @@ int may_select(may_select_case_t *cases, size_t n, int64_t deadline)
     unlock_all(chans, nch);
 
     int fired;
+    may__wait_note(p, "select", NULL);
     for (;;) {
         int r = may__wait(p, deadline, 0);
         if (r == 0) {

@@ -87,7 +87,23 @@ typedef struct may__stack {
     uint8_t guarded; /* 1: PROT_NONE guard page; 0: soft guard in a slab */
     uint8_t pooled;  /* 1: default size, may go back to a pool */
     uint8_t fresh;   /* 1: never handed out (its soft guard was never read) */
+    struct may__region *reg; /* guarded: the registry entry of its mapping */
 } may__stack;
+
+/* The stack registry: every mapping that holds coroutine stacks (a dense
+ * slab of many, or one guarded stack), pooled or in use, is a region on a
+ * list under the stack lock, so the debugging tools (may_dump, the gdb
+ * extension) can find every coroutine: slot i of a region is a stack at
+ * first + i * stride, and its control block sits at may__stack_co(). */
+typedef struct may__region {
+    struct may__region *next, *prev;
+    char *first;   /* lowest slot */
+    size_t stride; /* size of a slot */
+    size_t count;  /* slots */
+    char *map;     /* the whole mapping (a slab has a fence page below) */
+    size_t maplen;
+} may__region;
+extern may__region *may__regions; /* read by gdb/may-gdb.py */
 
 int may__stack_alloc(may__stack *st, size_t size);
 void may__stack_free(may__stack *st);
@@ -96,6 +112,15 @@ int may__stack_guard_hit(const may__stack *st);
 size_t may__stack_used(const may__stack *st);
 void may__stack_fill_mark(may__stack *st, char *top);
 void may__stacks_shutdown(void);
+/* Call pre(ctx) (if not NULL), then fn on every live coroutine (control
+ * block magic set), holding the stack lock, so no stack is unmapped
+ * meanwhile.  With trylock (from a signal handler) -EBUSY when the lock is
+ * taken.  Stops when fn returns nonzero.  Fields of a coroutine running
+ * elsewhere are read racily. */
+int may__stacks_foreach(void (*pre)(void *ctx), int (*fn)(struct may_co *co, void *ctx),
+                        void *ctx, int trylock);
+/* Take (1) or release (0) the stack lock: no stack is unmapped meanwhile. */
+void may__stacks_hold(int on);
 void may__stack_segv_install(void);
 int may__altstack_setup(void);
 void may__altstack_free(void);
@@ -143,6 +168,9 @@ int may__park_common(may__parker *p, uint32_t mask, int64_t deadline);
 
 /* ---- coroutines -------------------------------------------------------- */
 
+/* struct may_co.magic while the coroutine exists (spawned, not yet freed). */
+#define MAY__CO_MAGIC 0x6d6179636f21u /* "may co!" */
+
 enum { MAY__JS_RUNNING = 0, MAY__JS_DONE = 1, MAY__JS_DETACHED = 2 };
 
 struct may__worker;
@@ -176,7 +204,27 @@ struct may_co {
     void *tsan_fiber;            /* TSan fiber */
     void *gen_cur;               /* innermost running generator, if any */
     char name[32];
+    /* debugging (may_dump, gdb/may-gdb.py): written by the coroutine itself */
+    _Atomic uint64_t magic;      /* MAY__CO_MAGIC from spawn until freed */
+    const char *wait_what;       /* what its latest park waits for */
+    const void *wait_obj;        /* and on which object (or fd + 1) */
 };
+
+/* Where the control block of the stack [base, base + size) lives. */
+static inline struct may_co *may__stack_co(char *base, size_t size)
+{
+    return (struct may_co *)((uintptr_t)(base + size - sizeof(struct may_co)) & ~(uintptr_t)63);
+}
+
+/* Record what a wait on p is for (shown by may_dump and gdb); call before
+ * may__wait.  Only coroutines record it. */
+static inline void may__wait_note(may__parker *p, const char *what, const void *obj)
+{
+    if (p->co) {
+        p->co->wait_what = what;
+        p->co->wait_obj = obj;
+    }
+}
 
 /* ---- the worker and scheduler (src/sched.c) ---------------------------- */
 

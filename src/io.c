@@ -244,10 +244,11 @@ out_unlock:
 /* Park until an event in one of the directions in `events` newer than the
  * counters rs/ws (read before the failed syscall), the deadline, cancel or
  * close.  Returns the fired MAY__IO_* bits, -ETIMEDOUT, -ECANCELED, -EBADF. */
-static int io_wait(fd_ent *e, uint32_t gen, int events, uint32_t rs, uint32_t ws,
+static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uint32_t ws,
                    int64_t deadline)
 {
     may__parker *p = may__self_parker();
+    static const char *const what[4] = { "fd", "fd read", "fd write", "fd read/write" };
     io_waiter w = { .p = p, .events = events };
     int fired = 0;
     may__wait_prepare(p);
@@ -271,6 +272,7 @@ static int io_wait(fd_ent *e, uint32_t gen, int events, uint32_t rs, uint32_t ws
     link_waiter(e, &w);
     pthread_mutex_unlock(&e->lock);
 
+    may__wait_note(p, what[events & 3], (const void *)(intptr_t)fd);
     int r = may__wait(p, deadline, 0);
     if (r == 0)
         return w.result; /* written before the wake (acq_rel) */
@@ -323,7 +325,7 @@ int may_fd_wait(int fd, int events, int64_t deadline)
             return ((pfd.revents & POLLIN) ? MAY_READ : 0) |
                    ((pfd.revents & POLLOUT) ? MAY_WRITE : 0);
         }
-        r = io_wait(e, gen, events, rs, ws, deadline);
+        r = io_wait(fd, e, gen, events, rs, ws, deadline);
         if (r < 0)
             return r;
     }
@@ -383,7 +385,7 @@ static ssize_t io_do(int fd, int dir, int64_t deadline, io_fn fn, void *ctx)
             return n;
         if (atomic_load_explicit(&e->nopoll, memory_order_relaxed))
             return n;
-        r = io_wait(e, gen, dir, s, s, deadline);
+        r = io_wait(fd, e, gen, dir, s, s, deadline);
         if (r < 0)
             return r;
     }
@@ -623,7 +625,7 @@ int may_tcp_accept(int lfd, int64_t deadline, struct sockaddr_storage *peer)
 #if EAGAIN != EWOULDBLOCK
         case EWOULDBLOCK:
 #endif
-            r = io_wait(e, gen, MAY__IO_R, s, s, deadline);
+            r = io_wait(fd, e, gen, MAY__IO_R, s, s, deadline);
             if (r < 0)
                 return r;
             continue;

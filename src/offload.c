@@ -456,6 +456,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
     }
     pthread_mutex_unlock(&P.lock);
 
+    may__wait_note(p, "offload", (const void *)j);
     for (;;) {
         r = may__wait(p, deadline, 0);
         /* acquire: pairs with the release store of J_DONE in run_job */

@@ -187,6 +187,8 @@ int may_park(int64_t deadline)
     may_co_t *co = may__cur_co();
     if (!co)
         return -EPERM;
+    co->wait_what = "park";
+    co->wait_obj = NULL;
     return park_co(co, MAY__P_UTOKEN | MAY__P_CANCEL, deadline);
 }
 
@@ -207,6 +209,8 @@ int may_sleep_until(int64_t deadline)
             ;
         return 0;
     }
+    co->wait_what = "sleep";
+    co->wait_obj = NULL;
     int r = park_co(co, MAY__P_CANCEL, deadline < 0 ? MAY_FOREVER : deadline);
     return r == -ECANCELED ? r : 0;
 }

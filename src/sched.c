@@ -719,6 +719,7 @@ void may_yield(void)
 static void co_free(struct may_co *co)
 {
     may__stack st = co->stack; /* co lives inside st */
+    atomic_store_explicit(&co->magic, 0, memory_order_relaxed); /* gone for may_dump */
     san_fiber_free(co->tsan_fiber);
     free(co->cls);
     may__stack_free(&st);
@@ -876,6 +877,8 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
         may__stack_fill_mark(&co->stack, top);
     may__ctx_make(&co->ctx, top, co_entry, co);
     co->tsan_fiber = san_fiber_new();
+    /* release: may_dump reads the fields above once it sees the magic */
+    atomic_store_explicit(&co->magic, MAY__CO_MAGIC, memory_order_release);
     if (w) {
         STAT_ADD(w->alive_delta, 1);
         STAT_INC(w->n_spawn);
@@ -923,6 +926,7 @@ int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
         /* seq_cst: pairs with finish_hook's CAS of join_state */
         if (atomic_load(&co->join_state) == MAY__JS_DONE)
             break;
+        may__wait_note(p, "join", co);
         int r = may__wait(p, deadline, ignore_cancel);
         if (r == 0) {
             woken = 1; /* only the ending coroutine knows our parker */
@@ -1222,6 +1226,15 @@ int may_shutdown(void)
     return 0;
 }
 
+/* The id of the coroutine w runs now, read racily (w->cur is the owner's
+ * plain field).  Called under the stack lock: a coroutine that ended since
+ * may be freed, but its stack cannot be unmapped while we read it. */
+__attribute__((no_sanitize("thread"))) static uint64_t stats_running_id(may__worker *w)
+{
+    struct may_co *cur = ((volatile may__worker *)w)->cur;
+    return cur ? cur->id : 0;
+}
+
 void may_stats(may_stats_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -1234,19 +1247,35 @@ void may_stats(may_stats_t *out)
         return;
     }
     out->workers = may__S.nworkers;
+    may__stacks_hold(1);
     for (int i = 0; i < may__S.nworkers; i++) {
         may__worker *w = may__S.workers[i];
+        uint32_t h = atomic_load_explicit(&w->q.head, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&w->q.tail, memory_order_relaxed);
         may_worker_stats_t s = {
             .switches = atomic_load_explicit(&w->n_switch, memory_order_relaxed),
             .spawns = atomic_load_explicit(&w->n_spawn, memory_order_relaxed),
             .steals = atomic_load_explicit(&w->n_steal, memory_order_relaxed),
             .parks = atomic_load_explicit(&w->n_park, memory_order_relaxed),
+            .runnable = (uint32_t)(t - h) <= MAY__RUNQ_SIZE ? (uint32_t)(t - h) : 0,
         };
+        s.runnable += atomic_load_explicit(&w->inbox_len, memory_order_relaxed);
+        if (atomic_load_explicit(&w->runnext, memory_order_relaxed))
+            s.runnable++;
+        s.running = stats_running_id(w);
         out->spawned += s.spawns;
         out->switches += s.switches;
         out->steals += s.steals;
+        out->runnable += s.runnable;
+        out->running += s.running != 0;
         if (i < 64)
             out->worker[i] = s;
     }
+    may__stacks_hold(0);
+    out->runnable += atomic_load_explicit(&may__S.gq_len, memory_order_relaxed);
     pthread_mutex_unlock(&may__S.start_lock);
+    uint64_t busy = out->runnable + out->running;
+    out->parked = out->alive > busy ? out->alive - busy : 0;
+    int fw = atomic_load_explicit(&may__io_waiters, memory_order_relaxed);
+    out->fd_waiters = fw > 0 ? (uint64_t)fw : 0;
 }

@@ -58,12 +58,29 @@ static may__stack *gpool;          /* global pool of default-size stacks */
 static size_t gpool_len, gpool_cap;
 static _Atomic long guarded_maps;  /* guarded stacks now mapped */
 static long guarded_budget = -1;   /* how many we allow (AUTO mode) */
-struct slab {
-    struct slab *next;
-    char *base;
-    size_t len;
-};
-static struct slab *slabs;         /* every dense slab, for shutdown */
+/* Every mapping holding stacks (see may__region in internal.h).  Guarded
+ * stacks are linked when mapped and unlinked when unmapped; dense slabs
+ * stay until shutdown, which unmaps them from this list. */
+may__region *may__regions;
+
+static void region_link(may__region *r) /* stack_lock held */
+{
+    r->prev = NULL;
+    r->next = may__regions;
+    if (may__regions)
+        may__regions->prev = r;
+    may__regions = r;
+}
+
+static void region_unlink(may__region *r) /* stack_lock held */
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        may__regions = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+}
 
 size_t may__page_size(void)
 {
@@ -108,11 +125,21 @@ static int map_guarded(may__stack *st, size_t size)
         munmap(p, size);
         return -ENOMEM;
     }
+    may__region *reg = malloc(sizeof *reg);
+    if (!reg) {
+        munmap(p, size);
+        return -ENOMEM;
+    }
+    *reg = (may__region){ .first = p, .stride = size, .count = 1, .map = p, .maplen = size };
+    pthread_mutex_lock(&stack_lock);
+    region_link(reg);
+    pthread_mutex_unlock(&stack_lock);
     st->base = p;
     st->size = size;
     st->lo = p + pg;
     st->fence = p - 65536; /* a big frame can jump over a guard page */
     st->guarded = 1;
+    st->reg = reg;
     atomic_fetch_add_explicit(&guarded_maps, 1, memory_order_relaxed);
     register_stack(st);
     return 0;
@@ -131,7 +158,7 @@ static int grow_dense(size_t size)
         return -ENOMEM;
     if (mprotect(p, pg, PROT_NONE) != 0)
         goto out_unmap;
-    struct slab *sl = malloc(sizeof *sl);
+    may__region *sl = malloc(sizeof *sl);
     if (!sl)
         goto out_unmap;
     char *first = p + pg;
@@ -145,10 +172,9 @@ static int grow_dense(size_t size)
         gpool = n;
         gpool_cap = ncap;
     }
-    sl->base = p;
-    sl->len = len;
-    sl->next = slabs;
-    slabs = sl;
+    *sl = (may__region){ .first = p + pg, .stride = size, .count = DENSE_PER_SLAB,
+                         .map = p, .maplen = len };
+    region_link(sl);
     /* Push in reverse so the lowest slot is handed out first. */
     for (int i = DENSE_PER_SLAB - 1; i >= 0; i--) {
         may__stack *st = &gpool[gpool_len++];
@@ -157,6 +183,7 @@ static int grow_dense(size_t size)
         st->lo = st->base + pg;
         st->fence = p;
         st->guarded = 0;
+        st->reg = NULL;
         st->fresh = 1;
         st->pooled = 1;
         register_stack(st);
@@ -249,11 +276,16 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
     return r;
 }
 
-static void unmap_stack(may__stack *st)
+/* Unmap a guarded stack (locked: the caller holds stack_lock).  Valgrind's
+ * stack ids are not kept; it tolerates stale registrations. */
+static void unmap_stack(may__stack *st, int locked)
 {
-#ifdef MAY_VALGRIND
-    /* Valgrind's stack ids are not kept; it tolerates stale registrations. */
-#endif
+    if (!locked)
+        pthread_mutex_lock(&stack_lock);
+    region_unlink(st->reg);
+    if (!locked)
+        pthread_mutex_unlock(&stack_lock);
+    free(st->reg);
     munmap(st->base, st->size);
     atomic_fetch_sub_explicit(&guarded_maps, 1, memory_order_relaxed);
 }
@@ -263,7 +295,7 @@ static MAY_NOINLINE void stack_free_global(may__stack *st);
 void may__stack_free(may__stack *st)
 {
     if (!st->pooled) {
-        unmap_stack(st);
+        unmap_stack(st, 0);
         return;
     }
     may__worker *w = may__tls_w; /* stack.c never switches */
@@ -286,7 +318,7 @@ static MAY_NOINLINE void stack_free_global(may__stack *st)
         if (!n) {
             pthread_mutex_unlock(&stack_lock);
             if (st->guarded)
-                unmap_stack(st);
+                unmap_stack(st, 0);
             /* A dense slot we cannot record is lost until shutdown. */
             return;
         }
@@ -305,7 +337,7 @@ void may__stack_pool_drain(may__worker *w)
         may__stack st = w->pool[--w->pool_len];
         check_reused(&st);
         if (st.guarded && st.pooled)
-            unmap_stack(&st);
+            unmap_stack(&st, 0);
         /* dense slots are unmapped with their slab */
     }
 }
@@ -316,19 +348,50 @@ void may__stacks_shutdown(void)
     for (size_t i = 0; i < gpool_len; i++) {
         check_reused(&gpool[i]);
         if (gpool[i].guarded)
-            unmap_stack(&gpool[i]);
+            unmap_stack(&gpool[i], 1);
     }
     free(gpool);
     gpool = NULL;
     gpool_len = gpool_cap = 0;
-    while (slabs) {
-        struct slab *s = slabs;
-        slabs = s->next;
-        munmap(s->base, s->len);
-        free(s);
+    while (may__regions) { /* the dense slabs */
+        may__region *r = may__regions;
+        region_unlink(r);
+        munmap(r->map, r->maplen);
+        free(r);
     }
     guarded_budget = -1;
     pthread_mutex_unlock(&stack_lock);
+}
+
+void may__stacks_hold(int on)
+{
+    if (on)
+        pthread_mutex_lock(&stack_lock);
+    else
+        pthread_mutex_unlock(&stack_lock);
+}
+
+int may__stacks_foreach(void (*pre)(void *ctx), int (*fn)(struct may_co *co, void *ctx),
+                        void *ctx, int trylock)
+{
+    if (trylock) {
+        if (pthread_mutex_trylock(&stack_lock) != 0)
+            return -EBUSY;
+    } else {
+        pthread_mutex_lock(&stack_lock);
+    }
+    if (pre)
+        pre(ctx);
+    int stop = 0;
+    for (may__region *r = may__regions; r && !stop; r = r->next) {
+        for (size_t i = 0; i < r->count && !stop; i++) {
+            struct may_co *co = may__stack_co(r->first + i * r->stride, r->stride);
+            if (atomic_load_explicit(&co->magic, memory_order_acquire) == MAY__CO_MAGIC)
+                stop = fn(co, ctx);
+        }
+    }
+    pthread_mutex_unlock(&stack_lock);
+    return 0;
 }
 
 int may__stack_guard_hit(const may__stack *st)

@@ -414,6 +414,7 @@ static MAY_NOINLINE int mutex_lock_slow(may_mutex_t *m, int64_t deadline, int ig
         woken = 0;
         spin_unlock(&m->qlock);
 
+        may__wait_note(n.p, "mutex", m);
         int r = park_node(&n, deadline, ignore_cancel);
         int how;
         if (r == 0) {
@@ -646,6 +647,7 @@ static int rw_lock_slow(may_rwlock_t *rw, int writer, int64_t deadline)
     q_push(writer ? &rw->wq : &rw->rq, &n);
     spin_unlock(&rw->qlock);
 
+    may__wait_note(n.p, writer ? "rwlock write" : "rwlock read", rw);
     int r = park_node(&n, deadline, 0);
     if (r == 0)
         return 0; /* granted: the dispatcher counted us in */
@@ -766,6 +768,7 @@ int may_cond_wait(may_cond_t *c, may_mutex_t *m, int64_t deadline)
      * our predicate change under m) sees us (release of the unlock). */
     may_mutex_unlock(m);
 
+    may__wait_note(n.p, "cond", c);
     r = park_node(&n, deadline, 0);
     if (r < 0) {
         spin_lock(&c->qlock);
@@ -922,6 +925,7 @@ int may_sem_wait(may_sem_t *s, int64_t deadline)
     spin_unlock(&s->qlock);
     wl_wake(&wl);
 
+    may__wait_note(n.p, "semaphore", s);
     int r = park_node(&n, deadline, 0);
     if (r == 0)
         return 0;
@@ -992,6 +996,7 @@ int may_barrier_wait(may_barrier_t *b, int64_t deadline)
     q_push(&b->q, &n);
     spin_unlock(&b->qlock);
 
+    may__wait_note(n.p, "barrier", b);
     int r = park_node(&n, deadline, 0);
     if (r == 0)
         return 0;
@@ -1086,6 +1091,7 @@ int may_wg_wait(may_wg_t *wg, int64_t deadline)
     q_push(&wg->q, &n);
     spin_unlock(&wg->qlock);
 
+    may__wait_note(n.p, "wait group", wg);
     int r = park_node(&n, deadline, 0);
     if (r == 0)
         return 0;
@@ -1170,6 +1176,7 @@ int may_event_wait(may_event_t *e, int64_t deadline)
     q_push(&e->q, &n);
     spin_unlock(&e->qlock);
 
+    may__wait_note(n.p, "event", e);
     int r = park_node(&n, deadline, 0);
     if (r == 0)
         return 0;
@@ -1250,6 +1257,7 @@ int may_once(may_once_t *o, void (*fn)(void *), void *arg)
     n.next = o->waiters;
     o->waiters = &n;
     once_unlock(o);
+    may__wait_note(n.p, "once", o);
     park_node(&n, MAY_FOREVER, 1);
     return 0;
 }

@@ -1,0 +1,237 @@
+/* may_dump, may_dump_on_signal and the counts of may_stats: coroutines
+ * parked in known places are listed with their state, what they wait on
+ * and a backtrace through the function that blocked. */
+#include "test.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+static may_chan_t *ch;
+static may_mutex_t *mu;
+static int pipefd[2];
+static atomic_int started;
+
+/* Exported (the test links with -rdynamic) and never inlined, so dladdr
+ * names them in the backtraces. */
+__attribute__((noinline)) void *dump_recv_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+    int v;
+    int r = may_chan_recv(ch, &v, MAY_FOREVER);
+    __asm__ volatile("" ::: "memory"); /* keep this frame: no tail call */
+    return (void *)(intptr_t)r;
+}
+
+__attribute__((noinline)) void *dump_sleep_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+    int r = may_sleep(TEST_MS(60000));
+    __asm__ volatile("" ::: "memory");
+    return (void *)(intptr_t)r;
+}
+
+__attribute__((noinline)) void *dump_lock_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+    int r = may_mutex_lock(mu, MAY_FOREVER);
+    if (r == 0)
+        may_mutex_unlock(mu);
+    __asm__ volatile("" ::: "memory");
+    return (void *)(intptr_t)r;
+}
+
+__attribute__((noinline)) void *dump_fd_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+    int r = may_fd_wait(pipefd[0], MAY_READ, may_deadline_in(TEST_MS(60000)));
+    __asm__ volatile("" ::: "memory");
+    return (void *)(intptr_t)r;
+}
+
+static void *quick_fn(void *arg)
+{
+    return arg;
+}
+
+static char *dump_string(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ASSERT(f);
+    long n = may_dump(f);
+    fclose(f);
+    ASSERT_GE(n, 5);
+    return buf;
+}
+
+/* The block of the dump about coroutine `name`, up to the next one. */
+static char *section(const char *dump, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\" [", name);
+    const char *p = strstr(dump, key);
+    if (!p) {
+        fprintf(stderr, "no coroutine %s in the dump:\n%s\n", name, dump);
+        abort();
+    }
+    while (p > dump && p[-1] != '\n')
+        p--;
+    const char *e = strstr(p + 1, "\ncoroutine ");
+    if (!e)
+        e = p + strlen(p);
+    return strndup(p, (size_t)(e - p));
+}
+
+static void expect(const char *sec, const char *what)
+{
+    if (!strstr(sec, what)) {
+        fprintf(stderr, "expected \"%s\" in:\n%s\n", what, sec);
+        abort();
+    }
+}
+
+static void check_dump(const char *d)
+{
+    char *s = section(d, "receiver");
+    expect(s, "[parked: chan recv 0x");
+    expect(s, "entry 0x");
+    expect(s, "dump_recv_fn");           /* entry, and a frame of the trace */
+    expect(s, "#1 ");                    /* a backtrace of more than one frame */
+    ASSERT(strstr(strstr(s, "#0"), "dump_recv_fn")); /* the blocking frame */
+    free(s);
+    s = section(d, "sleeper");
+    expect(s, "[parked: sleep, with deadline]");
+    expect(s, "dump_sleep_fn");
+    free(s);
+    s = section(d, "locker");
+    expect(s, "[parked: mutex 0x");
+    ASSERT(strstr(strstr(s, "#0"), "dump_lock_fn"));
+    free(s);
+    s = section(d, "fd-waiter");
+    char fdw[64];
+    snprintf(fdw, sizeof fdw, "[parked: fd read %d, with deadline", pipefd[0]);
+    expect(s, fdw);
+    ASSERT(strstr(strstr(s, "#0"), "dump_fd_fn"));
+    free(s);
+    s = section(d, "ended");
+    expect(s, "[ended, not joined]");
+    free(s);
+    expect(d, "worker 0: ");
+    expect(d, "worker 1: ");
+}
+
+int main(void)
+{
+    ASSERT_EQ(may_dump(NULL), -EINVAL);
+    ASSERT_EQ(may_dump_on_signal(SIGKILL), -EINVAL);
+    ASSERT_EQ(may_dump_on_signal(SIGSEGV), -EINVAL);
+    ASSERT_EQ(may_dump_on_signal(-1), -EINVAL);
+    ASSERT_EQ(may_configure(&(may_config_t){ .workers = 2 }), 0);
+    ASSERT_EQ(may_chan_make(&ch, int, 0), 0);
+    ASSERT_EQ(may_mutex_new(&mu), 0);
+    ASSERT_EQ(pipe(pipefd), 0);
+    ASSERT_EQ(may_mutex_lock(mu, MAY_FOREVER), 0); /* held by main: locker waits */
+
+    static const struct {
+        const char *name;
+        may_fn_t fn;
+    } specs[] = {
+        { "receiver", dump_recv_fn },
+        { "sleeper", dump_sleep_fn },
+        { "locker", dump_lock_fn },
+        { "fd-waiter", dump_fd_fn },
+    };
+    may_co_t *cos[4], *ended;
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(may_spawn(&cos[i], specs[i].fn, NULL, &(may_spawn_opts_t){ .name = specs[i].name }), 0);
+    ASSERT_EQ(may_spawn(&ended, quick_fn, NULL, &(may_spawn_opts_t){ .name = "ended" }), 0);
+    /* wait until all four are parked: may_stats says so */
+    may_stats_t st;
+    for (int tries = 0;; tries++) {
+        may_stats(&st);
+        if (atomic_load(&started) == 4 && st.parked >= 4 && st.fd_waiters >= 1 && st.timers >= 2 &&
+            st.running == 0)
+            break;
+        ASSERT_LT(tries, 10000);
+        usleep(1000);
+    }
+    usleep(20000); /* "ended" has surely ended */
+    ASSERT_EQ(st.workers, 2);
+    ASSERT_EQ(st.alive, 4); /* four parked; "ended" no longer counts */
+    ASSERT_EQ(st.runnable, 0);
+    ASSERT_EQ(st.worker[0].running, 0);
+    ASSERT_EQ(st.worker[0].spawns + st.worker[1].spawns, 0); /* main is not a worker */
+    ASSERT_EQ(st.spawned, 5);
+
+    char *d = dump_string();
+    check_dump(d);
+    free(d);
+
+    /* The same through a signal, written to stderr. */
+    fflush(stderr);
+    char path[] = "/tmp/may-dump-XXXXXX";
+    int tmp = mkstemp(path);
+    ASSERT_GE(tmp, 0);
+    int saved = dup(2);
+    ASSERT_EQ(may_dump_on_signal(SIGUSR1), 0);
+    ASSERT_EQ(dup2(tmp, 2), 2);
+    raise(SIGUSR1);
+    ASSERT_EQ(dup2(saved, 2), 2);
+    close(saved);
+    ASSERT_EQ(may_dump_on_signal(0), 0);
+    off_t len = lseek(tmp, 0, SEEK_END);
+    ASSERT_GT(len, 0);
+    char *sd = calloc(1, (size_t)len + 1);
+    ASSERT_EQ(pread(tmp, sd, (size_t)len, 0), len);
+    close(tmp);
+    unlink(path);
+    expect(sd, "may: coroutine dump (signal)");
+    check_dump(sd);
+    free(sd);
+    /* turned off: the default action of SIGUSR1 would now kill us */
+    struct sigaction sa;
+    ASSERT_EQ(sigaction(SIGUSR1, NULL, &sa), 0);
+    ASSERT(sa.sa_handler == SIG_DFL);
+
+    /* Wake them all and check the state changes are seen. */
+    ASSERT_EQ(may_cancel(cos[0]), 0);
+    ASSERT_EQ(may_cancel(cos[1]), 0);
+    ASSERT_EQ(may_mutex_unlock(mu), 0);
+    ASSERT_EQ(write(pipefd[1], "x", 1), 1);
+    void *res;
+    ASSERT_EQ(may_join(cos[0], MAY_FOREVER, &res), MAY_CANCELED);
+    ASSERT_EQ((intptr_t)res, -ECANCELED);
+    ASSERT_EQ(may_join(cos[1], MAY_FOREVER, &res), MAY_CANCELED);
+    ASSERT_EQ(may_join(cos[2], MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ((intptr_t)res, 0);
+    ASSERT_EQ(may_join(cos[3], MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ((intptr_t)res, MAY_READ);
+    ASSERT_EQ(may_join(ended, MAY_FOREVER, NULL), MAY_DONE);
+
+    /* Nothing left: the dump lists no coroutine. */
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *f = open_memstream(&buf, &blen);
+    ASSERT_EQ(may_dump(f), 0);
+    fclose(f);
+    ASSERT(strstr(buf, "may: 0 coroutines"));
+    free(buf);
+    may_stats(&st);
+    ASSERT_EQ(st.alive, 0);
+    ASSERT_EQ(st.parked, 0);
+    ASSERT_EQ(st.fd_waiters, 0);
+
+    may_fd_close(pipefd[0]);
+    close(pipefd[1]);
+    may_chan_free(ch);
+    may_mutex_free(mu);
+    ASSERT_EQ(may_shutdown(), 0);
+    printf("test_dump: ok\n");
+    return 0;
+}
