@@ -79,6 +79,11 @@ int main(void)
     t0 = may_now();
     for (int i = 0; i < n; i++)
         may_spawn(&ns[i], napper, (void *)(intptr_t)(1 + i % 100), NULL);
+    may_stats_t mid;
+    may_stats(&mid);
+    printf("  meanwhile: %" PRIu64 " alive, %" PRIu64 " parked, %" PRIu64 " runnable, %" PRIu64
+           " running, %" PRIu64 " timers armed\n",
+           mid.alive, mid.parked, mid.runnable, mid.running, mid.timers);
     for (int i = 0; i < n; i++)
         may_join(ns[i], MAY_FOREVER, NULL);
     t1 = may_now();

@@ -36,6 +36,12 @@ libdir=$(dirname "$(find "$prefix" -name 'libmay.so' -print -quit)")
 [[ -f $libdir/libmay.so ]] || fail "libmay.so not installed"
 [[ -f $libdir/libmay.a ]] || fail "libmay.a not installed next to libmay.so"
 [[ -f $prefix/include/may.h ]] || fail "include/may.h not installed"
+gdbpy=$(find "$prefix" -path '*/share/may/gdb/may-gdb.py' -print -quit)
+[[ -n $gdbpy ]] || fail "share/may/gdb/may-gdb.py not installed"
+find "$prefix" -path '*/gdb/auto-load/*' -name 'libmay.so.*-gdb.py' | grep -q . ||
+    fail "the gdb auto-load copy (share/gdb/auto-load/<libdir>/libmay.so.<version>-gdb.py) not installed"
+python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' "$gdbpy" ||
+    fail "$gdbpy is not valid Python"
 
 # Only the public may_* API should be exported from the shared library.
 extra=$(nm -D --defined-only "$libdir/libmay.so" | awk '{print $3}' |
