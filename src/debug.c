@@ -139,7 +139,7 @@ typedef struct dump_ctx {
 } dump_ctx;
 
 /* Worker running co, or -1. */
-static int running_on(const struct may_co *co)
+NO_SAN static int running_on(const struct may_co *co)
 {
     int n = may__S.nworkers;
     may__worker **ws = may__S.workers;
@@ -151,7 +151,7 @@ static int running_on(const struct may_co *co)
 
 /* The saved pc and frame pointer of a switched-out context (see the
  * layouts in src/arch/<arch>/). */
-static int saved_regs(const struct may_co *co, const uintptr_t *sp, uintptr_t *pc, uintptr_t *fp)
+NO_SAN static int saved_regs(const struct may_co *co, const uintptr_t *sp, uintptr_t *pc, uintptr_t *fp)
 {
     const char *lo = co->stack.lo, *hi = (const char *)co;
     if ((const char *)sp < lo || (const char *)sp > hi - 176)
