@@ -103,6 +103,8 @@ enum {
     MAY_SPAWN_WORKER = 1 << 1,   /* start on worker .worker (then stealable) */
     MAY_SPAWN_PINNED = 1 << 2,   /* run only on worker .worker, never stolen;
                                     for code that relies on thread-locals */
+    MAY_SPAWN_TRACK_STACK = 1 << 3, /* record this coroutine's peak stack use
+                                       (as config .track_stack does for all) */
 };
 
 typedef struct may_spawn_opts {
@@ -166,7 +168,10 @@ MAY_API bool may_in_coroutine(void);
 /* Unique id (> 0) and name ("" if none) of a coroutine. */
 MAY_API uint64_t may_co_id(const may_co_t *co);
 MAY_API const char *may_co_name(const may_co_t *co);
-/* Bytes of stack co has used at most; needs track_stack (else -ENOTSUP). */
+/* Bytes of stack co has used at most (so far, or at its end); needs
+ * config .track_stack or MAY_SPAWN_TRACK_STACK (else -ENOTSUP); -EINVAL for
+ * NULL.  A tracked coroutine also prints "stack size = ..., used size = ..."
+ * on stderr when it ends.  See docs/STACK.md. */
 MAY_API long may_co_stack_used(const may_co_t *co);
 
 /* ------------------------------------------------------------------------ */

@@ -192,6 +192,7 @@ struct may_co {
     int exit_kind;               /* MAY_DONE / MAY_CANCELED / MAY_PANICKED */
     int pinned;                  /* -1, or the only worker it may run on */
     int started;                 /* entry has been called */
+    int track;                   /* stack-use tracking is on for it */
     uint32_t park_mask;          /* flags that end the current park */
     _Atomic size_t stack_peak;   /* track_stack: peak use, set at its end */
     size_t timer_idx;            /* index in the timer heap, or SIZE_MAX */

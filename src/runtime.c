@@ -106,7 +106,7 @@ long may_co_stack_used(const may_co_t *co)
 {
     if (!co)
         return -EINVAL;
-    if (!may__S.cfg.track_stack)
+    if (!co->track)
         return -ENOTSUP;
     size_t peak = atomic_load_explicit(&co->stack_peak, memory_order_relaxed);
     if (peak) /* it has ended: the figure taken at its end */

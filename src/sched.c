@@ -773,7 +773,7 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
         kind = MAY_CANCELED;
     co->result = result;
     co->exit_kind = kind;
-    if (MAY_UNLIKELY(may__S.cfg.track_stack)) {
+    if (MAY_UNLIKELY(co->track)) {
         /* measured before printing: the printing itself uses this stack */
         size_t used = may__stack_used(&co->stack);
         /* relaxed: may_co_stack_used may read it from anywhere, any time */
@@ -873,8 +873,10 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
         memcpy(co->name, opts->name, n);
     }
     char *top = (char *)((uintptr_t)co & ~(uintptr_t)15);
-    if (MAY_UNLIKELY(may__S.cfg.track_stack))
+    if (MAY_UNLIKELY(may__S.cfg.track_stack || (opts->flags & MAY_SPAWN_TRACK_STACK))) {
+        co->track = 1;
         may__stack_fill_mark(&co->stack, top);
+    }
     may__ctx_make(&co->ctx, top, co_entry, co);
     co->tsan_fiber = san_fiber_new();
     /* release: may_dump reads the fields above once it sees the magic */

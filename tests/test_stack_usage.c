@@ -1,6 +1,7 @@
-/* Stack-use tracking (may_configure .track_stack): a coroutine's peak stack
- * use is recorded and returned by may_co_stack_used; without tracking the
- * call says -ENOTSUP. */
+/* Stack-use tracking (may_configure .track_stack for every coroutine,
+ * MAY_SPAWN_TRACK_STACK for one): a coroutine's peak stack use is recorded
+ * and returned by may_co_stack_used; without tracking the call says
+ * -ENOTSUP. */
 #include "test.h"
 #include <errno.h>
 
@@ -43,7 +44,20 @@ int main(void)
     ASSERT_EQ(may_configure(&cfg), 0);
     ASSERT_EQ(may_spawn(&small, use_little, NULL, NULL), 0);
     ASSERT_EQ(may_co_stack_used(small), -ENOTSUP);
+    /* per coroutine: only the one spawned with the flag is tracked */
+    ASSERT_EQ(may_spawn(&big, use_stack, NULL,
+                        &(may_spawn_opts_t){ .flags = MAY_SPAWN_TRACK_STACK, .name = "tracked" }),
+              0);
     ASSERT_EQ(may_join(small, MAY_FOREVER, NULL), MAY_DONE);
+    do {
+        may_sleep(TEST_MS(1));
+        may_stats(&st);
+    } while (st.alive);
+    b = may_co_stack_used(big);
+    printf("per-coroutine tracking: %ld bytes\n", b);
+    ASSERT_GE(b, 24 * 1024);
+    ASSERT_LT(b, 64 * 1024);
+    ASSERT_EQ(may_join(big, MAY_FOREVER, NULL), MAY_DONE);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;
