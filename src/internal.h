@@ -17,7 +17,8 @@
  *
  * Lock order (outer first): scope lock -> timer lock -> worker inbox lock ->
  * global queue lock -> sched.idle_lock -> stack pool lock (a timer firing
- * readies coroutines, which may queue them and wake a worker).  The per-fd
+ * readies coroutines, which may queue them and wake a worker);
+ * sched.start_lock -> stack pool lock (may_stats, may_dump).  The per-fd
  * lock of io.c is a leaf (its waiters are woken after it is released).  No
  * lock is ever held across a context switch.
  */
