@@ -279,6 +279,7 @@ typedef struct may__worker {
     uint64_t id_next, id_end;       /* a block of coroutine ids */
     /* stats: written by the owner, read relaxed by may_stats */
     _Atomic uint64_t n_switch, n_spawn, n_steal, n_park;
+    uint64_t mon_switches;          /* n_switch at the monitor's last tick */
 } may__worker;
 
 typedef struct may__sched {

@@ -35,6 +35,17 @@
  * work wakes another if it was the last spinner.  So a burst of work wakes
  * workers one by one and a quiet runtime makes no wake-ups at all.
  *
+ * The monitor.  One more thread, like Go's sysmon, watches for what the
+ * workers cannot see because they are busy: a worker that has run one
+ * coroutine for a whole tick (a CPU loop, or a call that blocks the thread)
+ * while coroutines wait in its queue gets an idle worker woken to steal
+ * them; and when timers are armed or fds are waited on but no worker sits
+ * in the poller (the poller left it to run work), an idle worker is woken to
+ * take the poller over.  It ticks every 1 ms, backing off to 10 ms while it
+ * finds nothing to do, and sleeps on a futex while every worker is idle, so
+ * a quiet runtime still makes no wake-ups.  It never moves work itself; it
+ * only wakes workers, through the same wakep() as everything else.
+ *
  * Lost wake-ups are excluded by Dekker pairs, all seq_cst: a producer pushes
  * then reads nidle; an idler publishes itself on the idle list then
  * re-checks every queue.  A waker stores sleep_word = 0 then reads polling;
@@ -337,6 +348,23 @@ static void wake_raw(may__worker *w)
         futex(&w->sleep_word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
+/* The monitor (see the top of this file): it sleeps on mon_word while every
+ * worker is idle, and a worker leaving the idle list wakes it. */
+static pthread_t mon_thread;
+static int mon_running;
+static _Atomic uint32_t mon_word;  /* futex word: 1 = look again */
+static _Atomic int mon_sleeping;   /* asleep until a worker gets busy */
+
+static void mon_kick(void)
+{
+    /* seq_cst: Dekker pair with the monitor's store of mon_sleeping and
+     * load of nidle; the caller has just decremented nidle */
+    if (MAY_UNLIKELY(atomic_load(&mon_sleeping))) {
+        atomic_store(&mon_word, 1);
+        futex(&mon_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    }
+}
+
 static void idle_remove_locked(may__worker *w)
 {
     may__worker **pp = &may__S.idle;
@@ -346,6 +374,7 @@ static void idle_remove_locked(may__worker *w)
         *pp = w->idle_next;
         w->idle = 0;
         atomic_fetch_sub(&may__S.nidle, 1);
+        mon_kick();
     }
 }
 
@@ -619,6 +648,91 @@ static struct may_co *find_runnable(may__worker *w)
             continue;
         go_idle(w);
     }
+}
+
+/* ---- the monitor -------------------------------------------------------- */
+
+#define MON_TICK_NS 1000000LL
+#define MON_TICK_MAX_NS 10000000LL
+
+/* One look at the workers; nonzero if it woke one. */
+static int mon_check(void)
+{
+    int n = may__S.nworkers;
+    for (int i = 0; i < n; i++) {
+        may__worker *w = may__S.workers[i];
+        uint64_t sw = atomic_load_explicit(&w->n_switch, memory_order_relaxed);
+        int same = sw == w->mon_switches;
+        w->mon_switches = sw;
+        /* Still in the coroutine it ran a tick ago, with work queued behind
+         * it: let an idle worker steal that work (runnext included). */
+        if (same && atomic_load_explicit(&w->sleep_word, memory_order_relaxed) == 0 &&
+            (runq_len(w) || atomic_load_explicit(&w->runnext, memory_order_relaxed)) &&
+            atomic_load(&may__S.nidle) > 0) {
+            wakep();
+            return 1;
+        }
+    }
+    /* A timer overdue by 2 ms, or fds waited on with nobody in the poller,
+     * at two ticks in a row: the poller left it to run work that keeps its
+     * thread, and the other workers sleep on their futexes.  One of them
+     * that wakes runs the due timers, or finds nothing to run and becomes
+     * the poller.  (The coarse clock is enough for that, and reading the
+     * precise one from here measurably disturbed timer lateness on the VM
+     * this was tuned on.) */
+    static int nopoll_ticks, overdue_ticks; /* the monitor's own */
+    int64_t next = may__timers_next();
+    int overdue = 0;
+    if (next != INT64_MAX) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        overdue = next < (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - 2 * MON_TICK_NS;
+    }
+    int fd_unwatched = atomic_load_explicit(&may__io_waiters, memory_order_relaxed) > 0 &&
+                       !atomic_load(&may__S.poller_busy);
+    nopoll_ticks = fd_unwatched ? nopoll_ticks + 1 : 0;
+    overdue_ticks = overdue ? overdue_ticks + 1 : 0;
+    if (atomic_load(&may__S.nidle) > 0 && (overdue_ticks >= 2 || nopoll_ticks >= 2)) {
+        nopoll_ticks = overdue_ticks = 0;
+        wakep();
+        return 1;
+    }
+    return 0;
+}
+
+static void *monitor_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "may-monitor");
+    int n = may__S.nworkers;
+    int64_t delay = MON_TICK_NS;
+    int quiet = 0;
+    while (!atomic_load(&may__S.stopping)) {
+        if (atomic_load(&may__S.nidle) == n) {
+            /* seq_cst: Dekker pair with mon_kick */
+            atomic_store(&mon_sleeping, 1);
+            if (atomic_load(&may__S.nidle) == n && !atomic_load(&may__S.stopping))
+                futex(&mon_word, FUTEX_WAIT_PRIVATE, 0, NULL);
+            atomic_store(&mon_sleeping, 0);
+            atomic_store(&mon_word, 0);
+            delay = MON_TICK_NS;
+            quiet = 0;
+            continue;
+        }
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = delay };
+        futex(&mon_word, FUTEX_WAIT_PRIVATE, 0, &ts);
+        atomic_store(&mon_word, 0);
+        if (atomic_load(&may__S.stopping))
+            break;
+        if (mon_check()) {
+            delay = MON_TICK_NS;
+            quiet = 0;
+        } else if (++quiet >= 50 && delay < MON_TICK_MAX_NS) {
+            delay = delay * 2 < MON_TICK_MAX_NS ? delay * 2 : MON_TICK_MAX_NS;
+            quiet = 0;
+        }
+    }
+    return NULL;
 }
 
 /* ---- switching ---------------------------------------------------------- */
@@ -1099,6 +1213,12 @@ static void free_workers(int n)
 static void stop_workers(int started)
 {
     atomic_store(&may__S.stopping, 1);
+    if (mon_running) {
+        atomic_store(&mon_word, 1);
+        futex(&mon_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+        pthread_join(mon_thread, NULL);
+        mon_running = 0;
+    }
     for (int i = 0; i < started; i++)
         wake_raw(may__S.workers[i]);
     may__poll_wake();
@@ -1158,6 +1278,16 @@ int may__ensure_started(void)
             r = -e;
             goto out_stop;
         }
+    }
+    if (n > 1) { /* with one worker there is nobody to wake */
+        atomic_store(&mon_word, 0);
+        atomic_store(&mon_sleeping, 0);
+        int e = pthread_create(&mon_thread, NULL, monitor_main, NULL);
+        if (e) {
+            r = -e;
+            goto out_stop;
+        }
+        mon_running = 1;
     }
     atomic_store_explicit(&may__S.state, 2, memory_order_release);
     pthread_mutex_unlock(&may__S.start_lock);
