@@ -23,8 +23,8 @@ static struct {
 } keys[MAY_KEYS_MAX];
 
 static __thread void **thread_vals;
-static pthread_key_t thread_key;
-static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t thread_key;   /* valid once thread_key_made is 1 */
+static _Atomic int thread_key_made;
 
 static void thread_exit(void *vals)
 {
@@ -33,9 +33,24 @@ static void thread_exit(void *vals)
     thread_vals = NULL;
 }
 
-static void make_thread_key(void)
+/* Make the pthread key whose destructor frees a thread's values, once.
+ * 0, or -errno of pthread_key_create (EAGAIN, ENOMEM): then nothing is set
+ * (a key that was never made must not be used: it could be somebody
+ * else's), and the next call tries again. */
+static int thread_key_get(void)
 {
-    pthread_key_create(&thread_key, thread_exit);
+    /* acquire: pairs with the release store below (thread_key is written) */
+    if (atomic_load_explicit(&thread_key_made, memory_order_acquire))
+        return 0;
+    int e = 0;
+    pthread_mutex_lock(&key_lock);
+    if (!atomic_load_explicit(&thread_key_made, memory_order_relaxed)) {
+        e = pthread_key_create(&thread_key, thread_exit);
+        if (e == 0)
+            atomic_store_explicit(&thread_key_made, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&key_lock);
+    return -e;
 }
 
 int may_key_create(may_key_t *key, void (*destructor)(void *))
@@ -65,28 +80,43 @@ int may_key_delete(may_key_t key)
     return 0;
 }
 
-static void **vals_of_caller(int create)
+static void **vals_of_caller(void)
 {
     may_co_t *co = may__cur_co();
+    return co ? co->cls : thread_vals;
+}
+
+/* Make the caller's value array (it has none).  0 with *out set, or
+ * -ENOMEM, or -errno of the pthread key calls. */
+static int vals_make(void ***out)
+{
+    void **v = calloc(MAY_KEYS_MAX, sizeof(void *));
+    if (!v)
+        return -ENOMEM;
+    may_co_t *co = may__cur_co();
     if (co) {
-        if (!co->cls && create)
-            co->cls = calloc(MAY_KEYS_MAX, sizeof(void *));
-        return co->cls;
+        co->cls = v;
+    } else {
+        /* a thread's array is freed by the key's destructor at its exit:
+         * without the key it would leak */
+        int r = thread_key_get();
+        if (r == 0)
+            r = -pthread_setspecific(thread_key, v);
+        if (r < 0) {
+            free(v);
+            return r;
+        }
+        thread_vals = v;
     }
-    if (!thread_vals && create) {
-        pthread_once(&thread_key_once, make_thread_key);
-        thread_vals = calloc(MAY_KEYS_MAX, sizeof(void *));
-        if (thread_vals)
-            pthread_setspecific(thread_key, thread_vals);
-    }
-    return thread_vals;
+    *out = v;
+    return 0;
 }
 
 void *may_getspecific(may_key_t key)
 {
     if (key >= MAY_KEYS_MAX)
         return NULL;
-    void **v = vals_of_caller(0);
+    void **v = vals_of_caller();
     return v ? v[key] : NULL;
 }
 
@@ -94,9 +124,14 @@ int may_setspecific(may_key_t key, const void *value)
 {
     if (key >= MAY_KEYS_MAX || !atomic_load(&keys[key].used))
         return -EINVAL;
-    void **v = vals_of_caller(1);
-    if (!v)
-        return -ENOMEM;
+    void **v = vals_of_caller();
+    if (!v) {
+        if (!value)
+            return 0; /* every slot of a missing array is NULL already */
+        int r = vals_make(&v);
+        if (r < 0)
+            return r;
+    }
     v[key] = (void *)value;
     return 0;
 }

@@ -104,6 +104,19 @@ typedef struct fd_ent {
 static fd_ent *_Atomic chunks[NCHUNKS];
 _Atomic int may__io_waiters;
 
+/* errno, read afresh.  Not inlined, on purpose: glibc declares
+ * __errno_location const, so within one function the compiler may compute
+ * errno's address once and use it again after a context switch, when the
+ * coroutine may be running on another thread, whose errno is elsewhere.
+ * (clang did so in may_tcp_accept: after an EMFILE and its back-off sleep,
+ * the retry read the old thread's errno, took a stale EAGAIN for its own and
+ * waited for an edge that had already come, for ever.)  Every errno read in
+ * this file goes through here. */
+static MAY_NOINLINE int errno_now(void)
+{
+    return errno;
+}
+
 static fd_ent *ent_get(int fd, int create)
 {
     if (fd < 0 || fd >= NCHUNKS * CHUNK_SIZE)
@@ -224,7 +237,7 @@ static int io_enter(int fd, fd_ent **ep, uint32_t *genp)
     if (atomic_load_explicit(&e->reg, memory_order_relaxed) != pg) {
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
-            r = -errno;
+            r = -errno_now();
             goto out_unlock;
         }
         r = may__poll_add(fd, make_tag(fd, g));
@@ -290,7 +303,7 @@ static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uin
 
 static int64_t neg_errno(void)
 {
-    return -(int64_t)errno;
+    return -(int64_t)errno_now();
 }
 
 /* ---- generic readiness --------------------------------------------------- */
@@ -313,9 +326,9 @@ int may_fd_wait(int fd, int events, int64_t deadline)
                                                 ((events & MAY_WRITE) ? POLLOUT : 0)) };
         int n = poll(&pfd, 1, 0);
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno_now() == EINTR)
                 continue;
-            return -errno;
+            return -errno_now();
         }
         if (n > 0) {
             if (pfd.revents & POLLNVAL)
@@ -356,7 +369,7 @@ int may_fd_close(int fd)
         }
         pthread_mutex_unlock(&e->lock);
     }
-    int r = close(fd) == 0 || errno == EINTR ? 0 : -errno;
+    int r = close(fd) == 0 || errno_now() == EINTR ? 0 : -errno_now();
     wake_chain(wake);
     return r;
 }
@@ -531,7 +544,7 @@ static int resolve(const char *host, const char *port, int passive, struct addri
     if (r == EAI_MEMORY)
         return -ENOMEM;
     if (r == EAI_SYSTEM)
-        return -errno;
+        return -errno_now();
     return -EINVAL;
 }
 
@@ -539,7 +552,7 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int 
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
-        return -errno;
+        return -errno_now();
     int one = 1, zero = 0;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         goto out_close;
@@ -556,7 +569,7 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int 
         goto out_close;
     return fd;
 out_close:;
-    int r = -errno;
+    int r = -errno_now();
     close(fd);
     return r;
 }
@@ -616,7 +629,7 @@ int may_tcp_accept(int lfd, int64_t deadline, struct sockaddr_storage *peer)
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0)
             return fd;
-        int err = errno;
+        int err = errno_now();
         switch (err) {
         case EINTR:
         case ECONNABORTED:
@@ -657,12 +670,12 @@ static int connect_one(const struct sockaddr *sa, socklen_t len, int64_t deadlin
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
-        return -errno;
+        return -errno_now();
     int r;
-    while ((r = connect(fd, sa, len)) < 0 && errno == EINTR)
+    while ((r = connect(fd, sa, len)) < 0 && errno_now() == EINTR)
         ;
-    if (r < 0 && errno != EINPROGRESS) {
-        r = -errno;
+    if (r < 0 && errno_now() != EINPROGRESS) {
+        r = -errno_now();
         goto out_close;
     }
     if (r < 0) {
@@ -672,7 +685,7 @@ static int connect_one(const struct sockaddr *sa, socklen_t len, int64_t deadlin
         int err = 0;
         socklen_t el = sizeof err;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-            err = errno;
+            err = errno_now();
         if (err) {
             r = -err;
             goto out_close;
@@ -762,7 +775,7 @@ ssize_t may_tcp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t dead
 
 int may_tcp_shutdown(int fd, int how)
 {
-    return shutdown(fd, how) == 0 ? 0 : -errno;
+    return shutdown(fd, how) == 0 ? 0 : -errno_now();
 }
 
 int may_tcp_close(int fd)
@@ -773,18 +786,18 @@ int may_tcp_close(int fd)
 int may_tcp_set_nodelay(int fd, bool on)
 {
     int v = on;
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -errno;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -errno_now();
 }
 
 int may_tcp_set_keepalive(int fd, bool on, int idle_s)
 {
     int v = on;
     if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) < 0)
-        return -errno;
+        return -errno_now();
     if (on && idle_s > 0) {
         if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s) < 0 ||
             setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle_s, sizeof idle_s) < 0)
-            return -errno;
+            return -errno_now();
     }
     return 0;
 }
@@ -814,7 +827,7 @@ int may_tcp_local_addr(int fd, char *buf, size_t n)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno;
+        return -errno_now();
     return may_sockaddr_str(&ss, buf, n);
 }
 
@@ -823,7 +836,7 @@ int may_tcp_peer_addr(int fd, char *buf, size_t n)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno;
+        return -errno_now();
     return may_sockaddr_str(&ss, buf, n);
 }
 
@@ -832,7 +845,7 @@ int may_tcp_local_port(int fd)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno;
+        return -errno_now();
     if (ss.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     if (ss.ss_family == AF_INET6)

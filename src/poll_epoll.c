@@ -43,15 +43,20 @@ static struct epoll_event evs[128]; /* used only by the poller_busy holder */
 
 int may__poll_init(void)
 {
+    int r;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         return -errno;
     evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (evfd < 0)
+    if (evfd < 0) {
+        r = -errno; /* EMFILE, ENFILE, ENOMEM: what the caller sees */
         goto out_close_ep;
+    }
     struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TAG };
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) != 0)
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev) != 0) {
+        r = -errno;
         goto out_close_ev;
+    }
     atomic_store(&wake_pending, 0);
     /* release: an fd registered after reading this generation is in epfd */
     atomic_fetch_add_explicit(&poll_gen, 1, memory_order_release);
@@ -62,7 +67,7 @@ out_close_ev:
 out_close_ep:
     close(epfd);
     epfd = -1;
-    return -ENOMEM;
+    return r;
 }
 
 void may__poll_close(void)

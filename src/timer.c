@@ -7,6 +7,9 @@
  * except to grow the heap array, and disarming removes the node in
  * O(log n) through the index the coroutine keeps (timer_idx).  A cancelled
  * sleep therefore frees its timer at once instead of leaving a tombstone.
+ * While the array cannot grow, a small static spare heap takes new timers
+ * (timer_idx then carries SPARE_TAG), so running out of memory never makes
+ * a wait end early.
  *
  * Who runs timers: the worker sitting in the poller sleeps until the earliest
  * deadline (may__timers_next), and every worker checks for due timers when it
@@ -34,86 +37,113 @@ struct entry {
     int64_t deadline;
     struct may_co *co;
 };
-static struct entry *heap;
-static size_t heap_len, heap_cap;
+struct theap {
+    struct entry *a;
+    size_t len, cap;
+    size_t tag; /* or'ed into the timer_idx of the coroutines in it */
+};
+/* The heap grows by doubling.  When it cannot grow (out of memory), timers
+ * go to a small static spare heap instead: arming cannot fail, so a wait
+ * never times out early (a spurious -ETIMEDOUT, or a sleep that returns at
+ * once) because memory ran short.  Only when the spare is full too does a
+ * timer fire at once. */
+#define SPARE 64
+#define SPARE_TAG ((size_t)1 << (sizeof(size_t) * 8 - 2))
+static struct theap heap;
+static struct entry spare_entries[SPARE];
+static struct theap spare = { spare_entries, 0, SPARE, SPARE_TAG };
 static _Atomic int64_t next_deadline = INT64_MAX;
 
 #define ARITY 4
 
-static inline void heap_set(size_t i, struct entry e)
+static inline void heap_set(struct theap *h, size_t i, struct entry e)
 {
-    heap[i] = e;
-    e.co->timer_idx = i;
+    h->a[i] = e;
+    e.co->timer_idx = h->tag | i;
 }
 
-static void sift_up(size_t i)
+static void sift_up(struct theap *h, size_t i)
 {
-    struct entry e = heap[i];
+    struct entry e = h->a[i];
     while (i > 0) {
         size_t p = (i - 1) / ARITY;
-        if (heap[p].deadline <= e.deadline)
+        if (h->a[p].deadline <= e.deadline)
             break;
-        heap_set(i, heap[p]);
+        heap_set(h, i, h->a[p]);
         i = p;
     }
-    heap_set(i, e);
+    heap_set(h, i, e);
 }
 
-static void sift_down(size_t i)
+static void sift_down(struct theap *h, size_t i)
 {
-    struct entry e = heap[i];
+    struct entry e = h->a[i];
     for (;;) {
         size_t c = ARITY * i + 1, m = i;
         int64_t best = e.deadline;
-        for (size_t k = c; k < c + ARITY && k < heap_len; k++) {
-            if (heap[k].deadline < best) {
+        for (size_t k = c; k < c + ARITY && k < h->len; k++) {
+            if (h->a[k].deadline < best) {
                 m = k;
-                best = heap[k].deadline;
+                best = h->a[k].deadline;
             }
         }
         if (m == i)
             break;
-        heap_set(i, heap[m]);
+        heap_set(h, i, h->a[m]);
         i = m;
     }
-    heap_set(i, e);
+    heap_set(h, i, e);
 }
 
-static void heap_remove(size_t i)
+static void heap_remove(struct theap *h, size_t i)
 {
-    struct entry last = heap[--heap_len];
-    heap[i].co->timer_idx = SIZE_MAX;
-    if (i < heap_len) {
-        heap_set(i, last);
-        sift_down(i);
-        sift_up(last.co->timer_idx);
+    struct entry last = h->a[--h->len];
+    h->a[i].co->timer_idx = SIZE_MAX;
+    if (i < h->len) {
+        heap_set(h, i, last);
+        sift_down(h, i);
+        sift_up(h, last.co->timer_idx & ~h->tag);
     }
+}
+
+static int64_t heap_min(const struct theap *h)
+{
+    return h->len ? h->a[0].deadline : INT64_MAX;
+}
+
+/* The heap whose earliest deadline is earliest (either when both are empty). */
+static struct theap *first_heap(void)
+{
+    return heap_min(&spare) < heap_min(&heap) ? &spare : &heap;
 }
 
 static void publish_next(void)
 {
-    atomic_store_explicit(&next_deadline, heap_len ? heap[0].deadline : INT64_MAX,
-                          memory_order_relaxed);
+    atomic_store_explicit(&next_deadline, heap_min(first_heap()), memory_order_relaxed);
 }
 
 void may__timer_arm(struct may_co *co, int64_t deadline)
 {
     pthread_mutex_lock(&tlock);
-    if (heap_len == heap_cap) {
-        size_t ncap = heap_cap ? heap_cap * 2 : 256;
-        struct entry *n = realloc(heap, ncap * sizeof *n);
-        if (!n) {
+    struct theap *h = &heap;
+    if (heap.len == heap.cap) {
+        size_t ncap = heap.cap ? heap.cap * 2 : 256;
+        struct entry *n = realloc(heap.a, ncap * sizeof *n);
+        if (n) {
+            heap.a = n;
+            heap.cap = ncap;
+        } else if (spare.len < spare.cap) {
+            h = &spare;
+        } else {
             /* Cannot arm: fire at once rather than sleep forever. */
             pthread_mutex_unlock(&tlock);
             may__wake(&co->parker, MAY__P_TIMEOUT);
             return;
         }
-        heap = n;
-        heap_cap = ncap;
     }
-    heap_set(heap_len++, (struct entry){ deadline, co });
-    sift_up(heap_len - 1);
-    int earliest = heap[0].co == co;
+    heap_set(h, h->len++, (struct entry){ deadline, co });
+    sift_up(h, h->len - 1);
+    int earliest = first_heap()->a[0].co == co;
     publish_next();
     pthread_mutex_unlock(&tlock);
     if (earliest &&
@@ -124,8 +154,12 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
 void may__timer_disarm(struct may_co *co)
 {
     pthread_mutex_lock(&tlock);
-    if (co->timer_idx != SIZE_MAX) {
-        heap_remove(co->timer_idx);
+    size_t idx = co->timer_idx;
+    if (idx != SIZE_MAX) {
+        if (idx & SPARE_TAG)
+            heap_remove(&spare, idx & ~SPARE_TAG);
+        else
+            heap_remove(&heap, idx);
         publish_next();
     }
     pthread_mutex_unlock(&tlock);
@@ -137,9 +171,12 @@ int may__timers_run(int64_t now)
         return 0;
     int n = 0;
     pthread_mutex_lock(&tlock);
-    while (heap_len && heap[0].deadline <= now) {
-        struct may_co *co = heap[0].co;
-        heap_remove(0);
+    for (;;) {
+        struct theap *h = first_heap();
+        if (!h->len || h->a[0].deadline > now)
+            break;
+        struct may_co *co = h->a[0].co;
+        heap_remove(h, 0);
         may__wake(&co->parker, MAY__P_TIMEOUT);
         n++;
     }
@@ -156,7 +193,7 @@ int64_t may__timers_next(void)
 uint64_t may__timers_count(void)
 {
     pthread_mutex_lock(&tlock);
-    size_t n = heap_len;
+    size_t n = heap.len + spare.len;
     pthread_mutex_unlock(&tlock);
     return n;
 }
@@ -164,9 +201,10 @@ uint64_t may__timers_count(void)
 void may__timers_shutdown(void)
 {
     pthread_mutex_lock(&tlock);
-    free(heap);
-    heap = NULL;
-    heap_len = heap_cap = 0;
+    free(heap.a);
+    heap.a = NULL;
+    heap.len = heap.cap = 0;
+    spare.len = 0; /* empty already: no coroutine is alive */
     publish_next();
     pthread_mutex_unlock(&tlock);
 }
