@@ -6,10 +6,10 @@
 #   make bench   benchmarks (bench/run.sh $(BENCH_ARGS), e.g. BENCH_ARGS=switch)
 #   make clean   remove build/
 #
-# Single stages: make test-debug test-clang test-asan test-tsan test-aarch64
-#                test-valgrind test-install
+# Single stages: make test-debug test-clang test-asan test-fuzz test-tsan
+#                test-aarch64 test-valgrind test-install
 # Knobs (environment or make VAR=...): JOBS, CTEST_JOBS, CTEST_ARGS,
-# CLANG_CTEST=0, MAY_SAN_NO_ASLR=1 (see scripts/stage.sh).
+# CLANG_CTEST=0, MAY_SAN_NO_ASLR=1, FUZZ_SECONDS=20 (see scripts/stage.sh).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -22,7 +22,7 @@ export BUILD := $(abspath $(BUILD))
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 export JOBS
 
-STAGES := debug clang asan tsan aarch64 valgrind install
+STAGES := debug clang asan fuzz tsan aarch64 valgrind install
 
 .PHONY: all run test deps deps-bench bench clean $(addprefix test-,$(STAGES))
 

@@ -6,7 +6,9 @@
  * Routes (as in the TechEmpower benchmarks):
  *   /plaintext  200 text/plain        "Hello, World!" (13 bytes)
  *   /json       200 application/json  {"message":"Hello, World!"}
- *   otherwise   404; a request the parser rejects gets 400 and a close.
+ *   otherwise   404; a request the parser rejects gets 400 and a close,
+ *               and so does an Upgrade or CONNECT request (instead of its
+ *               route's answer: what follows it is not HTTP).
  * The query string is ignored; HEAD gets the headers only.
  *
  * Design:
@@ -38,7 +40,8 @@
  * HTTP_TEST_HOOKS, which counts the server's reads and writes) and runs the
  * server in-process; bench/http.sh measures it against a Go net/http peer
  * (docs/BENCHMARKS.md "## HTTP").  examples/https.c includes it too, with
- * the HTTP_IO_* hooks below defined to run each connection over TLS. */
+ * the HTTP_IO_* hooks below defined to run each connection over TLS, and
+ * fuzz/fuzz_http.c with them and the HTTP_SOCK_* hooks pointed at memory. */
 #include "may.h"
 
 #include <errno.h>
@@ -67,6 +70,14 @@
 #define HTTP_IO_BEGIN(c) 0          /* after accept: 0, or < 0 to drop it */
 #define HTTP_IO_SHUTDOWN(c) ((void)0) /* before a lingering close */
 #define HTTP_IO_END(c) ((void)0)    /* after the fd was closed */
+#endif
+/* The socket under the transport, for the lingering close (which reads
+ * raw bytes past the transport) and the final close.  TCP unless the
+ * includer defines them (fuzz/fuzz_http.c: an in-memory connection). */
+#ifndef HTTP_SOCK_CLOSE
+#define HTTP_SOCK_READ(c, buf, n, dl) may_tcp_read((c)->fd, buf, n, dl)
+#define HTTP_SOCK_SHUTDOWN(c, how) may_tcp_shutdown((c)->fd, how)
+#define HTTP_SOCK_CLOSE(c) may_tcp_close((c)->fd)
 #endif
 
 #ifdef HTTP_TEST_HOOKS
@@ -206,9 +217,27 @@ static bool path_is(const http_conn_t *c, const char *path, size_t n)
            (c->url_len == n || c->url[n] == '?');
 }
 
+/* 400 and close: a malformed request, or an upgrade we do not speak. */
+static void http_bad_request(http_conn_t *c)
+{
+    c->close = true;
+    c->head = false;
+    http_respond(c, LIT("400 Bad Request"),
+                 LIT("Content-Type: text/plain\r\nContent-Length: 12\r\n"),
+                 LIT("Bad Request\n"));
+}
+
 static int on_message_complete(http_parser *p)
 {
     http_conn_t *c = p->data;
+    if (p->upgrade) {
+        /* Upgrade or CONNECT: one answer, the 400.  (Answering it here, not
+         * after http_parser_execute returns, also makes the answer the same
+         * however the request was split over reads: parser.upgrade is set
+         * once the headers are in, before a body has arrived.) */
+        http_bad_request(c);
+        return 0;
+    }
     c->head = p->method == HTTP_HEAD;
     if (!http_should_keep_alive(p))
         c->close = true;
@@ -241,12 +270,12 @@ static void http_linger_close(http_conn_t *c)
 {
     if (!c->failed)
         HTTP_IO_SHUTDOWN(c);
-    if (!c->failed && may_tcp_shutdown(c->fd, SHUT_WR) == 0) {
+    if (!c->failed && HTTP_SOCK_SHUTDOWN(c, SHUT_WR) == 0) {
         int64_t end = may_deadline_in(HTTP_LINGER_MS * 1000000LL);
-        while (may_tcp_read(c->fd, c->rbuf, sizeof c->rbuf, end) > 0) {
+        while (HTTP_SOCK_READ(c, c->rbuf, sizeof c->rbuf, end) > 0) {
         }
     }
-    may_tcp_close(c->fd);
+    HTTP_SOCK_CLOSE(c);
 }
 
 static void *http_conn(void *arg)
@@ -263,7 +292,7 @@ static void *http_conn(void *arg)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     if (HTTP_IO_BEGIN(c) < 0) {
-        may_tcp_close(c->fd);
+        HTTP_SOCK_CLOSE(c);
         HTTP_IO_END(c);
         free(c);
         return NULL;
@@ -273,23 +302,17 @@ static void *http_conn(void *arg)
                                  may_deadline_in(HTTP_IDLE_S * 1000000000LL));
         if (n <= 0) { /* EOF, reset, idle timeout, cancelled */
             http_flush(c);
-            may_tcp_close(c->fd);
+            HTTP_SOCK_CLOSE(c);
             break;
         }
         HTTP_COUNT(http_nreads);
         size_t used = http_parser_execute(&c->parser, &http_settings, c->rbuf, (size_t)n);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (!c->close && (e != HPE_OK || used != (size_t)n || c->parser.upgrade)) {
-            /* malformed, or an upgrade we do not speak: 400 and close */
-            c->close = true;
-            c->head = false;
-            http_respond(c, LIT("400 Bad Request"),
-                         LIT("Content-Type: text/plain\r\nContent-Length: 12\r\n"),
-                         LIT("Bad Request\n"));
-        }
+        if (!c->close && (e != HPE_OK || used != (size_t)n))
+            http_bad_request(c); /* malformed */
         http_flush(c); /* every response of this read in one write */
         if (c->failed) {
-            may_tcp_close(c->fd);
+            HTTP_SOCK_CLOSE(c);
             break;
         }
         if (c->close) {

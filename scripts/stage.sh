@@ -5,15 +5,18 @@
 #   debug     gcc RelWithDebInfo build in build/debug + ctest
 #   clang     clang Release build with -Werror in build/clang (+ ctest)
 #   asan      clang ASan+UBSan build in build/asan + ctest, MAY_TEST_SCALE=0.1
+#   fuzz      clang ASan+UBSan libFuzzer binaries in build/fuzz, each run for
+#             FUZZ_SECONDS (default 20) on a copy of its fuzz/corpus/<target>/
 #   tsan      clang TSan build in build/tsan + ctest, MAY_TEST_SCALE=0.1
 #   aarch64   gcc cross build in build/aarch64 + ctest under qemu, scale 0.05
 #   valgrind  the build/debug tests under valgrind, MAY_TEST_SCALE=0.02
 #   install   scripts/install-test.sh (install build/debug, build a consumer)
 #
 # Environment knobs: JOBS (build jobs, default nproc), CTEST_JOBS (default 2),
-# CC_DEBUG/CC_CLANG/CC_ASAN/CC_TSAN (compilers), CLANG_CTEST=0|1 (run ctest in
-# the clang stage, default 1), MAY_SAN_NO_ASLR=auto|1|0 (run sanitizer tests
-# with ASLR off: see sanitizer_prefix), CTEST_ARGS (extra ctest arguments).
+# CC_DEBUG/CC_CLANG/CC_ASAN/CC_FUZZ/CC_TSAN (compilers), CLANG_CTEST=0|1 (run
+# ctest in the clang stage, default 1), MAY_SAN_NO_ASLR=auto|1|0 (run sanitizer
+# tests with ASLR off: see sanitizer_prefix), CTEST_ARGS (extra ctest
+# arguments), FUZZ_SECONDS (per fuzz target, default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,7 +26,7 @@ CTEST_JOBS=${CTEST_JOBS:-2}
 read -r -a CTEST_EXTRA <<<"${CTEST_ARGS:-}"
 ARCH=$(uname -m)
 
-STAGE=${1:?usage: $0 debug|clang|asan|tsan|aarch64|valgrind|install}
+STAGE=${1:?usage: $0 debug|clang|asan|fuzz|tsan|aarch64|valgrind|install}
 
 banner() {
     printf '\n%s\n### %s\n%s\n' \
@@ -162,6 +165,44 @@ asan)
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     MAY_TEST_SCALE=0.1 run_ctest "$BUILD/asan" "${prefix[@]}"
+    ;;
+fuzz)
+    # Every fuzz/corpus/<target>/ has a libFuzzer binary fuzz/fuzz_<target>
+    # (fuzz/README.md).  Each runs on a copy of its corpus, so CI never
+    # writes into the repository; any crash, leak, timeout or invariant
+    # failure fails the stage and leaves the input in build/fuzz/run/<target>/.
+    secs=${FUZZ_SECONDS:-20}
+    cc=${CC_FUZZ:-clang}
+    banner "[fuzz] $cc ASan+UBSan libFuzzer binaries (build/fuzz), $secs s per target"
+    configure "$BUILD/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_C_COMPILER="$cc" -DMAY_SANITIZE=address -DMAY_BUILD_FUZZERS=ON \
+        -DMAY_BUILD_BENCH=OFF -DMAY_BUILD_EXAMPLES=OFF
+    targets=()
+    for d in "$ROOT"/fuzz/corpus/*/; do
+        targets+=("$(basename "$d")")
+    done
+    cmake --build "$BUILD/fuzz" -j"$JOBS" --target "${targets[@]/#/fuzz_}"
+    pfx=$(sanitizer_prefix "$cc" -fsanitize=address,undefined "$BUILD/fuzz")
+    read -r -a prefix <<<"$pfx"
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    for t in "${targets[@]}"; do
+        run=$BUILD/fuzz/run/$t
+        rm -rf "$run"
+        mkdir -p "$run/corpus"
+        cp -R "$ROOT/fuzz/corpus/$t/." "$run/corpus/"
+        echo "fuzz: fuzz_$t, $secs s, on a copy of fuzz/corpus/$t ($(find "$run/corpus" -type f | wc -l) inputs)"
+        if ! (cd "$run" && "${prefix[@]}" "$BUILD/fuzz/fuzz/fuzz_$t" -max_total_time="$secs" \
+            -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$run/" \
+            corpus >"$run/log" 2>&1); then
+            tail -n 80 "$run/log"
+            echo "stage: fuzz_$t failed; its input is in $run/ (crash-*, leak-*," \
+                "timeout-*, oom-*); replay it with $BUILD/fuzz/fuzz/fuzz_$t FILE" >&2
+            exit 1
+        fi
+        grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)' \
+            "$run/log" | sed 's/^/    /'
+    done
     ;;
 tsan)
     banner "[tsan] ${CC_TSAN:-clang} TSan build (build/tsan) + ctest, MAY_TEST_SCALE=0.1"
