@@ -1019,6 +1019,10 @@ int may_barrier_wait(may_barrier_t *b, int64_t deadline)
 struct may_wg {
     _Atomic long count;
     _Atomic size_t nwait; /* Dekker half, as in the semaphore */
+    _Atomic int busy;     /* done-ers that took the count to zero and still
+                             touch the group: waiters returning on a zero
+                             count wait for it, so the group can be freed
+                             as soon as may_wg_wait returns */
     spin_t qlock;
     wqueue q;
 };
@@ -1042,24 +1046,52 @@ void may_wg_free(may_wg_t *wg)
 int may_wg_add(may_wg_t *wg, long delta)
 {
     long v = atomic_load_explicit(&wg->count, memory_order_relaxed);
-    do {
+    int zeroing;
+    for (;;) {
         if ((delta < 0 && v + delta < 0) || (delta > 0 && v > LONG_MAX - delta))
             return -EINVAL;
+        /* Taking the count to zero: announce it first (seq_cst, before the
+         * CAS that a waiter may read the zero from). */
+        zeroing = delta != 0 && v + delta == 0;
+        if (zeroing)
+            atomic_fetch_add(&wg->busy, 1);
         /* seq_cst: Dekker pair with the waiter's nwait increment; release
          * of the done-er's work to the waiters */
-    } while (!atomic_compare_exchange_weak(&wg->count, &v, v + delta));
-    if (v + delta != 0 || delta == 0 || atomic_load(&wg->nwait) == 0)
+        if (atomic_compare_exchange_weak(&wg->count, &v, v + delta))
+            break;
+        if (zeroing)
+            atomic_fetch_sub(&wg->busy, 1);
+    }
+    if (!zeroing)
         return 0;
     wakelist wl = { NULL };
-    spin_lock(&wg->qlock);
-    wnode *n;
-    while ((n = q_pop(&wg->q))) {
-        atomic_fetch_sub_explicit(&wg->nwait, 1, memory_order_relaxed);
-        wl_add(&wl, n, WN_GRANTED);
+    if (atomic_load(&wg->nwait) != 0) {
+        spin_lock(&wg->qlock);
+        wnode *n;
+        while ((n = q_pop(&wg->q))) {
+            atomic_fetch_sub_explicit(&wg->nwait, 1, memory_order_relaxed);
+            wl_add(&wl, n, WN_GRANTED);
+        }
+        spin_unlock(&wg->qlock);
     }
-    spin_unlock(&wg->qlock);
+    /* release: our last touch of wg; the woken nodes live on the waiters'
+     * stacks, and they return only after this wake */
+    atomic_fetch_sub_explicit(&wg->busy, 1, memory_order_release);
     wl_wake(&wl);
     return 0;
+}
+
+/* A waiter saw the count at zero: wait until the done-er that took it
+ * there has stopped touching wg (a few instructions, unless preempted). */
+static void wg_settle(may_wg_t *wg)
+{
+    /* acquire: pairs with the release decrement in may_wg_add */
+    for (int i = 0; atomic_load_explicit(&wg->busy, memory_order_acquire); i++) {
+        if (i < 64)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 int may_wg_done(may_wg_t *wg)
@@ -1069,9 +1101,12 @@ int may_wg_done(may_wg_t *wg)
 
 int may_wg_wait(may_wg_t *wg, int64_t deadline)
 {
-    /* acquire: what the done-ers did before their done */
-    if (atomic_load_explicit(&wg->count, memory_order_acquire) == 0)
+    /* seq_cst: what the done-ers did before their done, and the busy
+     * count announced before the zero */
+    if (atomic_load(&wg->count) == 0) {
+        wg_settle(wg);
         return 0;
+    }
     may__parker *p = may__self_parker();
     wnode n;
     node_init(&n, p);
@@ -1080,6 +1115,7 @@ int may_wg_wait(may_wg_t *wg, int64_t deadline)
     if (atomic_load(&wg->count) == 0) {
         atomic_fetch_sub(&wg->nwait, 1);
         spin_unlock(&wg->qlock);
+        wg_settle(wg);
         return 0;
     }
     if (deadline == MAY_NOWAIT || cancelled(p)) {
@@ -1141,14 +1177,29 @@ int may_event_fire(may_event_t *e)
         spin_unlock(&e->qlock);
         return -EALREADY;
     }
-    /* release: pairs with the acquire in wait / is_fired */
+    /* release: pairs with the acquire in wait / is_fired.  1: firing (we
+     * still touch e); 2: fired, our last touch of e */
     atomic_store_explicit(&e->fired, 1, memory_order_release);
     wnode *n;
     while ((n = q_pop(&e->q)))
         wl_add(&wl, n, WN_GRANTED);
     spin_unlock(&e->qlock);
+    atomic_store_explicit(&e->fired, 2, memory_order_release);
+    /* the woken nodes live on the waiters' stacks; they return after this */
     wl_wake(&wl);
     return 0;
+}
+
+/* A waiter saw the event firing: wait until the firer has stopped touching
+ * e, so e can be freed as soon as may_event_wait returns. */
+static void event_settle(may_event_t *e)
+{
+    for (int i = 0; atomic_load_explicit(&e->fired, memory_order_acquire) != 2; i++) {
+        if (i < 64)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 bool may_event_is_fired(may_event_t *e)
@@ -1158,14 +1209,17 @@ bool may_event_is_fired(may_event_t *e)
 
 int may_event_wait(may_event_t *e, int64_t deadline)
 {
-    if (atomic_load_explicit(&e->fired, memory_order_acquire))
+    if (atomic_load_explicit(&e->fired, memory_order_acquire)) {
+        event_settle(e);
         return 0;
+    }
     may__parker *p = may__self_parker();
     wnode n;
     node_init(&n, p);
     spin_lock(&e->qlock);
     if (atomic_load_explicit(&e->fired, memory_order_relaxed)) {
         spin_unlock(&e->qlock);
+        event_settle(e);
         return 0;
     }
     if (deadline == MAY_NOWAIT || cancelled(p)) {

@@ -14,6 +14,17 @@ static void *use_stack(void *arg)
     return (void *)(intptr_t)buf[100];
 }
 
+/* Asks about itself while its frames are live (ASan must not object). */
+static void *self_measure(void *arg)
+{
+    (void)arg;
+    volatile char buf[20 * 1024];
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = (char)i;
+    long used = may_co_stack_used(may_self());
+    return (void *)(intptr_t)(used + buf[7] - 7);
+}
+
 static void *use_little(void *arg)
 {
     return arg;
@@ -58,6 +69,12 @@ int main(void)
     ASSERT_GE(b, 24 * 1024);
     ASSERT_LT(b, 64 * 1024);
     ASSERT_EQ(may_join(big, MAY_FOREVER, NULL), MAY_DONE);
+    void *r;
+    ASSERT_EQ(may_spawn(&big, self_measure, NULL,
+                        &(may_spawn_opts_t){ .flags = MAY_SPAWN_TRACK_STACK }), 0);
+    ASSERT_EQ(may_join(big, MAY_FOREVER, &r), MAY_DONE);
+    printf("measured by itself: %ld bytes\n", (long)(intptr_t)r);
+    ASSERT_GE((long)(intptr_t)r, 20 * 1024);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;

@@ -113,10 +113,35 @@ static void test_once(void)
     ASSERT_EQ(may_once(NULL, init_fn, NULL), -EINVAL);
 }
 
+/* The waiter frees the event as soon as its wait returns, while the firer
+ * may still be inside may_event_fire: the fire must not touch the event
+ * after a waiter can return (ASan and valgrind would see the use after
+ * free).  The firer is a plain thread, so it truly runs in parallel. */
+static void *fire_it(void *arg)
+{
+    may_event_fire(arg);
+    return NULL;
+}
+
+static void test_free_after_wait(void)
+{
+    long n = test_scale(20000);
+    for (long i = 0; i < n; i++) {
+        may_event_t *e;
+        ASSERT_EQ(may_event_new(&e), 0);
+        pthread_t t;
+        ASSERT_EQ(pthread_create(&t, NULL, fire_it, e), 0);
+        ASSERT_EQ(may_event_wait(e, MAY_FOREVER), 0);
+        may_event_free(e);
+        pthread_join(t, NULL);
+    }
+}
+
 int main(void)
 {
     test_event();
     test_once();
+    test_free_after_wait();
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;

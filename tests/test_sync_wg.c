@@ -111,8 +111,33 @@ static void test_misc(void)
     ASSERT_EQ((intptr_t)r, 0);
 }
 
+/* As for events: the waiter frees the group as soon as its wait returns,
+ * while the done-er that took the count to zero may still be inside
+ * may_wg_done. */
+static void *done_it(void *arg)
+{
+    may_wg_done(arg);
+    return NULL;
+}
+
+static void test_free_after_wait(void)
+{
+    long n = test_scale(20000);
+    for (long i = 0; i < n; i++) {
+        may_wg_t *g;
+        ASSERT_EQ(may_wg_new(&g), 0);
+        ASSERT_EQ(may_wg_add(g, 1), 0);
+        pthread_t t;
+        ASSERT_EQ(pthread_create(&t, NULL, done_it, g), 0);
+        ASSERT_EQ(may_wg_wait(g, MAY_FOREVER), 0);
+        may_wg_free(g);
+        pthread_join(t, NULL);
+    }
+}
+
 int main(void)
 {
+    test_free_after_wait();
     ASSERT_EQ(may_wg_new(&wg), 0);
     test_release();
     test_misc();
