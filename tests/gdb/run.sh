@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# tests/gdb/run.sh EXE SCRIPT - run EXE (tests/gdb/gdb_coroutines.c) under
-# gdb in batch mode with the extension SCRIPT (gdb/may-gdb.py), stop it
-# when its coroutines are parked, and check what `may coroutines` and
-# `may bt all` print.  Fails on any missing line.
+# tests/gdb/run.sh EXE SCRIPT [PRIMES] - run EXE (tests/gdb/gdb_coroutines.c)
+# under gdb in batch mode with the extension SCRIPT (gdb/may-gdb.py), stop
+# it when its coroutines are parked, and check what `may coroutines` and
+# `may bt all` print.  Then, if given, the same against the prime-sieve
+# example (examples/primes.c) stopped when its 31st filter is spawned.
+# Fails on any missing line.
 set -euo pipefail
 exe=$1
 script=$2
+primes=${3:-}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 timeout 120 gdb -nx -batch \
@@ -42,4 +45,27 @@ need '^#0 +gdb_target_ready \(\) at .*gdb_coroutines.c'
 # and the program ran on to its normal end
 need 'gdb_coroutines: done'
 need 'exited normally'
+
+if [[ -n $primes ]]; then
+    timeout 120 gdb -nx -batch \
+        -ex "set pagination off" -ex "set confirm off" \
+        -ex "source $script" \
+        -ex "break may_scope_spawn" -ex "ignore 1 30" -ex run \
+        -ex "may coroutines" -ex "may bt all" \
+        -ex "delete" -ex continue \
+        --args "$primes" 50 >"$out" 2>&1 || true
+    cat "$out"
+    # 30 filters and the generator, each parked on a channel (one may be
+    # running): the listing shows where in primes.c each one blocked
+    n=$(grep -Ec '^[0-9]+ +"" +- +parked: chan (recv|send) 0x[0-9a-f]+ +(filter|generate) at primes.c:[0-9]+' "$out" || true)
+    echo "run.sh: $n coroutines of the sieve parked on channels"
+    if ((n < 25)); then
+        echo "run.sh: expected at least 25 parked sieve coroutines" >&2
+        fail=1
+    fi
+    need '^3[01] coroutines$'
+    need '^#[0-9]+ +0x[0-9a-f]+ in filter \(arg=.*\) at .*primes.c:[0-9]+'
+    need '^229$|229$' # the 50th prime: the sieve ran on to its end
+    need 'exited normally'
+fi
 exit $fail
