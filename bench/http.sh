@@ -1,76 +1,112 @@
 #!/usr/bin/env bash
-# bench/http.sh - HTTP/1.1 throughput of examples/http.c against its Go
-# net/http peer (bench/go/http), measured with wrk.  Never part of the tests.
+# bench/http.sh - HTTP/1.1 plaintext throughput of examples/http.c against
+# three peers serving the same 13-byte "Hello, World!" at /plaintext:
+#   go      Go net/http                       (bench/go/http)
+#   goraw   a minimal raw Go server (net, a goroutine per connection,
+#           hand-rolled parsing, one write per read)   (bench/go/httpraw)
+#   nginx   Debian's nginx, `return 200` (bench/nginx/nginx.conf.in)
+# measured with wrk.  Never part of the tests.
 #
-#   bench/http.sh
+#   bench/http.sh                   every server, HTTP_ROUNDS rounds
+#   bench/http.sh may nginx         a subset
+#   HTTP_PERF=1 bench/http.sh       then count each server's system calls
+#                                   per request and profile may (perf)
 #
-# Each server runs pinned with taskset to one CPU (HTTP_SERVER_CPU, default
-# 0; so may has 1 worker and Go GOMAXPROCS=1), wrk to the others, both on
-# 127.0.0.1 only.  Two runs per server, against /plaintext:
-#   keep-alive  wrk -t1 -c64 -d5s
+# CPUs: the servers are pinned with taskset to HTTP_SERVER_CPUS (default
+# CPU 0) and get as many workers as CPUs there (may: MAY_WORKERS, Go:
+# GOMAXPROCS, nginx: worker_processes); wrk is pinned to HTTP_WRK_CPUS
+# (default: every other CPU) with one thread per CPU.  On the 2-CPU
+# machine of docs/BENCHMARKS.md that is: server alone on CPU 0 with one
+# worker, wrk -t1 alone on CPU 1, so the client never steals the server's
+# CPU and the server's CPU time per request is comparable.  For the shared
+# setup of the issue (wrk -t2, server with 2 workers, both on both CPUs):
+# HTTP_SERVER_CPUS=0,1 HTTP_WRK_CPUS=0,1.  Everything listens on 127.0.0.1
+# only.
+#
+# Each round starts every server in turn (the order rotates from round to
+# round, so no server always goes first) and runs against /plaintext:
+#   keep-alive  wrk -c64 -d5s --latency
 #   pipelined   the same with bench/pipeline.lua, 16 requests per write
-# Printed: requests/s, mean and p99 latency, and the server's CPU time per
-# request (utime+stime from /proc/PID/stat around the run).
+# each after a 1 s warm-up, every run under `timeout`.  Printed per run and
+# as medians over the rounds: requests/s, latency p50/p99 (wrk --latency),
+# the server's CPU time per request (utime+stime from /proc/PID/stat of the
+# server and its children, i.e. nginx's master and workers, around the
+# run), how busy the server and wrk were, and the ratios of may to each
+# peer.  The machine may be shared: each run first waits for it to be quiet
+# (bench/io_lib.sh: wait_quiet), measures the CPU other processes used
+# meanwhile, and is repeated (BENCH_RETRIES, 2, times at most) when that
+# was over BENCH_CLEAN_PCT (10) percent of a CPU; the cleanest try counts.
 #
-# Environment: HTTP_BENCH_SECS=5 HTTP_BENCH_CONNS=64 HTTP_BENCH_DEPTH=16
-# HTTP_SERVER_CPU=0 HTTP_WRK_CPUS (default: every other CPU, or the same
-# one on a 1-CPU machine) HTTP_PORT=18080 (Go: +1)
-# BENCH_BUILD_DIR=build/bench-http.  Installs wrk (and Go) when missing.
+# Environment: HTTP_ROUNDS=3 HTTP_BENCH_SECS=5 HTTP_BENCH_CONNS=64
+# HTTP_BENCH_DEPTH=16 HTTP_SERVER_CPUS=0 HTTP_WRK_CPUS HTTP_WRK_THREADS
+# (default: the number of wrk CPUs) HTTP_PORT=18080 (peers: +1, +2, +3)
+# HTTP_PERF=0 BENCH_BUILD_DIR=build/bench-http BENCH_RETRIES=2
+# BENCH_CLEAN_PCT=10 BENCH_QUIET_WAIT=20 BENCH_QUIET_TOTAL=180.  Installs wrk, Go and
+# nginx from Debian when missing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build/bench-http}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+ROUNDS=${HTTP_ROUNDS:-3}
 SECS=${HTTP_BENCH_SECS:-5}
 CONNS=${HTTP_BENCH_CONNS:-64}
 DEPTH=${HTTP_BENCH_DEPTH:-16}
 PORT=${HTTP_PORT:-18080}
-SCPU=${HTTP_SERVER_CPU:-0}
 NCPU=$(nproc)
+# shellcheck source=bench/io_lib.sh
+. "$ROOT/bench/io_lib.sh"
+SCPUS=${HTTP_SERVER_CPUS:-${HTTP_SERVER_CPU:-0}}
 if [ -z "${HTTP_WRK_CPUS:-}" ]; then
-    if [ "$NCPU" -gt 1 ]; then
-        HTTP_WRK_CPUS=$(seq -s, 0 $((NCPU - 1)) | tr , '\n' | grep -vx "$SCPU" | paste -sd,)
-    else
-        HTTP_WRK_CPUS=$SCPU
-    fi
+    HTTP_WRK_CPUS=$(seq 0 $((NCPU - 1)) | grep -vxF -f <(echo "$SCPUS" | tr , '\n') | paste -sd, || true)
+    [ -n "$HTTP_WRK_CPUS" ] || HTTP_WRK_CPUS=$SCPUS # a 1-CPU machine
 fi
-HZ=$(getconf CLK_TCK)
+WORKERS=$(count_cpus "$SCPUS")
+WRK_THREADS=${HTTP_WRK_THREADS:-$(count_cpus "$HTTP_WRK_CPUS")}
+ALL_SERVERS=(may go goraw nginx)
+SERVERS=("$@")
+[ ${#SERVERS[@]} -gt 0 ] || SERVERS=("${ALL_SERVERS[@]}")
 
 die() { echo "http.sh: $*" >&2; exit 1; }
 
-apt_install() { # pkg
-    echo "http.sh: $1 not found, installing it" >&2
-    local sudo=()
-    [ "$(id -u)" = 0 ] || sudo=(sudo)
-    "${sudo[@]}" apt-get install -y "$1" >&2 ||
-        { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" apt-get install -y "$1" >&2; }
-}
+for s in "${SERVERS[@]}"; do
+    case " ${ALL_SERVERS[*]} " in *" $s "*) ;; *) die "unknown server '$s' (${ALL_SERVERS[*]})" ;; esac
+done
+
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v wrk >/dev/null 2>&1 || die "wrk is still missing"
 command -v go >/dev/null 2>&1 || apt_install golang-go
 command -v go >/dev/null 2>&1 || die "go is still missing"
+case " ${SERVERS[*]} " in *" nginx "*)
+    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || apt_install nginx
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    [ -x "$NGINX" ] || die "nginx is still missing"
+    ;;
+esac
 
 echo "== building examples/http (Release) in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMAY_BUILD_TESTS=OFF \
     -DMAY_BUILD_EXAMPLES=ON -DMAY_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$NCPU" --target http >/dev/null || die "building examples/http failed"
-echo "== building bench/go/http with $(go version | cut -d' ' -f3)" >&2
-(cd "$ROOT/bench/go/http" &&
-    GO111MODULE=off GOFLAGS='' GOPATH=${GOPATH:-$BUILD/gopath} \
-        GOCACHE=${GOCACHE:-$BUILD/go-cache} go build -o "$BUILD/go-http" .) ||
-    die "building bench/go/http failed"
+echo "== building bench/go/http and bench/go/httpraw with $(go version | cut -d' ' -f3)" >&2
+gobuild http "$BUILD/go-http"
+gobuild httpraw "$BUILD/go-httpraw"
 
 LOG=$BUILD/http-results.log
+DATA=$BUILD/http-results.tsv # impl mode round rps p50 p99 ns/req other% server% wrk% (% of one CPU)
 : >"$LOG"
+: >"$DATA"
 SPID=
-cleanup() { [ -n "$SPID" ] && kill "$SPID" 2>/dev/null; true; }
-trap cleanup EXIT
-
-cpu_ticks() { # pid: utime+stime (fields 14, 15; the name may hold spaces)
-    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+WATCHDOG=
+cleanup() {
+    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+    [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
+    true
 }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-# to_us "1.23ms" -> 1230
+# to_us "1.23ms" -> 1230 (wrk prints us, ms or s)
 to_us() {
     awk -v v="$1" 'BEGIN {
         u = v; sub(/[0-9.]+/, "", u); n = v + 0
@@ -78,43 +114,92 @@ to_us() {
         printf "%.0f", n * f }'
 }
 
-ROWS=()
-# run <impl> <mode> <port>: one wrk run against a server already up
-run() {
-    local impl=$1 mode=$2 port=$3 url extra=() out t0 t1 reqs rps avg p99 ns
-    url=http://127.0.0.1:$port/plaintext
-    [ "$mode" = pipelined ] && extra=(-s "$ROOT/bench/pipeline.lua")
-    # warm-up, not measured
-    timeout 30 taskset -c "$HTTP_WRK_CPUS" wrk -t1 -c"$CONNS" -d1s "${extra[@]}" "$url" \
-        ${extra:+-- "$DEPTH"} >/dev/null 2>&1 || true
-    t0=$(cpu_ticks "$SPID")
-    out=$(timeout $((SECS + 30)) taskset -c "$HTTP_WRK_CPUS" wrk -t1 -c"$CONNS" -d"${SECS}s" \
-        --latency "${extra[@]}" "$url" ${extra:+-- "$DEPTH"} 2>&1) ||
-        die "wrk failed against $impl: $out"
-    t1=$(cpu_ticks "$SPID")
-    { echo "--- $impl $mode"; echo "$out"; echo "server cpu ticks: $((t1 - t0)) (HZ $HZ)"; } >>"$LOG"
-    reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
-    rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
-    avg=$(to_us "$(echo "$out" | awk '$1 == "Latency" { print $2; exit }')")
-    p99=$(to_us "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
-    [ "$p99" = 0 ] && p99=n/a # wrk's histogram sometimes prints 0 when pipelining
-    if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
-        echo "   note: $(echo "$out" | grep 'Non-2xx\|Socket errors')" >&2
-    fi
-    ns=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.0f", t * 1e9 / hz / n }')
-    printf '   %-4s %-10s %9s req/s  latency avg %6s us  p99 %6s us  server CPU %5s ns/req\n' \
-        "$impl" "$mode" "$rps" "$avg" "$p99" "$ns" >&2
-    ROWS+=("| $impl | $mode | $rps | $avg | $p99 | $ns |")
+wrk_run() { # secs url extra...: wrk pinned, bounded in time
+    local secs=$1 url=$2
+    shift 2
+    local extra=()
+    [ $# -gt 0 ] && extra=(-s "$ROOT/bench/pipeline.lua")
+    timeout $((secs + 30)) taskset -c "$HTTP_WRK_CPUS" wrk -t"$WRK_THREADS" -c"$CONNS" \
+        -d"${secs}s" --latency "${extra[@]}" "$url" ${extra:+-- "$DEPTH"}
 }
 
-# serve <impl> <port> <cmd...>: start the server pinned, wait until it answers
+# run <impl> <mode> <port> <round>: one wrk run against a server already
+# up.  A run during which other processes used more than BENCH_CLEAN_PCT
+# (10) percent of a CPU is repeated, BENCH_RETRIES (2) times at most; the
+# one with the least foreign load is kept.
+run() {
+    local impl=$1 mode=$2 port=$3 round=$4 url extra=() out t0 t1 b0 b1 w0 reqs rps p50 p99 ns
+    local tmp=$BUILD/wrk.out cli other wall spct cpct try best=999999 row=
+    url=http://127.0.0.1:$port/plaintext
+    [ "$mode" = pipelined ] && extra=(pipe)
+    for ((try = 0; try <= ${BENCH_RETRIES:-2}; try++)); do
+        wrk_run 1 "$url" "${extra[@]}" >/dev/null 2>&1 || true # warm-up, not measured
+        wait_quiet
+        t0=$(cpu_ticks "$SPID")
+        b0=$(sys_busy)
+        w0=$(date +%s.%N)
+        if ! { time wrk_run "$SECS" "$url" "${extra[@]}" >"$tmp" 2>&1; } 2>"$tmp.time"; then
+            die "wrk failed against $impl: $(cat "$tmp")"
+        fi
+        t1=$(cpu_ticks "$SPID")
+        b1=$(sys_busy)
+        out=$(cat "$tmp")
+        # CPU of others = machine busy - server - wrk, in % of one CPU
+        cli=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$tmp.time")
+        wall=$(awk -v a="$(date +%s.%N)" -v b="$w0" 'BEGIN { print a - b }')
+        other=$(other_pct $((b1 - b0)) $((t1 - t0 + cli)) "$wall")
+        spct=$(other_pct $((t1 - t0)) 0 "$wall") # the server's CPU, % of one CPU
+        cpct=$(other_pct "$cli" 0 "$wall")
+        { echo "--- round $round: $impl $mode (try $((try + 1)))"; echo "$out"
+          echo "server cpu ticks: $((t1 - t0)), wrk cpu ticks: $cli, others: $other% of a CPU (HZ $HZ)"; } >>"$LOG"
+        reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
+        rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
+        p50=$(to_us "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+        p99=$(to_us "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+        [ "$p50" = 0 ] && p50=n/a # wrk's histogram sometimes prints 0 when pipelining
+        [ "$p99" = 0 ] && p99=n/a
+        if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
+            echo "   note: $impl $mode: $(echo "$out" | grep 'Non-2xx\|Socket errors' | tr -s ' ')" >&2
+        fi
+        ns=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.0f", t * 1e9 / hz / n }')
+        printf '   round %d  %-5s %-10s %9s req/s  p50 %6s us  p99 %6s us  server CPU %5s ns/req  (CPU busy: server %s%%, wrk %s%%, others %s%%)\n' \
+            "$round" "$impl" "$mode" "$rps" "$p50" "$p99" "$ns" "$spct" "$cpct" "$other" >&2
+        if [ "$other" -lt "$best" ]; then
+            best=$other
+            row=$(printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s' "$impl" "$mode" "$round" "$rps" "$p50" "$p99" "$ns" \
+                "$other" "$spct" "$cpct")
+        fi
+        [ "$other" -le "${BENCH_CLEAN_PCT:-10}" ] && break
+        [ "$try" -lt "${BENCH_RETRIES:-2}" ] && echo "   (others used $other% of a CPU: again)" >&2
+    done
+    echo "$row" >>"$DATA"
+}
+
+port_of() { # impl
+    case $1 in may) echo "$PORT" ;; go) echo $((PORT + 1)) ;; goraw) echo $((PORT + 2)) ;; nginx) echo $((PORT + 3)) ;; esac
+}
+
+# serve <impl>: start the server pinned, wait until it answers
 serve() {
-    local impl=$1 port=$2
-    shift 2
-    taskset -c "$SCPU" "$@" "$port" $((4 * (SECS + 1) + 60)) >>"$LOG" 2>&1 &
+    local impl=$1 port life
+    port=$(port_of "$impl")
+    life=$((2 * (${BENCH_RETRIES:-2} + 1) * (SECS + 2 + QUIET_MAX) + 120)) # seconds: the servers end themselves
+    case $impl in
+    may) MAY_WORKERS=$WORKERS taskset -c "$SCPUS" "$BUILD/examples/http" "$port" "$life" >>"$LOG" 2>&1 & ;;
+    go) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-http" "$port" "$life" >>"$LOG" 2>&1 & ;;
+    goraw) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-httpraw" "$port" "$life" >>"$LOG" 2>&1 & ;;
+    nginx)
+        local pre=$BUILD/nginx
+        nginx_conf "$pre" "$port" "$WORKERS" 4096
+        taskset -c "$SCPUS" "$NGINX" -p "$pre/" -e "$pre/error.log" -c "$pre/nginx.conf" >>"$LOG" 2>&1 &
+        ;;
+    esac
     SPID=$!
-    local i
-    for i in $(seq 100); do
+    if [ "$impl" = nginx ]; then # nginx has no lifetime argument: a watchdog
+        (sleep "$life"; kill -TERM "$SPID" 2>/dev/null) &
+        WATCHDOG=$!
+    fi
+    for _ in $(seq 100); do
         curl -s -o /dev/null "http://127.0.0.1:$port/plaintext" && return 0
         sleep 0.05
     done
@@ -125,21 +210,119 @@ stop() {
     kill "$SPID" 2>/dev/null || true
     wait "$SPID" 2>/dev/null || true
     SPID=
+    if [ -n "$WATCHDOG" ]; then
+        kill "$WATCHDOG" 2>/dev/null || true
+        wait "$WATCHDOG" 2>/dev/null || true
+        WATCHDOG=
+    fi
 }
 
-echo "== wrk -t1 -c$CONNS -d${SECS}s, server on CPU $SCPU, wrk on CPU(s) $HTTP_WRK_CPUS ($NCPU CPUs)" >&2
-serve may "$PORT" "$BUILD/examples/http"
-run may keep-alive "$PORT"
-run may pipelined "$PORT"
-stop
-serve go $((PORT + 1)) "$BUILD/go-http"
-run go keep-alive $((PORT + 1))
-run go pipelined $((PORT + 1))
-stop
+pratio() { # peer mode column: median over the rounds of may/peer in that round
+    awk -F'\t' -v i="$1" -v m="$2" -v c="$3" '$2 == m && $1 == "may" { a[$3] = $c }
+        $2 == m && $1 == i { b[$3] = $c }
+        END { for (r in a) if ((r in b) && a[r] + 0 > 0 && b[r] + 0 > 0) printf "%.4f\n", a[r] / b[r] }' "$DATA" |
+        sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2];
+                                             else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+med() { # impl mode column(4 rps, 5 p50, 6 p99, 7 ns, 8 others%, 9 server%, 10 wrk%)
+    awk -F'\t' -v i="$1" -v m="$2" -v c="$3" '$1 == i && $2 == m { print $c }' "$DATA" | median
+}
+
+echo "== ${SERVERS[*]}: $ROUNDS rounds of wrk -t$WRK_THREADS -c$CONNS -d${SECS}s (keep-alive, pipelined x$DEPTH);" \
+    "server on CPU(s) $SCPUS with $WORKERS worker(s), wrk on CPU(s) $HTTP_WRK_CPUS ($NCPU CPUs)" >&2
+n=${#SERVERS[@]}
+for ((r = 1; r <= ROUNDS; r++)); do
+    for ((k = 0; k < n; k++)); do
+        impl=${SERVERS[$(((k + r - 1) % n))]}
+        serve "$impl"
+        run "$impl" keep-alive "$(port_of "$impl")" "$r"
+        run "$impl" pipelined "$(port_of "$impl")" "$r"
+        stop
+    done
+done
+
+# syscalls <pids> <secs>: perf stat of the system calls the processes make
+SYSCALLS=read,recvfrom,write,sendto,writev,epoll_wait,epoll_pwait,epoll_pwait2,futex,sched_yield,nanosleep,clock_nanosleep,clock_gettime
+syscall_counts() {
+    local ev=raw_syscalls:sys_enter s
+    for s in ${SYSCALLS//,/ }; do ev+=,syscalls:sys_enter_$s; done
+    perf stat -x, -e "$ev" -p "$1" -- sleep "$2" 2>&1 >/dev/null |
+        awk -F, '$3 ~ /sys_enter/ { n = $3; sub(/.*sys_enter_?/, "", n); if (n == "") n = "all"; print n, $1 }'
+}
+
+if [ "${HTTP_PERF:-0}" = 1 ]; then
+    # After the rounds, not in the tables: one more keep-alive run of each
+    # server under `perf stat` (system calls per request), and a keep-alive
+    # and a pipelined run of may under `perf record -g` (where its CPU goes).
+    command -v perf >/dev/null 2>&1 || die "HTTP_PERF=1 needs perf (Debian: linux-perf)"
+    echo >&2
+    echo "== system calls per keep-alive request (perf stat -e syscalls:sys_enter_*, ${SECS}s)" >&2
+    for impl in "${SERVERS[@]}"; do
+        serve "$impl"
+        url=http://127.0.0.1:$(port_of "$impl")/plaintext
+        wrk_run 1 "$url" >/dev/null 2>&1 || true
+        wait_quiet
+        pids=$(echo "$SPID" "$(pgrep -P "$SPID" || true)" | tr ' \n' ,, | sed 's/,*$//')
+        syscall_counts "$pids" "$SECS.6" >"$BUILD/syscalls-$impl.txt" &
+        ppid=$!
+        sleep 0.2
+        out=$(wrk_run "$SECS" "$url" 2>&1) || true
+        wait "$ppid" || true
+        stop
+        reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
+        if [ -z "$reqs" ] || [ "$reqs" -le 0 ]; then continue; fi
+        # perf counts from 0.2 s before wrk starts to 0.4 s after it ends: all its requests
+        echo "   $impl ($reqs requests): $(awk -v n="$reqs" '$2 > 0 { printf "%s %.2f  ", $1, $2 / n }' "$BUILD/syscalls-$impl.txt")" >&2
+    done
+    case " ${SERVERS[*]} " in *" may "*)
+        for mode in keep-alive pipelined; do
+            extra=()
+            [ "$mode" = pipelined ] && extra=(pipe)
+            serve may
+            wrk_run 1 "http://127.0.0.1:$PORT/plaintext" "${extra[@]}" >/dev/null 2>&1 || true
+            wait_quiet
+            perf record -g -o "$BUILD/perf-http-$mode.data" -p "$SPID" -- sleep "$SECS" >/dev/null 2>&1 &
+            ppid=$!
+            wrk_run "$SECS" "http://127.0.0.1:$PORT/plaintext" "${extra[@]}" >/dev/null 2>&1 || true
+            wait "$ppid" || true
+            stop
+            echo "== perf: may, $mode (perf report -i $BUILD/perf-http-$mode.data)" >&2
+            perf report -i "$BUILD/perf-http-$mode.data" --no-children --percent-limit 1 --stdio \
+                -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30 >&2
+            perf report -i "$BUILD/perf-http-$mode.data" --no-children --sort dso --stdio \
+                -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8 >&2
+        done
+        ;;
+    esac
+fi
+
+[ -s "$DATA" ] || exit 0 # HTTP_ROUNDS=0: only the profiles
 
 echo
-echo "| server | mode | requests/s | latency avg (us) | p99 (us) | server CPU (ns/request) |"
-echo "|---|---|---:|---:|---:|---:|"
-printf '%s\n' "${ROWS[@]}"
+echo "Medians of $ROUNDS rounds; server on CPU(s) $SCPUS ($WORKERS worker(s)), wrk -t$WRK_THREADS -c$CONNS on CPU(s) $HTTP_WRK_CPUS"
 echo
-echo "(raw wrk output: $LOG)"
+echo "| server | mode | requests/s | p50 (us) | p99 (us) | server CPU (ns/request) | server busy (% of a CPU) | wrk busy (%) |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+for mode in keep-alive pipelined; do
+    for impl in "${SERVERS[@]}"; do
+        echo "| $impl | $mode | $(med "$impl" $mode 4) | $(med "$impl" $mode 5) | $(med "$impl" $mode 6) | $(med "$impl" $mode 7) | $(med "$impl" $mode 9) | $(med "$impl" $mode 10) |"
+    done
+done
+case " ${SERVERS[*]} " in *" may "*)
+    echo
+    echo "| may vs | mode | req/s may/peer | (per round) | CPU/request may/peer | (per round) |"
+    echo "|---|---|---:|---:|---:|---:|"
+    for mode in keep-alive pipelined; do
+        for impl in "${SERVERS[@]}"; do
+            [ "$impl" = may ] && continue
+            echo "| $impl | $mode | $(ratio "$(med may $mode 4)" "$(med "$impl" $mode 4)") | $(pratio "$impl" $mode 4) |" \
+                "$(ratio "$(med may $mode 7)" "$(med "$impl" $mode 7)") | $(pratio "$impl" $mode 7) |"
+        done
+    done
+    echo
+    echo "(ratios of the medians, and in brackets the median of the ratios within each round)"
+    ;;
+esac
+echo
+echo "Other processes used a median of $(cut -f8 "$DATA" | median)% and at most $(cut -f8 "$DATA" | sort -n | tail -1)% of a CPU during the runs."
+echo "(raw wrk output: $LOG; one line per run: $DATA)"

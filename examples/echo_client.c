@@ -7,12 +7,14 @@
  * One coroutine per connection: connect (all of them first), then send
  * msg_size bytes and read them back, in a loop, until the time is up.  Each
  * connection keeps its own latency histogram (log buckets, 32 per power of
- * two: ~2% resolution); they are merged at the end.  Prints the round trips
- * per second and latency percentiles:
+ * two: ~2% resolution) and the sum of its latencies; they are merged at the
+ * end.  Prints the round trips per second and the latency percentiles and
+ * mean (a round trip is timed from the start of the write to the end of
+ * the read; with one connection, 1 / rps is the mean as well):
  *
  *   echo_client: 64 connections, 64-byte messages, 5.00 s
  *   round_trips 612345 rps 122469 errors 0
- *   latency_us p50 511 p90 702 p99 1010 max 4023
+ *   latency_us p50 511.0 p90 702.0 p99 1010.0 max 4023 mean 522.4
  *
  * The worker count is $MAY_WORKERS (default: every CPU allowed). */
 #include "may.h"
@@ -50,7 +52,7 @@ static double bucket_mid(int b)
 
 typedef struct conn {
     uint64_t hist[NBUCKETS];
-    uint64_t count, max_ns;
+    uint64_t count, max_ns, sum_ns;
     int err; /* the first error, or 0 */
 } conn_t;
 
@@ -90,6 +92,7 @@ static void *conn_main(void *arg)
         uint64_t ns = (uint64_t)(may_now() - t0);
         c->hist[bucket_of(ns)]++;
         c->count++;
+        c->sum_ns += ns;
         if (ns > c->max_ns)
             c->max_ns = ns;
     }
@@ -155,6 +158,7 @@ int main(int argc, char **argv)
     may_event_fire(start);
     uint64_t *hist = calloc(NBUCKETS, sizeof *hist);
     uint64_t total = 0, max_ns = 0;
+    double sum_ns = 0;
     long errors = 0;
     int first_err = 0;
     for (long i = 0; i < nconns; i++) {
@@ -163,6 +167,7 @@ int main(int argc, char **argv)
         for (int b = 0; b < NBUCKETS; b++)
             hist[b] += c->hist[b];
         total += c->count;
+        sum_ns += (double)c->sum_ns;
         if (c->max_ns > max_ns)
             max_ns = c->max_ns;
         if (c->err) {
@@ -180,9 +185,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo_client: %ld connections failed (first error: %s)\n", errors,
                 strerror(-first_err));
     if (total)
-        printf("latency_us p50 %.0f p90 %.0f p99 %.0f max %.0f\n",
+        printf("latency_us p50 %.1f p90 %.1f p99 %.1f max %.0f mean %.1f\n",
                percentile(hist, total, 0.50) / 1e3, percentile(hist, total, 0.90) / 1e3,
-               percentile(hist, total, 0.99) / 1e3, (double)max_ns / 1e3);
+               percentile(hist, total, 0.99) / 1e3, (double)max_ns / 1e3,
+               sum_ns / (double)total / 1e3);
     free(hist);
     free(conns);
     free(cos);
