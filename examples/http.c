@@ -40,9 +40,9 @@
  * HTTP_TEST_HOOKS, which counts the server's reads and writes) and runs the
  * server in-process; bench/http.sh measures it against Go net/http, a raw Go
  * server and nginx (docs/BENCHMARKS.md "### HTTP").  examples/https.c
- * includes it too, with
- * the HTTP_IO_* hooks below defined to run each connection over TLS, and
- * fuzz/fuzz_http.c with them and the HTTP_SOCK_* hooks pointed at memory. */
+ * includes it too, with the HTTP_IO_* hooks below defined to run each
+ * connection over TLS, and fuzz/fuzz_http.c with them and the HTTP_SOCK_*
+ * hooks pointed at memory. */
 #include "may.h"
 
 #include <errno.h>
