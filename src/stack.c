@@ -559,6 +559,26 @@ void may__stack_segv_install(void)
     sigaction(SIGBUS, &sa, &old_bus);
 }
 
+/* A plain thread that makes a generator gets an alternate signal stack
+ * too; the key's destructor unmaps it when that thread exits (workers free
+ * theirs themselves, and clear the key first). */
+static pthread_key_t alt_key;
+static int alt_key_ok;
+static pthread_once_t alt_once = PTHREAD_ONCE_INIT;
+
+static void alt_release(void *p)
+{
+    stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+    sigaltstack(&ss, NULL);
+    munmap(p, 64 * 1024);
+    altstack_mem = NULL;
+}
+
+static void alt_key_make(void)
+{
+    alt_key_ok = pthread_key_create(&alt_key, alt_release) == 0;
+}
+
 int may__altstack_setup(void)
 {
     if (altstack_mem)
@@ -569,10 +589,14 @@ int may__altstack_setup(void)
         return -ENOMEM;
     stack_t ss = { .ss_sp = p, .ss_size = sz, .ss_flags = 0 };
     if (sigaltstack(&ss, NULL) != 0) {
+        int e = errno;
         munmap(p, sz);
-        return -errno;
+        return -e;
     }
     altstack_mem = p;
+    pthread_once(&alt_once, alt_key_make);
+    if (alt_key_ok)
+        pthread_setspecific(alt_key, p); /* on failure: kept until exit, as before */
     return 0;
 }
 
@@ -580,8 +604,7 @@ void may__altstack_free(void)
 {
     if (!altstack_mem)
         return;
-    stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
-    sigaltstack(&ss, NULL);
-    munmap(altstack_mem, 64 * 1024);
-    altstack_mem = NULL;
+    if (alt_key_ok)
+        pthread_setspecific(alt_key, NULL);
+    alt_release(altstack_mem);
 }

@@ -1,6 +1,8 @@
 /* Generators yield values one at a time, from a thread and a coroutine. */
 #include "test.h"
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 
 static void *fib(may_gen_t *g, void *arg)
 {
@@ -43,9 +45,48 @@ static void *in_co(void *arg)
     return NULL;
 }
 
+/* A plain thread that uses a generator gets an alternate signal stack
+ * (64 KiB, for overflow reports); it must go away with the thread. */
+static void *gen_thread(void *arg)
+{
+    (void)arg;
+    check_fib();
+    stack_t ss;
+    ASSERT_EQ(sigaltstack(NULL, &ss), 0);
+    ASSERT(!(ss.ss_flags & SS_DISABLE));
+    return ss.ss_sp;
+}
+
+/* Whether addr lies in a mapping of this process (/proc/self/maps). */
+static int is_mapped(const void *addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ASSERT(f);
+    unsigned long lo, hi, a = (unsigned long)(uintptr_t)addr;
+    char line[512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && a >= lo && a < hi)
+            found = 1;
+    fclose(f);
+    return found;
+}
+
+static void check_thread_altstack(void)
+{
+    for (int i = 0; i < 5; i++) {
+        pthread_t t;
+        void *sp;
+        ASSERT_EQ(pthread_create(&t, NULL, gen_thread, NULL), 0);
+        ASSERT_EQ(pthread_join(t, &sp), 0);
+        ASSERT(!is_mapped(sp));
+    }
+}
+
 int main(void)
 {
     check_fib();
+    check_thread_altstack();
     may_co_t *cs[8];
     for (int i = 0; i < 8; i++)
         ASSERT_EQ(may_spawn(&cs[i], in_co, NULL, NULL), 0);
