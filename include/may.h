@@ -100,9 +100,8 @@ typedef void *(*may_fn_t)(void *arg); /* entry: its result is join's result */
 
 enum {
     MAY_SPAWN_DETACHED = 1 << 0, /* no join; resources freed at its end */
-    MAY_SPAWN_WORKER = 1 << 1,   /* start on worker .worker (stealable once
-                                    it has run: until then only .worker
-                                    takes it from its inbox) */
+    MAY_SPAWN_WORKER = 1 << 1,   /* start on worker .worker (other workers
+                                    may steal it when it is busy) */
     MAY_SPAWN_PINNED = 1 << 2,   /* run only on worker .worker, never stolen;
                                     for code that relies on thread-locals */
     MAY_SPAWN_TRACK_STACK = 1 << 3, /* record this coroutine's peak stack use

@@ -266,6 +266,7 @@ typedef struct may__worker {
     pthread_mutex_t inbox_lock;
     struct may_co *inbox_head, *inbox_tail;
     _Atomic uint32_t inbox_len;
+    _Atomic uint32_t inbox_free;    /* of those, not pinned: thieves may take them */
     /* stack pool */
     may__stack *pool;
     size_t pool_len;

@@ -309,6 +309,8 @@ static void inbox_push(may__worker *w, struct may_co *co)
     else
         w->inbox_head = co;
     w->inbox_tail = co;
+    if (co->pinned < 0)
+        atomic_fetch_add_explicit(&w->inbox_free, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&w->inbox_len, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&w->inbox_lock);
 }
@@ -329,9 +331,38 @@ static MAY_NOINLINE struct may_co *inbox_pop_locked(may__worker *w)
         w->inbox_head = co->next;
         if (!w->inbox_head)
             w->inbox_tail = NULL;
+        if (co->pinned < 0)
+            atomic_fetch_sub_explicit(&w->inbox_free, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&w->inbox_len, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&w->inbox_lock);
+    return co;
+}
+
+/* A thief's take from v's inbox: the first coroutine that is not pinned
+ * (spawned with MAY_SPAWN_WORKER and not started yet).  trylock: a busy
+ * inbox is not worth waiting for. */
+static MAY_NOINLINE struct may_co *inbox_steal(may__worker *v)
+{
+    if (atomic_load_explicit(&v->inbox_free, memory_order_relaxed) == 0 ||
+        pthread_mutex_trylock(&v->inbox_lock) != 0)
+        return NULL;
+    struct may_co *prev = NULL, *co = v->inbox_head;
+    while (co && co->pinned >= 0) {
+        prev = co;
+        co = co->next;
+    }
+    if (co) {
+        if (prev)
+            prev->next = co->next;
+        else
+            v->inbox_head = co->next;
+        if (v->inbox_tail == co)
+            v->inbox_tail = prev;
+        atomic_fetch_sub_explicit(&v->inbox_free, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&v->inbox_len, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&v->inbox_lock);
     return co;
 }
 
@@ -517,9 +548,13 @@ static int work_available(void)
 {
     if (atomic_load(&may__S.gq_len))
         return 1;
+    may__worker *self = may__tls_w; /* no switch here */
     for (int i = 0; i < may__S.nworkers; i++) {
         may__worker *v = may__S.workers[i];
-        if (runq_len(v) || atomic_load(&v->runnext) || atomic_load(&v->inbox_len))
+        /* another worker's pinned coroutines are its own business: it is
+         * woken for them (wake_worker) */
+        if (runq_len(v) || atomic_load(&v->runnext) ||
+            atomic_load(v == self ? &v->inbox_len : &v->inbox_free))
             return 1;
     }
     return may__timers_next() <= may__now();
@@ -544,6 +579,11 @@ static struct may_co *steal(may__worker *w)
                     runq_push(w, batch[i]);
                 atomic_fetch_add_explicit(&w->n_steal, got, memory_order_relaxed);
                 return batch[0];
+            }
+            struct may_co *co;
+            if (attempt == 3 && (co = inbox_steal(v))) {
+                atomic_fetch_add_explicit(&w->n_steal, 1, memory_order_relaxed);
+                return co;
             }
         }
     }
@@ -665,9 +705,11 @@ static int mon_check(void)
         int same = sw == w->mon_switches;
         w->mon_switches = sw;
         /* Still in the coroutine it ran a tick ago, with work queued behind
-         * it: let an idle worker steal that work (runnext included). */
+         * it: let an idle worker steal that work (runnext and unpinned
+         * inbox entries included). */
         if (same && atomic_load_explicit(&w->sleep_word, memory_order_relaxed) == 0 &&
-            (runq_len(w) || atomic_load_explicit(&w->runnext, memory_order_relaxed)) &&
+            (runq_len(w) || atomic_load_explicit(&w->runnext, memory_order_relaxed) ||
+             atomic_load_explicit(&w->inbox_free, memory_order_relaxed)) &&
             atomic_load(&may__S.nidle) > 0) {
             wakep();
             return 1;

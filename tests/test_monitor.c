@@ -5,8 +5,11 @@
  *  2. When the worker that was the poller leaves it to run a coroutine that
  *     blocks its thread, timers must still fire: an idle worker is woken to
  *     take the poller over, so a ticker on it keeps ticking.
+ *  3. A coroutine spawned with MAY_SPAWN_WORKER for a worker that is busy in
+ *     a CPU loop waits in that worker's inbox; another worker steals it.
  * Without the monitor, (1) never runs the child during the loop and (2)
- * stalls the ticker for whole windows. */
+ * stalls the ticker for whole windows; without inbox stealing (3) runs the
+ * child only after the loop. */
 #include "test.h"
 
 #include <time.h>
@@ -34,6 +37,19 @@ static void *hog(void *arg)
     int64_t after = ran_during ? atomic_load(&child_at) - start : -1;
     ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
     return (void *)(intptr_t)(ran_during ? after : -1);
+}
+
+static atomic_int looping;
+
+static void *looper(void *arg)
+{
+    int64_t loop_ns = (int64_t)(intptr_t)arg;
+    atomic_store(&looping, 1);
+    int64_t start = may_now();
+    while (may_now() - start < loop_ns && !atomic_load(&child_ran))
+        ;
+    atomic_store(&looping, 0);
+    return NULL;
 }
 
 static atomic_long ticks;
@@ -82,6 +98,24 @@ int main(void)
         printf("child behind a CPU loop ran after %.1f ms\n", (double)after / 1e6);
         ASSERT_GE(after, 0); /* it ran during the loop */
         ASSERT_LT(after, TEST_MS(400));
+    }
+
+    /* 3: a MAY_SPAWN_WORKER child for a worker busy in a loop */
+    for (int i = 0; i < 3; i++) {
+        atomic_store(&child_ran, 0);
+        may_co_t *h, *c;
+        ASSERT_EQ(may_spawn(&h, looper, (void *)(intptr_t)TEST_MS(500), &on0), 0);
+        while (!atomic_load(&looping))
+            ;
+        int64_t t0 = may_now();
+        ASSERT_EQ(may_spawn(&c, child, NULL,
+                            &(may_spawn_opts_t){ .worker = 0, .flags = MAY_SPAWN_WORKER }), 0);
+        ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+        int64_t after = atomic_load(&child_at) - t0;
+        ASSERT_EQ(may_join(h, MAY_FOREVER, NULL), MAY_DONE);
+        printf("MAY_SPAWN_WORKER child of a busy worker ran after %.1f ms\n",
+               (double)after / 1e6);
+        ASSERT_LT(after, TEST_MS(400)); /* during the 500 ms loop */
     }
 
     /* 2: timers while the old poller's thread is blocked */
