@@ -205,11 +205,14 @@ struct may_co {
     void *asan_fake;             /* ASan fake-stack handle while switched out */
     void *tsan_fiber;            /* TSan fiber */
     void *gen_cur;               /* innermost running generator, if any */
-    char name[32];
+    /* Spawn zeroes everything above this line in one go (keep that part
+     * small enough for the compiler to use vector stores, not rep stos)
+     * and sets the fields below one by one. */
     /* debugging (may_dump, gdb/may-gdb.py): written by the coroutine itself */
     _Atomic uint64_t magic;      /* MAY__CO_MAGIC from spawn until freed */
     const char *wait_what;       /* what its latest park waits for */
     const void *wait_obj;        /* and on which object (or fd + 1) */
+    char name[32];
 };
 
 /* Where the control block of the stack [base, base + size) lives. */
