@@ -149,12 +149,6 @@ serve() {
     die "$impl server did not come up on port $port"
 }
 
-stop() {
-    kill "$SPID" 2>/dev/null || true
-    wait "$SPID" 2>/dev/null || true
-    SPID=
-}
-
 port_of() { [ "$1" = may ] && echo "$PORT" || echo $((PORT + 1)); }
 
 echo "== $ROUNDS rounds; throughput: server on CPU(s) $SCPUS (2 workers), client on CPU(s) $CCPUS" \
@@ -178,15 +172,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
         stop
     done
 done
-
-# syscall_counts <pids> <secs>: perf stat of the system calls the processes make
-SYSCALLS=read,recvfrom,write,sendto,writev,epoll_wait,epoll_pwait,epoll_pwait2,futex,sched_yield,nanosleep,clock_nanosleep,clock_gettime
-syscall_counts() {
-    local ev=raw_syscalls:sys_enter s
-    for s in ${SYSCALLS//,/ }; do ev+=,syscalls:sys_enter_$s; done
-    perf stat -x, -e "$ev" -p "$1" -- sleep "$2" 2>&1 >/dev/null |
-        awk -F, '$3 ~ /sys_enter/ { n = $3; sub(/.*sys_enter_?/, "", n); if (n == "") n = "all"; print n, $1 }'
-}
 
 if [ "${ECHO_PERF:-0}" = 1 ]; then
     # After the rounds, not in the tables: one more 64 x 64 B run of each

@@ -175,46 +175,10 @@ run() {
     echo "$row" >>"$DATA"
 }
 
-port_of() { # impl
-    case $1 in may) echo "$PORT" ;; go) echo $((PORT + 1)) ;; goraw) echo $((PORT + 2)) ;; nginx) echo $((PORT + 3)) ;; esac
-}
-
 # serve <impl>: start the server pinned, wait until it answers
 serve() {
-    local impl=$1 port life
-    port=$(port_of "$impl")
-    life=$((2 * (${BENCH_RETRIES:-2} + 1) * (SECS + 2 + QUIET_MAX) + 120)) # seconds: the servers end themselves
-    case $impl in
-    may) MAY_WORKERS=$WORKERS taskset -c "$SCPUS" "$BUILD/examples/http" "$port" "$life" >>"$LOG" 2>&1 & ;;
-    go) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-http" "$port" "$life" >>"$LOG" 2>&1 & ;;
-    goraw) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-httpraw" "$port" "$life" >>"$LOG" 2>&1 & ;;
-    nginx)
-        local pre=$BUILD/nginx
-        nginx_conf "$pre" "$port" "$WORKERS" 4096
-        taskset -c "$SCPUS" "$NGINX" -p "$pre/" -e "$pre/error.log" -c "$pre/nginx.conf" >>"$LOG" 2>&1 &
-        ;;
-    esac
-    SPID=$!
-    if [ "$impl" = nginx ]; then # nginx has no lifetime argument: a watchdog
-        (sleep "$life"; kill -TERM "$SPID" 2>/dev/null) &
-        WATCHDOG=$!
-    fi
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/plaintext" && return 0
-        sleep 0.05
-    done
-    die "$impl server did not come up on port $port"
-}
-
-stop() {
-    kill "$SPID" 2>/dev/null || true
-    wait "$SPID" 2>/dev/null || true
-    SPID=
-    if [ -n "$WATCHDOG" ]; then
-        kill "$WATCHDOG" 2>/dev/null || true
-        wait "$WATCHDOG" 2>/dev/null || true
-        WATCHDOG=
-    fi
+    # seconds: the servers end themselves
+    http_serve "$1" $((2 * (${BENCH_RETRIES:-2} + 1) * (SECS + 2 + QUIET_MAX) + 120)) 4096
 }
 
 pratio() { # peer mode column: median over the rounds of may/peer in that round
@@ -240,15 +204,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
         stop
     done
 done
-
-# syscalls <pids> <secs>: perf stat of the system calls the processes make
-SYSCALLS=read,recvfrom,write,sendto,writev,epoll_wait,epoll_pwait,epoll_pwait2,futex,sched_yield,nanosleep,clock_nanosleep,clock_gettime
-syscall_counts() {
-    local ev=raw_syscalls:sys_enter s
-    for s in ${SYSCALLS//,/ }; do ev+=,syscalls:sys_enter_$s; done
-    perf stat -x, -e "$ev" -p "$1" -- sleep "$2" 2>&1 >/dev/null |
-        awk -F, '$3 ~ /sys_enter/ { n = $3; sub(/.*sys_enter_?/, "", n); if (n == "") n = "all"; print n, $1 }'
-}
 
 if [ "${HTTP_PERF:-0}" = 1 ]; then
     # After the rounds, not in the tables: one more keep-alive run of each

@@ -90,48 +90,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_of() {
-    case $1 in may) echo "$PORT" ;; go) echo $((PORT + 1)) ;; goraw) echo $((PORT + 2)) ;; nginx) echo $((PORT + 3)) ;; esac
-}
-
 LIFE=$((SETTLE + 120)) # seconds: the servers end themselves (nginx: a watchdog)
-serve() { # impl
-    local impl=$1 port
-    port=$(port_of "$impl")
-    case $impl in
-    may) MAY_WORKERS=$WORKERS taskset -c "$SCPUS" "$BUILD/examples/http" "$port" "$LIFE" >>"$LOG" 2>&1 & ;;
-    go) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-http" "$port" "$LIFE" >>"$LOG" 2>&1 & ;;
-    goraw) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-httpraw" "$port" "$LIFE" >>"$LOG" 2>&1 & ;;
-    nginx)
-        # nginx closes idle keep-alive connections to make room once fewer
-        # than 1/16 of worker_connections are free: keep 1/8 spare
-        nginx_conf "$BUILD/nginx" "$port" "$WORKERS" $((N + N / 8 + 256))
-        taskset -c "$SCPUS" "$NGINX" -p "$BUILD/nginx/" -e "$BUILD/nginx/error.log" \
-            -c "$BUILD/nginx/nginx.conf" >>"$LOG" 2>&1 &
-        ;;
-    esac
-    SPID=$!
-    if [ "$impl" = nginx ]; then
-        (sleep "$LIFE"; kill -TERM "$SPID" 2>/dev/null) &
-        WATCHDOG=$!
-    fi
-    for _ in $(seq 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/plaintext" && return 0
-        sleep 0.05
-    done
-    die "$impl server did not come up on port $port"
-}
-
-stop() {
-    kill "$SPID" 2>/dev/null || true
-    wait "$SPID" 2>/dev/null || true
-    SPID=
-    if [ -n "$WATCHDOG" ]; then
-        kill "$WATCHDOG" 2>/dev/null || true
-        wait "$WATCHDOG" 2>/dev/null || true
-        WATCHDOG=
-    fi
-}
+# nginx closes idle keep-alive connections to make room once fewer than 1/16
+# of worker_connections are free: keep 1/8 spare
+serve() { http_serve "$1" "$LIFE" $((N + N / 8 + 256)); }
 
 run() { # impl round
     local impl=$1 round=$2 port base loaded per out alive ready

@@ -111,3 +111,58 @@ nginx_conf() {
     sed -e "s|@PREFIX@|$1|g; s|@PORT@|$2|g; s|@WORKERS@|$3|g; s|@CONNS@|$4|g" \
         "$ROOT/bench/nginx/nginx.conf.in" >"$1/nginx.conf"
 }
+
+# port_of <impl>: the HTTP servers' ports, from $PORT up
+port_of() {
+    case $1 in may) echo "$PORT" ;; go) echo $((PORT + 1)) ;; goraw) echo $((PORT + 2)) ;; nginx) echo $((PORT + 3)) ;; esac
+}
+
+# http_serve <impl> <life seconds> <nginx worker_connections>: start an HTTP
+# server pinned to $SCPUS with $WORKERS workers, logging to $LOG, and wait
+# until it answers.  The servers end themselves after <life>; nginx, which
+# has no lifetime argument, gets a watchdog.  Sets SPID (and WATCHDOG).
+http_serve() {
+    local impl=$1 life=$2 port
+    port=$(port_of "$impl")
+    case $impl in
+    may) MAY_WORKERS=$WORKERS taskset -c "$SCPUS" "$BUILD/examples/http" "$port" "$life" >>"$LOG" 2>&1 & ;;
+    go) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-http" "$port" "$life" >>"$LOG" 2>&1 & ;;
+    goraw) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-httpraw" "$port" "$life" >>"$LOG" 2>&1 & ;;
+    nginx)
+        nginx_conf "$BUILD/nginx" "$port" "$WORKERS" "$3"
+        taskset -c "$SCPUS" "$NGINX" -p "$BUILD/nginx/" -e "$BUILD/nginx/error.log" \
+            -c "$BUILD/nginx/nginx.conf" >>"$LOG" 2>&1 &
+        ;;
+    esac
+    SPID=$!
+    if [ "$impl" = nginx ]; then
+        (sleep "$life"; kill -TERM "$SPID" 2>/dev/null) &
+        WATCHDOG=$!
+    fi
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/plaintext" && return 0
+        sleep 0.05
+    done
+    die "$impl server did not come up on port $port"
+}
+
+# stop: end the server started last (SPID) and its watchdog, if any
+stop() {
+    kill "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    SPID=
+    if [ -n "${WATCHDOG:-}" ]; then
+        kill "$WATCHDOG" 2>/dev/null || true
+        wait "$WATCHDOG" 2>/dev/null || true
+        WATCHDOG=
+    fi
+}
+
+# syscall_counts <pid> <secs>: perf stat of the system calls the process makes
+SYSCALLS=read,recvfrom,write,sendto,writev,epoll_wait,epoll_pwait,epoll_pwait2,futex,sched_yield,nanosleep,clock_nanosleep,clock_gettime
+syscall_counts() {
+    local ev=raw_syscalls:sys_enter s
+    for s in ${SYSCALLS//,/ }; do ev+=,syscalls:sys_enter_$s; done
+    perf stat -x, -e "$ev" -p "$1" -- sleep "$2" 2>&1 >/dev/null |
+        awk -F, '$3 ~ /sys_enter/ { n = $3; sub(/.*sys_enter_?/, "", n); if (n == "") n = "all"; print n, $1 }'
+}
