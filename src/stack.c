@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifdef MAY_ASAN
@@ -566,11 +567,21 @@ static pthread_key_t alt_key;
 static int alt_key_ok;
 static pthread_once_t alt_once = PTHREAD_ONCE_INIT;
 
-static void alt_release(void *p)
+/* alt_release runs as a key destructor, and under TSan that may be after
+ * TSan's own destructor has torn down the thread's state: any instrumented
+ * function entry or intercepted call then crashes.  So it is built without
+ * instrumentation and makes raw system calls. */
+#if defined(__has_attribute) && __has_attribute(disable_sanitizer_instrumentation)
+#define ALT_NO_INSTR __attribute__((disable_sanitizer_instrumentation))
+#else
+#define ALT_NO_INSTR __attribute__((no_sanitize("address", "thread", "undefined")))
+#endif
+
+ALT_NO_INSTR static void alt_release(void *p)
 {
     stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
-    sigaltstack(&ss, NULL);
-    munmap(p, 64 * 1024);
+    syscall(SYS_sigaltstack, &ss, NULL);
+    syscall(SYS_munmap, p, (size_t)64 * 1024);
     altstack_mem = NULL;
 }
 
