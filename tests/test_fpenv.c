@@ -2,9 +2,6 @@
  * the x87 control word, which the ABI makes callee-saved) belongs to each
  * coroutine: a switch neither leaks one coroutine's mode into another nor
  * loses it, on one worker, across workers, and in generators.
- *
- * The context switch skips its reloads when the state it resumes into is
- * already the saved one; this test makes the states differ on purpose.
  * On aarch64 the FPCR is not part of a context (as in Boost.Context and
  * Go), so the mode checks run on x86-64 only; the rest runs everywhere. */
 #include "test.h"
