@@ -16,6 +16,7 @@
 static long n_total;
 static int64_t seq_ns, batch_ns;
 static long batches;
+static may_stats_t st_batch[2]; /* around the batch phase */
 
 static void *nothing(void *arg)
 {
@@ -35,6 +36,7 @@ static void *driver(void *arg)
 
     static may_co_t *cos[BATCH];
     batches = n_total / BATCH;
+    may_stats(&st_batch[0]);
     t0 = bench_now();
     for (long b = 0; b < batches; b++) {
         for (int i = 0; i < BATCH; i++)
@@ -43,6 +45,7 @@ static void *driver(void *arg)
             BENCH_CHECK(may_join(cos[i], MAY_FOREVER, NULL));
     }
     batch_ns = bench_now() - t0;
+    may_stats(&st_batch[1]);
     return NULL;
 }
 
@@ -62,6 +65,14 @@ int main(int argc, char **argv)
     printf("may spawn: %d worker(s): %ld one-at-a-time in %.3f ms, "
            "%ld in batches of %d in %.3f ms\n",
            may_workers(), n_total, seq_ns / 1e6, nb, BATCH, batch_ns / 1e6);
+    /* Where the batch phase ran: children stolen by the other worker run
+     * in parallel but cross caches (see docs/BENCHMARKS.md). */
+    printf("may spawn: batch phase: %llu steals, switches per worker:",
+           (unsigned long long)(st_batch[1].steals - st_batch[0].steals));
+    for (int i = 0; i < st_batch[1].workers && i < 64; i++)
+        printf(" %llu", (unsigned long long)(st_batch[1].worker[i].switches -
+                                             st_batch[0].worker[i].switches));
+    printf("\n");
     printf("RESULT spawn ns_per_spawn_join %.2f ns\n",
            (double)seq_ns / (double)n_total);
     printf("RESULT spawn ns_per_spawn_batch %.2f ns\n",

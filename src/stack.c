@@ -24,7 +24,10 @@
  * cfg.stack_pool of them (no lock: only the owner touches its pool), and a
  * global pool under stack_lock takes the overflow, without limit: guarded
  * stacks are bounded by the mapping budget anyway, and dense ones cannot be
- * unmapped singly.  Custom-sized stacks are
+ * unmapped singly.  Stacks move between the two in batches of half a
+ * worker pool, so one lock is taken per ~cap/2 spawns or ends even when
+ * one worker spawns and another frees (a batch of 1000 spawns had made
+ * the lock the top cost).  Custom-sized stacks are
  * mapped and unmapped each time.  Dense slabs are never unmapped before
  * shutdown; their freed slots go to the global free list.
  *
@@ -257,11 +260,25 @@ static int stack_alloc(may__stack *st, size_t size)
 }
 
 /* The worker's own pool is empty: the global pool, or new memory. */
+static size_t pool_cap(void)
+{
+    return may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
+}
+
 static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
 {
+    may__worker *w = may__tls_w; /* stack.c never switches */
     pthread_mutex_lock(&stack_lock);
     if (gpool_len) {
         *st = gpool[--gpool_len];
+        if (w) { /* refill half the worker's pool (it is empty) */
+            size_t k = pool_cap() / 2;
+            if (k > gpool_len)
+                k = gpool_len;
+            gpool_len -= k;
+            memcpy(w->pool, gpool + gpool_len, k * sizeof *gpool);
+            w->pool_len = k;
+        }
         pthread_mutex_unlock(&stack_lock);
         return 0;
     }
@@ -302,8 +319,7 @@ void may__stack_free(may__stack *st)
         return;
     }
     may__worker *w = may__tls_w; /* stack.c never switches */
-    size_t cap = may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
-    if (MAY_LIKELY(w && w->pool_len < cap)) {
+    if (MAY_LIKELY(w && w->pool_len < pool_cap())) {
         w->pool[w->pool_len++] = *st;
         return;
     }
@@ -313,10 +329,15 @@ void may__stack_free(may__stack *st)
 static MAY_NOINLINE void stack_free_global(may__stack *st)
 {
     /* The global pool keeps everything: dense slots cannot be unmapped one
-     * by one, and guarded stacks are bounded by the mapping budget. */
+     * by one, and guarded stacks are bounded by the mapping budget.  A
+     * worker whose pool is full hands over the upper half of it too. */
+    may__worker *w = may__tls_w;
+    size_t keep = pool_cap() / 2, move = w && w->pool_len > keep ? w->pool_len - keep : 0;
     pthread_mutex_lock(&stack_lock);
-    if (gpool_len == gpool_cap) {
+    if (gpool_len + move + 1 > gpool_cap) {
         size_t ncap = gpool_cap ? gpool_cap * 2 : 1024;
+        while (ncap < gpool_len + move + 1)
+            ncap *= 2;
         may__stack *n = realloc(gpool, ncap * sizeof *n);
         if (!n) {
             pthread_mutex_unlock(&stack_lock);
@@ -327,6 +348,11 @@ static MAY_NOINLINE void stack_free_global(may__stack *st)
         }
         gpool = n;
         gpool_cap = ncap;
+    }
+    if (move) {
+        w->pool_len = keep;
+        memcpy(gpool + gpool_len, w->pool + keep, move * sizeof *gpool);
+        gpool_len += move;
     }
     gpool[gpool_len++] = *st;
     pthread_mutex_unlock(&stack_lock);
