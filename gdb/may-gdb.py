@@ -130,8 +130,8 @@ def saved_registers(co):
         # the 128-byte red zone; the code at the resume address sees the
         # stack pointer the compiler expects 152 bytes above.
         return _read_ptr(sp), sp + 152, _read_ptr(sp + 16)
-    # switch.S: x29 at sp+80, x30 (the resume address) at sp+88, 160 bytes
-    return _read_ptr(sp + 88), sp + 160, _read_ptr(sp + 80)
+    # switch.S: x29 at sp+80, x30 (the resume address) at sp+88, 176 bytes
+    return _read_ptr(sp + 88), sp + 176, _read_ptr(sp + 80)
 
 
 LIBMAY_FILES = {"sched.c", "parker.c", "chan.c", "sync.c", "io.c", "udp_unix.c", "offload.c",

@@ -69,12 +69,17 @@ void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg)
     sp[1] = (uint64_t)(uintptr_t)entry;
     sp[2] = (uint64_t)(uintptr_t)arg;
 #elif defined(__aarch64__)
-    /* Frame popped by may__ctx_switch: x19..x30, d8..d15 (160 bytes). */
-    uint64_t *sp = (uint64_t *)t - 20;
-    memset(sp, 0, 20 * sizeof *sp);
+    /* Frame popped by may__ctx_switch: x19..x30, d8..d15, fpcr (176
+     * bytes).  The new context starts with the FP control state of the
+     * thread that makes it (its spawner's, as a new thread inherits its
+     * creator's). */
+    uint64_t *sp = (uint64_t *)t - 22, fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    memset(sp, 0, 22 * sizeof *sp);
     sp[0] = (uint64_t)(uintptr_t)entry;          /* x19 */
     sp[1] = (uint64_t)(uintptr_t)arg;            /* x20 */
     sp[11] = (uint64_t)(uintptr_t)may__ctx_start; /* x30 */
+    sp[20] = fpcr;
 #else
 #error "unsupported architecture"
 #endif

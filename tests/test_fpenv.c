@@ -1,16 +1,12 @@
 /* The floating-point control state (rounding mode; on x86-64 the MXCSR and
  * the x87 control word, which the ABI makes callee-saved) belongs to each
  * coroutine: a switch neither leaks one coroutine's mode into another nor
- * loses it, on one worker, across workers, and in generators.
- * On aarch64 the FPCR is not part of a context (as in Boost.Context and
- * Go), so the mode checks run on x86-64 only; the rest runs everywhere. */
+ * loses it, on one worker, across workers, and in generators (aarch64:
+ * the FPCR). */
 #include "test.h"
 #include <fenv.h>
 #if defined(__x86_64__)
 #include <xmmintrin.h>
-#define FP_PER_CONTEXT 1
-#else
-#define FP_PER_CONTEXT 0
 #endif
 
 static const int modes[4] = { FE_TONEAREST, FE_UPWARD, FE_DOWNWARD, FE_TOWARDZERO };
@@ -26,8 +22,6 @@ static double expect_third[4];
 
 static void check_mode(int m)
 {
-    if (!FP_PER_CONTEXT)
-        return;
     ASSERT_EQ(fegetround(), modes[m]);
     ASSERT(third() == expect_third[m]);
 #if defined(__x86_64__)

@@ -2,13 +2,19 @@
  * Context switch for AArch64, AAPCS64.
  *
  * Callee-saved: x19-x28, the frame pointer x29, the link register x30
- * (our return address), sp, and the low 64 bits of v8-v15 (d8-d15).
- * Saved frame (160 bytes, 16-byte aligned), from the saved sp upwards:
+ * (our return address), sp, and the low 64 bits of v8-v15 (d8-d15).  The
+ * FPCR (rounding mode, flush-to-zero, default NaN) is the thread's FP
+ * control state; it is saved too, so that each coroutine keeps its own,
+ * as on x86-64 (MXCSR and x87 control word) and as OpenBSD's setjmp does.
+ * Reading it is cheap; writing it may not be, so it is written only when
+ * it differs.  Saved frame (176 bytes, 16-byte aligned), from the saved sp
+ * upwards:
  *
  *   sp+0    x19 x20      sp+48   x25 x26      sp+96   d8  d9
  *   sp+16   x21 x22      sp+64   x27 x28      sp+112  d10 d11
  *   sp+32   x23 x24      sp+80   x29 x30      sp+128  d12 d13
  *                                             sp+144  d14 d15
+ *                                             sp+160  fpcr (8), unused (8)
  */
         .text
 
@@ -20,7 +26,7 @@
         .p2align 4
 may__ctx_switch:
         .cfi_startproc
-        sub     sp, sp, #160
+        sub     sp, sp, #176
         stp     x19, x20, [sp, #0]      /* callee-saved general registers */
         stp     x21, x22, [sp, #16]
         stp     x23, x24, [sp, #32]
@@ -31,6 +37,8 @@ may__ctx_switch:
         stp     d10, d11, [sp, #112]
         stp     d12, d13, [sp, #128]
         stp     d14, d15, [sp, #144]
+        mrs     x10, fpcr               /* FP control state */
+        str     x10, [sp, #160]
         mov     x9, sp
         str     x9, [x0]                /* from->sp = sp */
         ldr     x9, [x1]
@@ -45,7 +53,11 @@ may__ctx_switch:
         ldp     d10, d11, [sp, #112]
         ldp     d12, d13, [sp, #128]
         ldp     d14, d15, [sp, #144]
-        add     sp, sp, #160
+        ldr     x9, [sp, #160]          /* its FP control state; x10 is */
+        cmp     x9, x10                 /* the one the thread has now */
+        b.eq    1f
+        msr     fpcr, x9
+1:      add     sp, sp, #176
         ret                             /* to x30 */
         .cfi_endproc
         .size   may__ctx_switch,.-may__ctx_switch
