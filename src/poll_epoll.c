@@ -125,6 +125,8 @@ void may__poll_wait(int64_t deadline)
             io |= MAY__IO_R;
         if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             io |= MAY__IO_W;
+        if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+            io |= MAY__IO_HUP;
         may__io_ready(evs[i].data.u64, io);
     }
 }
