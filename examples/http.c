@@ -71,6 +71,12 @@
 #define HTTP_IO_BEGIN(c) 0          /* after accept: 0, or < 0 to drop it */
 #define HTTP_IO_SHUTDOWN(c) ((void)0) /* before a lingering close */
 #define HTTP_IO_END(c) ((void)0)    /* after the fd was closed */
+/* Wait until a request may be there, holding no buffers: > 0 go on, < 0
+ * (timeout, cancel, closed) close the connection. */
+#define HTTP_IO_WAIT(c, dl) may_fd_wait((c)->fd, MAY_READ, dl)
+#endif
+#ifndef HTTP_IO_WAIT
+#define HTTP_IO_WAIT(c, dl) 1 /* a transport with its own buffering: read */
 #endif
 /* The socket under the transport, for the lingering close (which reads
  * raw bytes past the transport) and the final close.  TCP unless the
@@ -83,9 +89,12 @@
 
 #ifdef HTTP_TEST_HOOKS
 static atomic_long http_nreads, http_nwrites; /* reads with data / flushes */
+static atomic_long http_nbufs;                /* connections holding buffers */
 #define HTTP_COUNT(c) atomic_fetch_add_explicit(&(c), 1, memory_order_relaxed)
+#define HTTP_BUFS(d) atomic_fetch_add_explicit(&http_nbufs, d, memory_order_relaxed)
 #else
 #define HTTP_COUNT(c) ((void)0)
+#define HTTP_BUFS(d) ((void)0)
 #endif
 
 /* ---- Date header: one writer (the clock coroutine), a seqlock ---------- */
@@ -139,6 +148,14 @@ static void *http_clock(void *arg)
 
 /* ---- One connection ----------------------------------------------------- */
 
+/* The buffers, held only while requests are being read and answered: an
+ * idle keep-alive connection keeps just its header (on its coroutine's
+ * stack) and costs about one page. */
+typedef struct http_bufs {
+    char rbuf[HTTP_RBUF];
+    char wbuf[HTTP_WBUF];
+} http_bufs_t;
+
 typedef struct http_conn {
     int fd;
     void *io;              /* transport state (HTTP_IO_*), NULL for TCP */
@@ -147,10 +164,9 @@ typedef struct http_conn {
     bool head;             /* the current request is HEAD */
     size_t url_len;
     size_t wlen;
+    http_bufs_t *b;        /* NULL while idle */
     http_parser parser;
     char url[HTTP_URL_MAX];
-    char rbuf[HTTP_RBUF];
-    char wbuf[HTTP_WBUF];
 } http_conn_t;
 
 #define LIT(s) s, sizeof(s) - 1
@@ -166,7 +182,7 @@ static void http_flush(http_conn_t *c)
     if (c->wlen == 0 || c->failed)
         return;
     HTTP_COUNT(http_nwrites); /* before: the peer may look once it has the bytes */
-    if (HTTP_IO_WRITE_ALL(c, c->wbuf, c->wlen, may_deadline_in(HTTP_IDLE_S * 1000000000LL)) < 0)
+    if (HTTP_IO_WRITE_ALL(c, c->b->wbuf, c->wlen, may_deadline_in(HTTP_IDLE_S * 1000000000LL)) < 0)
         c->failed = true;
     c->wlen = 0;
 }
@@ -178,7 +194,7 @@ static void http_respond(http_conn_t *c, const char *status, size_t status_n,
 {
     if (HTTP_WBUF - c->wlen < HTTP_RESP_MAX)
         http_flush(c);
-    char *p = c->wbuf + c->wlen;
+    char *p = c->b->wbuf + c->wlen;
     p = put(p, LIT("HTTP/1.1 "));
     p = put(p, status, status_n);
     p = put(p, LIT("\r\nServer: may\r\nDate: "));
@@ -191,7 +207,7 @@ static void http_respond(http_conn_t *c, const char *status, size_t status_n,
     p = put(p, LIT("\r\n"));
     if (!c->head)
         p = put(p, body, body_n);
-    c->wlen = (size_t)(p - c->wbuf);
+    c->wlen = (size_t)(p - c->b->wbuf);
 }
 
 static int on_message_begin(http_parser *p)
@@ -273,7 +289,7 @@ static void http_linger_close(http_conn_t *c)
         HTTP_IO_SHUTDOWN(c);
     if (!c->failed && HTTP_SOCK_SHUTDOWN(c, SHUT_WR) == 0) {
         int64_t end = may_deadline_in(HTTP_LINGER_MS * 1000000LL);
-        while (HTTP_SOCK_READ(c, c->rbuf, sizeof c->rbuf, end) > 0) {
+        while (HTTP_SOCK_READ(c, c->b->rbuf, HTTP_RBUF, end) > 0) {
         }
     }
     HTTP_SOCK_CLOSE(c);
@@ -281,13 +297,10 @@ static void http_linger_close(http_conn_t *c)
 
 static void *http_conn(void *arg)
 {
-    http_conn_t *c = malloc(sizeof *c);
-    if (!c) {
-        may_tcp_close((int)(intptr_t)arg);
-        return NULL;
-    }
+    http_conn_t conn, *c = &conn;
     c->fd = (int)(intptr_t)arg;
     c->io = NULL;
+    c->b = NULL;
     c->close = c->failed = c->head = false;
     c->url_len = c->wlen = 0;
     http_parser_init(&c->parser, HTTP_REQUEST);
@@ -295,19 +308,27 @@ static void *http_conn(void *arg)
     if (HTTP_IO_BEGIN(c) < 0) {
         HTTP_SOCK_CLOSE(c);
         HTTP_IO_END(c);
-        free(c);
         return NULL;
     }
     for (;;) {
-        ssize_t n = HTTP_IO_READ(c, c->rbuf, sizeof c->rbuf,
-                                 may_deadline_in(HTTP_IDLE_S * 1000000000LL));
+        int64_t idle = may_deadline_in(HTTP_IDLE_S * 1000000000LL);
+        if (!c->b) {
+            /* http_parser keeps no pointer into rbuf between calls, and
+             * wbuf is empty after every flush: nothing is lost. */
+            if (HTTP_IO_WAIT(c, idle) < 0 || !(c->b = malloc(sizeof *c->b))) {
+                HTTP_SOCK_CLOSE(c); /* idle timeout, cancelled, closed, OOM */
+                break;
+            }
+            HTTP_BUFS(1);
+        }
+        ssize_t n = HTTP_IO_READ(c, c->b->rbuf, HTTP_RBUF, idle);
         if (n <= 0) { /* EOF, reset, idle timeout, cancelled */
             http_flush(c);
             HTTP_SOCK_CLOSE(c);
             break;
         }
         HTTP_COUNT(http_nreads);
-        size_t used = http_parser_execute(&c->parser, &http_settings, c->rbuf, (size_t)n);
+        size_t used = http_parser_execute(&c->parser, &http_settings, c->b->rbuf, (size_t)n);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (!c->close && (e != HPE_OK || used != (size_t)n))
             http_bad_request(c); /* malformed */
@@ -320,9 +341,16 @@ static void *http_conn(void *arg)
             http_linger_close(c);
             break;
         }
+        if (n < HTTP_RBUF) { /* a short read: the socket is drained, idle */
+            HTTP_BUFS(-1);
+            free(c->b);
+            c->b = NULL;
+        }
     }
     HTTP_IO_END(c);
-    free(c);
+    if (c->b)
+        HTTP_BUFS(-1);
+    free(c->b);
     return NULL;
 }
 

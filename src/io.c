@@ -50,7 +50,9 @@
  * key no longer matches; if before, the flag is set; the flag is stored
  * before the rseq bump that publishes it.)  Not for MAY_NOWAIT reads or
  * past deadlines, which must see data whose edge is still queued in the
- * kernel.
+ * kernel.  may_fd_wait(fd, MAY_READ) takes the same shortcut (no poll),
+ * so a server can give its buffers back while a connection is idle and
+ * wait for the next request without an extra system call.
  *
  * Registration is once per fd (and per poller generation): edge-triggered
  * EPOLLIN|EPOLLOUT|EPOLLRDHUP, tag = gen << 32 | fd.  An fd the poller
@@ -332,6 +334,36 @@ static int64_t neg_errno(void)
 
 /* ---- generic readiness --------------------------------------------------- */
 
+static inline uint64_t drain_key(uint32_t gen, uint32_t s)
+{
+    return ((uint64_t)gen << 32 | s) + 1; /* 0: none */
+}
+
+/* Whether fd is a stream socket (asked once per close generation). */
+static int is_stream(int fd, fd_ent *e, uint32_t gen)
+{
+    uint64_t k = atomic_load_explicit(&e->kind, memory_order_relaxed);
+    if ((k >> 2) != gen || !(k & 3)) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        int stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                     type == SOCK_STREAM;
+        k = (uint64_t)gen << 2 | (stream ? 1 : 2);
+        atomic_store_explicit(&e->kind, k, memory_order_relaxed);
+    }
+    return (k & 3) == 1;
+}
+
+/* The drained-socket shortcut applies: the last short stream read saw the
+ * socket empty after event s, none came since, no hang-up was reported,
+ * and the caller may wait. */
+static int drained(fd_ent *e, uint32_t gen, uint32_t s, int64_t deadline)
+{
+    return atomic_load_explicit(&e->drained, memory_order_relaxed) == drain_key(gen, s) &&
+           atomic_load_explicit(&e->hup, memory_order_relaxed) != gen + 1 &&
+           (deadline < 0 || (deadline != MAY_NOWAIT && deadline > may__now()));
+}
+
 int may_fd_wait(int fd, int events, int64_t deadline)
 {
     if (!events || (events & ~(MAY_READ | MAY_WRITE)))
@@ -345,6 +377,8 @@ int may_fd_wait(int fd, int events, int64_t deadline)
         /* acquire: pairs with the release bump in may__io_ready */
         uint32_t rs = atomic_load_explicit(&e->rseq, memory_order_acquire);
         uint32_t ws = atomic_load_explicit(&e->wseq, memory_order_acquire);
+        if (events == MAY_READ && drained(e, gen, rs, deadline))
+            return io_wait(fd, e, gen, events, rs, ws, deadline); /* no poll */
         struct pollfd pfd = { .fd = fd,
                               .events = (short)(((events & MAY_READ) ? POLLIN : 0) |
                                                 ((events & MAY_WRITE) ? POLLOUT : 0)) };
@@ -741,26 +775,6 @@ int may_tcp_connect(const char *host_port, int64_t deadline)
     return r;
 }
 
-static inline uint64_t drain_key(uint32_t gen, uint32_t s)
-{
-    return ((uint64_t)gen << 32 | s) + 1; /* 0: none */
-}
-
-/* Whether fd is a stream socket (asked once per close generation). */
-static int is_stream(int fd, fd_ent *e, uint32_t gen)
-{
-    uint64_t k = atomic_load_explicit(&e->kind, memory_order_relaxed);
-    if ((k >> 2) != gen || !(k & 3)) {
-        int type = 0;
-        socklen_t len = sizeof type;
-        int stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
-                     type == SOCK_STREAM;
-        k = (uint64_t)gen << 2 | (stream ? 1 : 2);
-        atomic_store_explicit(&e->kind, k, memory_order_relaxed);
-    }
-    return (k & 3) == 1;
-}
-
 /* io_do for recv, with the drained-socket shortcut (see the essay). */
 ssize_t may_tcp_read(int fd, void *buf, size_t n, int64_t deadline)
 {
@@ -773,9 +787,7 @@ ssize_t may_tcp_read(int fd, void *buf, size_t n, int64_t deadline)
     for (;;) {
         /* acquire: pairs with the release bump in may__io_ready */
         uint32_t s = atomic_load_explicit(&e->rseq, memory_order_acquire);
-        if (atomic_load_explicit(&e->drained, memory_order_relaxed) == drain_key(gen, s) &&
-            atomic_load_explicit(&e->hup, memory_order_relaxed) != gen + 1 && n > 0 &&
-            (deadline < 0 || (deadline != MAY_NOWAIT && deadline > may__now()))) {
+        if (n > 0 && drained(e, gen, s, deadline)) {
             r = io_wait(fd, e, gen, MAY__IO_R, s, s, deadline);
             if (r < 0)
                 return r;

@@ -265,6 +265,36 @@ static void test_pipeline(void)
     client_close(&c);
 }
 
+/* Idle keep-alive connections hold no buffers (examples/http.c gives its
+ * 32 KiB back after a short read and waits with may_fd_wait), and serve
+ * their next request as before. */
+static void test_idle_buffers(void)
+{
+    enum { N = 20 };
+    client_t *c = calloc(N, sizeof *c); /* too big for a coroutine stack */
+    ASSERT(c != NULL);
+    for (int i = 0; i < N; i++) {
+        client_open(&c[i]);
+        client_send(&c[i], GET("/plaintext"));
+    }
+    for (int i = 0; i < N; i++) {
+        client_read(&c[i], 1);
+        expect_body(&c[i], 0, 200, "Hello, World!");
+    }
+    int64_t end = may_deadline_in(TEST_MS(2000));
+    while (atomic_load(&http_nbufs) > 0 && may_now() < end)
+        may_sleep(TEST_MS(1));
+    ASSERT_EQ(atomic_load(&http_nbufs), 0); /* N open, idle connections */
+    for (int i = 0; i < N; i++)
+        client_send(&c[i], GET("/json"));
+    for (int i = 0; i < N; i++) {
+        client_read(&c[i], 2);
+        expect_body(&c[i], 1, 200, "{\"message\":\"Hello, World!\"}");
+        client_close(&c[i]);
+    }
+    free(c);
+}
+
 /* A request trickling in over several writes (the parser keeps its state). */
 static void test_split(void)
 {
@@ -355,6 +385,7 @@ static void *raw_tests(void *arg)
 {
     (void)arg;
     test_pipeline();
+    test_idle_buffers();
     test_split();
     test_close();
     test_bad();

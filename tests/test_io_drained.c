@@ -3,7 +3,8 @@
  * instead of making a recv that can only fail with EAGAIN, until a new
  * readiness event arrives.  Checked here:
  *   - a request/response loop makes about one recv per request, not two
- *     (recv is wrapped with --wrap=recv and counted per fd);
+ *     (recv is wrapped with --wrap=recv and counted per fd), and a
+ *     may_fd_wait(MAY_READ) before each read makes no poll (--wrap=poll);
  *   - data that arrives later is still read (no lost edge), also when it
  *     arrives while the reader is parked and when reads alternate with
  *     writes from another coroutine;
@@ -13,13 +14,23 @@
  *   - an EOF queued behind the data of a short read is still seen. */
 #include "test.h"
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 ssize_t __real_recv(int fd, void *buf, size_t n, int flags);
 static _Atomic int count_fd = -1;
-static atomic_long recvs;
+static atomic_long recvs, polls;
+
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (n == 1 && fds[0].fd == atomic_load(&count_fd))
+        atomic_fetch_add(&polls, 1);
+    return __real_poll(fds, n, timeout);
+}
 
 ssize_t __wrap_recv(int fd, void *buf, size_t n, int flags);
 ssize_t __wrap_recv(int fd, void *buf, size_t n, int flags)
@@ -32,11 +43,15 @@ ssize_t __wrap_recv(int fd, void *buf, size_t n, int flags)
 #define MSG 64
 static long rounds;
 
+static int wait_first; /* the server waits with may_fd_wait before reading */
+
 static void *echo_server(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char buf[4096];
     for (;;) {
+        if (wait_first && may_fd_wait(fd, MAY_READ, may_deadline_in(5000000000LL)) < 0)
+            break;
         ssize_t n = may_tcp_read(fd, buf, sizeof buf, may_deadline_in(5000000000LL));
         if (n <= 0)
             break;
@@ -57,6 +72,7 @@ static void check_one_recv_per_request(void)
     int sfd = may_tcp_accept(lfd, may_deadline_in(5000000000LL), NULL);
     ASSERT(sfd >= 0);
     atomic_store(&recvs, 0);
+    atomic_store(&polls, 0);
     atomic_store(&count_fd, sfd);
     may_co_t *srv;
     ASSERT_EQ(may_spawn(&srv, echo_server, (void *)(intptr_t)sfd, NULL), 0);
@@ -70,11 +86,23 @@ static void check_one_recv_per_request(void)
     may_fd_close(cfd);
     ASSERT_EQ(may_join(srv, MAY_FOREVER, NULL), MAY_DONE);
     atomic_store(&count_fd, -1);
-    long n = atomic_load(&recvs);
-    printf("%ld requests: %ld server recvs\n", rounds, n);
+    long n = atomic_load(&recvs), np = atomic_load(&polls);
+    printf("%ld requests%s: %ld server recvs, %ld polls\n", rounds,
+           wait_first ? " (may_fd_wait first)" : "", n, np);
     /* one per request, plus the EOF; without the shortcut 2 per request */
     ASSERT_LE(n, rounds + rounds / 4 + 2);
+    /* may_fd_wait after a short read parks without poll(2); without the
+     * shortcut it polls twice per request (not ready, then ready) */
+    if (wait_first)
+        ASSERT_LE(np, rounds / 4 + 2);
     may_fd_close(lfd);
+}
+
+static void check_wait_then_read(void)
+{
+    wait_first = 1;
+    check_one_recv_per_request();
+    wait_first = 0;
 }
 
 /* Reader parks after a short read; the writer sends more after a pause. */
@@ -179,6 +207,7 @@ int main(void)
     if (rounds < 50)
         rounds = 50;
     run_both(check_one_recv_per_request);
+    run_both(check_wait_then_read);
     run_both(check_late_data);
     run_both(check_seqpacket);
     run_both(check_nowait);
