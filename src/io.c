@@ -436,7 +436,9 @@ int may_fd_close(int fd)
  * dir is MAY__IO_R or MAY__IO_W. */
 typedef ssize_t (*io_fn)(int fd, void *ctx);
 
-static ssize_t io_do(int fd, int dir, int64_t deadline, io_fn fn, void *ctx)
+/* want > 0 (reads only): the call asks for want bytes and consumes what it
+ * gets, so the drained-socket shortcut applies (see the essay). */
+static ssize_t io_do_ex(int fd, int dir, int64_t deadline, io_fn fn, void *ctx, size_t want)
 {
     fd_ent *e;
     uint32_t gen;
@@ -447,7 +449,15 @@ static ssize_t io_do(int fd, int dir, int64_t deadline, io_fn fn, void *ctx)
     for (;;) {
         /* acquire: pairs with the release bump in may__io_ready */
         uint32_t s = atomic_load_explicit(seq, memory_order_acquire);
+        if (want && drained(e, gen, s, deadline)) {
+            r = io_wait(fd, e, gen, dir, s, s, deadline);
+            if (r < 0)
+                return r;
+            continue; /* an event came: the counter moved on */
+        }
         ssize_t n = fn(fd, ctx);
+        if (want && n > 0 && (size_t)n < want && is_stream(fd, e, gen))
+            atomic_store_explicit(&e->drained, drain_key(gen, s), memory_order_relaxed);
         if (n >= 0)
             return n;
         if (n == -EINTR)
@@ -460,6 +470,11 @@ static ssize_t io_do(int fd, int dir, int64_t deadline, io_fn fn, void *ctx)
         if (r < 0)
             return r;
     }
+}
+
+static ssize_t io_do(int fd, int dir, int64_t deadline, io_fn fn, void *ctx)
+{
+    return io_do_ex(fd, dir, deadline, fn, ctx, 0);
 }
 
 /* For the other socket kinds (src/udp_unix.c): see internal.h. */
@@ -775,39 +790,10 @@ int may_tcp_connect(const char *host_port, int64_t deadline)
     return r;
 }
 
-/* io_do for recv, with the drained-socket shortcut (see the essay). */
 ssize_t may_tcp_read(int fd, void *buf, size_t n, int64_t deadline)
 {
     io_args a = { .buf = buf, .len = n };
-    fd_ent *e;
-    uint32_t gen;
-    int r = io_enter(fd, &e, &gen);
-    if (r < 0)
-        return r;
-    for (;;) {
-        /* acquire: pairs with the release bump in may__io_ready */
-        uint32_t s = atomic_load_explicit(&e->rseq, memory_order_acquire);
-        if (n > 0 && drained(e, gen, s, deadline)) {
-            r = io_wait(fd, e, gen, MAY__IO_R, s, s, deadline);
-            if (r < 0)
-                return r;
-            continue; /* an event came: rseq moved on */
-        }
-        ssize_t got = fn_recv(fd, &a);
-        if (got > 0 && (size_t)got < n && is_stream(fd, e, gen))
-            atomic_store_explicit(&e->drained, drain_key(gen, s), memory_order_relaxed);
-        if (got >= 0)
-            return got;
-        if (got == -EINTR)
-            continue;
-        if (got != -EAGAIN && got != -EWOULDBLOCK)
-            return got;
-        if (atomic_load_explicit(&e->nopoll, memory_order_relaxed))
-            return got;
-        r = io_wait(fd, e, gen, MAY__IO_R, s, s, deadline);
-        if (r < 0)
-            return r;
-    }
+    return io_do_ex(fd, MAY__IO_R, deadline, fn_recv, &a, n); /* drained shortcut */
 }
 
 ssize_t may_tcp_write(int fd, const void *buf, size_t n, int64_t deadline)
