@@ -259,12 +259,13 @@ static int stack_alloc(may__stack *st, size_t size)
     return stack_alloc_global(st, size);
 }
 
-/* The worker's own pool is empty: the global pool, or new memory. */
+/* How many free stacks a worker keeps. */
 static size_t pool_cap(void)
 {
     return may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
 }
 
+/* The worker's own pool is empty: the global pool, or new memory. */
 static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
 {
     may__worker *w = may__tls_w; /* stack.c never switches */
