@@ -27,6 +27,23 @@ need() { # regex: must match a line of the output
         fail=1
     fi
 }
+# The program exited with status 0.  Under load gdb sometimes loses a thread
+# that exits while it stops the program ("Couldn't get registers: No such
+# process.") and then reports no exit at all; the program's own last line,
+# checked with need before this, shows that it ran to its end, so that case
+# passes as long as gdb saw no other exit status.
+need_exit() {
+    if grep -q 'exited normally' "$out"; then
+        return
+    fi
+    if grep -q "Couldn't get registers: No such process" "$out" &&
+        ! grep -q 'exited with code' "$out"; then
+        echo "run.sh: gdb lost a thread at the exit (a gdb race under load); the output shows the end"
+        return
+    fi
+    echo "run.sh: missing: exited normally" >&2
+    fail=1
+}
 # the listing: id, name, worker, state, where the user's code blocked
 need '^[0-9]+ +"receiver" +- +parked: chan recv 0x[0-9a-f]+ +gdb_recv_fn at gdb_coroutines.c:[0-9]+'
 need '^[0-9]+ +"sleeper" +- +parked: sleep, with deadline +gdb_sleep_fn at gdb_coroutines.c:[0-9]+'
@@ -44,7 +61,7 @@ need '^==thread-bt==$'
 need '^#0 +gdb_target_ready \(\) at .*gdb_coroutines.c'
 # and the program ran on to its normal end
 need 'gdb_coroutines: done'
-need 'exited normally'
+need_exit
 
 if [[ -n $primes ]]; then
     timeout 120 gdb -nx -batch \
@@ -66,6 +83,6 @@ if [[ -n $primes ]]; then
     need '^3[01] coroutines$'
     need '^#[0-9]+ +0x[0-9a-f]+ in filter \(arg=.*\) at .*primes.c:[0-9]+'
     need '^229$|229$' # the 50th prime: the sieve ran on to its end
-    need 'exited normally'
+    need_exit
 fi
 exit $fail
