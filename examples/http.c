@@ -13,8 +13,12 @@
  *
  * Design:
  * - One coroutine per connection (spawned detached by the accept loop), with
- *   its own heap state: a 16 KiB read buffer, a 16 KiB output buffer and a
- *   streaming parser.  A connection idle for HTTP_IDLE_S seconds is closed.
+ *   a streaming parser on its stack and, only while it has requests to read
+ *   and answer, a 16 KiB read buffer and a 16 KiB output buffer from the
+ *   heap: after a short read (the socket is drained) it frees them and
+ *   waits with may_fd_wait, which costs no system call after a short read
+ *   (docs/IO.md, "Drained sockets").  An idle connection so costs about one
+ *   page.  A connection idle for HTTP_IDLE_S seconds is closed.
  * - Parsing is the nodejs http_parser (Debian libhttp-parser-dev, linked by
  *   this example and its test only, never by libmay).  It is incremental, so
  *   a request split over several reads is fine and a read holding many
