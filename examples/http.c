@@ -76,11 +76,14 @@
 #define HTTP_IO_SHUTDOWN(c) ((void)0) /* before a lingering close */
 #define HTTP_IO_END(c) ((void)0)    /* after the fd was closed */
 /* Wait until a request may be there, holding no buffers: > 0 go on, < 0
- * (timeout, cancel, closed) close the connection. */
+ * (timeout, cancel, closed) close the connection.  The readiness is a hint,
+ * as poll(2)'s is: the read after it does not wait (HTTP_IO_WAITS). */
 #define HTTP_IO_WAIT(c, dl) may_fd_wait((c)->fd, MAY_READ, dl)
+#define HTTP_IO_WAITS 1
 #endif
-#ifndef HTTP_IO_WAIT
-#define HTTP_IO_WAIT(c, dl) 1 /* a transport with its own buffering: read */
+#ifndef HTTP_IO_WAITS /* a transport with its own buffering: just read */
+#define HTTP_IO_WAIT(c, dl) 1
+#define HTTP_IO_WAITS 0
 #endif
 /* The socket under the transport, for the lingering close (which reads
  * raw bytes past the transport) and the final close.  TCP unless the
@@ -315,7 +318,7 @@ static void *http_conn(void *arg)
         return NULL;
     }
     for (;;) {
-        int64_t idle = may_deadline_in(HTTP_IDLE_S * 1000000000LL);
+        int64_t idle = may_deadline_in(HTTP_IDLE_S * 1000000000LL), dl = idle;
         if (!c->b) {
             /* http_parser keeps no pointer into rbuf between calls, and
              * wbuf is empty after every flush: nothing is lost. */
@@ -324,8 +327,16 @@ static void *http_conn(void *arg)
                 break;
             }
             HTTP_BUFS(1);
+            if (HTTP_IO_WAITS)
+                dl = MAY_NOWAIT;
         }
-        ssize_t n = HTTP_IO_READ(c, c->b->rbuf, HTTP_RBUF, idle);
+        ssize_t n = HTTP_IO_READ(c, c->b->rbuf, HTTP_RBUF, dl);
+        if (n == -ETIMEDOUT && dl == MAY_NOWAIT) { /* nothing after all: wait again */
+            HTTP_BUFS(-1);
+            free(c->b);
+            c->b = NULL;
+            continue;
+        }
         if (n <= 0) { /* EOF, reset, idle timeout, cancelled */
             http_flush(c);
             HTTP_SOCK_CLOSE(c);

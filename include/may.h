@@ -601,7 +601,10 @@ enum {
 /* Wait until fd is ready for events (MAY_READ | MAY_WRITE): returns the
  * ready subset (> 0), or -ETIMEDOUT, -ECANCELED, -EBADF (fd closed, also by
  * may_fd_close while waiting), -EINVAL.  Any pollable fd: sockets, pipes,
- * eventfd, terminals; a regular file is always ready. */
+ * eventfd, terminals; a regular file is always ready.  Readiness is a hint,
+ * as with poll(2): a read right after it may still find nothing (say, the
+ * event was for data already read), so read with MAY_NOWAIT and wait again
+ * on -ETIMEDOUT, or use the may_* calls, which wait again by themselves. */
 MAY_API int may_fd_wait(int fd, int events, int64_t deadline);
 /* Wake every waiter on fd with -EBADF, unregister it and close it.  0 or
  * -errno (of close(2)). */
