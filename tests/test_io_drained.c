@@ -11,7 +11,8 @@
  *   - a seqpacket socket, where a short read does not mean empty, is never
  *     taken for drained;
  *   - a MAY_NOWAIT read still sees data whose event was not dispatched;
- *   - an EOF queued behind the data of a short read is still seen. */
+ *   - an EOF queued behind the data of a short read is still seen;
+ *   - two readers sharing a socket read every byte once and see the EOF. */
 #include "test.h"
 #include <errno.h>
 #include <poll.h>
@@ -186,6 +187,66 @@ static void check_nowait(void)
     may_fd_close(p[1]);
 }
 
+/* Two readers share one stream socket while a writer sends chunks of
+ * random sizes with pauses, then shuts down: every byte is read exactly
+ * once, nobody hangs, and both readers see the EOF.  Short reads are the
+ * rule here, so the shortcut is taken and invalidated all the time. */
+static int shared[2];
+static atomic_long shared_got;
+static long shared_total;
+
+static void *shared_writer(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char buf[700];
+    memset(buf, 'w', sizeof buf);
+    long left = shared_total;
+    while (left > 0) {
+        seed = seed * 1103515245u + 12345u;
+        long n = 1 + (long)((seed >> 8) % sizeof buf);
+        if (n > left)
+            n = left;
+        ASSERT_EQ(may_tcp_write_all(shared[1], buf, (size_t)n, MAY_FOREVER), n);
+        left -= n;
+        if ((seed >> 20) % 8 == 0)
+            ASSERT_EQ(may_sleep((int64_t)((seed >> 4) % 200) * 1000), 0);
+    }
+    ASSERT_EQ(may_tcp_shutdown(shared[1], SHUT_WR), 0);
+    return NULL;
+}
+
+static void *shared_reader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    char buf[512];
+    for (;;) {
+        seed = seed * 1103515245u + 12345u;
+        size_t want = 1 + (seed >> 8) % sizeof buf;
+        ssize_t n = may_tcp_read(shared[0], buf, want, may_deadline_in(10000000000LL));
+        ASSERT_GE(n, 0); /* no timeout: a lost wake-up would show here */
+        if (n == 0)
+            return NULL;
+        atomic_fetch_add(&shared_got, n);
+    }
+}
+
+static void check_shared_readers(void)
+{
+    ASSERT_EQ(may_unix_socketpair(SOCK_STREAM, shared), 0);
+    shared_total = test_scale(400000);
+    atomic_store(&shared_got, 0);
+    may_co_t *w, *r1, *r2;
+    ASSERT_EQ(may_spawn(&r1, shared_reader, (void *)1, NULL), 0);
+    ASSERT_EQ(may_spawn(&r2, shared_reader, (void *)2, NULL), 0);
+    ASSERT_EQ(may_spawn(&w, shared_writer, (void *)3, NULL), 0);
+    ASSERT_EQ(may_join(w, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(r1, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(r2, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(atomic_load(&shared_got), shared_total);
+    may_fd_close(shared[0]);
+    may_fd_close(shared[1]);
+}
+
 static void *in_co(void *arg)
 {
     void (*fn)(void) = (void (*)(void))arg;
@@ -212,6 +273,7 @@ int main(void)
     run_both(check_seqpacket);
     run_both(check_nowait);
     run_both(check_eof_after_data);
+    run_both(check_shared_readers);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;
