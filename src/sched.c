@@ -907,8 +907,9 @@ static void finish_direct_hook(may__worker *w, struct may_co *co)
     STAT_ADD(w->alive_delta, -1);
     int js = MAY__JS_RUNNING;
     if (atomic_compare_exchange_strong(&co->join_state, &js, MAY__JS_DONE)) {
-        /* the joiner is running (it is us): its wait finds the token */
-        atomic_fetch_or_explicit(&j->word, MAY__P_WTOKEN, memory_order_release);
+        /* the joiner is running (it is us): its wait finds the token that
+         * may__co_finish left with the claim */
+        (void)j;
     } else {
         /* unreachable: may_detach refuses a handle whose joiner was taken */
         may__fatal("coroutine %llu was detached while being joined", (unsigned long long)co->id);
@@ -952,9 +953,13 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
     co->exit_joiner = j;
     if (j && j->co && (j->co->pinned < 0 || j->co->pinned == w->index)) {
         uint32_t v = atomic_load_explicit(&j->word, memory_order_acquire);
+        /* The same CAS leaves the wake token for the joiner's wait: it can
+         * look only after it runs again, and it runs finish_direct_hook
+         * (which publishes DONE) before it looks. */
         if ((v & MAY__P_PARKED) &&
-            atomic_compare_exchange_strong_explicit(&j->word, &v, v & ~(uint32_t)MAY__P_PARKED,
-                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            atomic_compare_exchange_strong_explicit(
+                &j->word, &v, (v & ~(uint32_t)MAY__P_PARKED) | MAY__P_WTOKEN,
+                memory_order_acq_rel, memory_order_relaxed)) {
             w->hook = (may__hook){ finish_direct_hook, co };
             switch_from(w, co, j->co, 1);
             __builtin_unreachable();
