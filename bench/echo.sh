@@ -59,8 +59,7 @@ CWORKERS=$(count_cpus "$CCPUS")
 
 die() { echo "echo.sh: $*" >&2; exit 1; }
 
-command -v go >/dev/null 2>&1 || apt_install golang-go
-command -v go >/dev/null 2>&1 || die "go is still missing"
+need go golang-go
 
 echo "== building examples/echo and examples/echo_client (Release) in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMAY_BUILD_TESTS=OFF \
@@ -94,33 +93,22 @@ field() { echo "$1" | awk -v k="$2" '$1 == "latency_us" { for (i = 2; i < NF; i 
 # load is kept.
 run() {
     local impl=$1 port=$2 conns=$3 size=$4 round=$5 ccpus=$6 cw=$7
-    local out t0 t1 b0 b1 w0 rts rps p50 p99 mean ns tmp=$BUILD/client.out cli other wall spct cpct
+    local out rts rps p50 p99 mean ns other spct cpct
     local try best=999999 row=
     for ((try = 0; try <= ${BENCH_RETRIES:-2}; try++)); do
         client "$ccpus" "$cw" "$port" "$conns" "$size" 1 >/dev/null 2>&1 || true # warm-up
         wait_quiet
-        t0=$(cpu_ticks "$SPID")
-        b0=$(sys_busy)
-        w0=$(date +%s.%N)
-        if ! { time client "$ccpus" "$cw" "$port" "$conns" "$size" "$SECS" >"$tmp" 2>&1; } 2>"$tmp.time"; then
-            die "echo_client failed against $impl: $(cat "$tmp")"
-        fi
-        t1=$(cpu_ticks "$SPID")
-        b1=$(sys_busy)
-        out=$(cat "$tmp")
-        cli=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$tmp.time")
-        wall=$(awk -v a="$(date +%s.%N)" -v b="$w0" 'BEGIN { print a - b }')
-        other=$(other_pct $((b1 - b0)) $((t1 - t0 + cli)) "$wall")
-        spct=$(other_pct $((t1 - t0)) 0 "$wall") # the server's CPU, % of one CPU
-        cpct=$(other_pct "$cli" 0 "$wall")
+        measure "$BUILD/client.out" client "$ccpus" "$cw" "$port" "$conns" "$size" "$SECS" ||
+            die "echo_client failed against $impl: $(cat "$BUILD/client.out")"
+        out=$M_OUT other=$M_OTHER spct=$M_SPCT cpct=$M_CPCT
         { echo "--- round $round: $impl c=$conns size=$size client on $ccpus (try $((try + 1)))"; echo "$out"
-          echo "server cpu ticks: $((t1 - t0)), client cpu ticks: $cli, others: $other% of a CPU (HZ $HZ)"; } >>"$LOG"
+          echo "server cpu ticks: $M_SRV, client cpu ticks: $M_CLI, others: $other% of a CPU (HZ $HZ)"; } >>"$LOG"
         rts=$(echo "$out" | awk '$1 == "round_trips" { print $2 }')
         rps=$(echo "$out" | awk '$1 == "round_trips" { print $4 }')
         p50=$(field "$out" p50)
         p99=$(field "$out" p99)
         mean=$(field "$out" mean)
-        ns=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$rts" 'BEGIN { printf "%.0f", t * 1e9 / hz / n }')
+        ns=$(awk -v t="$M_SRV" -v hz="$HZ" -v n="$rts" 'BEGIN { printf "%.0f", t * 1e9 / hz / n }')
         printf '   round %d  %-4s c=%-5s %5s B  %9s rt/s  p50 %7s us  p99 %7s us  mean %7s us  server CPU %6s ns/rt  (CPU busy: server %s%%, client %s%%, others %s%%)\n' \
             "$round" "$impl" "$conns" "$size" "$rps" "$p50" "$p99" "$mean" "$ns" "$spct" "$cpct" "$other" >&2
         if [ "$other" -lt "$best" ]; then

@@ -73,16 +73,9 @@ for s in "${SERVERS[@]}"; do
     case " ${ALL_SERVERS[*]} " in *" $s "*) ;; *) die "unknown server '$s' (${ALL_SERVERS[*]})" ;; esac
 done
 
-command -v wrk >/dev/null 2>&1 || apt_install wrk
-command -v wrk >/dev/null 2>&1 || die "wrk is still missing"
-command -v go >/dev/null 2>&1 || apt_install golang-go
-command -v go >/dev/null 2>&1 || die "go is still missing"
-case " ${SERVERS[*]} " in *" nginx "*)
-    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || apt_install nginx
-    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-    [ -x "$NGINX" ] || die "nginx is still missing"
-    ;;
-esac
+need wrk wrk
+need go golang-go
+case " ${SERVERS[*]} " in *" nginx "*) need_nginx ;; esac
 
 echo "== building examples/http (Release) in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMAY_BUILD_TESTS=OFF \
@@ -128,30 +121,18 @@ wrk_run() { # secs url extra...: wrk pinned, bounded in time
 # (10) percent of a CPU is repeated, BENCH_RETRIES (2) times at most; the
 # one with the least foreign load is kept.
 run() {
-    local impl=$1 mode=$2 port=$3 round=$4 url extra=() out t0 t1 b0 b1 w0 reqs rps p50 p99 ns
-    local tmp=$BUILD/wrk.out cli other wall spct cpct try best=999999 row=
+    local impl=$1 mode=$2 port=$3 round=$4 url extra=() out reqs rps p50 p99 ns
+    local other spct cpct try best=999999 row=
     url=http://127.0.0.1:$port/plaintext
     [ "$mode" = pipelined ] && extra=(pipe)
     for ((try = 0; try <= ${BENCH_RETRIES:-2}; try++)); do
         wrk_run 1 "$url" "${extra[@]}" >/dev/null 2>&1 || true # warm-up, not measured
         wait_quiet
-        t0=$(cpu_ticks "$SPID")
-        b0=$(sys_busy)
-        w0=$(date +%s.%N)
-        if ! { time wrk_run "$SECS" "$url" "${extra[@]}" >"$tmp" 2>&1; } 2>"$tmp.time"; then
-            die "wrk failed against $impl: $(cat "$tmp")"
-        fi
-        t1=$(cpu_ticks "$SPID")
-        b1=$(sys_busy)
-        out=$(cat "$tmp")
-        # CPU of others = machine busy - server - wrk, in % of one CPU
-        cli=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$tmp.time")
-        wall=$(awk -v a="$(date +%s.%N)" -v b="$w0" 'BEGIN { print a - b }')
-        other=$(other_pct $((b1 - b0)) $((t1 - t0 + cli)) "$wall")
-        spct=$(other_pct $((t1 - t0)) 0 "$wall") # the server's CPU, % of one CPU
-        cpct=$(other_pct "$cli" 0 "$wall")
+        measure "$BUILD/wrk.out" wrk_run "$SECS" "$url" "${extra[@]}" ||
+            die "wrk failed against $impl: $(cat "$BUILD/wrk.out")"
+        out=$M_OUT other=$M_OTHER spct=$M_SPCT cpct=$M_CPCT
         { echo "--- round $round: $impl $mode (try $((try + 1)))"; echo "$out"
-          echo "server cpu ticks: $((t1 - t0)), wrk cpu ticks: $cli, others: $other% of a CPU (HZ $HZ)"; } >>"$LOG"
+          echo "server cpu ticks: $M_SRV, wrk cpu ticks: $M_CLI, others: $other% of a CPU (HZ $HZ)"; } >>"$LOG"
         reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
         rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
         p50=$(to_us "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
@@ -161,7 +142,7 @@ run() {
         if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
             echo "   note: $impl $mode: $(echo "$out" | grep 'Non-2xx\|Socket errors' | tr -s ' ')" >&2
         fi
-        ns=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.0f", t * 1e9 / hz / n }')
+        ns=$(awk -v t="$M_SRV" -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.0f", t * 1e9 / hz / n }')
         printf '   round %d  %-5s %-10s %9s req/s  p50 %6s us  p99 %6s us  server CPU %5s ns/req  (CPU busy: server %s%%, wrk %s%%, others %s%%)\n' \
             "$round" "$impl" "$mode" "$rps" "$p50" "$p99" "$ns" "$spct" "$cpct" "$other" >&2
         if [ "$other" -lt "$best" ]; then

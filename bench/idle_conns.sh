@@ -57,14 +57,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((N + 64)) ] ||
     die "RLIMIT_NOFILE is $(ulimit -n) (hard $(ulimit -Hn)); $N connections need $((N + 64))"
 
-command -v go >/dev/null 2>&1 || apt_install golang-go
-command -v go >/dev/null 2>&1 || die "go is still missing"
-case " ${SERVERS[*]} " in *" nginx "*)
-    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || apt_install nginx
-    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-    [ -x "$NGINX" ] || die "nginx is still missing"
-    ;;
-esac
+need go golang-go
+case " ${SERVERS[*]} " in *" nginx "*) need_nginx ;; esac
 
 echo "== building examples/http (Release) and the Go programs in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMAY_BUILD_TESTS=OFF \

@@ -93,6 +93,43 @@ apt_install() {
     fi
 }
 
+# need cmd pkg: install pkg when cmd is missing, or exit.
+need() {
+    command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+    command -v "$1" >/dev/null 2>&1 || { echo "${0##*/}: $1 is still missing" >&2; exit 1; }
+}
+
+# need_nginx: install nginx when missing; sets NGINX to its path.
+need_nginx() {
+    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || apt_install nginx
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    [ -x "$NGINX" ] || { echo "${0##*/}: nginx is still missing" >&2; exit 1; }
+}
+
+# measure out_file cmd...: run one measured client command (after the
+# caller's wait_quiet) against the server $SPID, its output in out_file.
+# Fails when the command does; otherwise sets M_OUT (the output), M_SRV
+# (server CPU ticks), M_CLI (client CPU ticks), M_OTHER (others' CPU, % of
+# one CPU), M_SPCT and M_CPCT (server and client, % of one CPU).
+# shellcheck disable=SC2034 # M_* are read by the scripts that source this
+measure() {
+    local tmp=$1 t0 t1 b0 b1 w0 wall
+    shift
+    t0=$(cpu_ticks "$SPID")
+    b0=$(sys_busy)
+    w0=$(date +%s.%N)
+    { time "$@" >"$tmp" 2>&1; } 2>"$tmp.time" || return 1
+    t1=$(cpu_ticks "$SPID")
+    b1=$(sys_busy)
+    M_OUT=$(cat "$tmp")
+    M_SRV=$((t1 - t0))
+    M_CLI=$(awk -v hz="$HZ" '{ printf "%.0f", ($1 + $2) * hz }' "$tmp.time")
+    wall=$(awk -v a="$(date +%s.%N)" -v b="$w0" 'BEGIN { print a - b }')
+    M_OTHER=$(other_pct $((b1 - b0)) $((M_SRV + M_CLI)) "$wall")
+    M_SPCT=$(other_pct "$M_SRV" 0 "$wall")
+    M_CPCT=$(other_pct "$M_CLI" 0 "$wall")
+}
+
 # count_cpus "0,2-3" -> 3
 count_cpus() { echo "$1" | tr , '\n' | awk -F- '{ n += NF == 2 ? $2 - $1 + 1 : 1 } END { print n }'; }
 
