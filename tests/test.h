@@ -52,4 +52,21 @@ static inline long test_scale(long n)
     return r < 1 ? 1 : r;
 }
 #define TEST_MS(x) ((int64_t)(x) * 1000000LL)
+
+/* A coroutine entry that recurses with 512-byte frames until its stack
+ * overflows (tests/test_overflow.c, tests/test_caveats.c). */
+static inline int test_recurse(int n)
+{
+    if (n < 0)
+        return 0;
+    volatile char pad[512];
+    pad[0] = (char)n; /* volatile, and added after the call: no tail call */
+    return test_recurse(n + 1) + pad[0];
+}
+
+static inline void *test_overflow_entry(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)test_recurse(0);
+}
 #endif

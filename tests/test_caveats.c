@@ -627,22 +627,6 @@ static void test_stack(void)
 
 /* A custom-sized stack is mapped on its own with a PROT_NONE guard page,
  * even in MAY_STACK_DENSE mode: its overflow is caught at once. */
-static int depth_sink;
-static int recurse(int n)
-{
-    if (n < 0)
-        return 0;
-    volatile char pad[512];
-    pad[0] = (char)n;
-    depth_sink += pad[0];
-    return recurse(n + 1) + pad[0];
-}
-
-static void *overflow(void *arg)
-{
-    (void)arg;
-    return (void *)(intptr_t)recurse(0);
-}
 
 static void test_custom_guard(void)
 {
@@ -657,7 +641,7 @@ static void test_custom_guard(void)
         may_configure(&cfg);
         may_co_t *c;
         may_spawn_opts_t o = { .name = "custom-dense", .stack_size = 128 * 1024 };
-        may_spawn(&c, overflow, NULL, &o);
+        may_spawn(&c, test_overflow_entry, NULL, &o);
         may_join(c, MAY_FOREVER, NULL);
         _exit(0); /* not reached */
     }

@@ -7,22 +7,6 @@
 #include <unistd.h>
 #define MAY_NOINLINE_TEST __attribute__((noinline))
 
-static int depth_sink;
-static int recurse(int n)
-{
-    if (n < 0)
-        return 0;
-    volatile char pad[512];
-    pad[0] = (char)n;
-    depth_sink += pad[0];
-    return recurse(n + 1) + pad[0];
-}
-
-static void *overflow(void *arg)
-{
-    (void)arg;
-    return (void *)(intptr_t)recurse(0);
-}
 
 /* Shallow overflow in dense mode: write a little way into the soft guard
  * page below the stack, without faulting, then return normally.  The next
@@ -107,8 +91,8 @@ static void run_child(int mode, void *(*fn)(void *), const char *name)
 
 int main(void)
 {
-    run_child(MAY_STACK_GUARD, overflow, "deep-guarded");
-    run_child(MAY_STACK_DENSE, overflow, "deep-dense");
+    run_child(MAY_STACK_GUARD, test_overflow_entry, "deep-guarded");
+    run_child(MAY_STACK_DENSE, test_overflow_entry, "deep-dense");
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #if defined(__has_feature)
 #if !__has_feature(address_sanitizer) && !__has_feature(thread_sanitizer)
