@@ -45,6 +45,14 @@ def _read_ptr(addr):
     return int.from_bytes(bytes(mem), "little")
 
 
+
+def _co_addr(base, stride, size):
+    """Address of the control block of the stack slot at base (src/internal.h
+    may__stack_co: the top, lowered by a colour of 0..15 cache lines)."""
+    h = ((base >> 12) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    colour = (h >> 60) % 16
+    return (base + stride - size - colour * 64) & ~63
+
 def coroutines():
     """Yield (gdb.Value of struct may_co *) for every live coroutine."""
     try:
@@ -61,7 +69,7 @@ def coroutines():
         stride = _u64(reg["stride"])
         for i in range(int(reg["count"])):
             base = first + i * stride
-            addr = (base + stride - size) & ~63
+            addr = _co_addr(base, stride, size)
             magic_off = co_type["magic"].bitpos // 8
             try:
                 magic = int.from_bytes(bytes(inf.read_memory(addr + magic_off, 8)), "little")

@@ -1019,8 +1019,7 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
     r = may__stack_alloc(&st, opts->stack_size);
     if (r < 0)
         return r;
-    struct may_co *co =
-        (struct may_co *)((uintptr_t)(st.base + st.size - sizeof(struct may_co)) & ~(uintptr_t)63);
+    struct may_co *co = may__stack_co(st.base, st.size);
     /* Only the part before the debugging fields and the name, so that the
      * compiler uses plain vector stores rather than rep stos, whose
      * start-up cost showed in the spawn benchmark. */

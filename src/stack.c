@@ -531,9 +531,7 @@ static void check_reused(const may__stack *st)
 
 static MAY_NOINLINE void report_reused(const may__stack *st)
 {
-    const struct may_co *co =
-        (const struct may_co *)((uintptr_t)(st->base + st->size - sizeof(struct may_co)) &
-                                ~(uintptr_t)63);
+    const struct may_co *co = may__stack_co(st->base, st->size);
     if (co->stack.base == st->base) {
         report_overflow(co, NULL, "its soft guard page was found written");
     } else {
