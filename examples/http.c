@@ -19,10 +19,14 @@
  *   waits with may_fd_wait, which costs no system call after a short read
  *   (docs/IO.md, "Drained sockets").  An idle connection so costs about one
  *   page.  A connection idle for HTTP_IDLE_S seconds is closed.
- * - Parsing is the nodejs http_parser (Debian libhttp-parser-dev, linked by
- *   this example and its test only, never by libmay).  It is incremental, so
- *   a request split over several reads is fine and a read holding many
- *   requests (pipelining) produces all their responses in one pass.
+ * - Parsing is llhttp, node's HTTP parser and the maintained successor of
+ *   http_parser (Debian's node-llhttp ships its C sources; CMake compiles
+ *   them into this example and its test only, never into libmay).  It is
+ *   incremental, so a request split over several reads is fine and a read
+ *   holding many requests (pipelining) produces all their responses in one
+ *   pass.  It sets no limit on the size of a request head, so the callbacks
+ *   count it: over HTTP_HEAD_MAX bytes of request line and headers is a
+ *   400 (http_parser's own limit was the same 80 KiB).
  * - Pipelining: every request completed by one read is answered into the
  *   output buffer, which is sent with ONE write after the read's bytes are
  *   parsed (a buffer that fills up mid-batch is flushed early; a response is
@@ -50,7 +54,7 @@
 #include "may.h"
 
 #include <errno.h>
-#include <http_parser.h>
+#include <llhttp.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,6 +68,7 @@
 #define HTTP_RBUF 16384
 #define HTTP_WBUF 16384
 #define HTTP_URL_MAX 256        /* longer URLs are kept truncated (so: 404) */
+#define HTTP_HEAD_MAX (80 * 1024) /* longest request line + headers (else 400) */
 #define HTTP_RESP_MAX 256       /* upper bound of one response */
 #define HTTP_DATE_LEN 29        /* "Sun, 06 Nov 1994 08:49:37 GMT" */
 
@@ -170,9 +175,10 @@ typedef struct http_conn {
     bool failed;           /* a write failed: drop the connection */
     bool head;             /* the current request is HEAD */
     size_t url_len;
+    size_t head_len;       /* bytes of the current request's head so far */
     size_t wlen;
     http_bufs_t *b;        /* NULL while idle */
-    http_parser parser;
+    llhttp_t parser;
     char url[HTTP_URL_MAX];
 } http_conn_t;
 
@@ -217,16 +223,27 @@ static void http_respond(http_conn_t *c, const char *status, size_t status_n,
     c->wlen = (size_t)(p - c->b->wbuf);
 }
 
-static int on_message_begin(http_parser *p)
+static int on_message_begin(llhttp_t *p)
 {
     http_conn_t *c = p->data;
-    c->url_len = 0;
+    c->url_len = c->head_len = 0;
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t n)
+/* Count the request head; -1 (a parse error: 400) past HTTP_HEAD_MAX. */
+static int on_head_bytes(llhttp_t *p, const char *at, size_t n)
+{
+    (void)at;
+    http_conn_t *c = p->data;
+    c->head_len += n;
+    return c->head_len > HTTP_HEAD_MAX ? -1 : 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     http_conn_t *c = p->data;
+    if (on_head_bytes(p, at, n) < 0)
+        return -1;
     size_t room = sizeof c->url - c->url_len;
     if (n > room)
         n = room;
@@ -251,19 +268,19 @@ static void http_bad_request(http_conn_t *c)
                  LIT("Bad Request\n"));
 }
 
-static int on_message_complete(http_parser *p)
+static int on_message_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
     if (p->upgrade) {
-        /* Upgrade or CONNECT: one answer, the 400.  (Answering it here, not
-         * after http_parser_execute returns, also makes the answer the same
-         * however the request was split over reads: parser.upgrade is set
-         * once the headers are in, before a body has arrived.) */
+        /* Upgrade or CONNECT: one answer, the 400 (llhttp then stops with
+         * HPE_PAUSED_UPGRADE).  Answering it here, not after llhttp_execute
+         * returns, makes the answer the same however the request was split
+         * over reads. */
         http_bad_request(c);
         return 0;
     }
     c->head = p->method == HTTP_HEAD;
-    if (!http_should_keep_alive(p))
+    if (!llhttp_should_keep_alive(p))
         c->close = true;
     if (path_is(c, LIT("/plaintext"))) {
         http_respond(c, LIT("200 OK"),
@@ -279,13 +296,15 @@ static int on_message_complete(http_parser *p)
                      LIT("Not Found\n"));
     }
     if (c->close)
-        http_parser_pause(p, 1); /* parse nothing after this request */
+        return HPE_PAUSED; /* parse nothing after this request */
     return 0;
 }
 
-static const http_parser_settings http_settings = {
+static const llhttp_settings_t http_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_header_field = on_head_bytes,
+    .on_header_value = on_head_bytes,
     .on_message_complete = on_message_complete,
 };
 
@@ -309,8 +328,8 @@ static void *http_conn(void *arg)
     c->io = NULL;
     c->b = NULL;
     c->close = c->failed = c->head = false;
-    c->url_len = c->wlen = 0;
-    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->url_len = c->head_len = c->wlen = 0;
+    llhttp_init(&c->parser, HTTP_REQUEST, &http_settings);
     c->parser.data = c;
     if (HTTP_IO_BEGIN(c) < 0) {
         HTTP_SOCK_CLOSE(c);
@@ -320,8 +339,8 @@ static void *http_conn(void *arg)
     for (;;) {
         int64_t idle = may_deadline_in(HTTP_IDLE_S * 1000000000LL), dl = idle;
         if (!c->b) {
-            /* http_parser keeps no pointer into rbuf between calls, and
-             * wbuf is empty after every flush: nothing is lost. */
+            /* llhttp keeps no pointer into rbuf between calls, and wbuf
+             * is empty after every flush: nothing is lost. */
             if (HTTP_IO_WAIT(c, idle) < 0 || !(c->b = malloc(sizeof *c->b))) {
                 HTTP_SOCK_CLOSE(c); /* idle timeout, cancelled, closed, OOM */
                 break;
@@ -343,10 +362,10 @@ static void *http_conn(void *arg)
             break;
         }
         HTTP_COUNT(http_nreads);
-        size_t used = http_parser_execute(&c->parser, &http_settings, c->b->rbuf, (size_t)n);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (!c->close && (e != HPE_OK || used != (size_t)n))
-            http_bad_request(c); /* malformed */
+        /* HPE_PAUSED and HPE_PAUSED_UPGRADE come after a response that
+         * closes (c->close); any other error is a malformed request */
+        if (llhttp_execute(&c->parser, c->b->rbuf, (size_t)n) != HPE_OK && !c->close)
+            http_bad_request(c);
         http_flush(c); /* every response of this read in one write */
         if (c->failed) {
             HTTP_SOCK_CLOSE(c);

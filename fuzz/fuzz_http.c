@@ -20,7 +20,7 @@
  * - Runs 1-3 write the same bytes: the answer does not depend on how the
  *   stream was cut into reads.
  * - That output is what a model predicts from parsing the whole input once
- *   with a separate http_parser: one response per complete request, in
+ *   with a separate llhttp parser: one response per complete request, in
  *   order (a 400 for an Upgrade or CONNECT request), up to and including the
  *   first request that closes the connection (no keep-alive, or an
  *   upgrade); then, if the parser failed before such a request, one 400.  Each response is checked with an HTTP_RESPONSE
@@ -245,6 +245,7 @@ typedef struct {
     bool closing;   /* a request that does not keep alive was seen */
     char url[32];   /* enough to tell the routes apart */
     size_t url_len;
+    size_t head_len; /* bytes of the current request head (HTTP_HEAD_MAX) */
     bool url_long;
 } fz_model;
 
@@ -258,17 +259,28 @@ static void model_push(fz_model *m, fz_resp r)
     m->resp[m->n++] = r;
 }
 
-static int m_begin(http_parser *p)
+static int m_begin(llhttp_t *p)
 {
     fz_model *m = p->data;
-    m->url_len = 0;
+    m->url_len = m->head_len = 0;
     m->url_long = false;
     return 0;
 }
 
-static int m_url(http_parser *p, const char *at, size_t n)
+/* The server's limit on a request head: past it, a parse error. */
+static int m_head(llhttp_t *p, const char *at, size_t n)
+{
+    (void)at;
+    fz_model *m = p->data;
+    m->head_len += n;
+    return m->head_len > HTTP_HEAD_MAX ? -1 : 0;
+}
+
+static int m_url(llhttp_t *p, const char *at, size_t n)
 {
     fz_model *m = p->data;
+    if (m_head(p, at, n) < 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         if (m->url_len < sizeof m->url)
             m->url[m->url_len++] = at[i];
@@ -287,7 +299,7 @@ static bool m_path(const fz_model *m, const char *path)
     return (m->url_len == n && !m->url_long) || m->url[n] == '?';
 }
 
-static int m_complete(http_parser *p)
+static int m_complete(llhttp_t *p)
 {
     fz_model *m = p->data;
     if (m->closing)
@@ -295,7 +307,7 @@ static int m_complete(http_parser *p)
     fz_resp r = {
         .route = m_path(m, "/plaintext") ? R_PLAIN : m_path(m, "/json") ? R_JSON : R_404,
         .head = p->method == HTTP_HEAD,
-        .close = !http_should_keep_alive(p),
+        .close = !llhttp_should_keep_alive(p),
     };
     if (p->upgrade) /* Upgrade or CONNECT: 400 and close instead */
         r = (fz_resp){ .route = R_400, .close = true };
@@ -304,20 +316,22 @@ static int m_complete(http_parser *p)
     return 0;
 }
 
-static const http_parser_settings model_settings = {
+static const llhttp_settings_t model_settings = {
     .on_message_begin = m_begin,
     .on_url = m_url,
+    .on_header_field = m_head,
+    .on_header_value = m_head,
     .on_message_complete = m_complete,
 };
 
 /* Parse the whole input in one call: the expected responses. */
 static void model_run(fz_model *m, const uint8_t *in, size_t n)
 {
-    http_parser p;
-    http_parser_init(&p, HTTP_REQUEST);
+    llhttp_t p;
+    llhttp_init(&p, HTTP_REQUEST, &model_settings);
     p.data = m;
-    size_t used = http_parser_execute(&p, &model_settings, (const char *)in, n);
-    bool bad = HTTP_PARSER_ERRNO(&p) != HPE_OK || used != n;
+    /* not OK: a parse error, or the stop after an upgrade (closing then) */
+    bool bad = n > 0 && llhttp_execute(&p, (const char *)in, n) != HPE_OK; /* (NULL, 0): UB */
     if (bad && !m->closing) {
         model_push(m, (fz_resp){ .route = R_400, .close = true });
         m->closing = true;
@@ -420,7 +434,7 @@ static void check_header(fz_check *k)
     k->field_long = k->in_value = false;
 }
 
-static int k_begin(http_parser *p)
+static int k_begin(llhttp_t *p)
 {
     fz_check *k = p->data;
     k->begun++;
@@ -431,7 +445,7 @@ static int k_begin(http_parser *p)
     return 0;
 }
 
-static int k_field(http_parser *p, const char *at, size_t n)
+static int k_field(llhttp_t *p, const char *at, size_t n)
 {
     fz_check *k = p->data;
     if (k->in_value)
@@ -445,7 +459,7 @@ static int k_field(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int k_value(http_parser *p, const char *at, size_t n)
+static int k_value(llhttp_t *p, const char *at, size_t n)
 {
     fz_check *k = p->data;
     k->in_value = true;
@@ -455,7 +469,7 @@ static int k_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int k_headers_complete(http_parser *p)
+static int k_headers_complete(llhttp_t *p)
 {
     fz_check *k = p->data;
     if (k->in_value)
@@ -469,7 +483,7 @@ static int k_headers_complete(http_parser *p)
     return r->head ? 1 : 0; /* 1: a response to HEAD has no body */
 }
 
-static int k_body(http_parser *p, const char *at, size_t n)
+static int k_body(llhttp_t *p, const char *at, size_t n)
 {
     fz_check *k = p->data;
     FZ_CHECK(k->body_len + n <= sizeof k->body);
@@ -478,7 +492,7 @@ static int k_body(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int k_complete(http_parser *p)
+static int k_complete(llhttp_t *p)
 {
     fz_check *k = p->data;
     const fz_resp *r = cur_resp(k);
@@ -488,7 +502,7 @@ static int k_complete(http_parser *p)
     return 0;
 }
 
-static const http_parser_settings check_settings = {
+static const llhttp_settings_t check_settings = {
     .on_message_begin = k_begin,
     .on_header_field = k_field,
     .on_header_value = k_value,
@@ -502,11 +516,10 @@ static void check_output(const fz_model *m, const char *out, size_t n)
 {
     FZ_CHECK(n <= (size_t)m->n * HTTP_RESP_MAX);
     fz_check k = { .m = m };
-    http_parser p;
-    http_parser_init(&p, HTTP_RESPONSE);
+    llhttp_t p;
+    llhttp_init(&p, HTTP_RESPONSE, &check_settings);
     p.data = &k;
-    size_t used = http_parser_execute(&p, &check_settings, out, n);
-    FZ_CHECK(HTTP_PARSER_ERRNO(&p) == HPE_OK && used == n);
+    FZ_CHECK(n == 0 || llhttp_execute(&p, out, n) == HPE_OK); /* (NULL, 0): UB */
     FZ_CHECK(k.begun == k.done && k.done == m->n);
 }
 

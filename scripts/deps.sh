@@ -13,7 +13,7 @@ PKGS=(
     valgrind gdb
     qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     libclang-rt-14-dev
-    libhttp-parser-dev libwslay-dev libssl-dev curl
+    node-llhttp libwslay-dev libssl-dev curl
 )
 # `make bench` only.
 BENCH_PKGS=(golang-go wrk)
