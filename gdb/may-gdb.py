@@ -50,7 +50,7 @@ def _co_addr(base, stride, size):
     """Address of the control block of the stack slot at base (src/internal.h
     may__stack_co: the top, lowered by a colour of 0..15 cache lines)."""
     h = ((base >> 12) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    colour = (h >> 60) % 16
+    colour = h >> 60
     return (base + stride - size - colour * 64) & ~63
 
 def coroutines():

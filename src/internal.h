@@ -224,11 +224,11 @@ struct may_co {
  * alias, in their low 12 address bits, the loads from the next.  At most
  * 960 bytes, so a parked coroutine still fits its top page.  gdb/may-gdb.py
  * computes the same address. */
-#define MAY__STACK_COLOURS 16
 static inline struct may_co *may__stack_co(char *base, size_t size)
 {
+    /* Fibonacci hashing of the page number: its top 4 bits */
     uint64_t h = ((uint64_t)(uintptr_t)base >> 12) * 0x9E3779B97F4A7C15ull;
-    size_t colour = (size_t)(h >> 60) % MAY__STACK_COLOURS;
+    size_t colour = (size_t)(h >> 60);
     return (struct may_co *)((uintptr_t)(base + size - sizeof(struct may_co) - colour * 64) &
                              ~(uintptr_t)63);
 }
