@@ -32,8 +32,12 @@
 # at most) when that was over BENCH_CLEAN_PCT (10) percent of a CPU; the
 # cleanest try counts.
 #
+# ECHO_FLOOR=1 adds a third server, bench/floor/floor.c in echo mode (one
+# recv and one send per read on epoll, nothing else): the kernel's share of
+# a round trip alone, as a yardstick for the other two.
+#
 # Environment: ECHO_ROUNDS=3 ECHO_BENCH_SECS=5 ECHO_SERVER_CPUS
-# ECHO_CLIENT_CPUS ECHO_LAT_CPU=0 ECHO_PORT=19080 (Go: +1)
+# ECHO_CLIENT_CPUS ECHO_LAT_CPU=0 ECHO_PORT=19080 (Go: +1, floor: +2) ECHO_FLOOR=0
 # BENCH_BUILD_DIR=build/bench-echo BENCH_RETRIES=2 BENCH_CLEAN_PCT=10
 # BENCH_QUIET_WAIT=20 BENCH_QUIET_TOTAL=180.  Installs Go when missing.
 set -euo pipefail
@@ -69,6 +73,12 @@ cmake --build "$BUILD" -j"$NCPU" --target echo echo_client >/dev/null ||
 echo "== building bench/go/echo with $(go version | cut -d' ' -f3)" >&2
 gobuild echo "$BUILD/go-echo"
 CLIENT=$BUILD/examples/echo_client
+IMPLS=(may go)
+if [ "${ECHO_FLOOR:-0}" = 1 ]; then
+    ${CC:-cc} -O2 -Wall -Wextra -pthread -o "$BUILD/floor" "$ROOT/bench/floor/floor.c" ||
+        die "building bench/floor/floor.c failed"
+    IMPLS+=(floor)
+fi
 
 LOG=$BUILD/echo-results.log
 DATA=$BUILD/echo-results.tsv # impl conns size round rps p50 p99 mean ns/rt other% server% client% (% of one CPU)
@@ -128,6 +138,7 @@ serve() {
     case $impl in
     may) MAY_WORKERS=$workers taskset -c "$cpus" "$BUILD/examples/echo" "127.0.0.1:$port" "$life" >>"$LOG" 2>&1 & ;;
     go) GOMAXPROCS=$workers taskset -c "$cpus" "$BUILD/go-echo" "127.0.0.1:$port" "$life" >>"$LOG" 2>&1 & ;;
+    floor) FLOOR_WORKERS=$workers taskset -c "$cpus" "$BUILD/floor" echo "$port" "$life" >>"$LOG" 2>&1 & ;;
     esac
     SPID=$!
     for _ in $(seq 100); do
@@ -137,14 +148,14 @@ serve() {
     die "$impl server did not come up on port $port"
 }
 
-port_of() { [ "$1" = may ] && echo "$PORT" || echo $((PORT + 1)); }
+port_of() { case $1 in may) echo "$PORT" ;; go) echo $((PORT + 1)) ;; floor) echo $((PORT + 2)) ;; esac; }
 
 echo "== $ROUNDS rounds; throughput: server on CPU(s) $SCPUS (2 workers), client on CPU(s) $CCPUS" \
     "($CWORKERS workers), ${SECS}s per run; latency: 1 connection, server and client on CPU $LCPU ($NCPU CPUs)" >&2
-IMPLS=(may go)
+NI=${#IMPLS[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
-    for ((k = 0; k < 2; k++)); do
-        impl=${IMPLS[$(((k + r - 1) % 2))]}
+    for ((k = 0; k < NI; k++)); do
+        impl=${IMPLS[$(((k + r - 1) % NI))]}
         serve "$impl" "$(port_of "$impl")" "$SCPUS" 2
         for c in 64 1000; do
             for s in 64 4096; do
@@ -153,8 +164,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
         done
         stop
     done
-    for ((k = 0; k < 2; k++)); do
-        impl=${IMPLS[$(((k + r) % 2))]}
+    for ((k = 0; k < NI; k++)); do
+        impl=${IMPLS[$(((k + r) % NI))]}
         serve "$impl" "$(port_of "$impl")" "$LCPU" 1
         run "$impl" "$(port_of "$impl")" 1 64 "$r" "$LCPU" 1
         stop
@@ -245,6 +256,11 @@ for c in 64 1000; do
 done
 echo
 echo "(ratios of the medians, and in brackets the median of the ratios within each round)"
+case " ${IMPLS[*]} " in *" floor "*)
+    echo
+    echo "floor/Go server CPU per round trip (the kernel's share alone):" \
+        "$(for c in 64 1000; do for s in 64 4096; do printf '%sx%s B %s  ' $c $s "$(ratio "$(med floor $c $s 9)" "$(med go $c $s 9)")"; done; done)" ;;
+esac
 echo
 echo "Latency: 1 connection, 64-byte messages, server (1 worker) and client both on CPU $LCPU"
 echo

@@ -5,6 +5,9 @@
 #   goraw   a minimal raw Go server (net, a goroutine per connection,
 #           hand-rolled parsing, one write per read)   (bench/go/httpraw)
 #   nginx   Debian's nginx, `return 200` (bench/nginx/nginx.conf.in)
+# and a yardstick:
+#   floor   bench/floor/floor.c: epoll, one recv and one send per
+#           read, no parsing, a constant Date: the kernel's share alone
 # measured with wrk.  Never part of the tests.
 #
 #   bench/http.sh                   every server, HTTP_ROUNDS rounds
@@ -63,7 +66,7 @@ if [ -z "${HTTP_WRK_CPUS:-}" ]; then
 fi
 WORKERS=$(count_cpus "$SCPUS")
 WRK_THREADS=${HTTP_WRK_THREADS:-$(count_cpus "$HTTP_WRK_CPUS")}
-ALL_SERVERS=(may go goraw nginx)
+ALL_SERVERS=(may go goraw nginx floor)
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=("${ALL_SERVERS[@]}")
 
@@ -81,6 +84,10 @@ echo "== building examples/http (Release) in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMAY_BUILD_TESTS=OFF \
     -DMAY_BUILD_EXAMPLES=ON -DMAY_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$NCPU" --target http >/dev/null || die "building examples/http failed"
+case " ${SERVERS[*]} " in *" floor "*)
+    ${CC:-cc} -O2 -Wall -Wextra -pthread -o "$BUILD/floor" "$ROOT/bench/floor/floor.c" ||
+        die "building bench/floor/floor.c failed" ;;
+esac
 echo "== building bench/go/http and bench/go/httpraw with $(go version | cut -d' ' -f3)" >&2
 gobuild http "$BUILD/go-http"
 gobuild httpraw "$BUILD/go-httpraw"
