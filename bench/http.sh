@@ -146,7 +146,7 @@ run() {
         p99=$(to_us "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
         [ "$p50" = 0 ] && p50=n/a # wrk's histogram sometimes prints 0 when pipelining
         [ "$p99" = 0 ] && p99=n/a
-        if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
+        if grep 'Non-2xx\|Socket errors' <<<"$out" >/dev/null; then
             echo "   note: $impl $mode: $(echo "$out" | grep 'Non-2xx\|Socket errors' | tr -s ' ')" >&2
         fi
         ns=$(awk -v t="$M_SRV" -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.0f", t * 1e9 / hz / n }')

@@ -38,7 +38,7 @@ libdir=$(dirname "$(find "$prefix" -name 'libmay.so' -print -quit)")
 [[ -f $prefix/include/may.h ]] || fail "include/may.h not installed"
 gdbpy=$(find "$prefix" -path '*/share/may/gdb/may-gdb.py' -print -quit)
 [[ -n $gdbpy ]] || fail "share/may/gdb/may-gdb.py not installed"
-find "$prefix" -path '*/gdb/auto-load/*' -name 'libmay.so.*-gdb.py' | grep -q . ||
+find "$prefix" -path '*/gdb/auto-load/*' -name 'libmay.so.*-gdb.py' | grep . >/dev/null ||
     fail "the gdb auto-load copy (share/gdb/auto-load/<libdir>/libmay.so.<version>-gdb.py) not installed"
 python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' "$gdbpy" ||
     fail "$gdbpy is not valid Python"
@@ -73,7 +73,7 @@ fi
 "$CC" -std=c11 -Wall -Wextra -Werror $pc_cflags "$ROOT/tests/install/main.c" \
     -o "$work/pc_consumer" $pc_libs
 LD_LIBRARY_PATH=$libdir "$work/pc_consumer" || fail "pkg-config consumer"
-LD_LIBRARY_PATH=$libdir ldd "$work/pc_consumer" | grep -q "$libdir/libmay.so" ||
+LD_LIBRARY_PATH=$libdir ldd "$work/pc_consumer" | grep "$libdir/libmay.so" >/dev/null ||
     fail "pkg-config consumer did not load $libdir/libmay.so"
 
 echo "install-test: OK"

@@ -131,7 +131,7 @@ EOF
 }
 
 have_tests() { # dir: ctest finds at least one test
-    ctest --test-dir "$1" -N 2>/dev/null | grep -q '^Total Tests: [1-9]'
+    ctest --test-dir "$1" -N 2>/dev/null | grep '^Total Tests: [1-9]' >/dev/null
 }
 
 start=$SECONDS
