@@ -4,9 +4,10 @@
  *   ws_echo [port [seconds]]   port 8080 by default, 127.0.0.1 only;
  *                              seconds > 0: stop after that long
  *
- * Each connection coroutine reads the HTTP upgrade request (a small parser
- * for the few headers that matter: Upgrade, Connection, Sec-WebSocket-Key,
- * Sec-WebSocket-Version), answers 101 with Sec-WebSocket-Accept =
+ * Each connection coroutine reads the HTTP upgrade request with llhttp (the
+ * parser of examples/http.c; it keeps the headers that matter: Upgrade,
+ * Connection, Sec-WebSocket-Key, Sec-WebSocket-Version), answers 101 with
+ * Sec-WebSocket-Accept =
  * base64(SHA-1(key + GUID)) computed with OpenSSL's libcrypto (wslay does
  * no handshake), then drives a wslay_event context.  wslay's recv/send
  * callbacks call may_tcp_read / may_tcp_write with MAY_NOWAIT and report
@@ -16,8 +17,8 @@
  * answers pings and the close handshake itself.  A connection idle for
  * WS_IDLE_S seconds is closed.
  *
- * wslay and libcrypto are linked by this example and tests/test_ws.c only,
- * never by libmay.  The test includes this file with WS_NO_MAIN and reuses
+ * wslay, libcrypto and llhttp are linked by this example and tests/test_ws.c
+ * only, never by libmay.  The test includes this file with WS_NO_MAIN and reuses
  * the handshake helpers and ws_pump for its clients. */
 #include "may.h"
 
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <llhttp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <wslay/wslay.h>
@@ -40,11 +42,30 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_ACCEPT_LEN 28           /* base64 of a 20-byte digest */
 
-/* One side of a connection: the socket plus bytes that arrived after the
- * handshake head (handed to wslay before reading the socket again). */
+/* The handshake headers kept from a head (request or response).  A value
+ * longer than WS_VALUE_MAX is kept as too long (len = SIZE_MAX). */
+#define WS_VALUE_MAX 127
+enum { WS_H_UPGRADE, WS_H_CONNECTION, WS_H_KEY, WS_H_VERSION, WS_H_ACCEPT, WS_H_COUNT, WS_H_OTHER };
+static const char *const ws_header_names[WS_H_COUNT] = {
+    "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Accept",
+};
+typedef struct ws_value {
+    size_t len; /* 0: absent (or empty) */
+    char v[WS_VALUE_MAX + 1];
+} ws_value_t;
+
+/* One side of a connection: the socket, the head's parse, and bytes that
+ * arrived after the head (handed to wslay before reading the socket again). */
 typedef struct ws_conn {
     int fd;
     size_t pend_off, pend_len; /* unread bytes in head[] */
+    llhttp_t parser;
+    bool head_done;
+    int cur;                   /* WS_H_* of the header being parsed */
+    char field[32];            /* its name so far */
+    size_t field_len;
+    bool in_value;
+    ws_value_t hdr[WS_H_COUNT];
     char head[WS_HEAD_MAX + 1];
 } ws_conn_t;
 
@@ -62,11 +83,67 @@ static void ws_accept_key(const char *key, size_t keylen, char out[WS_ACCEPT_LEN
     out[WS_ACCEPT_LEN] = '\0';
 }
 
-/* Read into c->head until the blank line ending an HTTP head: the head's
- * length (through "\r\n\r\n"); what came after it is left pending.
- * -EMSGSIZE when it does not fit, -ECONNRESET at EOF, or may_tcp_read's. */
-static ssize_t ws_read_head(ws_conn_t *c, int64_t deadline)
+/* llhttp callbacks: keep the values of the headers in ws_header_names */
+static int ws_on_field(llhttp_t *p, const char *at, size_t n)
 {
+    ws_conn_t *c = p->data;
+    if (c->in_value) { /* a new header begins */
+        c->in_value = false;
+        c->field_len = 0;
+    }
+    for (size_t i = 0; i < n; i++) /* longer names match nothing we keep */
+        c->field[c->field_len < sizeof c->field ? c->field_len++ : 0] = at[i];
+    return 0;
+}
+
+static int ws_on_value(llhttp_t *p, const char *at, size_t n)
+{
+    ws_conn_t *c = p->data;
+    if (!c->in_value) { /* the name is complete: which one is it */
+        c->in_value = true;
+        c->cur = WS_H_OTHER;
+        for (int h = 0; h < WS_H_COUNT; h++)
+            if (strlen(ws_header_names[h]) == c->field_len &&
+                strncasecmp(ws_header_names[h], c->field, c->field_len) == 0)
+                c->cur = h;
+    }
+    if (c->cur == WS_H_OTHER)
+        return 0;
+    ws_value_t *v = &c->hdr[c->cur];
+    if (v->len == SIZE_MAX || v->len + n > WS_VALUE_MAX) {
+        v->len = SIZE_MAX; /* too long: refused */
+        return 0;
+    }
+    memcpy(v->v + v->len, at, n);
+    v->len += n;
+    return 0;
+}
+
+static int ws_on_message_complete(llhttp_t *p)
+{
+    ws_conn_t *c = p->data;
+    c->head_done = true;
+    return HPE_PAUSED; /* nothing after the head is HTTP */
+}
+
+static const llhttp_settings_t ws_http_settings = {
+    .on_header_field = ws_on_field,
+    .on_header_value = ws_on_value,
+    .on_message_complete = ws_on_message_complete,
+};
+
+/* Read and parse an HTTP head into c->head (type HTTP_REQUEST on the
+ * server, HTTP_RESPONSE on a client): its length; what came after it is
+ * left pending, and c->parser has the method or status, c->hdr the
+ * handshake headers.  -EPROTO when it is not HTTP, -EMSGSIZE when it does
+ * not fit, -ECONNRESET at EOF, or may_tcp_read's. */
+static ssize_t ws_read_head(ws_conn_t *c, llhttp_type_t type, int64_t deadline)
+{
+    llhttp_init(&c->parser, type, &ws_http_settings);
+    c->parser.data = c;
+    c->head_done = c->in_value = false;
+    c->field_len = 0;
+    memset(c->hdr, 0, sizeof c->hdr);
     size_t got = 0;
     for (;;) {
         ssize_t n = may_tcp_read(c->fd, c->head + got, WS_HEAD_MAX - got, deadline);
@@ -74,43 +151,32 @@ static ssize_t ws_read_head(ws_conn_t *c, int64_t deadline)
             return n;
         if (n == 0)
             return -ECONNRESET;
-        size_t from = got > 3 ? got - 3 : 0;
+        llhttp_errno_t e = llhttp_execute(&c->parser, c->head + got, (size_t)n);
         got += (size_t)n;
-        c->head[got] = '\0';
-        char *end = strstr(c->head + from, "\r\n\r\n");
-        if (end) {
-            size_t hlen = (size_t)(end - c->head) + 4;
+        if (c->head_done && (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)) {
+            /* paused right after the head (and its empty body) */
+            size_t hlen = (size_t)(llhttp_get_error_pos(&c->parser) - c->head);
+            c->head[got] = '\0';
             c->pend_off = hlen;
             c->pend_len = got - hlen;
             return (ssize_t)hlen;
         }
+        if (e != HPE_OK)
+            return -EPROTO;
         if (got == WS_HEAD_MAX)
             return -EMSGSIZE;
     }
 }
 
-/* The value of header `name` in the head (first line skipped), trimmed:
- * its start and *vlen, or NULL. */
-static const char *ws_header(const char *head, size_t hlen, const char *name, size_t *vlen)
+/* The value of a handshake header (WS_H_*) and *vlen, or NULL when it is
+ * absent or too long. */
+static const char *ws_header(const ws_conn_t *c, int h, size_t *vlen)
 {
-    size_t nlen = strlen(name);
-    const char *end = head + hlen, *p = memchr(head, '\n', hlen);
-    while (p && ++p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            break;
-        if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
-            const char *v = p + nlen + 1, *e = eol;
-            while (v < e && (*v == ' ' || *v == '\t'))
-                v++;
-            while (e > v && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-                e--;
-            *vlen = (size_t)(e - v);
-            return v;
-        }
-        p = eol;
-    }
-    return NULL;
+    const ws_value_t *v = &c->hdr[h];
+    if (v->len == 0 || v->len == SIZE_MAX)
+        return NULL;
+    *vlen = v->len;
+    return v->v;
 }
 
 /* Whether the comma-separated list v contains tok (case-insensitive). */
@@ -208,24 +274,28 @@ static void ws_echo_msg(wslay_event_context_ptr ctx, const struct wslay_event_on
     wslay_event_queue_msg(ctx, &m); /* copies; fails only after close */
 }
 
-/* Check the upgrade request in c->head (hlen bytes) and write the answer:
- * 0 after a 101, else -1 (an error status was sent, or writing failed). */
-static int ws_handshake(ws_conn_t *c, size_t hlen)
+/* Check the upgrade request that ws_read_head returned (hlen: its result)
+ * and write the answer: 0 after a 101, else -1 (an error status was sent,
+ * or nothing could be read or written). */
+static int ws_handshake(ws_conn_t *c, ssize_t hlen)
 {
     const char *v, *key = NULL;
     size_t vlen, klen = 0;
     const char *err = "400 Bad Request";
-    if (strncmp(c->head, "GET ", 4) != 0) {
+    if (hlen < 0 && hlen != -EPROTO) {
+        return -1; /* EOF, timeout, too long: no answer */
+    } else if (hlen < 0) {
+        /* not HTTP: 400 */
+    } else if (c->parser.method != HTTP_GET) {
         err = "405 Method Not Allowed";
-    } else if ((v = ws_header(c->head, hlen, "Sec-WebSocket-Version", &vlen)) == NULL ||
-               vlen != 2 || memcmp(v, "13", 2) != 0) {
+    } else if ((v = ws_header(c, WS_H_VERSION, &vlen)) == NULL || vlen != 2 ||
+               memcmp(v, "13", 2) != 0) {
         err = "426 Upgrade Required\r\nSec-WebSocket-Version: 13";
-    } else if ((v = ws_header(c->head, hlen, "Upgrade", &vlen)) != NULL &&
+    } else if ((v = ws_header(c, WS_H_UPGRADE, &vlen)) != NULL &&
                ws_has_token(v, vlen, "websocket") &&
-               (v = ws_header(c->head, hlen, "Connection", &vlen)) != NULL &&
+               (v = ws_header(c, WS_H_CONNECTION, &vlen)) != NULL &&
                ws_has_token(v, vlen, "upgrade") &&
-               (key = ws_header(c->head, hlen, "Sec-WebSocket-Key", &klen)) != NULL &&
-               klen == 24) {
+               (key = ws_header(c, WS_H_KEY, &klen)) != NULL && klen == 24) {
         err = NULL;
     }
     char out[256];
@@ -254,14 +324,14 @@ static void *ws_conn_main(void *arg)
     }
     c->fd = (int)(intptr_t)arg;
     c->pend_off = c->pend_len = 0;
-    ssize_t hlen = ws_read_head(c, may_deadline_in(WS_HANDSHAKE_MS * 1000000LL));
+    ssize_t hlen = ws_read_head(c, HTTP_REQUEST, may_deadline_in(WS_HANDSHAKE_MS * 1000000LL));
     wslay_event_context_ptr ctx = NULL;
     static const struct wslay_event_callbacks cbs = {
         .recv_callback = ws_recv_cb,
         .send_callback = ws_send_cb,
         .on_msg_recv_callback = ws_echo_msg,
     };
-    if (hlen > 0 && ws_handshake(c, (size_t)hlen) == 0 &&
+    if (ws_handshake(c, hlen) == 0 &&
         wslay_event_context_server_init(&ctx, &cbs, c) == 0) {
         wslay_event_config_set_max_recv_msg_length(ctx, WS_MSG_MAX);
         int r;

@@ -133,14 +133,15 @@ static void client_open(client_t *cl)
                      "Origin: http://127.0.0.1\r\nSec-WebSocket-Version: 13\r\n\r\n",
                      port, key);
     ASSERT_EQ(may_tcp_write_all(cl->conn.fd, req, (size_t)n, MAY_FOREVER), n);
-    ssize_t hlen = ws_read_head(&cl->conn, may_deadline_in(TEST_MS(3000)));
+    ssize_t hlen = ws_read_head(&cl->conn, HTTP_RESPONSE, may_deadline_in(TEST_MS(3000)));
     ASSERT_GT(hlen, 0);
     ASSERT(strncmp(cl->conn.head, "HTTP/1.1 101 ", 13) == 0);
+    ASSERT_EQ(cl->conn.parser.status_code, 101);
     ASSERT_EQ(cl->conn.pend_len, 0); /* the server speaks only when spoken to */
     size_t vlen;
-    const char *v = ws_header(cl->conn.head, (size_t)hlen, "Upgrade", &vlen);
+    const char *v = ws_header(&cl->conn, WS_H_UPGRADE, &vlen);
     ASSERT(v && ws_has_token(v, vlen, "websocket"));
-    v = ws_header(cl->conn.head, (size_t)hlen, "Sec-WebSocket-Accept", &vlen);
+    v = ws_header(&cl->conn, WS_H_ACCEPT, &vlen);
     ASSERT(v != NULL);
     char want[WS_ACCEPT_LEN + 1];
     ws_accept_key(key, 24, want);
@@ -222,7 +223,8 @@ static void client_run(void)
     free(bin);
 }
 
-/* A request without a key, and one of the wrong version, are refused. */
+/* Requests without a key, of the wrong version, with another method, or not
+ * HTTP at all are refused with the matching status. */
 static void bad_requests(void)
 {
     static const char *const reqs[][2] = {
@@ -232,6 +234,11 @@ static void bad_requests(void)
         {"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
          "HTTP/1.1 426 "},
+        {"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+         "Content-Length: 0\r\n\r\n",
+         "HTTP/1.1 405 "},
+        {"NOT HTTP AT ALL\r\n\r\n", "HTTP/1.1 400 "},
     };
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
         ws_conn_t *c = calloc(1, sizeof *c);
@@ -239,7 +246,7 @@ static void bad_requests(void)
         c->fd = connect_server();
         size_t n = strlen(reqs[i][0]);
         ASSERT_EQ(may_tcp_write_all(c->fd, reqs[i][0], n, MAY_FOREVER), n);
-        ASSERT_GT(ws_read_head(c, may_deadline_in(TEST_MS(3000))), 0);
+        ASSERT_GT(ws_read_head(c, HTTP_RESPONSE, may_deadline_in(TEST_MS(3000))), 0);
         ASSERT(strncmp(c->head, reqs[i][1], strlen(reqs[i][1])) == 0);
         ASSERT_EQ(may_tcp_close(c->fd), 0);
         free(c);
