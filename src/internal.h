@@ -88,6 +88,7 @@ typedef struct may__stack {
     uint8_t guarded; /* 1: PROT_NONE guard page; 0: soft guard in a slab */
     uint8_t pooled;  /* 1: default size, may go back to a pool */
     uint8_t fresh;   /* 1: never handed out (its soft guard was never read) */
+    uint8_t warm;    /* 1: its top page was populated ahead (may__stack_prewarm) */
     struct may__region *reg; /* guarded: the registry entry of its mapping */
 } may__stack;
 
@@ -107,6 +108,11 @@ typedef struct may__region {
 extern may__region *may__regions; /* read by gdb/may-gdb.py */
 
 int may__stack_alloc(may__stack *st, size_t size);
+/* An idle worker's spare time: populate the top pages of the fresh slab
+ * slots next in line in the global pool (MADV_POPULATE_WRITE), so the
+ * first touch of a new coroutine's stack need not fault on the spawner's
+ * CPU.  Returns how many it populated (0: nothing to do). */
+int may__stack_prewarm(void);
 void may__stack_free(may__stack *st);
 /* Nonzero if the soft guard of a dense stack was written. */
 int may__stack_guard_hit(const may__stack *st);

@@ -653,6 +653,11 @@ static int spin_for_work(void)
 {
     int64_t end = may__now() + IDLE_SPIN_NS;
     do {
+        if (may__stack_prewarm() > 0) { /* spare time put to use */
+            if (work_available())
+                return 1;
+            continue;
+        }
         for (int i = 0; i < 64; i++)
             cpu_relax();
         if (work_available())

@@ -191,6 +191,7 @@ static int grow_dense(size_t size)
         st->guarded = 0;
         st->reg = NULL;
         st->fresh = 1;
+        st->warm = 0;
         st->pooled = 1;
         register_stack(st);
     }
@@ -263,6 +264,51 @@ static int stack_alloc(may__stack *st, size_t size)
 static size_t pool_cap(void)
 {
     return may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
+}
+
+/* Pre-faulting fresh stacks on idle CPUs.  A burst of spawns takes new slab
+ * slots, and the first touch of each (the control block, at the top) costs
+ * a page fault on the spawner's CPU: about 1.5 us on the VM of
+ * docs/BENCHMARKS.md, most of a spawn into fresh memory.  An idle worker
+ * that spins for work calls may__stack_prewarm: it marks up to
+ * PREWARM_BATCH fresh, unwarmed slots among the next 2 x pool_cap() in line
+ * in the global pool (a worker's pool refill takes pool_cap() / 2 from
+ * there) and populates their top pages with MADV_POPULATE_WRITE, outside
+ * the lock.  That call never changes memory contents, so it may race with
+ * the slot being handed out and written meanwhile; dense slabs stay mapped
+ * until shutdown, after the workers stopped.  Resident memory grows only
+ * by pages a spawn would touch next anyway.  Kernels without
+ * MADV_POPULATE_WRITE (before 5.14) answer EINVAL, and prewarming stops. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define PREWARM_BATCH 16
+static _Atomic int prewarm_off;
+
+int may__stack_prewarm(void)
+{
+    if (atomic_load_explicit(&prewarm_off, memory_order_relaxed))
+        return 0;
+    char *tops[PREWARM_BATCH];
+    int n = 0;
+    if (pthread_mutex_trylock(&stack_lock) != 0)
+        return 0;
+    size_t window = 2 * pool_cap(), pg = may__page_size();
+    for (size_t i = gpool_len; i > 0 && gpool_len - i < window && n < PREWARM_BATCH; i--) {
+        may__stack *st = &gpool[i - 1];
+        if (st->fresh && !st->warm && !st->guarded) {
+            st->warm = 1;
+            tops[n++] = st->base + st->size - pg;
+        }
+    }
+    pthread_mutex_unlock(&stack_lock);
+    for (int i = 0; i < n; i++) {
+        if (madvise(tops[i], pg, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
+            atomic_store_explicit(&prewarm_off, 1, memory_order_relaxed);
+            break;
+        }
+    }
+    return n;
 }
 
 /* The worker's own pool is empty: the global pool, or new memory. */
