@@ -58,7 +58,7 @@
 #define DENSE_PER_SLAB 256
 #define SOFT_GUARD_CHECK 64 /* bytes at the top of the soft guard we check */
 
-static size_t page_sz;
+static _Atomic size_t page_sz; /* set on first use, by any thread (same value) */
 static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static may__stack *gpool;          /* global pool of default-size stacks */
 static size_t gpool_len, gpool_cap;
@@ -90,9 +90,12 @@ static void region_unlink(may__region *r) /* stack_lock held */
 
 size_t may__page_size(void)
 {
-    if (!page_sz)
-        page_sz = (size_t)sysconf(_SC_PAGESIZE);
-    return page_sz;
+    size_t p = atomic_load_explicit(&page_sz, memory_order_relaxed);
+    if (!p) {
+        p = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page_sz, p, memory_order_relaxed);
+    }
+    return p;
 }
 
 size_t may__default_stack_size(void)

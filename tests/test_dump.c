@@ -162,6 +162,7 @@ int main(void)
         usleep(1000);
     }
     usleep(20000); /* "ended" has surely ended */
+    may_stats(&st); /* (the loop's last look may predate its end) */
     ASSERT_EQ(st.workers, 2);
     ASSERT_EQ(st.alive, 4); /* four parked; "ended" no longer counts */
     ASSERT_EQ(st.runnable, 0);
