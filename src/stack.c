@@ -63,6 +63,10 @@ static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static may__stack *gpool;          /* global pool of default-size stacks */
 static size_t gpool_len, gpool_cap;
 static _Atomic long guarded_maps;  /* guarded stacks now mapped */
+/* may__stack_prewarm has work: set by grow_dense, cleared when a scan
+ * finds no fresh unwarmed slot in its window, so an idle spin in between
+ * looks at this word and not at the lock */
+static _Atomic int prewarm_pending;
 static long guarded_budget = -1;   /* how many we allow (AUTO mode) */
 /* Every mapping holding stacks (see may__region in internal.h).  Guarded
  * stacks are linked when mapped and unlinked when unmapped; dense slabs
@@ -198,6 +202,7 @@ static int grow_dense(size_t size)
         st->pooled = 1;
         register_stack(st);
     }
+    atomic_store_explicit(&prewarm_pending, 1, memory_order_relaxed);
     return 0;
 out_free:
     free(sl);
@@ -290,7 +295,8 @@ static _Atomic int prewarm_off;
 
 int may__stack_prewarm(void)
 {
-    if (atomic_load_explicit(&prewarm_off, memory_order_relaxed))
+    if (!atomic_load_explicit(&prewarm_pending, memory_order_relaxed) ||
+        atomic_load_explicit(&prewarm_off, memory_order_relaxed))
         return 0;
     char *tops[PREWARM_BATCH];
     int n = 0;
@@ -304,6 +310,8 @@ int may__stack_prewarm(void)
             tops[n++] = st->base + st->size - pg;
         }
     }
+    if (n == 0)
+        atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
     pthread_mutex_unlock(&stack_lock);
     for (int i = 0; i < n; i++) {
         if (madvise(tops[i], pg, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
