@@ -1000,6 +1000,7 @@ out:
 typedef struct {
     int lfd;
     int is_unix;
+    _Atomic int server_ran; /* else the listener is step_stream's to close */
     char addr[108];
 } stream_ctx;
 
@@ -1011,6 +1012,7 @@ typedef struct {
 static void *co_stream_server(void *arg)
 {
     stream_ctx *t = arg;
+    atomic_store(&t->server_ran, 1);
     long r = 0;
     for (int k = 0; k < STREAM_CLIENTS && r == 0; k++) {
         struct sockaddr_storage peer;
@@ -1096,8 +1098,15 @@ static long step_stream(int is_unix)
     }
     for (int i = 0; i < STREAM_CLIENTS; i++)
         if ((r = spawn_in(cos, &n, co_stream_client, &t, NULL, "may_spawn(client)")) < 0)
-            return r; /* the server was cancelled and closed the listener */
-    return join_group(cos, n);
+            break;
+    if (r >= 0)
+        r = join_group(cos, n);
+    /* A group cancelled early (a client failed, or a spawn did) may have
+     * cancelled the server before it ever ran: a coroutine cancelled before
+     * it starts never runs its function, so nobody closed the listener. */
+    if (!atomic_load(&t.server_ran))
+        may_fd_close(t.lfd);
+    return r;
 }
 
 static long step_tcp(void)
