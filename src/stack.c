@@ -63,9 +63,10 @@ static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static may__stack *gpool;          /* global pool of default-size stacks */
 static size_t gpool_len, gpool_cap;
 static _Atomic long guarded_maps;  /* guarded stacks now mapped */
-/* may__stack_prewarm has work: set by grow_dense, cleared when a scan
- * finds no fresh unwarmed slot in its window, so an idle spin in between
- * looks at this word and not at the lock */
+/* Fresh slots in the global pool whose top page nobody populated yet
+ * (stack_lock), and whether there are any: an idle spin looks at that
+ * word, not at the lock (may__stack_prewarm). */
+static size_t cold_slots;
 static _Atomic int prewarm_pending;
 static long guarded_budget = -1;   /* how many we allow (AUTO mode) */
 /* Every mapping holding stacks (see may__region in internal.h).  Guarded
@@ -202,6 +203,7 @@ static int grow_dense(size_t size)
         st->pooled = 1;
         register_stack(st);
     }
+    cold_slots += DENSE_PER_SLAB;
     atomic_store_explicit(&prewarm_pending, 1, memory_order_relaxed);
     return 0;
 out_free:
@@ -278,9 +280,9 @@ static size_t pool_cap(void)
  * slots, and the first touch of each (the control block, at the top) costs
  * a page fault on the spawner's CPU: about 1.5 us on the VM of
  * docs/BENCHMARKS.md, most of a spawn into fresh memory.  An idle worker
- * that spins for work calls may__stack_prewarm: it marks up to
- * PREWARM_BATCH fresh, unwarmed slots among the next 2 x pool_cap() in line
- * in the global pool (a worker's pool refill takes pool_cap() / 2 from
+ * that spins for work calls may__stack_prewarm while cold_slots says there
+ * are fresh slots nobody populated: it marks up to PREWARM_BATCH of them
+ * among the next 2 x pool_cap() in line in the global pool (a worker's pool refill takes pool_cap() / 2 from
  * there) and populates their top pages with MADV_POPULATE_WRITE, outside
  * the lock.  That call never changes memory contents, so it may race with
  * the slot being handed out and written meanwhile; dense slabs stay mapped
@@ -292,6 +294,15 @@ static size_t pool_cap(void)
 #endif
 #define PREWARM_BATCH 16
 static _Atomic int prewarm_off;
+
+/* k slots leave the global pool (stack_lock held): count the cold ones */
+static void cold_leave(const may__stack *st, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        cold_slots -= st[i].fresh && !st[i].warm && !st[i].guarded;
+    if (cold_slots == 0)
+        atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
+}
 
 int may__stack_prewarm(void)
 {
@@ -310,7 +321,8 @@ int may__stack_prewarm(void)
             tops[n++] = st->base + st->size - pg;
         }
     }
-    if (n == 0)
+    cold_slots -= (size_t)n;
+    if (cold_slots == 0)
         atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
     pthread_mutex_unlock(&stack_lock);
     for (int i = 0; i < n; i++) {
@@ -329,11 +341,13 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
     pthread_mutex_lock(&stack_lock);
     if (gpool_len) {
         *st = gpool[--gpool_len];
+        cold_leave(st, 1);
         if (w) { /* refill half the worker's pool (it is empty) */
             size_t k = pool_cap() / 2;
             if (k > gpool_len)
                 k = gpool_len;
             gpool_len -= k;
+            cold_leave(gpool + gpool_len, k);
             memcpy(w->pool, gpool + gpool_len, k * sizeof *gpool);
             w->pool_len = k;
         }
@@ -348,8 +362,10 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
         return r;
     }
     r = grow_dense(size);
-    if (r == 0)
+    if (r == 0) {
         *st = gpool[--gpool_len];
+        cold_leave(st, 1);
+    }
     pthread_mutex_unlock(&stack_lock);
     return r;
 }
@@ -440,6 +456,8 @@ void may__stacks_shutdown(void)
     free(gpool);
     gpool = NULL;
     gpool_len = gpool_cap = 0;
+    cold_slots = 0;
+    atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
     while (may__regions) { /* the dense slabs */
         may__region *r = may__regions;
         region_unlink(r);
