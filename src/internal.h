@@ -51,6 +51,12 @@
 #define MAY_LIKELY(x) __builtin_expect(!!(x), 1)
 #define MAY_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MAY_NOINLINE __attribute__((noinline))
+/* On a function of a hot path (spawn, join, park, the stack pool): its body
+ * is inlined into every caller that sees it.  The library is built as one
+ * translation unit (CMakeLists.txt, MAY_UNITY), so that includes callers in
+ * other source files; a separate build calls it as usual.  Declared without
+ * it in this header, so an external definition is still emitted. */
+#define MAY_HOT_INLINE inline __attribute__((always_inline))
 #define MAY_HIDDEN __attribute__((visibility("hidden")))
 #define MAY_CACHELINE 64
 
@@ -71,7 +77,7 @@ void may__ctx_switch(may__ctx *from, may__ctx *to);
 void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg);
 
 struct may__worker;
-struct may__worker *may__cur_worker(void);
+static inline struct may__worker *may__cur_worker(void);
 #if defined(__x86_64__)
 #include "arch/x86_64/jump.h"
 #elif defined(__aarch64__)
@@ -332,13 +338,55 @@ typedef struct may__sched {
 
 extern may__sched may__S;
 
-/* The running worker, or NULL on a plain thread.  Never inlined, so a
- * coroutine that moved to another thread across a switch re-reads it. */
-may__worker *may__cur_worker(void);
-/* The same, read directly: only in a function that cannot have switched
- * since it began (see sched.c). */
-extern __thread may__worker *may__tls_w;
-may_co_t *may__cur_co(void);
+/* A spin-wait hint to the CPU. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+/* The running worker, or NULL on a plain thread.  Set only by the worker
+ * thread itself (worker_main); read only through may__cur_worker(). */
+extern __thread may__worker *may__tls_w __attribute__((tls_model("initial-exec")));
+
+/* The running worker, read afresh.  A compiler takes a thread-local
+ * variable's address to be fixed for the length of a function: GCC and
+ * Clang compute it once from the thread pointer and reuse it, even across
+ * an asm statement that clobbers memory.  A coroutine may resume on another
+ * thread after any switch, and would then read the old thread's variable.
+ * So the read is a volatile asm that loads the thread pointer itself each
+ * time, plus the variable's offset, which the initial-exec model makes the
+ * same in every thread.  Being inline (no call), it lets the compiler inline
+ * freely across the library's sources without that hazard. */
+static inline __attribute__((always_inline)) may__worker *may__cur_worker(void)
+{
+    may__worker *w;
+#if defined(__x86_64__)
+    __asm__ volatile("movq may__tls_w@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0"
+                     : "=r"(w));
+#elif defined(__aarch64__)
+    uintptr_t off;
+    __asm__ volatile("mrs  %0, tpidr_el0\n\t"
+                     "adrp %1, :gottprel:may__tls_w\n\t"
+                     "ldr  %1, [%1, #:gottprel_lo12:may__tls_w]\n\t"
+                     "ldr  %0, [%0, %1]"
+                     : "=&r"(w), "=&r"(off));
+#else
+#error "may__cur_worker: unsupported architecture"
+#endif
+    return w;
+}
+
+/* The running coroutine, or NULL on a plain thread. */
+static inline __attribute__((always_inline)) may_co_t *may__cur_co(void)
+{
+    may__worker *w = may__cur_worker();
+    return w ? w->cur : NULL;
+}
 int may__ensure_started(void);
 /* Make co runnable (it must be off every queue and not running). */
 void may__ready(struct may_co *co);
@@ -347,6 +395,8 @@ void may__ready_ex(struct may_co *co, int lifo);
  * context resumed next (it commits the park, requeues a yield, etc.). */
 void may__switch_out(may__worker *w, may__hook hook);
 int64_t may__now(void);
+/* errno, read afresh after a possible switch (src/io.c says why). */
+int may__errno_now(void);
 
 /* ---- timers (src/timer.c) ---------------------------------------------- */
 

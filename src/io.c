@@ -135,8 +135,8 @@ _Atomic int may__io_waiters;
  * (clang did so in may_tcp_accept: after an EMFILE and its back-off sleep,
  * the retry read the old thread's errno, took a stale EAGAIN for its own and
  * waited for an edge that had already come, for ever.)  Every errno read in
- * this file goes through here. */
-static MAY_NOINLINE int errno_now(void)
+ * this file and in udp_unix.c goes through here. */
+MAY_NOINLINE int may__errno_now(void)
 {
     return errno;
 }
@@ -263,7 +263,7 @@ static int io_enter(int fd, fd_ent **ep, uint32_t *genp)
     if (atomic_load_explicit(&e->reg, memory_order_relaxed) != pg) {
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
-            r = -errno_now();
+            r = -may__errno_now();
             goto out_unlock;
         }
         r = may__poll_add(fd, make_tag(fd, g));
@@ -329,7 +329,7 @@ static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uin
 
 static int64_t neg_errno(void)
 {
-    return -(int64_t)errno_now();
+    return -(int64_t)may__errno_now();
 }
 
 /* ---- generic readiness --------------------------------------------------- */
@@ -384,9 +384,9 @@ int may_fd_wait(int fd, int events, int64_t deadline)
                                                 ((events & MAY_WRITE) ? POLLOUT : 0)) };
         int n = poll(&pfd, 1, 0);
         if (n < 0) {
-            if (errno_now() == EINTR)
+            if (may__errno_now() == EINTR)
                 continue;
-            return -errno_now();
+            return -may__errno_now();
         }
         if (n > 0) {
             if (pfd.revents & POLLNVAL)
@@ -427,7 +427,7 @@ int may_fd_close(int fd)
         }
         pthread_mutex_unlock(&e->lock);
     }
-    int r = close(fd) == 0 || errno_now() == EINTR ? 0 : -errno_now();
+    int r = close(fd) == 0 || may__errno_now() == EINTR ? 0 : -may__errno_now();
     wake_chain(wake);
     return r;
 }
@@ -617,7 +617,7 @@ static int resolve(const char *host, const char *port, int passive, struct addri
     if (r == EAI_MEMORY)
         return -ENOMEM;
     if (r == EAI_SYSTEM)
-        return -errno_now();
+        return -may__errno_now();
     return -EINVAL;
 }
 
@@ -625,7 +625,7 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int 
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
-        return -errno_now();
+        return -may__errno_now();
     int one = 1, zero = 0;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         goto out_close;
@@ -642,7 +642,7 @@ static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int 
         goto out_close;
     return fd;
 out_close:;
-    int r = -errno_now();
+    int r = -may__errno_now();
     close(fd);
     return r;
 }
@@ -702,7 +702,7 @@ int may_tcp_accept(int lfd, int64_t deadline, struct sockaddr_storage *peer)
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0)
             return fd;
-        int err = errno_now();
+        int err = may__errno_now();
         switch (err) {
         case EINTR:
         case ECONNABORTED:
@@ -743,12 +743,12 @@ static int connect_one(const struct sockaddr *sa, socklen_t len, int64_t deadlin
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
-        return -errno_now();
+        return -may__errno_now();
     int r;
-    while ((r = connect(fd, sa, len)) < 0 && errno_now() == EINTR)
+    while ((r = connect(fd, sa, len)) < 0 && may__errno_now() == EINTR)
         ;
-    if (r < 0 && errno_now() != EINPROGRESS) {
-        r = -errno_now();
+    if (r < 0 && may__errno_now() != EINPROGRESS) {
+        r = -may__errno_now();
         goto out_close;
     }
     if (r < 0) {
@@ -758,7 +758,7 @@ static int connect_one(const struct sockaddr *sa, socklen_t len, int64_t deadlin
         int err = 0;
         socklen_t el = sizeof err;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-            err = errno_now();
+            err = may__errno_now();
         if (err) {
             r = -err;
             goto out_close;
@@ -848,7 +848,7 @@ ssize_t may_tcp_writev(int fd, const struct iovec *iov, int iovcnt, int64_t dead
 
 int may_tcp_shutdown(int fd, int how)
 {
-    return shutdown(fd, how) == 0 ? 0 : -errno_now();
+    return shutdown(fd, how) == 0 ? 0 : -may__errno_now();
 }
 
 int may_tcp_close(int fd)
@@ -859,18 +859,18 @@ int may_tcp_close(int fd)
 int may_tcp_set_nodelay(int fd, bool on)
 {
     int v = on;
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -errno_now();
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -may__errno_now();
 }
 
 int may_tcp_set_keepalive(int fd, bool on, int idle_s)
 {
     int v = on;
     if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) < 0)
-        return -errno_now();
+        return -may__errno_now();
     if (on && idle_s > 0) {
         if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s) < 0 ||
             setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle_s, sizeof idle_s) < 0)
-            return -errno_now();
+            return -may__errno_now();
     }
     return 0;
 }
@@ -900,7 +900,7 @@ int may_tcp_local_addr(int fd, char *buf, size_t n)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno_now();
+        return -may__errno_now();
     return may_sockaddr_str(&ss, buf, n);
 }
 
@@ -909,7 +909,7 @@ int may_tcp_peer_addr(int fd, char *buf, size_t n)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno_now();
+        return -may__errno_now();
     return may_sockaddr_str(&ss, buf, n);
 }
 
@@ -918,7 +918,7 @@ int may_tcp_local_port(int fd)
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno_now();
+        return -may__errno_now();
     if (ss.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     if (ss.ss_family == AF_INET6)

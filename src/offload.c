@@ -125,7 +125,7 @@ static struct {
 
 /* ---- queue and configuration (P.lock must be held) ---------------------- */
 
-static void q_push(job *j)
+static void job_push(job *j)
 {
     j->next = NULL;
     j->prev = P.qtail;
@@ -136,7 +136,7 @@ static void q_push(job *j)
     P.qtail = j;
 }
 
-static void q_unlink(job *j)
+static void job_unlink(job *j)
 {
     if (j->prev)
         j->prev->next = j->next;
@@ -217,7 +217,7 @@ static void wake_idle_locked(helper *h)
     may__wake(&h->parker, MAY__P_WTOKEN);
 }
 
-static void idle_remove_locked(helper *h)
+static void helper_idle_remove_locked(helper *h)
 {
     helper **pp = &P.idle;
     while (*pp != h)
@@ -291,7 +291,7 @@ static void *helper_main(void *arg)
     for (;;) {
         job *j = P.qhead;
         if (j) {
-            q_unlink(j);
+            job_unlink(j);
             run_job(j);
             timed_out = 0;
             continue;
@@ -308,7 +308,7 @@ static void *helper_main(void *arg)
             int r = may__wait(&h->parker, until, 1);
             pthread_mutex_lock(&P.lock);
             if (h->idle && r == -ETIMEDOUT) {
-                idle_remove_locked(h); /* nobody popped us: no wake in flight */
+                helper_idle_remove_locked(h); /* nobody popped us: no wake in flight */
                 timed_out = 1;
             }
         }
@@ -390,7 +390,7 @@ void may__offload_shutdown(void)
 
 /* ---- submitting and waiting --------------------------------------------- */
 
-static int cancelled(may__parker *p)
+static int off_cancelled(may__parker *p)
 {
     return p->co && atomic_load_explicit(&p->co->cancelled, memory_order_relaxed);
 }
@@ -413,7 +413,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         goto out_drop;
     }
     may__parker *p = may__self_parker();
-    if (cancelled(p)) {
+    if (off_cancelled(p)) {
         r = -ECANCELED;
         goto out_drop;
     }
@@ -438,7 +438,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         r = -EAGAIN;
         goto out_unlock;
     }
-    q_push(j);
+    job_push(j);
     P.njobs++;
     if (P.idle) {
         helper *h = P.idle;
@@ -448,7 +448,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         r = spawn_helper_locked();
         if (r < 0 && P.nthreads == 0) {
             /* nobody could ever run it; with helpers left, it waits */
-            q_unlink(j);
+            job_unlink(j);
             P.njobs--;
             r = r == -ENOMEM ? r : -EAGAIN;
             goto out_unlock;
@@ -468,7 +468,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         pthread_mutex_lock(&P.lock);
         int st = atomic_load_explicit(&j->state, memory_order_relaxed);
         if (st == J_QUEUED) {
-            q_unlink(j);
+            job_unlink(j);
             P.njobs--;
             goto out_unlock; /* fn never runs */
         }

@@ -38,13 +38,13 @@
 
 static __thread may__parker thread_parker;
 
-may__parker *may__self_parker(void)
+MAY_HOT_INLINE may__parker *may__self_parker(void)
 {
     may_co_t *co = may__cur_co();
     return co ? &co->parker : &thread_parker;
 }
 
-void may__wait_prepare(may__parker *p)
+MAY_HOT_INLINE void may__wait_prepare(may__parker *p)
 {
     /* usually there is nothing to clear: skip the locked instruction */
     if (atomic_load_explicit(&p->word, memory_order_relaxed) & MAY__P_WTOKEN)
@@ -100,7 +100,7 @@ static void commit_park_hook(may__worker *w, struct may_co *co)
     }
 }
 
-static int park_co(struct may_co *co, uint32_t mask, int64_t deadline)
+static MAY_HOT_INLINE int park_co(struct may_co *co, uint32_t mask, int64_t deadline)
 {
     may__parker *p = &co->parker;
     int armed = 0, yielded = 0;
@@ -169,14 +169,14 @@ static int park_thread(may__parker *p, uint32_t mask, int64_t deadline)
     }
 }
 
-int may__park_common(may__parker *p, uint32_t mask, int64_t deadline)
+MAY_HOT_INLINE int may__park_common(may__parker *p, uint32_t mask, int64_t deadline)
 {
     if (p->co)
         return park_co(p->co, mask, deadline);
     return park_thread(p, mask & ~(uint32_t)MAY__P_CANCEL, deadline);
 }
 
-int may__wait(may__parker *p, int64_t deadline, int ignore_cancel)
+MAY_HOT_INLINE int may__wait(may__parker *p, int64_t deadline, int ignore_cancel)
 {
     uint32_t mask = MAY__P_WTOKEN | (ignore_cancel ? 0 : MAY__P_CANCEL);
     return may__park_common(p, mask, deadline);

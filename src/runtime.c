@@ -57,7 +57,7 @@ int may_configure(const may_config_t *cfg)
     return 0;
 }
 
-void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg)
+MAY_HOT_INLINE void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg)
 {
     extern void may__ctx_start(void);
     uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;

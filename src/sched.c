@@ -76,17 +76,10 @@ may__sched may__S = {
     .poller_until = INT64_MIN,
 };
 
-/* The running worker.  Read it directly only in functions that have not
- * switched since they began (a coroutine may resume on another thread);
- * after a switch use may__cur_worker() or the worker may__ctx_jump returns. */
+/* The running worker (see may__cur_worker in internal.h). */
 __thread may__worker *may__tls_w;
 static __thread void *tls_fake; /* ASan fake stack of a thread's own stack */
 
-#if defined(__x86_64__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ volatile("yield")
-#endif
 
 #define STAT_ADD(x, d) \
     atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + (d), \
@@ -94,19 +87,6 @@ static __thread void *tls_fake; /* ASan fake stack of a thread's own stack */
 #define STAT_INC(x) \
     atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, \
                           memory_order_relaxed)
-
-MAY_NOINLINE may__worker *may__cur_worker(void)
-{
-    may__worker *w = may__tls_w;
-    __asm__ volatile("" ::: "memory");
-    return w;
-}
-
-may_co_t *may__cur_co(void)
-{
-    may__worker *w = may__tls_w; /* a call: nothing switched inside it */
-    return w ? w->cur : NULL;
-}
 
 int64_t may__now(void)
 {
@@ -423,7 +403,7 @@ static void wakep(void)
      * next.  Waking it would cost an eventfd write now and a read after its
      * next epoll_wait returns at once: two system calls per poll round,
      * measured at 0.2 per request of the HTTP example on one worker. */
-    may__worker *self = may__tls_w; /* no switch in this function */
+    may__worker *self = may__cur_worker();
     pthread_mutex_lock(&may__S.idle_lock);
     may__worker *pick = NULL;
     for (may__worker *i = may__S.idle; i; i = i->idle_next) {
@@ -459,27 +439,38 @@ static void wake_worker(may__worker *w)
 
 /* ---- making coroutines runnable ----------------------------------------- */
 
-void may__ready(struct may_co *co)
+MAY_HOT_INLINE void may__ready(struct may_co *co)
 {
     may__ready_ex(co, 1);
 }
 
 /* lifo: put co in runnext (it runs next, for locality); else at the tail,
  * keeping the order of a batch (timers fire in deadline order). */
-void may__ready_ex(struct may_co *co, int lifo)
+MAY_HOT_INLINE void may__ready_ex(struct may_co *co, int lifo)
 {
     if (MAY_UNLIKELY(co->pinned >= 0)) {
         may__worker *pw = may__S.workers[co->pinned];
         inbox_push(pw, co);
-        if (may__tls_w != pw)
+        if (may__cur_worker() != pw)
             wake_worker(pw);
         return;
     }
-    may__worker *w = may__tls_w; /* no switch in this function */
+    may__worker *w = may__cur_worker();
     if (w) {
         struct may_co *old = co;
-        if (lifo && !(old = atomic_exchange_explicit(&w->runnext, co, memory_order_acq_rel)))
-            return;
+        if (lifo) {
+            /* Only this worker moves runnext from NULL to a coroutine;
+             * thieves only take it (non-NULL to NULL).  So an empty slot
+             * is filled with a release store, no locked instruction; a
+             * full one is swapped, as a thief may be taking it. */
+            old = atomic_load_explicit(&w->runnext, memory_order_relaxed);
+            if (!old) {
+                atomic_store_explicit(&w->runnext, co, memory_order_release);
+                return;
+            }
+            if (!(old = atomic_exchange_explicit(&w->runnext, co, memory_order_acq_rel)))
+                return;
+        }
         runq_push(w, old);
         if (atomic_load(&may__S.nidle) > 0)
             wakep();
@@ -557,7 +548,7 @@ static int work_available(void)
 {
     if (atomic_load(&may__S.gq_len))
         return 1;
-    may__worker *self = may__tls_w; /* no switch here */
+    may__worker *self = may__cur_worker();
     for (int i = 0; i < may__S.nworkers; i++) {
         may__worker *v = may__S.workers[i];
         /* another worker's pinned coroutines are its own business: it is
@@ -850,7 +841,7 @@ static inline __attribute__((always_inline)) void switch_from(may__worker *w, st
     run_hook(w);
 }
 
-void may__switch_out(may__worker *w, may__hook hook)
+MAY_HOT_INLINE void may__switch_out(may__worker *w, may__hook hook)
 {
     struct may_co *self = w->cur;
     w->hook = hook;
@@ -866,7 +857,7 @@ void may_yield(void)
 {
     /* A direct read is safe here: no switch has happened in this call yet
      * (after the switch, w comes back from may__ctx_jump). */
-    may__worker *w = may__tls_w;
+    may__worker *w = may__cur_worker();
     if (!w || !w->cur) {
         sched_yield();
         return;
@@ -886,7 +877,7 @@ void may_yield(void)
 
 /* ---- coroutine life cycle ----------------------------------------------- */
 
-static void co_free(struct may_co *co)
+static MAY_HOT_INLINE void co_free(struct may_co *co)
 {
     may__stack st = co->stack; /* co lives inside st */
     atomic_store_explicit(&co->magic, 0, memory_order_relaxed); /* gone for may_dump */
@@ -948,7 +939,7 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
         fprintf(stderr, "may: coroutine %llu \"%s\" ended: stack size = %zu, used size = %zu\n",
                 (unsigned long long)co->id, co->name, co->stack.size, used);
     }
-    may__worker *w = may__tls_w; /* before this function's switch */
+    may__worker *w = may__cur_worker();
     /* Take the joiner slot (seq_cst: pairs with the joiner's CAS of joiner
      * then load of join_state).  If the joiner is a coroutine parked in
      * that join, claim its wake-up by clearing PARKED ourselves: then no
@@ -982,7 +973,7 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
 static void co_entry(void *arg)
 {
     struct may_co *co = arg;
-    may__worker *w = may__tls_w; /* the first code on this stack */
+    may__worker *w = may__cur_worker();
     san_end(NULL);
     run_hook(w);
     if (atomic_load_explicit(&co->cancelled, memory_order_relaxed))
@@ -1043,7 +1034,7 @@ int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *op
     co->wait_what = NULL;
     co->wait_obj = NULL;
     co->parker.co = co;
-    may__worker *w = may__tls_w; /* no switch in this function */
+    may__worker *w = may__cur_worker();
     if (w) {
         /* ids come in blocks, so workers do not share a counter's line */
         if (MAY_UNLIKELY(w->id_next == w->id_end)) {
@@ -1100,7 +1091,7 @@ int may_go(may_fn_t fn, void *arg)
 }
 
 /* Wait until co has ended, without releasing it.  0 when it has. */
-int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
+MAY_HOT_INLINE int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
 {
     if (atomic_load(&co->join_state) == MAY__JS_DONE)
         return 0;
@@ -1139,7 +1130,7 @@ int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
     return 0;
 }
 
-int may__join_reap(may_co_t *co, void **result)
+MAY_HOT_INLINE int may__join_reap(may_co_t *co, void **result)
 {
     int kind = co->exit_kind;
     if (result)
@@ -1222,6 +1213,8 @@ static void *worker_main(void *arg)
 {
     may__worker *w = arg;
     may__tls_w = w;
+    /* may__cur_worker reads it in asm the compiler cannot see through */
+    __asm__ volatile("" ::: "memory");
     char name[16];
     snprintf(name, sizeof name, "may-worker-%d", w->index);
     pthread_setname_np(pthread_self(), name);
@@ -1256,6 +1249,7 @@ static void *worker_main(void *arg)
     }
     may__stack_pool_drain(w);
     may__altstack_free();
+    __asm__ volatile("" ::: "memory");
     may__tls_w = NULL;
     return NULL;
 }

@@ -17,15 +17,6 @@ typedef struct {
     _Atomic int v;
 } spin_t;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield" ::: "memory");
-#endif
-}
-
 static MAY_NOINLINE void spin_lock_slow(spin_t *l)
 {
     /* Exponential backoff: waiting spinners keep off the cache line, so the

@@ -229,7 +229,7 @@ static int stack_alloc(may__stack *st, size_t size);
 static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size);
 static void check_reused(const may__stack *st);
 
-int may__stack_alloc(may__stack *st, size_t size)
+MAY_HOT_INLINE int may__stack_alloc(may__stack *st, size_t size)
 {
     int r = stack_alloc(st, size);
     if (r == 0) {
@@ -250,7 +250,7 @@ int may__stack_alloc(may__stack *st, size_t size)
     return r;
 }
 
-static int stack_alloc(may__stack *st, size_t size)
+static MAY_HOT_INLINE int stack_alloc(may__stack *st, size_t size)
 {
     size_t pg = may__page_size();
     size_t def = may__default_stack_size();
@@ -262,7 +262,7 @@ static int stack_alloc(may__stack *st, size_t size)
         st->pooled = 0;
         return r;
     }
-    may__worker *w = may__tls_w; /* stack.c never switches */
+    may__worker *w = may__cur_worker();
     if (MAY_LIKELY(w && w->pool_len)) {
         *st = w->pool[--w->pool_len];
         return 0;
@@ -337,7 +337,7 @@ int may__stack_prewarm(void)
 /* The worker's own pool is empty: the global pool, or new memory. */
 static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
 {
-    may__worker *w = may__tls_w; /* stack.c never switches */
+    may__worker *w = may__cur_worker();
     pthread_mutex_lock(&stack_lock);
     if (gpool_len) {
         *st = gpool[--gpool_len];
@@ -386,13 +386,13 @@ static void unmap_stack(may__stack *st, int locked)
 
 static MAY_NOINLINE void stack_free_global(may__stack *st);
 
-void may__stack_free(may__stack *st)
+MAY_HOT_INLINE void may__stack_free(may__stack *st)
 {
     if (!st->pooled) {
         unmap_stack(st, 0);
         return;
     }
-    may__worker *w = may__tls_w; /* stack.c never switches */
+    may__worker *w = may__cur_worker();
     if (MAY_LIKELY(w && w->pool_len < pool_cap())) {
         w->pool[w->pool_len++] = *st;
         return;
@@ -405,7 +405,7 @@ static MAY_NOINLINE void stack_free_global(may__stack *st)
     /* The global pool keeps everything: dense slots cannot be unmapped one
      * by one, and guarded stacks are bounded by the mapping budget.  A
      * worker whose pool is full hands over the upper half of it too. */
-    may__worker *w = may__tls_w;
+    may__worker *w = may__cur_worker();
     size_t keep = pool_cap() / 2, move = w && w->pool_len > keep ? w->pool_len - keep : 0;
     pthread_mutex_lock(&stack_lock);
     if (gpool_len + move + 1 > gpool_cap) {
@@ -597,7 +597,7 @@ static void report_overflow(const struct may_co *co, const void *addr, const cha
  * previous owner's control block is still at the top of the slot, so the
  * report can name it. */
 static MAY_NOINLINE void report_reused(const may__stack *st);
-static void check_reused(const may__stack *st)
+static MAY_HOT_INLINE void check_reused(const may__stack *st)
 {
     if (st->guarded || st->fresh || !may__stack_guard_hit(st))
         return;

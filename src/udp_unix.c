@@ -65,21 +65,11 @@ typedef struct dg_args {
     socklen_t fromlen;     /* out: its length */
 } dg_args;
 
-/* errno, read afresh.  Not inlined, on purpose: glibc declares
- * __errno_location const, so within one function the compiler may compute
- * errno's address once and use it again after a context switch, when the
- * coroutine may be running on another thread, whose errno is elsewhere.
- * (See io.c.)  Every errno read in this file goes through here. */
-static MAY_NOINLINE int errno_now(void)
-{
-    return errno;
-}
-
 static ssize_t fn_sendto(int fd, void *c)
 {
     dg_args *a = c;
     ssize_t n = sendto(fd, a->buf, a->len, MSG_NOSIGNAL, a->to, a->tolen);
-    return n >= 0 ? n : -(ssize_t)errno_now();
+    return n >= 0 ? n : -(ssize_t)may__errno_now();
 }
 
 static ssize_t fn_recvfrom(int fd, void *c)
@@ -88,7 +78,7 @@ static ssize_t fn_recvfrom(int fd, void *c)
     socklen_t l = a->fromcap;
     ssize_t n = recvfrom(fd, a->buf, a->len, MSG_TRUNC, a->from, a->from ? &l : NULL);
     if (n < 0)
-        return -(ssize_t)errno_now();
+        return -(ssize_t)may__errno_now();
     a->fromlen = a->from ? l : 0;
     return n;
 }
@@ -99,7 +89,7 @@ static int udp_bind_one(const struct sockaddr_storage *ss, socklen_t len)
 {
     int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -errno_now();
+        return -may__errno_now();
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
         /* the unspecified address receives IPv4 too (dual stack) */
@@ -107,7 +97,7 @@ static int udp_bind_one(const struct sockaddr_storage *ss, socklen_t len)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
     }
     if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
-        int r = -errno_now();
+        int r = -may__errno_now();
         close(fd);
         return r;
     }
@@ -143,19 +133,19 @@ int may_udp_socket(int family)
     if (family != AF_INET && family != AF_INET6)
         return -EAFNOSUPPORT;
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd >= 0 ? fd : -errno_now();
+    return fd >= 0 ? fd : -may__errno_now();
 }
 
 int may_udp_connect(int fd, const char *host_port)
 {
     if (!host_port) {
         struct sockaddr sa = { .sa_family = AF_UNSPEC };
-        return connect(fd, &sa, sizeof sa) == 0 ? 0 : -errno_now();
+        return connect(fd, &sa, sizeof sa) == 0 ? 0 : -may__errno_now();
     }
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -errno_now();
+        return -may__errno_now();
     int family = ss.ss_family;
     if (family != AF_INET && family != AF_INET6)
         return -EAFNOSUPPORT;
@@ -183,9 +173,9 @@ int may_udp_connect(int fd, const char *host_port)
         memcpy(&s6->sin6_addr.s6_addr[12], &s4.sin_addr, 4);
         len = sizeof *s6;
     }
-    while ((r = connect(fd, (struct sockaddr *)&ss, len)) < 0 && errno_now() == EINTR)
+    while ((r = connect(fd, (struct sockaddr *)&ss, len)) < 0 && may__errno_now() == EINTR)
         ;
-    return r == 0 ? 0 : -errno_now();
+    return r == 0 ? 0 : -may__errno_now();
 }
 
 ssize_t may_udp_sendto(int fd, const void *buf, size_t n, const struct sockaddr *to,
@@ -219,7 +209,7 @@ ssize_t may_udp_recv(int fd, void *buf, size_t n, int64_t deadline)
 int may_udp_set_broadcast(int fd, bool on)
 {
     int v = on;
-    return setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &v, sizeof v) == 0 ? 0 : -errno_now();
+    return setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &v, sizeof v) == 0 ? 0 : -may__errno_now();
 }
 
 /* An interface name or (digits) index: the index, or 0. */
@@ -250,7 +240,7 @@ static int mcast(int fd, const char *group, const char *iface, int join)
             m.imr_ifindex = (int)idx;
         }
         return setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m,
-                          sizeof m) == 0 ? 0 : -errno_now();
+                          sizeof m) == 0 ? 0 : -may__errno_now();
     }
     if (inet_pton(AF_INET6, group, &g6) == 1) {
         if (!IN6_IS_ADDR_MULTICAST(&g6))
@@ -259,7 +249,7 @@ static int mcast(int fd, const char *group, const char *iface, int join)
         if (have_if && !(m.ipv6mr_interface = iface_index(iface)))
             return -ENODEV;
         return setsockopt(fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
-                          &m, sizeof m) == 0 ? 0 : -errno_now();
+                          &m, sizeof m) == 0 ? 0 : -may__errno_now();
     }
     return -EINVAL;
 }
@@ -335,10 +325,10 @@ static int unix_bound(int type, const char *path, int backlog)
         return r;
     int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -errno_now();
+        return -may__errno_now();
     if (bind(fd, (struct sockaddr *)&sa, len) < 0 ||
         (type == SOCK_STREAM && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)) {
-        r = -errno_now();
+        r = -may__errno_now();
         close(fd);
         return r;
     }
@@ -381,12 +371,12 @@ int may_unix_connect(const char *path, int64_t deadline)
         return r;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return -errno_now();
+        return -may__errno_now();
     int64_t backoff = RETRY_MIN;
     for (;;) {
         if (connect(fd, (struct sockaddr *)&sa, len) == 0)
             return fd;
-        int err = errno_now();
+        int err = may__errno_now();
         if (err == EINTR)
             continue;
         if (err == EAGAIN) { /* backlog full: nothing started, try again */
@@ -402,7 +392,7 @@ int may_unix_connect(const char *path, int64_t deadline)
             break;
         socklen_t el = sizeof err;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-            err = errno_now();
+            err = may__errno_now();
         if (!err)
             return fd;
         r = -err;
@@ -420,7 +410,7 @@ int may_unix_dgram_bind(const char *path)
 int may_unix_dgram_socket(void)
 {
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    return fd >= 0 ? fd : -errno_now();
+    return fd >= 0 ? fd : -may__errno_now();
 }
 
 ssize_t may_unix_sendto(int fd, const void *buf, size_t n, const char *path, int64_t deadline)
@@ -465,7 +455,7 @@ int may_unix_socketpair(int type, int fds[2])
         return -EINVAL;
     int sv[2];
     if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno_now();
+        return -may__errno_now();
     int r = may__io_register(sv[0]);
     if (r == 0)
         r = may__io_register(sv[1]);
