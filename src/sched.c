@@ -526,7 +526,7 @@ static inline struct may_co *take_runnext(may__worker *w)
 }
 
 /* Non-blocking: runnext, ring, inbox, global queue.  Usable anywhere. */
-static inline struct may_co *pick_fast(may__worker *w)
+static inline __attribute__((always_inline)) struct may_co *pick_fast(may__worker *w)
 {
     struct may_co *co;
     if (MAY_UNLIKELY(--w->tick == 0) && (co = pick_fair(w)))
@@ -855,20 +855,44 @@ static void requeue_hook(may__worker *w, struct may_co *co)
 
 void may_yield(void)
 {
-    /* A direct read is safe here: no switch has happened in this call yet
-     * (after the switch, w comes back from may__ctx_jump). */
     may__worker *w = may__cur_worker();
     if (!w || !w->cur) {
         sched_yield();
         return;
     }
     struct may_co *self = w->cur;
+    if (may__S.nworkers == 1 && self->pinned < 0 && MAY_LIKELY(w->tick > 1) &&
+        !atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
+        /* One worker, so no thieves, and nothing in runnext: take the
+         * ring's head and put self at its tail in one go.  The ring's
+         * length does not change, so it cannot overflow, and nothing can
+         * take self off it before the switch below is done. */
+        may__runq *q = &w->q;
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+        uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        if (h != t) {
+            struct may_co *next =
+                atomic_load_explicit(&q->buf[h % MAY__RUNQ_SIZE], memory_order_relaxed);
+            atomic_store_explicit(&q->buf[t % MAY__RUNQ_SIZE], self, memory_order_relaxed);
+            atomic_store_explicit(&q->head, h + 1, memory_order_relaxed);
+            atomic_store_explicit(&q->tail, t + 1, memory_order_relaxed);
+            w->tick--;
+            w->runnext_streak = 0;
+            switch_from(w, self, next, 0);
+            return;
+        }
+    }
     struct may_co *next = pick_fast(w);
     if (!next)
         return; /* nothing else to run here */
     if (self->pinned >= 0) {
         w->hook = (may__hook){ .fn = NULL };
         inbox_push(w, self);
+    } else if (may__S.nworkers == 1) {
+        /* No thieves: nothing can take self off this worker's ring before
+         * the switch below is done, so queue it now and skip the hook. */
+        w->hook.fn = NULL;
+        runq_push(w, self);
     } else {
         w->hook = (may__hook){ requeue_hook, self };
     }
