@@ -482,7 +482,8 @@ size_t may_chan_cap(may_chan_t *ch)
 
 static __thread uint64_t sel_rng;
 
-static uint32_t sel_rand(void)
+/* Not inlined: it reads a thread-local, and the caller may park. */
+static MAY_NOINLINE uint32_t sel_rand(void)
 {
     uint64_t x = sel_rng;
     if (!x)
