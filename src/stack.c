@@ -68,6 +68,9 @@ static _Atomic long guarded_maps;  /* guarded stacks now mapped */
  * word, not at the lock (may__stack_prewarm). */
 static size_t cold_slots;
 static _Atomic int prewarm_pending;
+/* Spawns are drawing on dense slabs and the global pool holds less than a
+ * slab: an idle worker maps the next one ahead (stack_lock). */
+static int grow_ahead;
 static long guarded_budget = -1;   /* how many we allow (AUTO mode) */
 /* Every mapping holding stacks (see may__region in internal.h).  Guarded
  * stacks are linked when mapped and unlinked when unmapped; dense slabs
@@ -159,8 +162,10 @@ static int map_guarded(may__stack *st, size_t size)
     return 0;
 }
 
-/* Called with stack_lock held: add a slab of dense stacks to gpool. */
-static int grow_dense(size_t size)
+/* Called with stack_lock held: add a slab of dense stacks to gpool, on
+ * top (handed out next), or at the bottom (after the slots already there:
+ * a slab mapped ahead, see may__stack_prewarm). */
+static int grow_dense(size_t size, int at_bottom)
 {
     /* One PROT_NONE page at the bottom of the slab: an overflow that runs
      * through the soft guards below it faults there at the latest. */
@@ -189,9 +194,15 @@ static int grow_dense(size_t size)
     *sl = (may__region){ .first = p + pg, .stride = size, .count = DENSE_PER_SLAB,
                          .map = p, .maplen = len };
     region_link(sl);
-    /* Push in reverse so the lowest slot is handed out first. */
+    size_t at = gpool_len;
+    if (at_bottom) {
+        memmove(gpool + DENSE_PER_SLAB, gpool, gpool_len * sizeof *gpool);
+        at = 0;
+    }
+    gpool_len += DENSE_PER_SLAB;
+    /* In reverse so the lowest slot is handed out first. */
     for (int i = DENSE_PER_SLAB - 1; i >= 0; i--) {
-        may__stack *st = &gpool[gpool_len++];
+        may__stack *st = &gpool[at++];
         st->base = first + (size_t)i * size;
         st->size = size;
         st->lo = st->base + pg;
@@ -288,7 +299,15 @@ static size_t pool_cap(void)
  * the slot being handed out and written meanwhile; dense slabs stay mapped
  * until shutdown, after the workers stopped.  Resident memory grows only
  * by pages a spawn would touch next anyway.  Kernels without
- * MADV_POPULATE_WRITE (before 5.14) answer EINVAL, and prewarming stops. */
+ * MADV_POPULATE_WRITE (before 5.14) answer EINVAL, and prewarming stops.
+ *
+ * A steady burst drains the global pool slab by slab, and the spawner would
+ * map each new slab itself when the pool ran dry, leaving the idle worker
+ * nothing to warm meanwhile.  So once spawns draw on dense slabs and the
+ * pool holds less than a slab, grow_ahead asks the idle worker to map the
+ * next slab first, below the slots still in the pool (which go first), and
+ * warm it while those are handed out.  Measured with 1,000,000 coroutines
+ * alive at once on 2 workers: see docs/BENCHMARKS.md. */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -300,7 +319,7 @@ static void cold_leave(const may__stack *st, size_t k)
 {
     for (size_t i = 0; i < k; i++)
         cold_slots -= st[i].fresh && !st[i].warm && !st[i].guarded;
-    if (cold_slots == 0)
+    if (cold_slots == 0 && !grow_ahead)
         atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
 }
 
@@ -313,6 +332,11 @@ int may__stack_prewarm(void)
     int n = 0;
     if (pthread_mutex_trylock(&stack_lock) != 0)
         return 0;
+    if (grow_ahead) {
+        grow_ahead = 0;
+        if (gpool_len < DENSE_PER_SLAB && !use_guard())
+            (void)grow_dense(may__default_stack_size(), 1); /* on failure: mapped on demand */
+    }
     size_t window = 2 * pool_cap(), pg = may__page_size();
     for (size_t i = gpool_len; i > 0 && gpool_len - i < window && n < PREWARM_BATCH; i--) {
         may__stack *st = &gpool[i - 1];
@@ -322,7 +346,7 @@ int may__stack_prewarm(void)
         }
     }
     cold_slots -= (size_t)n;
-    if (cold_slots == 0)
+    if (cold_slots == 0 && !grow_ahead)
         atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
     pthread_mutex_unlock(&stack_lock);
     for (int i = 0; i < n; i++) {
@@ -332,6 +356,17 @@ int may__stack_prewarm(void)
         }
     }
     return n;
+}
+
+/* stack_lock held, after slots left the global pool: ask for the next
+ * slab ahead if the pool runs low while new stacks come from slabs. */
+static void want_grow_ahead(void)
+{
+    if (gpool_len < DENSE_PER_SLAB && !grow_ahead && !use_guard() &&
+        !atomic_load_explicit(&prewarm_off, memory_order_relaxed)) {
+        grow_ahead = 1;
+        atomic_store_explicit(&prewarm_pending, 1, memory_order_relaxed);
+    }
 }
 
 /* The worker's own pool is empty: the global pool, or new memory. */
@@ -351,6 +386,7 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
             memcpy(w->pool, gpool + gpool_len, k * sizeof *gpool);
             w->pool_len = k;
         }
+        want_grow_ahead();
         pthread_mutex_unlock(&stack_lock);
         return 0;
     }
@@ -361,10 +397,11 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
         st->pooled = 1;
         return r;
     }
-    r = grow_dense(size);
+    r = grow_dense(size, 0);
     if (r == 0) {
         *st = gpool[--gpool_len];
         cold_leave(st, 1);
+        want_grow_ahead();
     }
     pthread_mutex_unlock(&stack_lock);
     return r;
@@ -457,6 +494,7 @@ void may__stacks_shutdown(void)
     gpool = NULL;
     gpool_len = gpool_cap = 0;
     cold_slots = 0;
+    grow_ahead = 0;
     atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
     while (may__regions) { /* the dense slabs */
         may__region *r = may__regions;
