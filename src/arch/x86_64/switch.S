@@ -40,16 +40,16 @@ may__ctx_switch:
         pushq   %r14                /* callee-saved */
         pushq   %r15                /* callee-saved */
         subq    $8, %rsp            /* slot for the FP control state */
-        stmxcsr (%rsp)              /* SSE rounding mode / exception masks */
         fnstcw  4(%rsp)             /* x87 control word */
+        stmxcsr (%rsp)              /* SSE rounding mode / exception masks */
         leaq    1f(%rip), %rax
         pushq   %rax                /* where this context resumes */
         movq    %rsp, (%rdi)        /* from->sp = rsp */
         movq    (%rsi), %rsp        /* rsp = to->sp: now on the other stack */
         popq    %rcx                /* its resume address */
         jmpq    *%rcx
-1:      ldmxcsr (%rsp)              /* resumed: restore the SSE control state */
-        fldcw   4(%rsp)             /* and the x87 control word */
+1:      fldcw   4(%rsp)             /* resumed: restore the x87 control word */
+        ldmxcsr (%rsp)              /* and the SSE control state */
         addq    $8, %rsp
         popq    %r15
         popq    %r14
