@@ -83,9 +83,9 @@ static bool populate_works(void)
 
 /* Short bursts of work from this plain thread, each followed by a pause in
  * which the workers spin for work, then sleep. */
-static void idle_bursts(void)
+static void idle_bursts(int n)
 {
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < n; i++) {
         may_co_t *co;
         ASSERT_EQ(may_spawn(&co, nothing, NULL, NULL), 0);
         ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
@@ -120,13 +120,13 @@ int main(void)
     ASSERT_EQ(may_configure(&cfg), 0);
     /* One spawn maps a slab of fresh slots; short bursts of work then give
      * the workers idle spins, in which they populate the slots next in line. */
-    idle_bursts();
+    idle_bursts(40);
     static may_co_t *cos[K + K2];
     long faults = spawn_parked(cos, K);
     printf("%d spawns into fresh slots: %ld page faults on the spawning thread\n", K, faults);
     /* without prewarming: at least one each (the control block's page) */
     check_faults(faults, K / 2);
-    idle_bursts();
+    idle_bursts(80); /* the rest of the first slab and the second, 383 slots */
     faults = spawn_parked(cos + K, K2);
     printf("%d more spawns, past the first slab: %ld page faults on the spawning thread\n", K2,
            faults);
