@@ -53,6 +53,17 @@ static inline long test_scale(long n)
 }
 #define TEST_MS(x) ((int64_t)(x) * 1000000LL)
 
+/* The smallest and largest of n counters (yield fairness checks). */
+static inline void test_min_max(_Atomic long *c, int n, long *mn, long *mx)
+{
+    *mn = *mx = atomic_load(&c[0]);
+    for (int i = 1; i < n; i++) {
+        long v = atomic_load(&c[i]);
+        *mn = v < *mn ? v : *mn;
+        *mx = v > *mx ? v : *mx;
+    }
+}
+
 /* A coroutine entry that recurses with 512-byte frames until its stack
  * overflows (tests/test_overflow.c, tests/test_caveats.c). */
 static inline int test_recurse(int n)

@@ -231,12 +231,8 @@ int main(void)
     atomic_store(&stop_all, 1);
     for (int i = 0; i < NY; i++)
         ASSERT_EQ(may_join(ys[i], MAY_FOREVER, NULL), MAY_DONE);
-    long mn = atomic_load(&counts[0]), mx = mn;
-    for (int i = 1; i < NY; i++) {
-        long c = atomic_load(&counts[i]);
-        mn = c < mn ? c : mn;
-        mx = c > mx ? c : mx;
-    }
+    long mn, mx;
+    test_min_max(counts, NY, &mn, &mx);
     printf("yield fairness: min %ld max %ld\n", mn, mx);
     ASSERT_GT(mn, 100);
     ASSERT_LE(mx - mn, 2); /* round robin: counts differ by at most a lap */

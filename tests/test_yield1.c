@@ -84,12 +84,8 @@ int main(void)
     may_unpark(sl);
     ASSERT_EQ(may_join(sl, MAY_FOREVER, NULL), MAY_DONE);
 
-    long mn = atomic_load(&counts[0]), mx = mn;
-    for (int i = 1; i < NY; i++) {
-        long c = atomic_load(&counts[i]);
-        mn = c < mn ? c : mn;
-        mx = c > mx ? c : mx;
-    }
+    long mn, mx;
+    test_min_max(counts, NY, &mn, &mx);
     long sent = atomic_load(&wakes_sent), seen = atomic_load(&wakes_seen),
          right = atomic_load(&wakes_right_after);
     printf("yield on one worker: min %ld max %ld; sleeper woken %ld times, ran %ld times, "
