@@ -49,7 +49,7 @@ static void *drive(void *arg)
     for (long i = 0; i < a->n; i++)
         may_unpark(a->cos[i]);
     for (long i = 0; i < a->n; i++)
-        BENCH_CHECK(may_join(a->cos[i], MAY_FOREVER, NULL));
+        BENCH_CHECK(may_join(a->cos[i], NULL, MAY_FOREVER));
     a->t2 = bench_now();
     return NULL;
 }
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     may_co_t *d;
     struct drive_args a = { .n = n, .cos = cos };
     BENCH_CHECK(may_spawn(&d, drive, &a, NULL));
-    BENCH_CHECK(may_join(d, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(d, NULL, MAY_FOREVER));
     free(cos);
     long hwm = bench_vmhwm_kib();
     printf("may alive: %ld coroutines on %d worker(s) (%llu alive at peak): "

@@ -47,7 +47,7 @@ int main(int argc, char **argv)
     int64_t cpu0 = bench_cpu_ns();
     int64_t t0 = bench_now();
     BENCH_CHECK(may_spawn(&s, sleeper, &interval, NULL));
-    BENCH_CHECK(may_join(s, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(s, NULL, MAY_FOREVER));
     int64_t el = bench_now() - t0;
     int64_t cpu1 = bench_cpu_ns();
     int64_t cs1 = bench_ctx_switches(&threads1);
@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     int workers = may_workers();
     atomic_store(&done, true);
     may_unpark(p);
-    BENCH_CHECK(may_join(p, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(p, NULL, MAY_FOREVER));
     BENCH_CHECK(may_shutdown());
 
     printf("may idle: %.2f s, %d worker(s), %d threads\n", el / 1e9,

@@ -33,7 +33,7 @@ static void *skynet(void *arg)
     intptr_t sum = 0;
     for (int i = 0; i < FANOUT; i++) {
         void *r;
-        BENCH_CHECK(may_join(co[i], MAY_FOREVER, &r));
+        BENCH_CHECK(may_join(co[i], &r, MAY_FOREVER));
         sum += (intptr_t)r;
     }
     return (void *)sum;
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     void *r;
     int64_t t0 = bench_now();
     BENCH_CHECK(may_spawn(&co, skynet, &root, NULL));
-    BENCH_CHECK(may_join(co, MAY_FOREVER, &r));
+    BENCH_CHECK(may_join(co, &r, MAY_FOREVER));
     int64_t el = bench_now() - t0;
 
     intptr_t sum = (intptr_t)r;

@@ -30,7 +30,7 @@ static void *driver(void *arg)
     for (long i = 0; i < n_total; i++) {
         may_co_t *co;
         BENCH_CHECK(may_spawn(&co, nothing, NULL, NULL));
-        BENCH_CHECK(may_join(co, MAY_FOREVER, NULL));
+        BENCH_CHECK(may_join(co, NULL, MAY_FOREVER));
     }
     seq_ns = bench_now() - t0;
 
@@ -42,7 +42,7 @@ static void *driver(void *arg)
         for (int i = 0; i < BATCH; i++)
             BENCH_CHECK(may_spawn(&cos[i], nothing, NULL, NULL));
         for (int i = 0; i < BATCH; i++)
-            BENCH_CHECK(may_join(cos[i], MAY_FOREVER, NULL));
+            BENCH_CHECK(may_join(cos[i], NULL, MAY_FOREVER));
     }
     batch_ns = bench_now() - t0;
     may_stats(&st_batch[1]);
@@ -59,7 +59,7 @@ int main(int argc, char **argv)
     BENCH_CHECK(may_start());
     may_co_t *d;
     BENCH_CHECK(may_spawn(&d, driver, NULL, NULL));
-    BENCH_CHECK(may_join(d, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(d, NULL, MAY_FOREVER));
 
     long nb = batches * BATCH;
     printf("may spawn: %d worker(s): %ld one-at-a-time in %.3f ms, "

@@ -28,8 +28,8 @@ static void *driver(void *arg)
     int64_t t0 = bench_now();
     BENCH_CHECK(may_spawn(&a, yielder, NULL, NULL));
     BENCH_CHECK(may_spawn(&b, yielder, NULL, NULL));
-    BENCH_CHECK(may_join(a, MAY_FOREVER, NULL));
-    BENCH_CHECK(may_join(b, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(a, NULL, MAY_FOREVER));
+    BENCH_CHECK(may_join(b, NULL, MAY_FOREVER));
     elapsed_ns = bench_now() - t0;
     return NULL;
 }
@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     BENCH_CHECK(may_start());
     may_stats(&st0);
     BENCH_CHECK(may_spawn(&d, driver, NULL, NULL));
-    BENCH_CHECK(may_join(d, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(d, NULL, MAY_FOREVER));
     may_stats(&st1);
 
     printf("may switch: %ld hand-offs in %.3f ms on %d worker(s), "

@@ -48,10 +48,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < PRODUCERS; i++)
         BENCH_CHECK(may_spawn(&p[i], producer, (void *)(intptr_t)i, NULL));
     for (int i = 0; i < PRODUCERS; i++)
-        BENCH_CHECK(may_join(p[i], MAY_FOREVER, NULL));
+        BENCH_CHECK(may_join(p[i], NULL, MAY_FOREVER));
     BENCH_CHECK(may_chan_close(ch));
     for (int i = 0; i < CONSUMERS; i++)
-        BENCH_CHECK(may_join(c[i], MAY_FOREVER, NULL));
+        BENCH_CHECK(may_join(c[i], NULL, MAY_FOREVER));
     int64_t el = bench_now() - t0;
     long long m = (long long)per * PRODUCERS, total = 0;
     for (int i = 0; i < CONSUMERS; i++)

@@ -79,7 +79,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < c; i++)
         BENCH_CHECK(may_spawn(&cs[i], co_incr, NULL, NULL));
     for (long i = 0; i < c; i++)
-        BENCH_CHECK(may_join(cs[i], MAY_FOREVER, NULL));
+        BENCH_CHECK(may_join(cs[i], NULL, MAY_FOREVER));
     int64_t el = bench_now() - t0;
     if (counter != per * c) {
         fprintf(stderr, "bad count\n");

@@ -37,7 +37,7 @@ static void *driver(void *arg)
     }
     *elapsed = bench_now() - t0;
     may_chan_close(ping);
-    BENCH_CHECK(may_join(e, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(e, NULL, MAY_FOREVER));
     if (v != n) {
         fprintf(stderr, "lost a message: %ld != %ld\n", v, n);
         exit(1);
@@ -56,7 +56,7 @@ int main(int argc, char **argv)
     int64_t elapsed = 0;
     may_co_t *d;
     BENCH_CHECK(may_spawn(&d, driver, &elapsed, NULL));
-    BENCH_CHECK(may_join(d, MAY_FOREVER, NULL));
+    BENCH_CHECK(may_join(d, NULL, MAY_FOREVER));
     printf("may pingpong: %ld round trips in %.3f ms on %d worker(s)\n", n, elapsed / 1e6,
            may_workers());
     printf("RESULT pingpong_w%d ns_per_roundtrip %.2f ns\n", workers, (double)elapsed / (double)n);

@@ -112,7 +112,7 @@ int main(void)
         fprintf(stderr, "cat: spawn: %s\n", strerror(-r));
         return 1;
     }
-    may_join(co, MAY_FOREVER, NULL);
+    may_join(co, NULL, MAY_FOREVER);
     if (job.result < 0) {
         fprintf(stderr, "cat: %s\n", strerror((int)-job.result));
         return 1;

@@ -21,7 +21,7 @@ static void *skynet(void *arg)
     }
     for (int i = 0; i < 10; i++) {
         void *r;
-        may_join(cs[i], MAY_FOREVER, &r);
+        may_join(cs[i], &r, MAY_FOREVER);
         sum += (intptr_t)r;
     }
     return (void *)(intptr_t)sum;
@@ -52,7 +52,7 @@ int main(void)
     int64_t t0 = may_now();
     may_spawn(&c, skynet, &root, NULL);
     void *r;
-    may_join(c, MAY_FOREVER, &r);
+    may_join(c, &r, MAY_FOREVER);
     int64_t t1 = may_now();
     printf("skynet: sum %" PRIdPTR " over 1111111 coroutines in %.1f ms\n", (intptr_t)r,
            (double)(t1 - t0) / 1e6);
@@ -66,7 +66,7 @@ int main(void)
     for (int i = 0; i < 100; i++)
         may_spawn(&ys[i], yielder, NULL, NULL);
     for (int i = 0; i < 100; i++)
-        may_join(ys[i], MAY_FOREVER, NULL);
+        may_join(ys[i], NULL, MAY_FOREVER);
     t1 = may_now();
     may_stats(&after);
     double sw = (double)(after.switches - before.switches);
@@ -85,7 +85,7 @@ int main(void)
            " running, %" PRIu64 " timers armed\n",
            mid.alive, mid.parked, mid.runnable, mid.running, mid.timers);
     for (int i = 0; i < n; i++)
-        may_join(ns[i], MAY_FOREVER, NULL);
+        may_join(ns[i], NULL, MAY_FOREVER);
     t1 = may_now();
     free(ns);
     printf("timers: %d sleeping coroutines done in %.1f ms (longest sleep 100 ms)\n", n,

@@ -33,7 +33,7 @@ static void *echo_serve(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
     for (;;) {
-        int fd = may_tcp_accept(lfd, MAY_FOREVER, NULL);
+        int fd = may_tcp_accept(lfd, NULL, MAY_FOREVER);
         if (fd == -ECANCELED)
             break;
         if (fd < 0)
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
         may_sleep((int64_t)seconds * 1000000000);
         may_cancel(srv);
     }
-    may_join(srv, MAY_FOREVER, NULL);
+    may_join(srv, NULL, MAY_FOREVER);
     may_tcp_close(lfd);
     printf("echo: done\n");
     return 0;

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     long errors = 0;
     int first_err = 0;
     for (long i = 0; i < nconns; i++) {
-        may_join(cos[i], MAY_FOREVER, NULL);
+        may_join(cos[i], NULL, MAY_FOREVER);
         conn_t *c = &conns[i];
         for (int b = 0; b < NBUCKETS; b++)
             hist[b] += c->hist[b];

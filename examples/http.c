@@ -395,7 +395,7 @@ static void *http_accept_loop(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
     for (;;) {
-        int fd = may_tcp_accept(lfd, MAY_FOREVER, NULL);
+        int fd = may_tcp_accept(lfd, NULL, MAY_FOREVER);
         if (fd == -ECANCELED)
             break;
         if (fd < 0)
@@ -422,7 +422,7 @@ static int http_start(http_server_t *s, int lfd)
                   &(may_spawn_opts_t){ .name = "http-accept" });
     if (r < 0) {
         may_cancel(s->clock);
-        may_join(s->clock, MAY_FOREVER, NULL);
+        may_join(s->clock, NULL, MAY_FOREVER);
     }
     return r;
 }
@@ -433,8 +433,8 @@ static void http_stop(http_server_t *s)
 {
     may_cancel(s->accept);
     may_cancel(s->clock);
-    may_join(s->accept, MAY_FOREVER, NULL);
-    may_join(s->clock, MAY_FOREVER, NULL);
+    may_join(s->accept, NULL, MAY_FOREVER);
+    may_join(s->clock, NULL, MAY_FOREVER);
 }
 
 #ifndef HTTP_NO_MAIN
@@ -461,7 +461,7 @@ int main(int argc, char **argv)
         may_sleep((int64_t)seconds * 1000000000);
         http_stop(&srv);
     } else {
-        may_join(srv.accept, MAY_FOREVER, NULL); /* until killed */
+        may_join(srv.accept, NULL, MAY_FOREVER); /* until killed */
     }
     may_tcp_close(lfd);
     printf("http: done\n");

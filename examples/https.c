@@ -294,7 +294,7 @@ int main(int argc, char **argv)
         may_sleep((int64_t)seconds * 1000000000);
         http_stop(&srv);
     } else {
-        may_join(srv.accept, MAY_FOREVER, NULL); /* until killed */
+        may_join(srv.accept, NULL, MAY_FOREVER); /* until killed */
     }
     may_tcp_close(lfd);
     printf("https: done\n");

@@ -50,7 +50,7 @@ int main(void)
     }
     for (int i = 0; i < NPROD; i++) {
         may_chan_close(p[i].ch);
-        may_join(co[i], MAY_FOREVER, NULL);
+        may_join(co[i], NULL, MAY_FOREVER);
         may_chan_free(p[i].ch);
     }
     return 0;

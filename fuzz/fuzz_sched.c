@@ -298,7 +298,7 @@ static bool join_slot(actor *a, int s, int64_t dl)
 {
     actor *c = a->child[s];
     void *res = (void *)1;
-    int r = may_join(c->co, dl, &res);
+    int r = may_join(c->co, &res, dl);
     if (r == -ETIMEDOUT || r == -ECANCELED) {
         check_err(a, r, dl);
         return false;
@@ -715,7 +715,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FZ_CHECK(may_spawn(&root->co, actor_main, root, NULL) == 0);
         void *res;
-        int r = may_join(root->co, may_deadline_in((int64_t)FZ_HANG_S * 1000000000), &res);
+        int r = may_join(root->co, &res, may_deadline_in((int64_t)FZ_HANG_S * 1000000000));
         if (r == -ETIMEDOUT) {
             fprintf(stderr, "fuzz_sched: the program did not end in %d s (%d ops)\n", FZ_HANG_S,
                     atomic_load(&g.ops));
@@ -735,12 +735,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         norphans++;
         void *res;
-        r = may_join(o->co, may_deadline_in((int64_t)FZ_HANG_S * 1000000000), &res);
+        r = may_join(o->co, &res, may_deadline_in((int64_t)FZ_HANG_S * 1000000000));
         FZ_CHECK(r != -ETIMEDOUT);
         check_join(o, r, res);
     }
     FZ_CHECK(may_cancel(closer) == 0);
-    r = may_join(closer, MAY_FOREVER, NULL);
+    r = may_join(closer, NULL, MAY_FOREVER);
     FZ_CHECK(r == MAY_DONE || r == MAY_CANCELED);
     int closer_r = r;
     int nact = atomic_load(&g.nactors);

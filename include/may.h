@@ -136,7 +136,7 @@ enum {
  * it: -ETIMEDOUT (deadline passed), -ECANCELED (the *caller* was cancelled),
  * -EINVAL (NULL, detached, or already being joined), -EDEADLK (joining
  * itself).  result may be NULL. */
-MAY_API int may_join(may_co_t *co, int64_t deadline, void **result);
+MAY_API int may_join(may_co_t *co, void **result, int64_t deadline);
 /* Let co free itself when it ends; the handle must not be used after. */
 MAY_API int may_detach(may_co_t *co);
 
@@ -327,13 +327,13 @@ MAY_API int may_dump_on_signal(int sig);
  * -ETIMEDOUT, -ECANCELED.  After -ETIMEDOUT / -ECANCELED fn may still be
  * running, so arg must stay valid until fn returns: use may_offload_ex to
  * hand arg over. */
-MAY_API int may_offload(void *(*fn)(void *), void *arg, int64_t deadline, void **result);
+MAY_API int may_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline);
 /* The same, and every call that does not return 0 ends with exactly one
  * drop(arg, result, ran): from the caller before it returns when fn never
  * ran (ran false, result NULL), or on the helper when an abandoned fn
  * returns (ran true).  So drop may free arg (and result). */
-MAY_API int may_offload_ex(void *(*fn)(void *), void *arg, int64_t deadline, void **result,
-                           void (*drop)(void *arg, void *result, bool ran));
+MAY_API int may_offload_ex(void *(*fn)(void *), void *arg, void **result,
+                           void (*drop)(void *arg, void *result, bool ran), int64_t deadline);
 /* Bound the pool: at most max_threads helpers (0: $MAY_OFFLOAD_THREADS, else
  * 64; at most 4096) and max_queue calls waiting for one (0: 1024).  Any time;
  * helpers above a lowered maximum exit when idle.  0 or -EINVAL. */
@@ -631,7 +631,7 @@ MAY_API int may_tcp_listen(const char *host_port, int backlog, int flags);
  * peer (may be NULL) receives the peer's address.  When the process is out
  * of descriptors (EMFILE, ENFILE) it retries with a sleep growing from 1 ms
  * to 100 ms (no busy loop) until the deadline, then returns -EMFILE/-ENFILE. */
-MAY_API int may_tcp_accept(int lfd, int64_t deadline, struct sockaddr_storage *peer);
+MAY_API int may_tcp_accept(int lfd, struct sockaddr_storage *peer, int64_t deadline);
 /* Connect (each address in turn): the fd, or -ECONNREFUSED, -ETIMEDOUT,
  * -ECANCELED, ... */
 MAY_API int may_tcp_connect(const char *host_port, int64_t deadline);

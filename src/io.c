@@ -686,7 +686,7 @@ int may_tcp_listen(const char *host_port, int backlog, int flags)
 #define ACCEPT_BACKOFF_MIN 1000000LL    /* 1 ms */
 #define ACCEPT_BACKOFF_MAX 100000000LL  /* 100 ms */
 
-int may_tcp_accept(int lfd, int64_t deadline, struct sockaddr_storage *peer)
+int may_tcp_accept(int lfd, struct sockaddr_storage *peer, int64_t deadline)
 {
     fd_ent *e;
     uint32_t gen;

@@ -498,13 +498,13 @@ out_drop:
     return r;
 }
 
-int may_offload(void *(*fn)(void *), void *arg, int64_t deadline, void **result)
+int may_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline)
 {
     return offload(fn, arg, deadline, result, NULL, 0);
 }
 
-int may_offload_ex(void *(*fn)(void *), void *arg, int64_t deadline, void **result,
-                   void (*drop)(void *arg, void *result, bool ran))
+int may_offload_ex(void *(*fn)(void *), void *arg, void **result,
+                   void (*drop)(void *arg, void *result, bool ran), int64_t deadline)
 {
     return offload(fn, arg, deadline, result, drop, 0);
 }
@@ -625,7 +625,7 @@ int may_resolve(const char *host, const char *port, int family, int socktype,
     q->hints.ai_flags &= ~(AI_NUMERICHOST | AI_NUMERICSERV);
     if (r == -ENOENT) {
         /* A name to look up: on the pool.  On failure the drop hook owns q. */
-        r = may_offload_ex(resolve_job, q, deadline, NULL, resolve_drop);
+        r = may_offload_ex(resolve_job, q, NULL, resolve_drop, deadline);
         if (r < 0)
             return r;
         r = q->rc;
@@ -783,7 +783,7 @@ int may_file_open(const char *path, int flags, mode_t mode, int64_t deadline)
     memcpy(q->path, path, len + 1);
     /* Abandonable (a FIFO or a hung NFS server can block open forever): the
      * request is heap memory and open_drop closes a late descriptor. */
-    int r = may_offload_ex(open_job, q, deadline, NULL, open_drop);
+    int r = may_offload_ex(open_job, q, NULL, open_drop, deadline);
     if (r < 0)
         return r;
     r = q->ret;

@@ -1163,7 +1163,7 @@ MAY_HOT_INLINE int may__join_reap(may_co_t *co, void **result)
     return kind;
 }
 
-int may_join(may_co_t *co, int64_t deadline, void **result)
+int may_join(may_co_t *co, void **result, int64_t deadline)
 {
     if (!co)
         return -EINVAL;

@@ -343,7 +343,7 @@ int may_unix_listen(const char *path, int backlog)
 int may_unix_accept(int lfd, int64_t deadline)
 {
     /* accept4 knows no families: io.c's loop, EMFILE backoff included */
-    return may_tcp_accept(lfd, deadline, NULL);
+    return may_tcp_accept(lfd, NULL, deadline);
 }
 
 /* Sleep for *backoff (doubling it, up to RETRY_MAX) but not past deadline:

@@ -90,7 +90,7 @@ static may_co_t *spawn_on(may_fn_t fn, void *arg, int worker, const char *name)
 static void *join_result(may_co_t *co)
 {
     void *r = NULL;
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(co, &r, MAY_FOREVER), MAY_DONE);
     return r;
 }
 
@@ -384,7 +384,7 @@ static void *blocker(void *arg)
     b->sleep_trips = atomic_load(&trips) - r;
     t = atomic_load(&ticks[0]), r = atomic_load(&trips);
     void *res = NULL;
-    ASSERT_EQ(may_offload(blocking_fn, &b->helper, MAY_FOREVER, &res), 0);
+    ASSERT_EQ(may_offload(blocking_fn, &b->helper, &res, MAY_FOREVER), 0);
     ASSERT_PTR_EQ(res, &b->helper);
     b->offload_d = atomic_load(&ticks[0]) - t;
     b->offload_trips = atomic_load(&trips) - r;
@@ -642,7 +642,7 @@ static void test_custom_guard(void)
         may_co_t *c;
         may_spawn_opts_t o = { .name = "custom-dense", .stack_size = 128 * 1024 };
         may_spawn(&c, test_overflow_entry, NULL, &o);
-        may_join(c, MAY_FOREVER, NULL);
+        may_join(c, NULL, MAY_FOREVER);
         _exit(0); /* not reached */
     }
     close(pipefd[1]);

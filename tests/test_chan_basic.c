@@ -127,7 +127,7 @@ static void test_disconnect(size_t cap)
     ASSERT_EQ(may_chan_close(dch), 0);
     for (int i = 0; i < 4; i++) {
         void *r;
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, -EPIPE);
     }
     for (int i = 0; i < 2; i++) {
@@ -153,7 +153,7 @@ static void test_disconnect(size_t cap)
     ASSERT_EQ(may_chan_close(dch), 0);
     for (int i = 0; i < 4; i++) {
         void *r;
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, -EPIPE);
     }
     for (int i = 0; i < 2; i++) {
@@ -203,7 +203,7 @@ static void test_rendezvous(int sender_thread)
     if (sender_thread)
         pthread_join(th, &r);
     else
-        ASSERT_EQ(may_join(co, MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(co, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 0);
     ASSERT_EQ(atomic_load(&sent), 1);
     /* the receiver can be the one that waits, too */
@@ -211,7 +211,7 @@ static void test_rendezvous(int sender_thread)
     ASSERT_EQ(may_spawn(&co, rdv_sender, (void *)6, NULL), 0);
     ASSERT_EQ(may_chan_recv(rch, &v, may_deadline_in(TEST_MS(5000))), 0);
     ASSERT_EQ(v, 6);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(co, &r, MAY_FOREVER), MAY_DONE);
     may_chan_free(rch);
 }
 
@@ -332,7 +332,7 @@ static void test_timeouts_cancel(void)
     may_co_t *co;
     /* one after the other: a coroutine's send would meet a thread's recv */
     ASSERT_EQ(may_spawn(&co, timed_ops, NULL, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     pthread_t th;
     thread_run(timed_ops, NULL, &th);
     pthread_join(th, NULL);
@@ -349,7 +349,7 @@ static void test_timeouts_cancel(void)
         ASSERT_EQ(may_cancel(rc[i]), 0);
     for (int i = 0; i < N; i += 2) {
         void *r;
-        ASSERT_EQ(may_join(rc[i], MAY_FOREVER, &r), MAY_CANCELED);
+        ASSERT_EQ(may_join(rc[i], &r, MAY_FOREVER), MAY_CANCELED);
         ASSERT_EQ((intptr_t)r, -ECANCELED);
     }
     for (int i = 0; i < N / 2; i++) {
@@ -360,11 +360,11 @@ static void test_timeouts_cancel(void)
     ASSERT_EQ(may_chan_trysend(tch, &v), -EAGAIN); /* no receiver left */
     for (int i = 1; i < N; i += 2) {
         void *r;
-        ASSERT_EQ(may_join(rc[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(rc[i], &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, 0);
     }
     ASSERT_EQ(may_spawn(&co, self_cancelled, NULL, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_CANCELED);
     may_chan_free(tch);
 }
 

@@ -138,7 +138,7 @@ static void run(config c)
     }
 
     for (int i = 0; i < c.prod_co; i++)
-        ASSERT_EQ(may_join(pco[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(pco[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < c.prod_th; i++)
         pthread_join(pth[i], NULL);
     ASSERT_EQ(may_chan_close(ch), 0);
@@ -146,7 +146,7 @@ static void run(config c)
     long sum = 0;
     void *r;
     for (int i = 0; i < c.cons_co; i++) {
-        ASSERT_EQ(may_join(cco[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(cco[i], &r, MAY_FOREVER), MAY_DONE);
         sum += (intptr_t)r;
     }
     for (int i = 0; i < c.cons_th; i++) {
@@ -154,7 +154,7 @@ static void run(config c)
         sum += (intptr_t)r;
     }
     for (int i = 0; i < c.cancellers; i++) {
-        int k = may_join(xco[i], MAY_FOREVER, &r);
+        int k = may_join(xco[i], &r, MAY_FOREVER);
         ASSERT(k == MAY_CANCELED || k == MAY_DONE);
         sum += (intptr_t)r;
     }

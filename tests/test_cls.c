@@ -36,7 +36,7 @@ static void *thread_user(void *arg)
     ASSERT_EQ(may_setspecific(key, v), 0);
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, user, (void *)(id + 1000), NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(*(int *)may_getspecific(key), id); /* untouched by the coroutine */
     return NULL;
 }
@@ -48,7 +48,7 @@ int main(void)
     for (int i = 0; i < 64; i++)
         ASSERT_EQ(may_spawn(&cs[i], user, (void *)(intptr_t)i, NULL), 0);
     for (int i = 0; i < 64; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(atomic_load(&destroyed), 64);
 
     pthread_t th[4];

@@ -206,14 +206,14 @@ int main(void)
     ASSERT_EQ(may_mutex_unlock(mu), 0);
     ASSERT_EQ(write(pipefd[1], "x", 1), 1);
     void *res;
-    ASSERT_EQ(may_join(cos[0], MAY_FOREVER, &res), MAY_CANCELED);
+    ASSERT_EQ(may_join(cos[0], &res, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)res, -ECANCELED);
-    ASSERT_EQ(may_join(cos[1], MAY_FOREVER, &res), MAY_CANCELED);
-    ASSERT_EQ(may_join(cos[2], MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(cos[1], &res, MAY_FOREVER), MAY_CANCELED);
+    ASSERT_EQ(may_join(cos[2], &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, 0);
-    ASSERT_EQ(may_join(cos[3], MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(cos[3], &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, MAY_READ);
-    ASSERT_EQ(may_join(ended, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(ended, NULL, MAY_FOREVER), MAY_DONE);
 
     /* Nothing left: the dump lists no coroutine. */
     char *buf = NULL;

@@ -567,7 +567,7 @@ static long join_group(may_co_t **cos, int n)
             if (!cos[i])
                 continue;
             void *res;
-            int r = may_join(cos[i], cancelled ? MAY_FOREVER : may_deadline_in(TEST_MS(2)), &res);
+            int r = may_join(cos[i], &res, cancelled ? MAY_FOREVER : may_deadline_in(TEST_MS(2)));
             if (r == -ETIMEDOUT)
                 continue;
             if (r < 0)
@@ -682,7 +682,7 @@ static long step_spawn(void)
     /* join by hand: the values are checked */
     for (int i = 0; i < 3; i++) {
         void *v;
-        int j = may_join(cos[i], MAY_FOREVER, &v);
+        int j = may_join(cos[i], &v, MAY_FOREVER);
         cos[i] = NULL;
         if (j != MAY_DONE || (intptr_t)v != 2 * (21 + i))
             bad("join %d gave %d, %p", i, j, v);
@@ -1017,7 +1017,7 @@ static void *co_stream_server(void *arg)
     for (int k = 0; k < STREAM_CLIENTS && r == 0; k++) {
         struct sockaddr_storage peer;
         int cfd = t->is_unix ? (int)CK(may_unix_accept(t->lfd, MAY_FOREVER))
-                             : (int)CK(may_tcp_accept(t->lfd, MAY_FOREVER, &peer));
+                             : (int)CK(may_tcp_accept(t->lfd, &peer, MAY_FOREVER));
         if (cfd < 0) {
             r = cfd;
             break;
@@ -1217,7 +1217,7 @@ static void *co_spawner(void *arg)
     }
     for (int i = 0; i < n; i++) {
         void *v;
-        int j = may_join(many[i], MAY_FOREVER, &v);
+        int j = may_join(many[i], &v, MAY_FOREVER);
         if (j < 0)
             bad("may_join -> %d", j);
         if (r == 0 && v)
@@ -1373,7 +1373,7 @@ static void drop_count(void *arg, void *result, bool ran)
 static void *co_offload(void *arg)
 {
     void *res;
-    long r = CK(may_offload(job_sleep, arg, MAY_FOREVER, &res));
+    long r = CK(may_offload(job_sleep, arg, &res, MAY_FOREVER));
     if (r == 0 && res != arg)
         bad("may_offload gave %p", res);
     return ERR(r);
@@ -1383,8 +1383,8 @@ static void *co_offload(void *arg)
 static void *co_abandon(void *arg)
 {
     (void)arg;
-    int r = may_offload_ex(job_sleep, (void *)20000, may_deadline_in(TEST_MS(1)), NULL,
-                           drop_count);
+    int r = may_offload_ex(job_sleep, (void *)20000, NULL, drop_count,
+                           may_deadline_in(TEST_MS(1)));
     if (r != 0)
         atomic_fetch_add(&n_not_ok, 1);
     if (r == 0 || r == -ETIMEDOUT) /* 0: this coroutine was slower than the job */
@@ -1395,7 +1395,7 @@ static void *co_abandon(void *arg)
 static long step_offload(void)
 {
     void *res;
-    long r = CK(may_offload(job_double, (void *)21, DL_LONG, &res));
+    long r = CK(may_offload(job_double, (void *)21, &res, DL_LONG));
     if (r < 0)
         return r;
     if ((intptr_t)res != 42)

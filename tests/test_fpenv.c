@@ -105,19 +105,19 @@ int main(void)
     for (int i = 0; i < 4 * PER_MODE; i++)
         ASSERT_EQ(may_spawn(&cs[i], worker_co, (void *)(intptr_t)(i % 4), &pin), 0);
     for (int i = 0; i < 4 * PER_MODE; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
 
     /* Any worker: the same, free to move between threads. */
     for (int i = 0; i < 4 * PER_MODE; i++)
         ASSERT_EQ(may_spawn(&cs[i], worker_co, (void *)(intptr_t)(i % 4), NULL), 0);
     for (int i = 0; i < 4 * PER_MODE; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
 
     /* Generators, from a plain thread and from a coroutine. */
     check_generator(0);
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, gen_in_co, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 
     check_mode(0); /* the main thread kept its own */
     ASSERT_EQ(may_shutdown(), 0);

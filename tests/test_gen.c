@@ -99,7 +99,7 @@ int main(void)
     for (int i = 0; i < 8; i++)
         ASSERT_EQ(may_spawn(&cs[i], in_co, NULL, NULL), 0);
     for (int i = 0; i < 8; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
     may_gen_t *g;
     ASSERT_EQ(may_gen_new(&g, NULL, NULL, 0), -EINVAL);
     ASSERT_EQ(may_gen_new(NULL, fib, NULL, 0), -EINVAL);

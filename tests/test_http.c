@@ -421,7 +421,7 @@ int main(void)
     test_curl();            /* from this plain thread: popen blocks it */
     may_co_t *co;           /* the raw clients in a coroutine */
     ASSERT_EQ(may_spawn(&co, raw_tests, NULL, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     raw_tests(NULL);        /* and from a plain thread */
 
     http_stop(&srv);

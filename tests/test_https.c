@@ -170,7 +170,7 @@ static void test_stalled(void)
         ASSERT_EQ(may_spawn(&co[i], client_co, (void *)(intptr_t)(i + 1),
                             &(may_spawn_opts_t){ .stack_size = HTTPS_STACK }), 0);
     for (int i = 0; i < CLIENTS; i++)
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], NULL, MAY_FOREVER), MAY_DONE);
     char *r = curl(CURL "https://127.0.0.1:%d/plaintext");
     expect_eq(r, "Hello, World!");
     free(r);
@@ -208,7 +208,7 @@ int main(void)
     may_co_t *co;
     ASSERT_EQ(may_spawn(&co, client_co, (void *)(intptr_t)3,
                         &(may_spawn_opts_t){ .stack_size = HTTPS_STACK }), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     tls_client(2); /* the same client from a plain thread */
     test_stalled();
 

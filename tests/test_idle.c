@@ -60,7 +60,7 @@ int main(void)
     ASSERT_EQ(may_spawn(&c, idler, NULL, NULL), 0);
     /* some activity first, so the workers have run and gone idle again */
     ASSERT_EQ(may_spawn(&t, ticker, NULL, NULL), 0);
-    ASSERT_EQ(may_join(t, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(t, NULL, MAY_FOREVER), MAY_DONE);
     usleep(100000);
     long before = switches_of_workers();
     usleep(1000000);
@@ -68,7 +68,7 @@ int main(void)
     printf("idle second: %ld context switches across %d workers\n", after - before, may_workers());
     ASSERT_LE(after - before, 2);
     may_cancel(c);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;

@@ -65,14 +65,14 @@ int main(void)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", may_tcp_local_port(lfd));
     cfd = may_tcp_connect(addr, may_deadline_in(TEST_MS(3000)));
     ASSERT_GE(cfd, 0);
-    sfd = may_tcp_accept(lfd, may_deadline_in(TEST_MS(3000)), NULL);
+    sfd = may_tcp_accept(lfd, NULL, may_deadline_in(TEST_MS(3000)));
     ASSERT_GE(sfd, 0);
     int64_t t0 = may_now();
     may_co_t *s, *r;
     ASSERT_EQ(may_spawn(&r, receiver, NULL, NULL), 0);
     ASSERT_EQ(may_spawn(&s, sender, NULL, NULL), 0);
-    ASSERT_EQ(may_join(s, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(r, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(s, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(r, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT(sum_in == sum_out);
     double secs = (double)(may_now() - t0) / 1e9;
     printf("%ld bytes in %.3f s (%.0f MB/s)\n", total, secs, (double)total / secs / 1e6);

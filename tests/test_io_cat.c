@@ -84,13 +84,13 @@ static void run_cat(int in_fd, const unsigned char *want, size_t n, bool thread_
     cat_job_t job = {in_fd, out[1], 0};
     may_co_t *co;
     ASSERT_EQ(may_spawn(&co, cat_co, &job, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(job.result, (long long)n);
     ASSERT_EQ(may_fd_close(out[1]), 0); /* the reader sees EOF */
     if (thread_reader)
         ASSERT_EQ(pthread_join(th, NULL), 0);
     else
-        ASSERT_EQ(may_join(rd, MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(rd, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(sink.n, n);
     ASSERT(memcmp(sink.data, want, n) == 0);
     free(sink.data);
@@ -107,7 +107,7 @@ int main(void)
     may_co_t *wr;
     ASSERT_EQ(may_spawn(&wr, writer_co, &feed, NULL), 0);
     run_cat(in[0], data, n, false);
-    ASSERT_EQ(may_join(wr, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(wr, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_fd_close(in[0]), 0);
     free(data);
 

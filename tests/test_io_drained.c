@@ -70,7 +70,7 @@ static void check_one_recv_per_request(void)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", may_tcp_local_port(lfd));
     int cfd = may_tcp_connect(addr, may_deadline_in(5000000000LL));
     ASSERT(cfd >= 0);
-    int sfd = may_tcp_accept(lfd, may_deadline_in(5000000000LL), NULL);
+    int sfd = may_tcp_accept(lfd, NULL, may_deadline_in(5000000000LL));
     ASSERT(sfd >= 0);
     atomic_store(&recvs, 0);
     atomic_store(&polls, 0);
@@ -85,7 +85,7 @@ static void check_one_recv_per_request(void)
         ASSERT(memcmp(in, out, MSG) == 0);
     }
     may_fd_close(cfd);
-    ASSERT_EQ(may_join(srv, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(srv, NULL, MAY_FOREVER), MAY_DONE);
     atomic_store(&count_fd, -1);
     long n = atomic_load(&recvs), np = atomic_load(&polls);
     printf("%ld requests%s: %ld server recvs, %ld polls\n", rounds,
@@ -132,7 +132,7 @@ static void check_late_data(void)
         got += n;
     }
     ASSERT_EQ(got, 150);
-    ASSERT_EQ(may_join(w, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(w, NULL, MAY_FOREVER), MAY_DONE);
     may_fd_close(pair[0]);
     may_fd_close(pair[1]);
 }
@@ -239,9 +239,9 @@ static void check_shared_readers(void)
     ASSERT_EQ(may_spawn(&r1, shared_reader, (void *)1, NULL), 0);
     ASSERT_EQ(may_spawn(&r2, shared_reader, (void *)2, NULL), 0);
     ASSERT_EQ(may_spawn(&w, shared_writer, (void *)3, NULL), 0);
-    ASSERT_EQ(may_join(w, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(r1, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(r2, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(w, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(r1, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(r2, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(atomic_load(&shared_got), shared_total);
     may_fd_close(shared[0]);
     may_fd_close(shared[1]);
@@ -259,7 +259,7 @@ static void run_both(void (*fn)(void))
     fn(); /* from this plain thread */
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, in_co, (void *)fn, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 }
 
 int main(void)

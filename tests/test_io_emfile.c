@@ -23,7 +23,7 @@ static int64_t cpu_ns(void)
 static void *accept_co(void *arg)
 {
     int64_t ms = (int64_t)(intptr_t)arg;
-    return (void *)(intptr_t)may_tcp_accept(lfd, may_deadline_in(TEST_MS(ms)), NULL);
+    return (void *)(intptr_t)may_tcp_accept(lfd, NULL, may_deadline_in(TEST_MS(ms)));
 }
 
 int main(void)
@@ -68,7 +68,7 @@ int main(void)
     may_co_t *co;
     void *res;
     ASSERT_EQ(may_spawn(&co, accept_co, (void *)(intptr_t)300, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(co, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, -EMFILE);
     int64_t wall = may_now() - t0, cpu = cpu_ns() - c0;
     ASSERT_GE(wall, TEST_MS(300));
@@ -76,7 +76,7 @@ int main(void)
            (long long)(cpu / 1000000));
     ASSERT_LT(cpu, wall / 4);
     /* from this plain thread too */
-    ASSERT_EQ(may_tcp_accept(lfd, may_deadline_in(TEST_MS(20)), NULL), -EMFILE);
+    ASSERT_EQ(may_tcp_accept(lfd, NULL, may_deadline_in(TEST_MS(20))), -EMFILE);
 
     /* free descriptors while an accept waits: it recovers */
     ASSERT_EQ(may_spawn(&co, accept_co, (void *)(intptr_t)5000, NULL), 0);
@@ -84,7 +84,7 @@ int main(void)
     for (int i = 0; i < nheld; i++)
         close(held[i]);
     t0 = may_now();
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(co, &res, MAY_FOREVER), MAY_DONE);
     int s = (int)(intptr_t)res;
     ASSERT_GE(s, 0);
     ASSERT_LT(may_now() - t0, TEST_MS(1000)); /* within one backoff step */

@@ -57,7 +57,7 @@ static void test_ready_and_timeout(void)
     may_sleep(TEST_MS(10));
     ASSERT_EQ(write(pfd[1], "b", 1), 1);
     void *res;
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(co, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, MAY_READ);
     ASSERT_EQ(may_read(pfd[0], &c, 1, MAY_NOWAIT), 1);
     ASSERT_EQ(c, 'b');
@@ -66,7 +66,7 @@ static void test_ready_and_timeout(void)
     ASSERT_EQ(may_spawn(&co, delayed_writer, NULL, NULL), 0);
     ASSERT_EQ(may_read(pfd[0], &c, 1, may_deadline_in(TEST_MS(3000))), 1);
     ASSERT_EQ(c, 'x');
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
 
     /* EOF: readable, read gives 0 */
     ASSERT_EQ(may_fd_close(pfd[1]), 0);
@@ -83,7 +83,7 @@ static void test_cancel(void)
     may_sleep(TEST_MS(10));
     ASSERT_EQ(may_cancel(co), 0);
     void *res;
-    ASSERT_EQ(may_join(co, may_deadline_in(TEST_MS(3000)), &res), MAY_CANCELED);
+    ASSERT_EQ(may_join(co, &res, may_deadline_in(TEST_MS(3000))), MAY_CANCELED);
     ASSERT_EQ((intptr_t)res, -ECANCELED);
     /* the fd still works for others */
     ASSERT_EQ(write(pfd[1], "z", 1), 1);
@@ -111,7 +111,7 @@ static void test_close_while_waiting(void)
     ASSERT_EQ(may_fd_close(pfd[0]), 0);
     void *res;
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(may_join(co[i], may_deadline_in(TEST_MS(3000)), &res), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], &res, may_deadline_in(TEST_MS(3000))), MAY_DONE);
         ASSERT_EQ((intptr_t)res, -EBADF);
     }
     ASSERT_EQ(pthread_join(th, &res), 0);
@@ -162,8 +162,8 @@ static void test_pingpong(void)
     may_co_t *a, *b;
     ASSERT_EQ(may_spawn(&a, ping, NULL, NULL), 0);
     ASSERT_EQ(may_spawn(&b, pong, NULL, NULL), 0);
-    ASSERT_EQ(may_join(a, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(b, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(a, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(b, NULL, MAY_FOREVER), MAY_DONE);
     may_fd_close(ab[0]);
     may_fd_close(ab[1]);
     may_fd_close(ba[0]);

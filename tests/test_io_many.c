@@ -179,7 +179,7 @@ int main(void)
     ASSERT_GE(st.alive, forked ? n : 2 * n + 1);
     ASSERT_EQ(may_event_fire(go_close), 0);
     for (long i = 0; i < n; i++)
-        ASSERT_EQ(may_join(cl[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cl[i], NULL, MAY_FOREVER), MAY_DONE);
     free(cl);
     if (forked) {
         ASSERT_EQ(close(server_ctl), 0);
@@ -198,7 +198,7 @@ int main(void)
     } while (may_now() < end);
     ASSERT_EQ(st.alive, 1);
     ASSERT_EQ(may_cancel(srv), 0);
-    ASSERT_EQ(may_join(srv, may_deadline_in(TEST_MS(3000)), NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(srv, NULL, may_deadline_in(TEST_MS(3000))), MAY_CANCELED);
     ASSERT_EQ(may_tcp_close(lfd), 0);
 done:;
     double t_close = ms_since(t0);

@@ -84,7 +84,7 @@ int main(void)
     ASSERT_EQ(close(pfd[1]), 0);
     for (int i = 0; i < K; i++) {
         void *r;
-        ASSERT_EQ(may_join(cos[i], may_deadline_in(TEST_MS(5000)), &r), MAY_DONE);
+        ASSERT_EQ(may_join(cos[i], &r, may_deadline_in(TEST_MS(5000))), MAY_DONE);
         ASSERT_EQ((intptr_t)r, 0);
     }
     ASSERT_EQ(may_fd_close(pfd[0]), 0);

@@ -25,7 +25,7 @@ static void connect_pair(int lfd, const char *host, int *c, int *s)
     snprintf(addr, sizeof addr, "%s:%d", host, may_tcp_local_port(lfd));
     *c = may_tcp_connect(addr, may_deadline_in(TEST_MS(3000)));
     ASSERT_GE(*c, 0);
-    *s = may_tcp_accept(lfd, may_deadline_in(TEST_MS(3000)), NULL);
+    *s = may_tcp_accept(lfd, NULL, may_deadline_in(TEST_MS(3000)));
     ASSERT_GE(*s, 0);
 }
 
@@ -93,9 +93,9 @@ static void test_duplex(int lfd)
     ASSERT_EQ(may_spawn(&e, echo_side, (void *)(intptr_t)s, NULL), 0);
     ASSERT_EQ(may_spawn(&r, reader, NULL, NULL), 0);
     ASSERT_EQ(may_spawn(&w, writer, NULL, NULL), 0);
-    ASSERT_EQ(may_join(w, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(r, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(e, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(w, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(r, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(e, NULL, MAY_FOREVER), MAY_DONE);
     may_tcp_close(cfd);
 }
 
@@ -177,7 +177,7 @@ static void test_errors(int lfd)
     may_co_t *co;
     void *res;
     ASSERT_EQ(may_spawn(&co, refused_co, a2, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(co, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, -ECONNREFUSED);
 
     /* bad addresses */
@@ -186,7 +186,7 @@ static void test_errors(int lfd)
     /* a name that cannot resolve (.invalid never does): a clear error */
     ASSERT_LT(may_tcp_connect("example.invalid:80", MAY_NOWAIT), 0);
     /* accept with nothing pending */
-    ASSERT_EQ(may_tcp_accept(lfd, may_deadline_in(TEST_MS(10)), NULL), -ETIMEDOUT);
+    ASSERT_EQ(may_tcp_accept(lfd, NULL, may_deadline_in(TEST_MS(10))), -ETIMEDOUT);
 }
 
 /* ---- IPv6 and ":port" ---------------------------------------------------- */
@@ -220,7 +220,7 @@ static void test_ipv6(void)
     snprintf(addr, sizeof addr, "[::1]:%d", may_tcp_local_port(lfd));
     c = may_tcp_connect(addr, may_deadline_in(TEST_MS(3000)));
     ASSERT_GE(c, 0);
-    s = may_tcp_accept(lfd, may_deadline_in(TEST_MS(3000)), &ss);
+    s = may_tcp_accept(lfd, &ss, may_deadline_in(TEST_MS(3000)));
     ASSERT_GE(s, 0);
     ASSERT_EQ(ss.ss_family, AF_INET6);
     ASSERT_GT(may_sockaddr_str(&ss, pa, sizeof pa), 0);
@@ -240,7 +240,7 @@ static void *acceptor(void *arg)
 {
     int lfd = (int)(intptr_t)arg;
     for (int i = 0; i < 3; i++) {
-        int fd = may_tcp_accept(lfd, may_deadline_in(TEST_MS(5000)), NULL);
+        int fd = may_tcp_accept(lfd, NULL, may_deadline_in(TEST_MS(5000)));
         ASSERT_GE(fd, 0);
         ASSERT_EQ(may_go(server_conn, (void *)(intptr_t)fd), 0);
     }
@@ -272,7 +272,7 @@ static void test_threads(int lfd)
         ASSERT_EQ(pthread_create(&th[i], NULL, thread_client, NULL), 0);
     for (int i = 0; i < 3; i++)
         ASSERT_EQ(pthread_join(th[i], NULL), 0);
-    ASSERT_EQ(may_join(a, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(a, NULL, MAY_FOREVER), MAY_DONE);
 }
 
 int main(void)

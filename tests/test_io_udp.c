@@ -74,8 +74,8 @@ static void test_echo(void)
     may_co_t *a, *b;
     ASSERT_EQ(may_spawn(&a, echo_server, (void *)(intptr_t)s, NULL), 0);
     ASSERT_EQ(may_spawn(&b, echo_client, (void *)(intptr_t)port, NULL), 0);
-    ASSERT_EQ(may_join(b, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(a, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(b, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(a, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_fd_close(s), 0);
 }
 
@@ -122,12 +122,12 @@ static void test_edges(void)
     ASSERT_EQ(may_spawn(&co, recv_forever, (void *)(intptr_t)r, NULL), 0);
     may_sleep(TEST_MS(20));
     ASSERT_EQ(may_cancel(co), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &res), MAY_CANCELED);
+    ASSERT_EQ(may_join(co, &res, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)res, -ECANCELED);
     ASSERT_EQ(may_spawn(&co, recv_forever, (void *)(intptr_t)r, NULL), 0);
     may_sleep(TEST_MS(20));
     ASSERT_EQ(may_fd_close(r), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(co, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, -EBADF);
     ASSERT_EQ(may_fd_close(s), 0);
 
@@ -182,7 +182,7 @@ static void test_thread(void)
     pthread_t th;
     ASSERT_EQ(pthread_create(&th, NULL, thread_sender, NULL), 0);
     ASSERT_EQ(pthread_join(th, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_fd_close(s), 0);
 }
 

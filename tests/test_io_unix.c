@@ -81,8 +81,8 @@ static void test_stream(void)
     ASSERT_EQ(pthread_create(&th, NULL, client, NULL), 0);
     ASSERT_EQ(pthread_join(th, NULL), 0);
     for (int i = 0; i < 3; i++)
-        ASSERT_EQ(may_join(c[i], MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(a, MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c[i], NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(a, NULL, MAY_FOREVER), MAY_DONE);
 
     /* accept deadline */
     int64_t t0 = may_now();
@@ -254,8 +254,8 @@ static void test_flood(void)
     may_co_t *s, *c;
     ASSERT_EQ(may_spawn(&c, flood_receiver, (void *)(intptr_t)r, NULL), 0);
     ASSERT_EQ(may_spawn(&s, flood_sender, NULL, NULL), 0);
-    ASSERT_EQ(may_join(s, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(s, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
     /* a cancelled sender waiting on a full queue */
     int u = may_unix_dgram_socket();
     ASSERT_GE(u, 0);
@@ -309,7 +309,7 @@ static void test_socketpair(void)
         may_co_t *co;
         ASSERT_EQ(pthread_create(&th, NULL, pp_thread, (void *)(intptr_t)fds[1]), 0);
         ASSERT_EQ(may_spawn(&co, pp_co, (void *)(intptr_t)fds[0], NULL), 0);
-        ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ(pthread_join(th, NULL), 0);
         if (types[t] == SOCK_DGRAM) {
             /* boundaries kept, truncation reported */

@@ -68,7 +68,7 @@ int main(void)
         may_unpark(cs[i]);
     for (long i = 0; i < n; i++) {
         void *r;
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, i);
     }
     int64_t t1 = may_now();

@@ -35,7 +35,7 @@ static void *hog(void *arg)
         ; /* a CPU loop: never yields */
     int ran_during = atomic_load(&child_ran);
     int64_t after = ran_during ? atomic_load(&child_at) - start : -1;
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
     return (void *)(intptr_t)(ran_during ? after : -1);
 }
 
@@ -93,7 +93,7 @@ int main(void)
         may_co_t *h;
         void *r;
         ASSERT_EQ(may_spawn(&h, hog, (void *)(intptr_t)TEST_MS(500), &on0), 0);
-        ASSERT_EQ(may_join(h, MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(h, &r, MAY_FOREVER), MAY_DONE);
         long long after = (long long)(intptr_t)r;
         printf("child behind a CPU loop ran after %.1f ms\n", (double)after / 1e6);
         ASSERT_GE(after, 0); /* it ran during the loop */
@@ -110,9 +110,9 @@ int main(void)
         int64_t t0 = may_now();
         ASSERT_EQ(may_spawn(&c, child, NULL,
                             &(may_spawn_opts_t){ .worker = 0, .flags = MAY_SPAWN_WORKER }), 0);
-        ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
         int64_t after = atomic_load(&child_at) - t0;
-        ASSERT_EQ(may_join(h, MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(h, NULL, MAY_FOREVER), MAY_DONE);
         printf("MAY_SPAWN_WORKER child of a busy worker ran after %.1f ms\n",
                (double)after / 1e6);
         ASSERT_LT(after, TEST_MS(400)); /* during the 500 ms loop */
@@ -124,9 +124,9 @@ int main(void)
     void *worst;
     ASSERT_EQ(may_spawn(&t, ticker, NULL, &on1), 0);
     ASSERT_EQ(may_spawn(&b, blocker, (void *)(intptr_t)windows, &on0), 0);
-    ASSERT_EQ(may_join(b, MAY_FOREVER, &worst), MAY_DONE);
+    ASSERT_EQ(may_join(b, &worst, MAY_FOREVER), MAY_DONE);
     atomic_store(&stop, 1);
-    ASSERT_EQ(may_join(t, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(t, NULL, MAY_FOREVER), MAY_DONE);
     printf("ticker on worker 1: at least %ld ticks in each of %d 100 ms windows "
            "while worker 0's thread was blocked\n",
            (long)(intptr_t)worst, windows);

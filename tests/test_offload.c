@@ -116,7 +116,7 @@ static void *sleeper(void *arg)
     long before = atomic_load(&ticks);
     int64_t t0 = may_now();
     void *res = NULL;
-    ASSERT_EQ(may_offload(sleep_200ms, NULL, MAY_FOREVER, &res), 0);
+    ASSERT_EQ(may_offload(sleep_200ms, NULL, &res, MAY_FOREVER), 0);
     ASSERT_GE(may_now() - t0, TEST_MS(190));
     ASSERT(!pthread_equal((pthread_t)(uintptr_t)res, worker_thread));
     ASSERT(!pthread_equal((pthread_t)(uintptr_t)res, pthread_self()));
@@ -129,12 +129,12 @@ static void test_off_worker(void)
 {
     may_co_t *w, *t, *s;
     ASSERT_EQ(may_spawn(&w, note_worker, NULL, NULL), 0);
-    ASSERT_EQ(may_join(w, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(w, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_spawn(&t, ticker, NULL, NULL), 0);
     ASSERT_EQ(may_spawn(&s, sleeper, NULL, NULL), 0);
     void *during;
-    ASSERT_EQ(may_join(s, MAY_FOREVER, &during), MAY_DONE);
-    ASSERT_EQ(may_join(t, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(s, &during, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(t, NULL, MAY_FOREVER), MAY_DONE);
     printf("off worker: %ld ticks of another coroutine during a 200 ms call\n",
            (long)(intptr_t)during);
     /* 1 ms ticks over 200 ms; slow builds (valgrind, qemu) get far fewer */
@@ -150,7 +150,7 @@ static void *adder(void *arg)
     long n = (long)(intptr_t)arg;
     for (long i = 0; i < n; i++) {
         void *r = NULL;
-        ASSERT_EQ(may_offload(add_one, (void *)(intptr_t)i, MAY_FOREVER, &r), 0);
+        ASSERT_EQ(may_offload(add_one, (void *)(intptr_t)i, &r, MAY_FOREVER), 0);
         ASSERT_EQ((intptr_t)r, i + 1);
         atomic_fetch_add(&sum, (long)(intptr_t)r);
     }
@@ -165,12 +165,12 @@ static void test_results(void)
     for (int i = 0; i < N; i++)
         ASSERT_EQ(may_spawn(&c[i], adder, (void *)(intptr_t)per, NULL), 0);
     for (int i = 0; i < N; i++)
-        ASSERT_EQ(may_join(c[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c[i], NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(atomic_load(&sum), N * (per * (per + 1) / 2));
     void *r = (void *)1;
-    ASSERT_EQ(may_offload(NULL, NULL, MAY_FOREVER, &r), -EINVAL);
-    ASSERT_EQ(may_offload(add_one, NULL, MAY_NOWAIT, &r), -ETIMEDOUT);
-    ASSERT_EQ(may_offload(add_one, NULL, MAY_FOREVER, NULL), 0); /* result optional */
+    ASSERT_EQ(may_offload(NULL, NULL, &r, MAY_FOREVER), -EINVAL);
+    ASSERT_EQ(may_offload(add_one, NULL, &r, MAY_NOWAIT), -ETIMEDOUT);
+    ASSERT_EQ(may_offload(add_one, NULL, NULL, MAY_FOREVER), 0); /* result optional */
 }
 
 /* ---- bounded: saturation, deadline before start, cancel ---------------- */
@@ -186,7 +186,7 @@ typedef struct {
 static void *caller(void *arg)
 {
     call_t *c = arg;
-    c->ret = may_offload(c->fn, c->arg, c->deadline, &c->res);
+    c->ret = may_offload(c->fn, c->arg, &c->res, c->deadline);
     return NULL;
 }
 
@@ -217,7 +217,7 @@ static void *ex_caller(void *arg)
     atomic_fetch_add(&callers_entered, 1);
     int *a = malloc(sizeof *a);
     *a = ms;
-    int r = may_offload_ex(owned_sleep, a, MAY_FOREVER, NULL, count_drop);
+    int r = may_offload_ex(owned_sleep, a, NULL, count_drop, MAY_FOREVER);
     if (r == 0)
         free(a); /* on success arg is still ours */
     return (void *)(intptr_t)r;
@@ -230,7 +230,7 @@ static void *self_cancel(void *arg)
     int *a = malloc(sizeof *a);
     *a = 0;
     int before = atomic_load(&sleeps_started);
-    ASSERT_EQ(may_offload_ex(owned_sleep, a, MAY_FOREVER, NULL, count_drop), -ECANCELED);
+    ASSERT_EQ(may_offload_ex(owned_sleep, a, NULL, count_drop, MAY_FOREVER), -ECANCELED);
     ASSERT_EQ(atomic_load(&sleeps_started), before); /* never ran */
     return NULL;
 }
@@ -254,10 +254,10 @@ static void test_bounds(void)
     may_co_t *cp;
     ASSERT_EQ(may_spawn(&cb, caller, &b, NULL), 0);
     ASSERT_EQ(may_spawn(&cp, caller, &p, NULL), 0);
-    ASSERT_EQ(may_join(cp, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(cp, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(p.ret, -EAGAIN);
     int64_t t0 = may_now();
-    ASSERT_EQ(may_offload(add_one, NULL, may_deadline_in(TEST_MS(1000)), NULL), -EAGAIN);
+    ASSERT_EQ(may_offload(add_one, NULL, NULL, may_deadline_in(TEST_MS(1000))), -EAGAIN);
     ASSERT_LT(may_now() - t0, TEST_MS(500));
     ASSERT(!atomic_load(&gb.started));
 
@@ -267,7 +267,7 @@ static void test_bounds(void)
     gate_t gc = { 0 };
     atomic_store(&gc.open, 1);
     t0 = may_now();
-    ASSERT_EQ(may_offload(gated, &gc, may_deadline_in(TEST_MS(50)), NULL), -ETIMEDOUT);
+    ASSERT_EQ(may_offload(gated, &gc, NULL, may_deadline_in(TEST_MS(50))), -ETIMEDOUT);
     ASSERT_GE(may_now() - t0, TEST_MS(45));
     /* cancelled while queued: never runs; may_offload_ex drops arg */
     may_co_t *cq;
@@ -276,15 +276,15 @@ static void test_bounds(void)
     usleep(10000);
     ASSERT_EQ(may_cancel(cq), 0);
     void *res;
-    ASSERT_EQ(may_join(cq, MAY_FOREVER, &res), MAY_CANCELED);
+    ASSERT_EQ(may_join(cq, &res, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)res, -ECANCELED);
     ASSERT_EQ(atomic_load(&drops), 1);
     ASSERT_EQ(atomic_load(&drops_ran), 0);
 
     atomic_store(&g.open, 1);
     atomic_store(&gb.open, 1);
-    ASSERT_EQ(may_join(ca, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(cb, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(ca, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(cb, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(a.ret, 0);
     ASSERT_EQ(b.ret, 0);
     ASSERT_EQ((intptr_t)a.res, 7);
@@ -298,7 +298,7 @@ static void test_bounds(void)
     wait_flag(&sleeps_started);
     t0 = may_now();
     ASSERT_EQ(may_cancel(cr), 0);
-    ASSERT_EQ(may_join(cr, MAY_FOREVER, &res), MAY_CANCELED);
+    ASSERT_EQ(may_join(cr, &res, MAY_FOREVER), MAY_CANCELED);
     ASSERT_LT(may_now() - t0, TEST_MS(300));
     ASSERT_EQ((intptr_t)res, -ECANCELED);
     ASSERT_EQ(atomic_load(&drops), 1); /* not yet: the job still runs */
@@ -311,7 +311,7 @@ static void test_bounds(void)
 
     /* A cancelled coroutine fails at once, before anything is queued. */
     ASSERT_EQ(may_spawn(&cr, self_cancel, NULL, NULL), 0);
-    ASSERT_EQ(may_join(cr, MAY_FOREVER, NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(cr, NULL, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ(atomic_load(&drops), 3);
     ASSERT_EQ(atomic_load(&drops_ran), 1);
 }
@@ -324,7 +324,7 @@ static void *abandon_caller(void *arg)
     int *a = malloc(sizeof *a);
     *a = 400;
     int64_t t0 = may_now();
-    int r = may_offload_ex(owned_sleep, a, may_deadline_in(TEST_MS(30)), NULL, count_drop);
+    int r = may_offload_ex(owned_sleep, a, NULL, count_drop, may_deadline_in(TEST_MS(30)));
     ASSERT_LT(may_now() - t0, TEST_MS(300));
     return (void *)(intptr_t)r;
 }
@@ -335,7 +335,7 @@ static void test_abandon_deadline(void)
     may_co_t *c;
     void *res;
     ASSERT_EQ(may_spawn(&c, abandon_caller, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(c, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, -ETIMEDOUT);
     /* shutdown waits for the abandoned job: drop has run afterwards */
     may__offload_shutdown();
@@ -349,7 +349,7 @@ static void *thread_main(void *arg)
     (void)arg;
     void *r = NULL;
     for (int i = 0; i < 20; i++) {
-        ASSERT_EQ(may_offload(add_one, (void *)(intptr_t)i, MAY_FOREVER, &r), 0);
+        ASSERT_EQ(may_offload(add_one, (void *)(intptr_t)i, &r, MAY_FOREVER), 0);
         ASSERT_EQ((intptr_t)r, i + 1);
     }
     return NULL;
@@ -359,7 +359,7 @@ static void test_plain_thread(void)
 {
     /* the main thread itself */
     void *r = NULL;
-    ASSERT_EQ(may_offload(add_one, (void *)41, MAY_FOREVER, &r), 0);
+    ASSERT_EQ(may_offload(add_one, (void *)41, &r, MAY_FOREVER), 0);
     ASSERT_EQ((intptr_t)r, 42);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
@@ -371,7 +371,7 @@ static void test_plain_thread(void)
     int *a = malloc(sizeof *a);
     *a = 400;
     int64_t t0 = may_now();
-    ASSERT_EQ(may_offload_ex(owned_sleep, a, may_deadline_in(TEST_MS(30)), NULL, count_drop),
+    ASSERT_EQ(may_offload_ex(owned_sleep, a, NULL, count_drop, may_deadline_in(TEST_MS(30))),
               -ETIMEDOUT);
     ASSERT_LT(may_now() - t0, TEST_MS(300));
     may__offload_shutdown();
@@ -419,7 +419,7 @@ static void test_files(void)
     close(fd);
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, file_co, path, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 }
 
 /* ---- fork: the child starts with an empty pool ------------------------- */
@@ -452,7 +452,7 @@ static void test_fork(void)
     if (strstr(line, "qemu-"))
         return;
     void *r = NULL;
-    ASSERT_EQ(may_offload(add_one, (void *)1, MAY_FOREVER, &r), 0); /* helpers exist */
+    ASSERT_EQ(may_offload(add_one, (void *)1, &r, MAY_FOREVER), 0); /* helpers exist */
     fflush(stdout);
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
@@ -460,7 +460,7 @@ static void test_fork(void)
         /* the main thread is a plain thread here too; the parent's helpers
          * are gone, so this must start a new one */
         r = NULL;
-        int rc = may_offload(add_one, (void *)2, may_deadline_in(TEST_MS(2000)), &r);
+        int rc = may_offload(add_one, (void *)2, &r, may_deadline_in(TEST_MS(2000)));
         if (rc != 0 || (intptr_t)r != 3)
             fprintf(stderr, "child: may_offload %d, result %ld\n", rc, (long)(intptr_t)r);
         _exit(rc == 0 && (intptr_t)r == 3 ? 0 : 1);
@@ -486,7 +486,7 @@ int main(void)
     may__offload_shutdown();
     wait_helpers_at_most(0); /* joined: their tasks are on the way out */
     void *r = NULL;
-    ASSERT_EQ(may_offload(add_one, (void *)1, MAY_FOREVER, &r), 0);
+    ASSERT_EQ(may_offload(add_one, (void *)1, &r, MAY_FOREVER), 0);
     ASSERT_EQ((intptr_t)r, 2);
     ASSERT_EQ(helper_threads(), 1);
     may__offload_shutdown();

@@ -49,9 +49,9 @@ __attribute__((unused)) static void *shallow_then_reuse(void *arg)
     may_co_t *c;
     may_spawn_opts_t o = { .name = "shallow-dense" };
     may_spawn(&c, shallow, NULL, &o);
-    may_join(c, MAY_FOREVER, NULL);
+    may_join(c, NULL, MAY_FOREVER);
     may_spawn(&c, innocent, NULL, NULL); /* reuses the stack: check fires */
-    may_join(c, MAY_FOREVER, NULL);
+    may_join(c, NULL, MAY_FOREVER);
     return NULL;
 }
 
@@ -69,7 +69,7 @@ static void run_child(int mode, void *(*fn)(void *), const char *name)
         may_co_t *c;
         may_spawn_opts_t o = { .name = name };
         may_spawn(&c, fn, NULL, &o);
-        may_join(c, MAY_FOREVER, NULL);
+        may_join(c, NULL, MAY_FOREVER);
         _exit(0); /* not reached if the overflow is caught */
     }
     close(pipefd[1]);

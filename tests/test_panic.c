@@ -66,16 +66,16 @@ int main(void)
     ASSERT_EQ(may_spawn(&b, bystander, NULL, NULL), 0);
     may_spawn_opts_t o = { .name = "doomed" };
     ASSERT_EQ(may_spawn(&c, panicker, NULL, &o), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_PANICKED);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_PANICKED);
     ASSERT(r == NULL);
     ASSERT_EQ(norder, 3);
     ASSERT(memcmp(order, "cba", 3) == 0);
-    ASSERT_EQ(may_join(b, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(b, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 7);
 
     norder = 0;
     ASSERT_EQ(may_spawn(&c, exiter, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 99);
     ASSERT_EQ(norder, 1);
     ASSERT_EQ(order[0], 'x');
@@ -85,7 +85,7 @@ int main(void)
     for (int i = 0; i < 100; i++)
         ASSERT_EQ(may_spawn(&cs[i], i % 2 ? panicker : bystander, NULL, NULL), 0);
     for (int i = 0; i < 100; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), i % 2 ? MAY_PANICKED : MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), i % 2 ? MAY_PANICKED : MAY_DONE);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;

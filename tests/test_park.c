@@ -55,7 +55,7 @@ static void *sleep_forever(void *arg)
 static void *joiner(void *arg)
 {
     may_co_t *target = arg;
-    return (void *)(intptr_t)may_join(target, MAY_FOREVER, NULL);
+    return (void *)(intptr_t)may_join(target, NULL, MAY_FOREVER);
 }
 
 static void *never_started(void *arg)
@@ -74,7 +74,7 @@ static void *cancel_before_start(void *arg)
     may_spawn_opts_t pin0 = { .flags = MAY_SPAWN_PINNED, .worker = 0 };
     ASSERT_EQ(may_spawn(&c, never_started, &ran, &pin0), 0);
     ASSERT_EQ(may_cancel(c), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ(ran, 0);
     ASSERT(r == NULL);
     return NULL;
@@ -101,7 +101,7 @@ static void *expired_loop(void *arg)
         ASSERT_EQ(may_park(1), -ETIMEDOUT);
         ASSERT_LT(++spins, 1000000);
     }
-    ASSERT_EQ(may_join(s, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(s, NULL, MAY_FOREVER), MAY_DONE);
     return NULL;
 }
 
@@ -137,13 +137,13 @@ int main(void)
     may_co_t *c, *c2;
     void *r;
     ASSERT_EQ(may_spawn(&c, token_first, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 
     /* unpark from a plain thread wakes a parked coroutine */
     ASSERT_EQ(may_spawn(&c, park_until_unparked, NULL, NULL), 0);
     wait_flag();
     may_unpark(c);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 0);
 
     /* may_park from a thread is refused */
@@ -152,7 +152,7 @@ int main(void)
     /* sleep accuracy: none early, typical lateness small */
     for (int i = 0; i < 5; i++) {
         ASSERT_EQ(may_spawn(&c, sleeper, (void *)(intptr_t)TEST_MS(10), NULL), 0);
-        ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
         ASSERT_LT((intptr_t)r, TEST_MS(50));
     }
 
@@ -161,14 +161,14 @@ int main(void)
     wait_flag();
     ASSERT_EQ(may_cancel(c), 0);
     ASSERT_EQ(may_cancel(c), 0); /* twice is harmless */
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, -ECANCELED);
 
     /* cancel while sleeping */
     ASSERT_EQ(may_spawn(&c, sleep_forever, NULL, NULL), 0);
     wait_flag();
     ASSERT_EQ(may_cancel(c), 0);
-    ASSERT_EQ(may_join(c, may_deadline_in(TEST_MS(5000)), &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(c, &r, may_deadline_in(TEST_MS(5000))), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, -ECANCELED);
 
     /* cancel while joining: the joiner's join fails, the target lives on */
@@ -177,39 +177,39 @@ int main(void)
     ASSERT_EQ(may_spawn(&c2, joiner, c, NULL), 0);
     usleep(5000);
     ASSERT_EQ(may_cancel(c2), 0);
-    ASSERT_EQ(may_join(c2, MAY_FOREVER, &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(c2, &r, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, -ECANCELED);
     may_unpark(c);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
 
     /* join with a deadline from a thread: times out, handle stays valid */
     ASSERT_EQ(may_spawn(&c, park_until_unparked, NULL, NULL), 0);
     wait_flag();
     int64_t t0 = may_now();
-    ASSERT_EQ(may_join(c, may_deadline_in(TEST_MS(20)), NULL), -ETIMEDOUT);
+    ASSERT_EQ(may_join(c, NULL, may_deadline_in(TEST_MS(20))), -ETIMEDOUT);
     ASSERT_GE(may_now() - t0, TEST_MS(20));
-    ASSERT_EQ(may_join(c, MAY_NOWAIT, NULL), -ETIMEDOUT);
+    ASSERT_EQ(may_join(c, NULL, MAY_NOWAIT), -ETIMEDOUT);
     may_unpark(c);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 
     /* cancel before start: never runs */
     may_spawn_opts_t pin0 = { .flags = MAY_SPAWN_PINNED, .worker = 0 };
     for (int i = 0; i < 20; i++) {
         ASSERT_EQ(may_spawn(&c, cancel_before_start, NULL, &pin0), 0);
-        ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
     }
     /* cancel a finished coroutine: harmless, outcome unchanged */
     ASSERT_EQ(may_spawn(&c, sleeper, (void *)(intptr_t)0, NULL), 0);
     while (may_stats_alive() != 0)
         usleep(100);
     ASSERT_EQ(may_cancel(c), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 
     ASSERT_EQ(may_spawn(&c, expired_loop, NULL, &pin0), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 
     ASSERT_EQ(may_spawn(&c, cancel_then_block, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, 5);
 
     may_yield(); /* from a thread: harmless */

@@ -88,7 +88,7 @@ static void idle_bursts(int n)
     for (int i = 0; i < n; i++) {
         may_co_t *co;
         ASSERT_EQ(may_spawn(&co, nothing, NULL, NULL), 0);
-        ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
         usleep(2000);
     }
 }
@@ -135,7 +135,7 @@ int main(void)
     check_faults(faults, K2 / 8);
     atomic_store(&release, 1);
     for (int i = 0; i < K + K2; i++)
-        ASSERT_EQ(may_join(cos[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cos[i], NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;

@@ -172,7 +172,7 @@ int main(void)
 
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, resolve_co, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
 
     /* cancelled: before, during or after the lookup; never a crash or leak */
     for (int i = 0; i < test_scale(20); i++) {
@@ -181,7 +181,7 @@ int main(void)
         if (i & 1)
             may_yield();
         may_cancel(c);
-        int k = may_join(c, MAY_FOREVER, &res);
+        int k = may_join(c, &res, MAY_FOREVER);
         /* the lookup may well have ended before the cancel came */
         ASSERT(k == MAY_CANCELED || k == MAY_DONE);
         ASSERT((intptr_t)res == 0 || (k == MAY_CANCELED && (intptr_t)res == -ECANCELED));

@@ -54,7 +54,7 @@ static void *spawn_busy(void *arg)
     for (int i = 0; i < n; i++)
         ASSERT_EQ(may_spawn(&cs[i], busy, NULL, NULL), 0);
     for (int i = 0; i < n; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
     free(cs);
     return NULL;
 }
@@ -135,7 +135,7 @@ static bool timer_attempt(long n)
     void *cpu;
     may_spawn_opts_t pw = { .flags = MAY_SPAWN_PINNED, .worker = 0 };
     ASSERT_EQ(may_spawn(&wc, cpu_of_worker, NULL, &pw), 0);
-    ASSERT_EQ(may_join(wc, MAY_FOREVER, &cpu), MAY_DONE);
+    ASSERT_EQ(may_join(wc, &cpu, MAY_FOREVER), MAY_DONE);
     ref->cpu = (int)(intptr_t)cpu;
     pthread_t rt;
     ASSERT_EQ(pthread_create(&rt, NULL, os_ref_main, ref), 0);
@@ -152,7 +152,7 @@ static bool timer_attempt(long n)
         ASSERT_EQ(may_spawn(&cs[i], timed, (void *)(intptr_t)i, &p0), 0);
     }
     for (long i = 0; i < n; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
     atomic_store(&ref->stop, 1);
     ASSERT_EQ(pthread_join(rt, NULL), 0);
     qsort(ref->late, (size_t)ref->n, sizeof ref->late[0], cmp64);
@@ -210,7 +210,7 @@ int main(void)
         void *cnt;
         may_spawn_opts_t po = { .flags = MAY_SPAWN_PINNED, .worker = wk };
         ASSERT_EQ(may_spawn(&ac, affinity_of_worker, NULL, &po), 0);
-        ASSERT_EQ(may_join(ac, MAY_FOREVER, &cnt), MAY_DONE);
+        ASSERT_EQ(may_join(ac, &cnt, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)cnt, 1); /* pinned to one CPU */
     }
 
@@ -226,11 +226,11 @@ int main(void)
     /* work from a plain thread still gets to run */
     may_co_t *oc;
     ASSERT_EQ(may_spawn(&oc, outside, NULL, NULL), 0);
-    ASSERT_EQ(may_join(oc, may_deadline_in(TEST_MS(2000)), NULL), MAY_DONE);
+    ASSERT_EQ(may_join(oc, NULL, may_deadline_in(TEST_MS(2000))), MAY_DONE);
     ASSERT_EQ(atomic_load(&outside_ran), 1);
     atomic_store(&stop_all, 1);
     for (int i = 0; i < NY; i++)
-        ASSERT_EQ(may_join(ys[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(ys[i], NULL, MAY_FOREVER), MAY_DONE);
     long mn, mx;
     test_min_max(counts, NY, &mn, &mx);
     printf("yield fairness: min %ld max %ld\n", mn, mx);
@@ -241,7 +241,7 @@ int main(void)
     may_co_t *sp;
     may_spawn_opts_t o0 = { .flags = MAY_SPAWN_WORKER, .worker = 0 };
     ASSERT_EQ(may_spawn(&sp, spawn_busy, (void *)200, &o0), 0);
-    ASSERT_EQ(may_join(sp, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(sp, NULL, MAY_FOREVER), MAY_DONE);
     for (int w = 0; w < 2; w++)
         ASSERT_GT(atomic_load(&ran_on[w]), 0);
     may_stats_t st;

@@ -75,7 +75,7 @@ int main(void)
     usleep(20000);
     ASSERT_EQ(may_cancel(o), 0);
     void *r;
-    ASSERT_EQ(may_join(o, may_deadline_in(TEST_MS(5000)), &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(o, &r, may_deadline_in(TEST_MS(5000))), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, -ECANCELED);
     ASSERT_EQ(atomic_load(&done), 4);
 

@@ -234,7 +234,7 @@ static void test_blocking(void)
     wait_ready(2);
     put(cb, 42);
     put(cb, 42);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     pthread_join(th, NULL);
     /* both were withdrawn from a: nobody receives there now */
     long v = 1;
@@ -247,9 +247,9 @@ static void test_blocking(void)
     wait_ready(1);
     ASSERT_EQ(may_spawn(&s, select_send_blocking, (void *)77, NULL), 0);
     void *res;
-    ASSERT_EQ(may_join(s, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(s, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, 1); /* the cz case */
-    ASSERT_EQ(may_join(r, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(r, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, 77);
     ASSERT_EQ(may_chan_tryrecv(ca, &v), -EAGAIN); /* the ca send did not happen */
 
@@ -259,7 +259,7 @@ static void test_blocking(void)
     wait_ready(1);
     ASSERT_EQ(may_chan_recv(cz, &v, may_deadline_in(TEST_MS(5000))), 0);
     ASSERT_EQ(v, 78);
-    ASSERT_EQ(may_join(s, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(s, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, 1);
 
     /* cancellation of a blocked select withdraws every case */
@@ -267,7 +267,7 @@ static void test_blocking(void)
     ASSERT_EQ(may_spawn(&s, select_forever_cancelled, NULL, NULL), 0);
     wait_ready(1);
     ASSERT_EQ(may_cancel(s), 0);
-    ASSERT_EQ(may_join(s, MAY_FOREVER, &res), MAY_CANCELED);
+    ASSERT_EQ(may_join(s, &res, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)res, -ECANCELED);
     ASSERT_EQ(may_chan_trysend(cz, &v), -EAGAIN);
     ASSERT_EQ(may_chan_tryrecv(cz, &v), -EAGAIN);
@@ -277,7 +277,7 @@ static void test_blocking(void)
     ASSERT_EQ(may_spawn(&s, select_forever_cancelled, NULL, NULL), 0);
     wait_ready(1);
     ASSERT_EQ(may_chan_close(cz), 0);
-    ASSERT_EQ(may_join(s, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(s, &res, MAY_FOREVER), MAY_DONE);
     ASSERT((intptr_t)res == 0 || (intptr_t)res == 1);
 
     may_chan_free(ca);
@@ -409,7 +409,7 @@ static void test_stress(size_t cap)
     for (int i = 0; i < PTH; i++)
         ASSERT_EQ(pthread_create(&pt[i], NULL, sel_producer, (void *)(intptr_t)(PCO + i)), 0);
     for (int i = 0; i < PCO; i++)
-        ASSERT_EQ(may_join(pc[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(pc[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < PTH; i++)
         pthread_join(pt[i], NULL);
     for (int i = 0; i < NCH; i++)
@@ -417,7 +417,7 @@ static void test_stress(size_t cap)
     long sum = 0;
     void *r;
     for (int i = 0; i < CCO + PLAIN; i++) {
-        ASSERT_EQ(may_join(cc[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(cc[i], &r, MAY_FOREVER), MAY_DONE);
         sum += (intptr_t)r;
     }
     for (int i = 0; i < CTH; i++) {

@@ -40,7 +40,7 @@ static void *spawner(void *arg)
         may_co_t *c;
         ASSERT_EQ(may_spawn(&c, add_one, (void *)(intptr_t)i, NULL), 0);
         void *r;
-        ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
         sum += (intptr_t)r;
     }
     return (void *)(intptr_t)sum;
@@ -49,7 +49,7 @@ static void *spawner(void *arg)
 static void *self_join(void *arg)
 {
     (void)arg;
-    return (void *)(intptr_t)may_join(may_self(), MAY_FOREVER, NULL);
+    return (void *)(intptr_t)may_join(may_self(), NULL, MAY_FOREVER);
 }
 
 static void *from_thread(void *arg)
@@ -58,7 +58,7 @@ static void *from_thread(void *arg)
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, add_one, (void *)100, NULL), 0);
     void *r;
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 101);
     return NULL;
 }
@@ -72,22 +72,22 @@ int main(void)
     may_co_t *c;
     void *r;
     ASSERT_EQ(may_spawn(&c, add_one, (void *)1, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 2);
 
     may_spawn_opts_t o = { .name = "worker-7" };
     ASSERT_EQ(may_spawn(&c, named, NULL, &o), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 42);
 
     may_spawn_opts_t big = { .stack_size = 1 << 20 };
     ASSERT_EQ(may_spawn(&c, big_stack, NULL, &big), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 1);
 
     long n = test_scale(10000);
     ASSERT_EQ(may_spawn(&c, spawner, (void *)(intptr_t)n, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, n * (n + 1) / 2);
 
     for (int i = 0; i < 100; i++)
@@ -101,14 +101,14 @@ int main(void)
     ASSERT_EQ(atomic_load(&detached_ran), 101);
 
     ASSERT_EQ(may_spawn(&c, self_join, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, -EDEADLK);
 
     /* every worker, by preference */
     for (int wk = 0; wk < may_workers(); wk++) {
         may_spawn_opts_t wo = { .flags = MAY_SPAWN_PINNED, .worker = wk };
         ASSERT_EQ(may_spawn(&c, add_one, (void *)(intptr_t)wk, &wo), 0);
-        ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, wk + 1);
     }
 
@@ -125,7 +125,7 @@ int main(void)
     ASSERT_EQ(may_spawn(&c, add_one, NULL, &bad), -EINVAL);
     may_spawn_opts_t badw = { .flags = MAY_SPAWN_WORKER, .worker = 9999 };
     ASSERT_EQ(may_spawn(&c, add_one, NULL, &badw), -EINVAL);
-    ASSERT_EQ(may_join(NULL, MAY_FOREVER, NULL), -EINVAL);
+    ASSERT_EQ(may_join(NULL, NULL, MAY_FOREVER), -EINVAL);
     ASSERT_EQ(may_detach(NULL), -EINVAL);
     ASSERT_EQ(may_cancel(NULL), -EINVAL);
     may_config_t cfg = { .workers = 2 };
@@ -134,7 +134,7 @@ int main(void)
     ASSERT_EQ(may_shutdown(), 0);
     /* restarts lazily */
     ASSERT_EQ(may_spawn(&c, add_one, (void *)5, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 6);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");

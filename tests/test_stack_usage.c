@@ -47,8 +47,8 @@ int main(void)
     printf("peak stack use: small %ld bytes, big %ld bytes\n", s, b);
     ASSERT_GE(b, 24 * 1024);
     ASSERT_LT(s, b);
-    ASSERT_EQ(may_join(small, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(big, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(small, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(big, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_co_stack_used(NULL), -EINVAL);
     ASSERT_EQ(may_shutdown(), 0);
     cfg.track_stack = false;
@@ -59,7 +59,7 @@ int main(void)
     ASSERT_EQ(may_spawn(&big, use_stack, NULL,
                         &(may_spawn_opts_t){ .flags = MAY_SPAWN_TRACK_STACK, .name = "tracked" }),
               0);
-    ASSERT_EQ(may_join(small, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(small, NULL, MAY_FOREVER), MAY_DONE);
     do {
         may_sleep(TEST_MS(1));
         may_stats(&st);
@@ -68,11 +68,11 @@ int main(void)
     printf("per-coroutine tracking: %ld bytes\n", b);
     ASSERT_GE(b, 24 * 1024);
     ASSERT_LT(b, 64 * 1024);
-    ASSERT_EQ(may_join(big, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(big, NULL, MAY_FOREVER), MAY_DONE);
     void *r;
     ASSERT_EQ(may_spawn(&big, self_measure, NULL,
                         &(may_spawn_opts_t){ .flags = MAY_SPAWN_TRACK_STACK }), 0);
-    ASSERT_EQ(may_join(big, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(big, &r, MAY_FOREVER), MAY_DONE);
     printf("measured by itself: %ld bytes\n", (long)(intptr_t)r);
     ASSERT_GE((long)(intptr_t)r, 20 * 1024);
     ASSERT_EQ(may_shutdown(), 0);

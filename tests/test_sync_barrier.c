@@ -40,7 +40,7 @@ static void test_rounds(void)
     for (int i = 0; i < TH; i++)
         ASSERT_EQ(pthread_create(&t[i], NULL, party, NULL), 0);
     for (int i = 0; i < CO; i++)
-        ASSERT_EQ(may_join(c[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < TH; i++)
         pthread_join(t[i], NULL);
     for (long r = 0; r < rounds; r++)
@@ -73,7 +73,7 @@ static void test_withdraw(void)
     may_co_t *c;
     void *r;
     ASSERT_EQ(may_spawn(&c, wait_dl, (void *)(intptr_t)TEST_MS(20), NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, -ETIMEDOUT);
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, wait_dl, (void *)(intptr_t)TEST_MS(20)), 0);
@@ -86,7 +86,7 @@ static void test_withdraw(void)
         usleep(500);
     usleep(10000);
     ASSERT_EQ(may_cancel(c), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, -ECANCELED);
     /* so a fresh pair still needs both to pass: the first waits... */
     may_co_t *c1;
@@ -95,10 +95,10 @@ static void test_withdraw(void)
     while (atomic_load(&started) < 1)
         usleep(500);
     usleep(20000);
-    ASSERT_EQ(may_join(c1, MAY_NOWAIT, NULL), -ETIMEDOUT);
+    ASSERT_EQ(may_join(c1, NULL, MAY_NOWAIT), -ETIMEDOUT);
     /* ...until the second comes, and exactly one of them leads */
     int k = may_barrier_wait(b, may_deadline_in(TEST_MS(5000)));
-    ASSERT_EQ(may_join(c1, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c1, &r, MAY_FOREVER), MAY_DONE);
     ASSERT(k == 0 || k == MAY_BARRIER_LEADER);
     ASSERT_EQ(k + (intptr_t)r, MAY_BARRIER_LEADER);
     may_barrier_free(b);

@@ -80,7 +80,7 @@ static void test_queue(void)
     for (int i = 0; i < PTH; i++)
         ASSERT_EQ(pthread_create(&th[CTH + i], NULL, q_producer, (void *)(intptr_t)(PCO + i)), 0);
     for (int i = 0; i < PCO + CCO; i++)
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < PTH + CTH; i++)
         pthread_join(th[i], NULL);
     long n = (PCO + PTH) * per;
@@ -132,7 +132,7 @@ static void test_misc(void)
     may_co_t *co;
     pthread_t th;
     ASSERT_EQ(may_spawn(&co, timed_wait, NULL, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(pthread_create(&th, NULL, timed_wait, NULL), 0);
     pthread_join(th, NULL);
 
@@ -146,7 +146,7 @@ static void test_misc(void)
     ASSERT_EQ(may_mutex_unlock(m2), 0);
     may_cond_signal(c);
     void *r;
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(co, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 0);
     /* with no waiters left the binding is gone */
     ASSERT_EQ(may_mutex_lock(m2, MAY_FOREVER), 0);
@@ -157,7 +157,7 @@ static void test_misc(void)
     may_cond_signal(c);
     may_cond_broadcast(c);
     ASSERT_EQ(may_spawn(&co, wait_once, (void *)(intptr_t)TEST_MS(30), NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(co, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, -ETIMEDOUT);
 
     /* broadcast wakes everyone, coroutines and threads */
@@ -172,7 +172,7 @@ static void test_misc(void)
     wait_waiting(N + T);
     may_cond_broadcast(c);
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, 0);
     }
     for (int i = 0; i < T; i++) {
@@ -195,10 +195,10 @@ static void test_cancel(void)
     ASSERT_EQ(may_spawn(&b, wait_once, (void *)(intptr_t)TEST_MS(5000), NULL), 0);
     wait_waiting(2);
     ASSERT_EQ(may_cancel(a), 0);
-    ASSERT_EQ(may_join(a, MAY_FOREVER, &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(a, &r, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, -ECANCELED);
     may_cond_signal(c);
-    ASSERT_EQ(may_join(b, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(b, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 0);
 
     /* Racing: the signal may reach a just as it is cancelled; then a must
@@ -215,14 +215,14 @@ static void test_cancel(void)
             usleep(k % 7 * 20);
         may_cancel(a);
         may_cond_signal(c);
-        ASSERT_EQ(may_join(a, MAY_FOREVER, &r), MAY_CANCELED);
+        ASSERT_EQ(may_join(a, &r, MAY_FOREVER), MAY_CANCELED);
         intptr_t ra = (intptr_t)r;
         ASSERT(ra == 0 || ra == -ECANCELED);
         if (ra == 0) {
             kept++; /* a took the signal before it saw the cancel */
             may_cond_signal(c);
         }
-        ASSERT_EQ(may_join(b, MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(b, &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, 0);
     }
     (void)kept;

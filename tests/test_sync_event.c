@@ -28,7 +28,7 @@ static void test_event(void)
     void *r;
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, wait_ev, (void *)(intptr_t)TEST_MS(20), NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, -ETIMEDOUT);
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, wait_ev, (void *)(intptr_t)TEST_MS(20)), 0);
@@ -49,7 +49,7 @@ static void test_event(void)
     for (int i = 0; i < N; i += 3)
         ASSERT_EQ(may_cancel(cs[i]), 0);
     for (int i = 0; i < N; i += 3) {
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, &r), MAY_CANCELED);
+        ASSERT_EQ(may_join(cs[i], &r, MAY_FOREVER), MAY_CANCELED);
         ASSERT_EQ((intptr_t)r, -ECANCELED);
     }
     ASSERT_EQ(may_event_fire(ev), 0);
@@ -58,7 +58,7 @@ static void test_event(void)
     for (int i = 0; i < N; i++) {
         if (i % 3 == 0)
             continue;
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, 0);
     }
     for (int i = 0; i < T; i++) {
@@ -104,7 +104,7 @@ static void test_once(void)
     for (int i = 0; i < T; i++)
         ASSERT_EQ(pthread_create(&ts[i], NULL, call_once, NULL), 0);
     for (int i = 0; i < N; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < T; i++)
         pthread_join(ts[i], NULL);
     ASSERT_EQ(atomic_load(&runs), 1);

@@ -79,7 +79,7 @@ static void test_counter(void)
     for (int i = 0; i < TH; i++)
         ASSERT_EQ(pthread_create(&th[i], NULL, i % 2 ? incr_timed : incr, NULL), 0);
     for (int i = 0; i < CO + TIMED; i++)
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < TH; i++)
         pthread_join(th[i], NULL);
     ASSERT_EQ(counter, (CO + TH + TIMED) * iters);
@@ -107,7 +107,7 @@ static void test_timeouts(void)
     pthread_t th;
     ASSERT_EQ(may_spawn(&co, lock_timeout, NULL, NULL), 0);
     ASSERT_EQ(pthread_create(&th, NULL, lock_timeout, NULL), 0);
-    ASSERT_EQ(may_join(co, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(co, NULL, MAY_FOREVER), MAY_DONE);
     pthread_join(th, NULL);
     ASSERT_EQ(may_mutex_unlock(m), 0);
     /* timed-out waiters left nothing behind */
@@ -161,19 +161,19 @@ static void test_cancel(void)
         may_cancel(co[i]);
     for (int i = 0; i < N; i += 2) {
         void *r;
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, &r), MAY_CANCELED);
+        ASSERT_EQ(may_join(co[i], &r, MAY_FOREVER), MAY_CANCELED);
         ASSERT_EQ((intptr_t)r, -ECANCELED);
     }
     ASSERT_EQ(may_mutex_unlock(m), 0);
     for (int i = 1; i < N; i += 2)
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_mutex_trylock(m), 0);
     ASSERT_EQ(may_mutex_unlock(m), 0);
 
     may_co_t *c;
     ASSERT_EQ(may_mutex_lock(m, MAY_FOREVER), 0);
     ASSERT_EQ(may_spawn(&c, self_cancel_lock, NULL, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ(may_mutex_unlock(m), 0);
 
     /* Cancellation racing the unlock: whether the cancelled waiter got the
@@ -195,13 +195,13 @@ static void test_cancel(void)
         may_cancel(a);
         ASSERT_EQ(may_mutex_unlock(m), 0);
         void *r;
-        int ka = may_join(a, MAY_FOREVER, &r);
+        int ka = may_join(a, &r, MAY_FOREVER);
         ASSERT(ka == MAY_CANCELED);
         if ((intptr_t)r == 0)
             got_by_cancelled++;
         else
             ASSERT_EQ((intptr_t)r, -ECANCELED);
-        ASSERT_EQ(may_join(b, may_deadline_in(TEST_MS(5000)), &r), MAY_DONE);
+        ASSERT_EQ(may_join(b, &r, may_deadline_in(TEST_MS(5000))), MAY_DONE);
         ASSERT_EQ((intptr_t)r, 0);
         ASSERT_EQ(may_mutex_trylock(m), 0);
         ASSERT_EQ(may_mutex_unlock(m), 0);
@@ -248,7 +248,7 @@ static void test_fifo(void)
         if (i == 2 || i == 4)
             pthread_join(th[i / 2 - 1], NULL);
         else
-            ASSERT_EQ(may_join(co[i], MAY_FOREVER, NULL), MAY_DONE);
+            ASSERT_EQ(may_join(co[i], NULL, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ(order[i], i);
     }
 }
@@ -301,7 +301,7 @@ static void test_no_starvation(void)
     void *worst;
     pthread_join(l, &worst);
     ASSERT_LT((intptr_t)worst, TEST_MS(1000));
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &worst), MAY_DONE);
+    ASSERT_EQ(may_join(c, &worst, MAY_FOREVER), MAY_DONE);
     ASSERT_LT((intptr_t)worst, TEST_MS(1000));
     atomic_store(&stop, 1);
     for (int i = 0; i < 2; i++)

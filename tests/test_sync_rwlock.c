@@ -88,8 +88,8 @@ static void test_priority(void)
     may_co_t *cr2 = start(&r2, 0);
     ASSERT_EQ(r2.order, -1);
     ASSERT_EQ(may_rwlock_rdunlock(rw), 0);
-    ASSERT_EQ(may_join(cw, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(cr2, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(cw, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(cr2, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(w.order, 0); /* the writer first */
     ASSERT_EQ(r2.order, 1);
 
@@ -101,9 +101,9 @@ static void test_priority(void)
     may_co_t *cr3 = start(&r3, 0);
     may_co_t *cr4 = start(&r4, 0);
     ASSERT_EQ(may_rwlock_wrunlock(rw), 0);
-    ASSERT_EQ(may_join(cw2, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(cr3, MAY_FOREVER, NULL), MAY_DONE);
-    ASSERT_EQ(may_join(cr4, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(cw2, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(cr3, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(cr4, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_LT(r3.order, 2);
     ASSERT_LT(r4.order, 2);
     ASSERT_EQ(w2.order, 2);
@@ -122,9 +122,9 @@ static void test_cancel(void)
     may_co_t *cw = start(&w, 1);
     may_co_t *cr2 = start(&r2, 0);
     ASSERT_EQ(may_cancel(cw), 0);
-    ASSERT_EQ(may_join(cw, MAY_FOREVER, NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(cw, NULL, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ(w.result, -ECANCELED);
-    ASSERT_EQ(may_join(cr2, may_deadline_in(TEST_MS(3000)), NULL), MAY_DONE);
+    ASSERT_EQ(may_join(cr2, NULL, may_deadline_in(TEST_MS(3000))), MAY_DONE);
     ASSERT_EQ(r2.result, 0);
     ASSERT_EQ(may_rwlock_tryrdlock(rw), 0); /* no writer waits any more */
     ASSERT_EQ(may_rwlock_rdunlock(rw), 0);
@@ -134,7 +134,7 @@ static void test_cancel(void)
     ASSERT_EQ(may_rwlock_wrlock(rw, MAY_FOREVER), 0);
     may_co_t *cr3 = start(&r3, 0);
     ASSERT_EQ(may_cancel(cr3), 0);
-    ASSERT_EQ(may_join(cr3, MAY_FOREVER, NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(cr3, NULL, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ(r3.result, -ECANCELED);
     ASSERT_EQ(may_rwlock_wrunlock(rw), 0);
     ASSERT_EQ(may_rwlock_trywrlock(rw), 0);
@@ -159,9 +159,9 @@ static void test_cancel(void)
         usleep(k % 5 * 40);
         may_cancel(ca);
         ASSERT_EQ(may_rwlock_wrunlock(rw), 0);
-        ASSERT_EQ(may_join(ca, MAY_FOREVER, NULL), MAY_CANCELED);
+        ASSERT_EQ(may_join(ca, NULL, MAY_FOREVER), MAY_CANCELED);
         ASSERT(a.result == 0 || a.result == -ECANCELED);
-        ASSERT_EQ(may_join(cb, may_deadline_in(TEST_MS(5000)), NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cb, NULL, may_deadline_in(TEST_MS(5000))), MAY_DONE);
         ASSERT_EQ(b.result, 0);
         ASSERT_EQ(may_rwlock_trywrlock(rw), 0);
         ASSERT_EQ(may_rwlock_wrunlock(rw), 0);
@@ -187,7 +187,7 @@ static void test_timeouts(void)
     pthread_t t;
     ASSERT_EQ(may_spawn(&c, timeouts, NULL, NULL), 0);
     ASSERT_EQ(pthread_create(&t, NULL, timeouts, NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
     pthread_join(t, NULL);
     ASSERT_EQ(may_rwlock_wrunlock(rw), 0);
     ASSERT_EQ(may_rwlock_trywrlock(rw), 0);
@@ -255,7 +255,7 @@ static void test_stress(void)
     for (int i = 0; i < WTH + RTH; i++)
         ASSERT_EQ(pthread_create(&t[i], NULL, i < WTH ? stress_writer : stress_reader, NULL), 0);
     for (int i = 0; i < WCO + RCO; i++)
-        ASSERT_EQ(may_join(c[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < WTH + RTH; i++)
         pthread_join(t[i], NULL);
     ASSERT_EQ(a_val, (WCO + WTH) * iters);

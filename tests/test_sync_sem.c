@@ -71,7 +71,7 @@ static void test_limiter(void)
     for (int i = 0; i < TH; i++)
         ASSERT_EQ(pthread_create(&t[i], NULL, limited, NULL), 0);
     for (int i = 0; i < CO; i++)
-        ASSERT_EQ(may_join(c[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < TH; i++)
         pthread_join(t[i], NULL);
     ASSERT_EQ(may_sem_value(s), LIMIT);
@@ -130,7 +130,7 @@ static void test_fifo_cancel(void)
             usleep(200);
     }
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(may_join(c[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(c[i], NULL, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ(w[i].result, 0);
         ASSERT_EQ(w[i].order, i);
     }
@@ -138,7 +138,7 @@ static void test_fifo_cancel(void)
     /* timeouts from a coroutine and a thread; no unit appears */
     waiter tw;
     may_co_t *tc = start(&tw, TEST_MS(20));
-    ASSERT_EQ(may_join(tc, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(tc, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(tw.result, -ETIMEDOUT);
     pthread_t th;
     tw.dl_ns = TEST_MS(20);
@@ -151,10 +151,10 @@ static void test_fifo_cancel(void)
     waiter a, b;
     may_co_t *ca = start(&a, 0), *cb = start(&b, TEST_MS(5000));
     ASSERT_EQ(may_cancel(ca), 0);
-    ASSERT_EQ(may_join(ca, MAY_FOREVER, NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(ca, NULL, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ(a.result, -ECANCELED);
     ASSERT_EQ(may_sem_post(s), 0);
-    ASSERT_EQ(may_join(cb, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(cb, NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(b.result, 0);
     ASSERT_EQ(may_sem_value(s), 0);
 
@@ -168,11 +168,11 @@ static void test_fifo_cancel(void)
             usleep(k % 7 * 20);
         may_cancel(ca);
         ASSERT_EQ(may_sem_post(s), 0);
-        ASSERT_EQ(may_join(ca, MAY_FOREVER, NULL), MAY_CANCELED);
+        ASSERT_EQ(may_join(ca, NULL, MAY_FOREVER), MAY_CANCELED);
         ASSERT(a.result == 0 || a.result == -ECANCELED);
         if (a.result == 0)
             ASSERT_EQ(may_sem_post(s), 0); /* a kept the unit */
-        ASSERT_EQ(may_join(cb, may_deadline_in(TEST_MS(5000)), NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cb, NULL, may_deadline_in(TEST_MS(5000))), MAY_DONE);
         ASSERT_EQ(b.result, 0);
         ASSERT_EQ(may_sem_value(s), 0);
     }

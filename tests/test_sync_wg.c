@@ -56,7 +56,7 @@ static void test_release(void)
     ASSERT_EQ(atomic_load(&work_done), expected);
     void *r;
     for (int i = 0; i < OCO; i++) {
-        ASSERT_EQ(may_join(o[i], MAY_FOREVER, &r), MAY_DONE);
+        ASSERT_EQ(may_join(o[i], &r, MAY_FOREVER), MAY_DONE);
         ASSERT_EQ((intptr_t)r, 0);
     }
     for (int i = 0; i < OTH; i++) {
@@ -64,7 +64,7 @@ static void test_release(void)
         ASSERT_EQ((intptr_t)r, 0);
     }
     for (int i = 0; i < WCO; i++)
-        ASSERT_EQ(may_join(w[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(w[i], NULL, MAY_FOREVER), MAY_DONE);
     for (int i = 0; i < WTH; i++)
         pthread_join(wt[i], NULL);
 }
@@ -83,7 +83,7 @@ static void test_misc(void)
     may_co_t *c;
     void *r;
     ASSERT_EQ(may_spawn(&c, waiter, (void *)(intptr_t)TEST_MS(20), NULL), 0);
-    ASSERT_EQ(may_join(c, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(c, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)r, -ETIMEDOUT);
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, waiter, (void *)(intptr_t)TEST_MS(20)), 0);
@@ -99,15 +99,15 @@ static void test_misc(void)
         usleep(500);
     usleep(10000);
     ASSERT_EQ(may_cancel(a), 0);
-    ASSERT_EQ(may_join(a, MAY_FOREVER, &r), MAY_CANCELED);
+    ASSERT_EQ(may_join(a, &r, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)r, -ECANCELED);
-    ASSERT_EQ(may_join(b, MAY_NOWAIT, NULL), -ETIMEDOUT); /* still waiting */
+    ASSERT_EQ(may_join(b, NULL, MAY_NOWAIT), -ETIMEDOUT); /* still waiting */
     atomic_store(&work_done, 0);
     expected = 0;
     ASSERT_EQ(may_wg_done(wg), 0);
-    ASSERT_EQ(may_join(b, MAY_NOWAIT, NULL), -ETIMEDOUT); /* one left */
+    ASSERT_EQ(may_join(b, NULL, MAY_NOWAIT), -ETIMEDOUT); /* one left */
     ASSERT_EQ(may_wg_add(wg, -1), 0);
-    ASSERT_EQ(may_join(b, may_deadline_in(TEST_MS(5000)), &r), MAY_DONE);
+    ASSERT_EQ(may_join(b, &r, may_deadline_in(TEST_MS(5000))), MAY_DONE);
     ASSERT_EQ((intptr_t)r, 0);
 }
 

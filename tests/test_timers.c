@@ -66,7 +66,7 @@ static int32_t run_once(void)
     /* join only once all have woken, so joining does not load worker 0 */
     may_sleep_until(base + n * spacing + TEST_MS(100));
     for (long i = 0; i < n; i++)
-        ASSERT_EQ(may_join(cs[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cs[i], NULL, MAY_FOREVER), MAY_DONE);
     for (long i = 1; i < n; i++)
         ASSERT_LT(order[i - 1], order[i]);
     qsort(late_us, (size_t)n, sizeof *late_us, cmp32);

@@ -288,10 +288,10 @@ int main(void)
     pthread_t th;
     ASSERT_EQ(pthread_create(&th, NULL, client_thread, NULL), 0);
     for (int i = 0; i < NCO; i++)
-        ASSERT_EQ(may_join(cl[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(cl[i], NULL, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(pthread_join(th, NULL), 0);
     ASSERT_EQ(may_cancel(srv), 0);
-    ASSERT_EQ(may_join(srv, may_deadline_in(TEST_MS(3000)), NULL), MAY_CANCELED);
+    ASSERT_EQ(may_join(srv, NULL, may_deadline_in(TEST_MS(3000))), MAY_CANCELED);
     ASSERT_EQ(may_tcp_close(lfd), 0);
     /* the connection coroutines end once their clients closed */
     int64_t end = may_deadline_in(TEST_MS(3000));

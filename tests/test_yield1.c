@@ -76,13 +76,13 @@ int main(void)
     usleep(10000);
     may_co_t *oc;
     ASSERT_EQ(may_spawn(&oc, outside, NULL, NULL), 0);
-    ASSERT_EQ(may_join(oc, may_deadline_in(TEST_MS(2000)), NULL), MAY_DONE);
+    ASSERT_EQ(may_join(oc, NULL, may_deadline_in(TEST_MS(2000))), MAY_DONE);
     ASSERT_EQ(atomic_load(&outside_ran), 1);
     atomic_store(&stop_all, 1);
     for (int i = 0; i < NY; i++)
-        ASSERT_EQ(may_join(ys[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(ys[i], NULL, MAY_FOREVER), MAY_DONE);
     may_unpark(sl);
-    ASSERT_EQ(may_join(sl, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(sl, NULL, MAY_FOREVER), MAY_DONE);
 
     long mn, mx;
     test_min_max(counts, NY, &mn, &mx);

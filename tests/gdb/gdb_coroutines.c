@@ -69,10 +69,10 @@ int main(void)
     ASSERT_EQ(may_cancel(s), 0);
     ASSERT_EQ(may_mutex_unlock(mu), 0);
     void *res;
-    ASSERT_EQ(may_join(r, MAY_FOREVER, &res), MAY_DONE);
+    ASSERT_EQ(may_join(r, &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, 42);
-    ASSERT_EQ(may_join(s, MAY_FOREVER, NULL), MAY_CANCELED);
-    ASSERT_EQ(may_join(l, MAY_FOREVER, NULL), MAY_DONE);
+    ASSERT_EQ(may_join(s, NULL, MAY_FOREVER), MAY_CANCELED);
+    ASSERT_EQ(may_join(l, NULL, MAY_FOREVER), MAY_DONE);
     may_chan_free(ch);
     may_mutex_free(mu);
     ASSERT_EQ(may_shutdown(), 0);

@@ -18,7 +18,7 @@ int main(void)
         fprintf(stderr, "may_spawn: %d\n", rc);
         return 1;
     }
-    rc = may_join(co, MAY_FOREVER, &result);
+    rc = may_join(co, &result, MAY_FOREVER);
     if (rc != MAY_DONE || (intptr_t)result != 42) {
         fprintf(stderr, "may_join: rc %d, result %ld\n", rc, (long)(intptr_t)result);
         return 1;

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         ASSERT_EQ(may_spawn(&co[i], adder, (void *)(intptr_t)i, &o), 0);
     }
     for (int i = 0; i < 2; i++)
-        ASSERT_EQ(may_join(co[i], MAY_FOREVER, NULL), MAY_DONE);
+        ASSERT_EQ(may_join(co[i], NULL, MAY_FOREVER), MAY_DONE);
     printf("san_race %s: counter %d of %ld\n", mode, counter, 2 * iters);
     if (strcmp(mode, "race") != 0)
         ASSERT_EQ(counter, 2 * iters);

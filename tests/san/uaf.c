@@ -100,7 +100,7 @@ int main(int argc, char **argv)
     may_spawn_opts_t o = { .name = "victim" };
     ASSERT_EQ(may_spawn(&co, victim, (void *)mode, &o), 0);
     void *r = NULL;
-    ASSERT_EQ(may_join(co, MAY_FOREVER, &r), MAY_DONE);
+    ASSERT_EQ(may_join(co, &r, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ(may_shutdown(), 0);
     printf("san_uaf %s: no error found, result %d\n", mode, (int)(intptr_t)r);
     return 0;
