@@ -46,10 +46,17 @@
  * a quiet runtime still makes no wake-ups.  It never moves work itself; it
  * only wakes workers, through the same wakep() as everything else.
  *
- * Lost wake-ups are excluded by Dekker pairs, all seq_cst: a producer pushes
- * then reads nidle; an idler publishes itself on the idle list then
- * re-checks every queue.  A waker stores sleep_word = 0 then reads polling;
- * the idler stores polling = 1 then reads sleep_word.
+ * Lost wake-ups are excluded by Dekker pairs ("publish, then check the
+ * other side", on both sides): a producer pushes then reads nidle; an idler
+ * publishes itself on the idle list, fences, then re-checks every queue.  A
+ * waker stores sleep_word = 0 then reads polling; the idler stores polling =
+ * 1 then reads sleep_word.  A store then a load of another word is the one
+ * reordering x86 does (store buffer) and AArch64 does more, so each side
+ * has a full barrier between the two: a seq_cst fence, or a seq_cst
+ * read-modify-write and a seq_cst load (ordered in C11's single total
+ * order S).  A release store followed by a load is not enough, on either
+ * machine.  docs/ARCHITECTURE.md ("Dekker pairs") lists every pair in the
+ * tree, D1-D8, with both sides and the barrier of each.
  *
  * Rejected: a single global queue (contention, no locality); a dedicated
  * poller thread (a thread hop per I/O readiness); waking every idle worker
@@ -468,10 +475,19 @@ MAY_HOT_INLINE void may__ready_ex(struct may_co *co, int lifo)
                 atomic_store_explicit(&w->runnext, co, memory_order_release);
                 return;
             }
-            if (!(old = atomic_exchange_explicit(&w->runnext, co, memory_order_acq_rel)))
+            /* seq_cst: Dekker pair D1 (docs/ARCHITECTURE.md): this
+             * exchange is the producer's barrier; the same instruction as
+             * acq_rel on x86 (xchg) and AArch64 (swpal) */
+            if (!(old = atomic_exchange_explicit(&w->runnext, co, memory_order_seq_cst)))
                 return;
         }
         runq_push(w, old);
+        /* Dekker pair D1: the ring push, then the idle count.  Without the
+         * exchange above (a FIFO ready, e.g. a timer), the push is a release
+         * store and needs a full fence before the load; with it, an idler
+         * that misses the ring finds runnext full instead. */
+        if (!lifo)
+            atomic_thread_fence(memory_order_seq_cst);
         if (atomic_load(&may__S.nidle) > 0)
             wakep();
         return;
@@ -610,12 +626,21 @@ static void go_idle(may__worker *w)
     atomic_fetch_add(&may__S.nidle, 1);
     pthread_mutex_unlock(&may__S.idle_lock);
 
-    /* seq_cst re-check: pairs with the producer's push then load of nidle */
+    /* Dekker pairs D1-D3 (docs/ARCHITECTURE.md): the idler's side.  Its
+     * stores (nidle, sleep_word) are ordered before the re-check of every
+     * queue by this fence, so a producer that read nidle == 0 (or
+     * sleep_word == 0) has its work seen here. */
+    atomic_thread_fence(memory_order_seq_cst);
     if (!work_available() && !atomic_load(&may__S.stopping)) {
         int zero = 0;
         if (atomic_compare_exchange_strong(&may__S.poller_busy, &zero, 1)) {
             atomic_store(&w->polling, 1);
+            /* Dekker pair D5 with may__timer_arm: publish that a poller is
+             * about to sleep, fence, then read the next deadline.  An armer
+             * either reads poller_until (INT64_MAX or the dl below) and
+             * wakes us, or its deadline is in the dl we read. */
             atomic_store(&may__S.poller_until, INT64_MAX);
+            atomic_thread_fence(memory_order_seq_cst);
             int64_t dl = may__timers_next();
             atomic_store(&may__S.poller_until, dl);
             if (atomic_load(&w->sleep_word) == 1 && !work_available()) {

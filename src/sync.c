@@ -879,7 +879,8 @@ int may_sem_post(may_sem_t *s)
     do {
         if (v == INT_MAX)
             return -EOVERFLOW;
-        /* seq_cst: Dekker pair with the waiter's nwait increment */
+        /* seq_cst: Dekker pair D6 with the waiter's nwait increment (a
+         * seq_cst RMW, then a seq_cst load: ordered in S) */
     } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
     if (atomic_load(&s->nwait) == 0)
         return 0;
@@ -905,8 +906,11 @@ int may_sem_wait(may_sem_t *s, int64_t deadline)
     wnode n;
     node_init(&n, p);
     spin_lock(&s->qlock);
-    /* seq_cst: count ourselves in, then re-read value (Dekker with post) */
+    /* Dekker pair D6 (docs/ARCHITECTURE.md) with may_sem_post: count
+     * ourselves in, fence, then re-read value (sem_take's loads are
+     * relaxed: the fence orders them after the increment). */
     atomic_fetch_add(&s->nwait, 1);
+    atomic_thread_fence(memory_order_seq_cst);
     if (!s->q.head && sem_take(s) == 0) {
         atomic_fetch_sub(&s->nwait, 1);
         spin_unlock(&s->qlock);

@@ -22,7 +22,9 @@
  * stale timeout can never reach a later wait.
  *
  * Memory ordering: next_deadline is a relaxed hint; whoever acts on it takes
- * the lock and re-reads the heap.
+ * the lock and re-reads the heap.  The one exception is the poller's choice
+ * of how long to sleep, which must not miss a new earlier deadline: that is
+ * Dekker pair D5 (docs/ARCHITECTURE.md), fenced on both sides.
  */
 #include "internal.h"
 
@@ -146,9 +148,18 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
     int earliest = first_heap()->a[0].co == co;
     publish_next();
     pthread_mutex_unlock(&tlock);
-    if (earliest &&
-        deadline < atomic_load_explicit(&may__S.poller_until, memory_order_seq_cst))
-        may__poll_wake();
+    /* Dekker pair D5 (docs/ARCHITECTURE.md) with the poller's entry in
+     * sched.c go_idle: next_deadline was stored above (relaxed, under the
+     * lock), then this fence, then the load of poller_until; the poller
+     * stores poller_until, fences, then loads next_deadline.  One of the
+     * two sees the other's store, so the poller never sleeps past this
+     * deadline.  Only a new earliest deadline needs the check (and the
+     * fence): a later one is covered by the earlier timer's own arming. */
+    if (earliest) {
+        atomic_thread_fence(memory_order_seq_cst);
+        if (deadline < atomic_load_explicit(&may__S.poller_until, memory_order_relaxed))
+            may__poll_wake();
+    }
 }
 
 void may__timer_disarm(struct may_co *co)
