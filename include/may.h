@@ -16,6 +16,16 @@
  *
  * Options structs may grow at the end in later versions: initialise them with
  * a designated initialiser ({ .name = "x" }) so new fields start at zero.
+ * The calls that take one (may_configure, may_spawn, may_scope_spawn,
+ * may_stats) are macros that pass the size of the struct the program was
+ * compiled with to a "_sized" entry point, as Linux's clone3 and openat2
+ * take a size: a program built against an older, smaller struct keeps
+ * working with a newer shared library (which reads or writes only that many
+ * bytes and takes the fields the program does not know as zero), and one
+ * built against a newer header than the library's gets -E2BIG if it sets a
+ * field the library does not know (non-zero bytes past the library's
+ * size), or -EINVAL for a size below the first version's.  The _sized
+ * functions are public and stable; bindings from other languages call them.
  *
  * Everything here may be called from a coroutine or from a plain thread (the
  * program's main thread or one the user made) unless the comment says
@@ -79,7 +89,9 @@ typedef struct may_config {
 
 /* Set the configuration.  Only before the runtime has started (it starts
  * lazily on first use); -EBUSY afterwards, -EINVAL for bad values. */
-MAY_API int may_configure(const may_config_t *cfg);
+MAY_API int may_configure_sized(const may_config_t *cfg, size_t size);
+/* (variadic so that a compound literal's commas pass through) */
+#define may_configure(...) may_configure_sized((__VA_ARGS__), sizeof(may_config_t))
 /* Start the runtime now (otherwise the first spawn does).  0 or -errno. */
 MAY_API int may_start(void);
 /* Stop the worker threads and free every cached resource.  -EBUSY while
@@ -118,8 +130,10 @@ typedef struct may_spawn_opts {
 /* Spawn a coroutine running fn(arg).  *co receives the handle (may be NULL
  * when MAY_SPAWN_DETACHED).  0, -EINVAL, -ENOMEM, or -ECANCELED when the
  * caller's scope owner was cancelled. */
-MAY_API int may_spawn(may_co_t **co, may_fn_t fn, void *arg,
-                      const may_spawn_opts_t *opts);
+MAY_API int may_spawn_sized(may_co_t **co, may_fn_t fn, void *arg,
+                            const may_spawn_opts_t *opts, size_t opts_size);
+#define may_spawn(co, fn, arg, ...) \
+    may_spawn_sized((co), (fn), (arg), (__VA_ARGS__), sizeof(may_spawn_opts_t))
 /* The short form, like Go's `go f(x)`: spawn detached with defaults. */
 MAY_API int may_go(may_fn_t fn, void *arg);
 
@@ -225,8 +239,10 @@ MAY_API int may_setspecific(may_key_t key, const void *value);
  * (or thread) that made it.  Cancelling the owner cancels the children. */
 typedef struct may_scope may_scope_t;
 MAY_API int may_scope_new(may_scope_t **scope);
-MAY_API int may_scope_spawn(may_scope_t *scope, may_fn_t fn, void *arg,
-                            const may_spawn_opts_t *opts);
+MAY_API int may_scope_spawn_sized(may_scope_t *scope, may_fn_t fn, void *arg,
+                                  const may_spawn_opts_t *opts, size_t opts_size);
+#define may_scope_spawn(scope, fn, arg, ...) \
+    may_scope_spawn_sized((scope), (fn), (arg), (__VA_ARGS__), sizeof(may_spawn_opts_t))
 /* Join every child spawned so far.  Returns the number of children that
  * panicked (0: all ended normally or by cancellation), -ETIMEDOUT (the
  * children not yet joined stay in the scope), or -ECANCELED when the owner
@@ -285,7 +301,9 @@ typedef struct may_stats {
     uint64_t parked;    /* alive - runnable - running (blocked somewhere) */
     uint64_t fd_waiters; /* coroutines and threads waiting for fd readiness */
 } may_stats_t;
-MAY_API void may_stats(may_stats_t *out);
+/* Fill *out.  0, or -EINVAL (out NULL, or a size below the first version's). */
+MAY_API int may_stats_sized(may_stats_t *out, size_t size);
+#define may_stats(out) may_stats_sized((out), sizeof(may_stats_t))
 
 /* Write every coroutine to out: id, name, state (running on worker N,
  * runnable, parked and on what, ended), entry function and, for one that is

@@ -32,6 +32,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define MAY_ASAN 1
@@ -253,6 +254,43 @@ static inline void may__wait_note(may__parker *p, const char *what, const void *
         p->co->wait_what = what;
         p->co->wait_obj = obj;
     }
+}
+
+/* ---- growable public structs (include/may.h, "Options structs") -------- */
+
+/* The size of each struct in its first version: the end of its last field
+ * then.  A caller's size below it is -EINVAL.  Never change these when a
+ * field is added. */
+#define MAY__CONFIG_V1_SIZE (offsetof(may_config_t, track_stack) + sizeof(bool))
+#define MAY__SPAWN_OPTS_V1_SIZE (offsetof(may_spawn_opts_t, flags) + sizeof(unsigned))
+#define MAY__STATS_V1_SIZE (offsetof(may_stats_t, fd_waiters) + sizeof(uint64_t))
+
+/* Bring in a caller's struct of n bytes as the library's own of dsz bytes:
+ * the fields the caller does not know are zero.  0, -EINVAL (n below the
+ * first version's min), -E2BIG (the caller set bytes past dsz: fields of a
+ * newer library than this one). */
+static inline int may__abi_in(void *dst, size_t dsz, const void *src, size_t n, size_t min)
+{
+    if (n < min)
+        return -EINVAL;
+    if (n > dsz) {
+        for (size_t i = dsz; i < n; i++)
+            if (((const unsigned char *)src)[i])
+                return -E2BIG;
+        n = dsz;
+    }
+    memcpy(dst, src, n);
+    memset((char *)dst + n, 0, dsz - n);
+    return 0;
+}
+
+/* Hand out the library's struct src (dsz bytes) into a caller's of n bytes:
+ * as much as it has room for, and zeros past the fields we know. */
+static inline void may__abi_out(void *dst, size_t n, const void *src, size_t dsz)
+{
+    memcpy(dst, src, n < dsz ? n : dsz);
+    if (n > dsz)
+        memset((char *)dst + dsz, 0, n - dsz);
 }
 
 /* ---- the worker and scheduler (src/sched.c) ---------------------------- */

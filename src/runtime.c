@@ -31,10 +31,14 @@ int64_t may_deadline_in(int64_t ns)
     return now + ns;
 }
 
-int may_configure(const may_config_t *cfg)
+int may_configure_sized(const may_config_t *ucfg, size_t size)
 {
-    if (!cfg)
+    if (!ucfg)
         return -EINVAL;
+    may_config_t c, *cfg = &c;
+    int r = may__abi_in(&c, sizeof c, ucfg, size, MAY__CONFIG_V1_SIZE);
+    if (r < 0)
+        return r;
     if (cfg->workers < 0 || cfg->workers > 1024)
         return -EINVAL;
     if (cfg->stack_size && (cfg->stack_size < 16384 || cfg->stack_size > ((size_t)1 << 30)))

@@ -1045,13 +1045,22 @@ static inline __attribute__((always_inline)) void zero_co_prefix(struct may_co *
     }
 }
 
-int may_spawn(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *opts)
+int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *opts,
+                    size_t opts_size)
 {
     static const may_spawn_opts_t defaults = { 0 };
-    if (!opts)
-        opts = &defaults;
+    may_spawn_opts_t copy;
     if (out)
         *out = NULL;
+    if (!opts) {
+        opts = &defaults;
+    } else if (MAY_UNLIKELY(opts_size != sizeof *opts)) {
+        /* built against another version of the struct (include/may.h) */
+        int r = may__abi_in(&copy, sizeof copy, opts, opts_size, MAY__SPAWN_OPTS_V1_SIZE);
+        if (r < 0)
+            return r;
+        opts = &copy;
+    }
     if (!fn)
         return -EINVAL;
     if (!(opts->flags & MAY_SPAWN_DETACHED) && !out)
@@ -1488,7 +1497,23 @@ __attribute__((no_sanitize("thread"))) static uint64_t stats_running_id(may__wor
     return cur ? cur->id : 0;
 }
 
-void may_stats(may_stats_t *out)
+static void stats_fill(may_stats_t *out);
+
+int may_stats_sized(may_stats_t *uout, size_t size)
+{
+    if (!uout || size < MAY__STATS_V1_SIZE)
+        return -EINVAL;
+    if (size == sizeof *uout) {
+        stats_fill(uout);
+    } else { /* built against another version of the struct (include/may.h) */
+        may_stats_t s;
+        stats_fill(&s);
+        may__abi_out(uout, size, &s, sizeof s);
+    }
+    return 0;
+}
+
+static void stats_fill(may_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     out->timers = may__timers_count();

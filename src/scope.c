@@ -43,15 +43,21 @@ int may_scope_new(may_scope_t **out)
     return 0;
 }
 
-int may_scope_spawn(may_scope_t *s, may_fn_t fn, void *arg, const may_spawn_opts_t *opts)
+int may_scope_spawn_sized(may_scope_t *s, may_fn_t fn, void *arg, const may_spawn_opts_t *opts,
+                          size_t opts_size)
 {
     if (!s || !fn)
         return -EINVAL;
-    if (opts && (opts->flags & MAY_SPAWN_DETACHED))
+    may_spawn_opts_t o = { 0 };
+    if (opts) {
+        int r = may__abi_in(&o, sizeof o, opts, opts_size, MAY__SPAWN_OPTS_V1_SIZE);
+        if (r < 0)
+            return r;
+    }
+    if (o.flags & MAY_SPAWN_DETACHED)
         return -EINVAL;
     if (s->owner && atomic_load(&s->owner->cancelled))
         return -ECANCELED;
-    may_spawn_opts_t o = opts ? *opts : (may_spawn_opts_t){ 0 };
     may_co_t *co;
     int r = may_spawn(&co, fn, arg, &o);
     if (r < 0)

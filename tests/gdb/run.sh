@@ -69,7 +69,7 @@ if [[ -n $primes ]]; then
     timeout 120 gdb -nx -batch \
         -ex "set pagination off" -ex "set confirm off" \
         -ex "source $script" \
-        -ex "break may_scope_spawn" -ex "ignore 1 30" -ex run \
+        -ex "break may_scope_spawn_sized" -ex "ignore 1 30" -ex run \
         -ex "may coroutines" -ex "may bt all" \
         -ex "delete" -ex continue \
         --args "$primes" 50 >"$out" 2>&1 || true
