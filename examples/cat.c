@@ -16,6 +16,7 @@
  * tests/test_io_cat.c includes this file (CAT_NO_MAIN) and runs cat_copy
  * between pipes. */
 #include "may.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -103,8 +104,13 @@ static void *cat_co(void *arg)
 }
 
 #ifndef CAT_NO_MAIN
-int main(void)
+static const char usage[] =
+    "usage: cat < in > out\n"
+    "Copies stdin to stdout through coroutine I/O (pipes, sockets, terminals, files).\n";
+
+int main(int argc, char **argv)
 {
+    usage_check(argc, argv, 0, usage);
     cat_job_t job = {0, 1, 0};
     may_co_t *co;
     int r = may_spawn(&co, cat_co, &job, NULL);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "may.h"
+#include "usage.h"
 
 struct node { long num, size; };
 static void *skynet(void *arg)
@@ -42,8 +43,15 @@ static void *napper(void *arg)
     return NULL;
 }
 
-int main(void)
+static const char usage[] =
+    "usage: demo\n"
+    "Spawns 1.1 million coroutines (skynet), switches between 100 coroutines,\n"
+    "sleeps 100 000 on timers, and prints the times and statistics.\n"
+    "The worker count is $MAY_WORKERS (default: every CPU allowed).\n";
+
+int main(int argc, char **argv)
 {
+    usage_check(argc, argv, 0, usage);
     printf("may demo: %d worker threads\n", may_workers());
 
     /* 1. skynet: 1 000 000 leaf coroutines in a 10-ary tree */

@@ -8,6 +8,7 @@
  * that reads and writes back until the peer closes.  tests/test_io_echo.c
  * includes this file (ECHO_NO_MAIN) to run the same code in-process. */
 #include "may.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -46,12 +47,21 @@ static void *echo_serve(void *arg)
 }
 
 #ifndef ECHO_NO_MAIN
+static const char usage[] =
+    "usage: echo [port [seconds]]\n"
+    "  port     port to listen on, every address (default 8080; 0: any free port),\n"
+    "           or host:port, e.g. 127.0.0.1:8080 for loopback only\n"
+    "  seconds  stop after this many seconds (default 0: run until killed)\n";
+
 int main(int argc, char **argv)
 {
+    usage_check(argc, argv, 2, usage);
     char addr[128];
     const char *port = argc > 1 ? argv[1] : "8080";
+    if (!strchr(port, ':'))
+        usage_long(port, 0, 65535, usage);
     snprintf(addr, sizeof addr, "%s%s", strchr(port, ':') ? "" : ":", port);
-    int seconds = argc > 2 ? atoi(argv[2]) : 0;
+    int seconds = argc > 2 ? (int)usage_long(argv[2], 0, 1000000000, usage) : 0;
     int lfd = may_tcp_listen(addr, 1024, 0);
     if (lfd < 0) {
         fprintf(stderr, "echo: listen %s: error %d\n", addr, -lfd);

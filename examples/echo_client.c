@@ -18,6 +18,7 @@
  *
  * The worker count is $MAY_WORKERS (default: every CPU allowed). */
 #include "may.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -116,20 +117,23 @@ static double percentile(const uint64_t *hist, uint64_t total, double p)
     return 0;
 }
 
+static const char usage[] =
+    "usage: echo_client host:port [connections [msg_size [seconds]]]\n"
+    "  host:port    the echo server, e.g. 127.0.0.1:8080\n"
+    "  connections  connections, one coroutine each (default 64)\n"
+    "  msg_size     bytes per message (default 64)\n"
+    "  seconds      how long to run (default 5; decimals allowed)\n"
+    "The worker count is $MAY_WORKERS (default: every CPU allowed).\n";
+
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: echo_client host:port [connections [msg_size [seconds]]]\n");
-        return 2;
-    }
+    usage_check(argc, argv, 4, usage);
+    if (argc < 2)
+        usage_fail(usage, "missing argument", "host:port");
     addr = argv[1];
-    long nconns = argc > 2 ? atol(argv[2]) : 64;
-    long size = argc > 3 ? atol(argv[3]) : 64;
-    double secs = argc > 4 ? atof(argv[4]) : 5;
-    if (nconns < 1 || size < 1 || secs <= 0) {
-        fprintf(stderr, "echo_client: connections, msg_size and seconds must be > 0\n");
-        return 2;
-    }
+    long nconns = argc > 2 ? usage_long(argv[2], 1, 1000000, usage) : 64;
+    long size = argc > 3 ? usage_long(argv[3], 1, 1L << 30, usage) : 64;
+    double secs = argc > 4 ? usage_positive(argv[4], 1e6, usage) : 5;
     msg_size = (size_t)size;
     /* one fd per connection, plus a few */
     struct rlimit rl;

@@ -52,6 +52,7 @@
  * connection over TLS, and fuzz/fuzz_http.c with them and the HTTP_SOCK_*
  * hooks pointed at memory. */
 #include "may.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <llhttp.h>
@@ -438,11 +439,18 @@ static void http_stop(http_server_t *s)
 }
 
 #ifndef HTTP_NO_MAIN
+static const char usage[] =
+    "usage: http [port [seconds]]\n"
+    "  port     port to listen on, 127.0.0.1 only (default 8080; 0: any free port)\n"
+    "  seconds  stop after this many seconds (default 0: run until killed)\n"
+    "Routes: /plaintext, /json; anything else is 404.\n";
+
 int main(int argc, char **argv)
 {
+    usage_check(argc, argv, 2, usage);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%s", argc > 1 ? argv[1] : "8080");
-    int seconds = argc > 2 ? atoi(argv[2]) : 0;
+    snprintf(addr, sizeof addr, "127.0.0.1:%ld", argc > 1 ? usage_long(argv[1], 0, 65535, usage) : 8080);
+    int seconds = argc > 2 ? (int)usage_long(argv[2], 0, 1000000000, usage) : 0;
     int lfd = may_tcp_listen(addr, 4096, 0);
     if (lfd < 0) {
         fprintf(stderr, "http: listen %s: %s\n", addr, strerror(-lfd));

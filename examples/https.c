@@ -22,6 +22,7 @@
  *   configure 256 KiB coroutine stacks.
  * - Only this example and its test link OpenSSL; libmay does not. */
 #include "may.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -262,15 +263,22 @@ static int https_conn_begin(struct http_conn *c)
 }
 
 #ifdef HTTPS_MAIN
+static const char usage[] =
+    "usage: https [port [seconds [cert.pem key.pem]]]\n"
+    "  port      port to listen on, 127.0.0.1 only (default 8443; 0: any free port)\n"
+    "  seconds   stop after this many seconds (default 0: run until killed)\n"
+    "  cert.pem  certificate chain and private key, PEM (default: a self-signed\n"
+    "  key.pem   EC P-256 certificate for 127.0.0.1 and localhost, made at startup)\n"
+    "Routes: /plaintext, /json; anything else is 404.\n";
+
 int main(int argc, char **argv)
 {
+    usage_check(argc, argv, 4, usage);
+    if (argc == 4)
+        usage_fail(usage, "a certificate needs its key:", argv[3]);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%s", argc > 1 ? argv[1] : "8443");
-    int seconds = argc > 2 ? atoi(argv[2]) : 0;
-    if (argc == 4 || argc > 5) {
-        fprintf(stderr, "usage: %s [port [seconds [cert.pem key.pem]]]\n", argv[0]);
-        return 2;
-    }
+    snprintf(addr, sizeof addr, "127.0.0.1:%ld", argc > 1 ? usage_long(argv[1], 0, 65535, usage) : 8443);
+    int seconds = argc > 2 ? (int)usage_long(argv[2], 0, 1000000000, usage) : 0;
     may_configure(&(may_config_t){ .stack_size = HTTPS_STACK });
     if (https_init(argc > 3 ? argv[3] : NULL, argc > 4 ? argv[4] : NULL) < 0) {
         fprintf(stderr, "https: TLS setup failed\n");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "may.h"
+#include "usage.h"
 
 typedef struct {
     may_chan_t *in, *out;
@@ -35,11 +36,14 @@ static void *filter(void *arg)
     return NULL;
 }
 
+static const char usage[] =
+    "usage: primes [n]\n"
+    "Prints the first n primes (default 100) from a chain of filter coroutines.\n";
+
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? atol(argv[1]) : 100;
-    if (n < 1)
-        return 2;
+    usage_check(argc, argv, 1, usage);
+    long n = argc > 1 ? usage_long(argv[1], 1, 1000000, usage) : 100;
     may_scope_t *scope;
     filter_t *f = calloc((size_t)n, sizeof *f);
     may_chan_t *first;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "may.h"
+#include "usage.h"
 
 #define CUTOFF 2048 /* below this, sort serially */
 
@@ -64,11 +65,16 @@ static void *sort(void *arg)
     return NULL;
 }
 
+static const char usage[] =
+    "usage: quicksort [n]\n"
+    "Sorts n random ints (default 1000000) in parallel and checks the result.\n";
+
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? atol(argv[1]) : 1000000;
-    int *a = malloc((size_t)(n > 0 ? n : 1) * sizeof *a);
-    if (!a || n < 1 || may_wg_new(&wg) != 0)
+    usage_check(argc, argv, 1, usage);
+    long n = argc > 1 ? usage_long(argv[1], 1, 1L << 30, usage) : 1000000;
+    int *a = malloc((size_t)n * sizeof *a);
+    if (!a || may_wg_new(&wg) != 0)
         return 1;
     srand(42);
     for (long i = 0; i < n; i++)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include "may.h"
+#include "usage.h"
 
 enum { NPROD = 3 };
 static const char *names[NPROD] = { "fast", "medium", "slow" };
@@ -28,8 +29,13 @@ static void *producer(void *arg)
     return NULL;
 }
 
-int main(void)
+static const char usage[] =
+    "usage: select\n"
+    "One coroutine selects over three ticking channels until 100 ms pass in silence.\n";
+
+int main(int argc, char **argv)
 {
+    usage_check(argc, argv, 0, usage);
     producer_t p[NPROD];
     may_co_t *co[NPROD];
     may_select_case_t cases[NPROD];

@@ -21,6 +21,7 @@
  * only, never by libmay.  The test includes this file with WS_NO_MAIN and reuses
  * the handshake helpers and ws_pump for its clients. */
 #include "may.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -366,11 +367,17 @@ static void *ws_serve(void *arg)
 }
 
 #ifndef WS_NO_MAIN
+static const char usage[] =
+    "usage: ws_echo [port [seconds]]\n"
+    "  port     port to listen on, 127.0.0.1 only (default 8080; 0: any free port)\n"
+    "  seconds  stop after this many seconds (default 0: run until killed)\n";
+
 int main(int argc, char **argv)
 {
+    usage_check(argc, argv, 2, usage);
     char addr[48];
-    snprintf(addr, sizeof addr, "127.0.0.1:%s", argc > 1 ? argv[1] : "8080");
-    int seconds = argc > 2 ? atoi(argv[2]) : 0;
+    snprintf(addr, sizeof addr, "127.0.0.1:%ld", argc > 1 ? usage_long(argv[1], 0, 65535, usage) : 8080);
+    int seconds = argc > 2 ? (int)usage_long(argv[2], 0, 1000000000, usage) : 0;
     int lfd = may_tcp_listen(addr, 1024, 0);
     if (lfd < 0) {
         fprintf(stderr, "ws_echo: listen %s: error %d\n", addr, -lfd);
