@@ -1,28 +1,58 @@
 /*
  * cls.c - coroutine-local storage.
  *
- * Keys are indices into a global table of destructors (MAY_KEYS_MAX of
- * them).  Each coroutine gets its own value array, allocated on its first
+ * Keys are indices into a global table of MAY_KEYS_MAX slots.  Each
+ * coroutine gets its own value array, allocated on its first
  * may_setspecific, so coroutines that never use CLS pay nothing; it starts
  * all NULL and its destructors run when the coroutine ends.  Called from a
  * plain thread the same calls use a per-thread array, whose destructors run
  * at thread exit (through one pthread key), so code written against these
  * calls behaves the same in both worlds.
  *
- * A key's generation is bumped when it is deleted, so a value set under a
- * deleted key is never passed to a later key's destructor.
+ * Generations.  A key slot is reused: may_key_delete frees it and a later
+ * may_key_create may hand out the same index.  Values set under the old key
+ * are still in the arrays of live coroutines and threads (nothing could
+ * visit them all), and they must neither be read through the new key nor be
+ * passed to its destructor (pthreads gives the same guarantee).  So each
+ * slot of the table counts its generation: odd while the key is in use,
+ * even while it is free; create and delete each add one.  A value is stored
+ * with the generation it was set under, and counts only while that is still
+ * the slot's generation: may_getspecific compares the two (two loads and a
+ * compare more than a plain array read), and the destructor pass skips a
+ * stale value (its key was deleted: pthreads likewise calls no destructor
+ * for a deleted key).  A 64-bit generation does not wrap.
+ *
+ * A key deleted, or deleted and made again, while a coroutine ends on
+ * another worker: the ending coroutine must call the destructor of the key
+ * its value was set under, or none, never the new key's.  The destructor
+ * pointer and the generation are two words, so the pass reads them like a
+ * seqlock (generation, destructor, generation again) and trusts the pointer
+ * only if both reads of the generation are the value's own; see
+ * dtor_of().  Calling the old key's destructor while may_key_delete returns
+ * in another thread is the caller's race, as with pthread_key_delete.
+ *
+ * Lock order: key_lock is a leaf.  It serialises create and delete (the only
+ * writers of the table) and the one-time pthread key; get, set and the
+ * destructor pass take no lock.
  */
 #include "internal.h"
 
 #include <string.h>
 
+/* One value of a coroutine's or thread's array: the value and the
+ * generation of its key when it was set. */
+struct may__cls_slot {
+    void *val;
+    uint64_t gen;
+};
+
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-    _Atomic int used;
-    void (*_Atomic dtor)(void *);
+    _Atomic uint64_t gen;          /* odd: in use; written under key_lock */
+    void (*_Atomic dtor)(void *);  /* written under key_lock */
 } keys[MAY_KEYS_MAX];
 
-static __thread void **thread_vals;
+static __thread struct may__cls_slot *thread_vals;
 static pthread_key_t thread_key;   /* valid once thread_key_made is 1 */
 static _Atomic int thread_key_made;
 
@@ -59,9 +89,12 @@ int may_key_create(may_key_t *key, void (*destructor)(void *))
         return -EINVAL;
     pthread_mutex_lock(&key_lock);
     for (unsigned i = 0; i < MAY_KEYS_MAX; i++) {
-        if (!atomic_load(&keys[i].used)) {
-            atomic_store(&keys[i].dtor, destructor);
-            atomic_store(&keys[i].used, 1);
+        uint64_t g = atomic_load_explicit(&keys[i].gen, memory_order_relaxed);
+        if (!(g & 1)) {
+            atomic_store_explicit(&keys[i].dtor, destructor, memory_order_relaxed);
+            /* release: a destructor pass that reads the new generation
+             * (acquire, in dtor_of) reads this destructor, not an older one */
+            atomic_store_explicit(&keys[i].gen, g + 1, memory_order_release);
             pthread_mutex_unlock(&key_lock);
             *key = i;
             return 0;
@@ -73,14 +106,44 @@ int may_key_create(may_key_t *key, void (*destructor)(void *))
 
 int may_key_delete(may_key_t key)
 {
-    if (key >= MAY_KEYS_MAX || !atomic_load(&keys[key].used))
+    if (key >= MAY_KEYS_MAX)
         return -EINVAL;
-    atomic_store(&keys[key].dtor, NULL);
-    atomic_store(&keys[key].used, 0);
+    pthread_mutex_lock(&key_lock);
+    uint64_t g = atomic_load_explicit(&keys[key].gen, memory_order_relaxed);
+    if (!(g & 1)) {
+        pthread_mutex_unlock(&key_lock);
+        return -EINVAL;
+    }
+    atomic_store_explicit(&keys[key].gen, g + 1, memory_order_relaxed);
+    /* release fence: whoever reads the NULL below (or a later destructor)
+     * and then fences with acquire (dtor_of) reads g + 1 or later on its
+     * second look at the generation, so it never takes a later key's
+     * destructor for generation g */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&keys[key].dtor, NULL, memory_order_relaxed);
+    pthread_mutex_unlock(&key_lock);
     return 0;
 }
 
-static void **vals_of_caller(void)
+/* The destructor of key i if its generation is still gen, else NULL.  A
+ * seqlock read: the generation (acquire: pairs with the release store in
+ * may_key_create, so the destructor read next is at least that one), the
+ * destructor, an acquire fence (pairs with the release fence in
+ * may_key_delete: a destructor stored after a delete makes the second
+ * generation read see the delete), the generation again.  Both reads equal
+ * to gen: no delete came between them, and the pointer is gen's. */
+static void (*dtor_of(unsigned i, uint64_t gen))(void *)
+{
+    if (atomic_load_explicit(&keys[i].gen, memory_order_acquire) != gen)
+        return NULL;
+    void (*d)(void *) = atomic_load_explicit(&keys[i].dtor, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&keys[i].gen, memory_order_relaxed) != gen)
+        return NULL;
+    return d;
+}
+
+static struct may__cls_slot *vals_of_caller(void)
 {
     may_co_t *co = may__cur_co();
     return co ? co->cls : thread_vals;
@@ -88,9 +151,9 @@ static void **vals_of_caller(void)
 
 /* Make the caller's value array (it has none).  0 with *out set, or
  * -ENOMEM, or -errno of the pthread key calls. */
-static int vals_make(void ***out)
+static int vals_make(struct may__cls_slot **out)
 {
-    void **v = calloc(MAY_KEYS_MAX, sizeof(void *));
+    struct may__cls_slot *v = calloc(MAY_KEYS_MAX, sizeof *v);
     if (!v)
         return -ENOMEM;
     may_co_t *co = may__cur_co();
@@ -116,15 +179,25 @@ void *may_getspecific(may_key_t key)
 {
     if (key >= MAY_KEYS_MAX)
         return NULL;
-    void **v = vals_of_caller();
-    return v ? v[key] : NULL;
+    struct may__cls_slot *v = vals_of_caller();
+    if (!v)
+        return NULL;
+    /* relaxed: the caller set the value itself; a delete in another thread
+     * that matters to it is ordered before this call by the caller's own
+     * synchronisation (as for pthread_getspecific) */
+    uint64_t g = atomic_load_explicit(&keys[key].gen, memory_order_relaxed);
+    return v[key].gen == g ? v[key].val : NULL;
 }
 
 int may_setspecific(may_key_t key, const void *value)
 {
-    if (key >= MAY_KEYS_MAX || !atomic_load(&keys[key].used))
+    if (key >= MAY_KEYS_MAX)
         return -EINVAL;
-    void **v = vals_of_caller();
+    /* relaxed: see may_getspecific */
+    uint64_t g = atomic_load_explicit(&keys[key].gen, memory_order_relaxed);
+    if (!(g & 1))
+        return -EINVAL;
+    struct may__cls_slot *v = vals_of_caller();
     if (!v) {
         if (!value)
             return 0; /* every slot of a missing array is NULL already */
@@ -132,22 +205,24 @@ int may_setspecific(may_key_t key, const void *value)
         if (r < 0)
             return r;
     }
-    v[key] = (void *)value;
+    v[key].val = (void *)value;
+    v[key].gen = g;
     return 0;
 }
 
-void may__cls_run_destructors(void **vals)
+void may__cls_run_destructors(struct may__cls_slot *vals)
 {
-    /* Like pthreads: a destructor may set values again; retry a few times. */
+    /* Like pthreads: a destructor may set values again; retry a few times.
+     * A value of a deleted key is dropped without a destructor. */
     for (int round = 0; round < 4; round++) {
         int again = 0;
         for (unsigned i = 0; i < MAY_KEYS_MAX; i++) {
-            void *x = vals[i];
+            void *x = vals[i].val;
             if (!x)
                 continue;
-            vals[i] = NULL;
-            void (*d)(void *) = atomic_load(&keys[i].dtor);
-            if (d && atomic_load(&keys[i].used)) {
+            vals[i].val = NULL;
+            void (*d)(void *) = dtor_of(i, vals[i].gen);
+            if (d) {
                 d(x);
                 again = 1;
             }

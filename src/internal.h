@@ -211,7 +211,7 @@ struct may_co {
     _Atomic size_t stack_peak;   /* track_stack: peak use, set at its end */
     size_t timer_idx;            /* index in the timer heap, or SIZE_MAX */
     may_cleanup_t *cleanup;      /* cleanup handler stack */
-    void **cls;                  /* coroutine-local values, lazily made */
+    struct may__cls_slot *cls;   /* coroutine-local values, lazily made (cls.c) */
     struct may_scope *scope;     /* the scope it was spawned into */
     struct may_co *scope_next;   /* sibling in that scope */
     struct may_scope *owned;     /* scopes this coroutine owns */
@@ -494,7 +494,8 @@ void may__offload_shutdown(void);
 
 /* ---- misc -------------------------------------------------------------- */
 
-void may__cls_run_destructors(void **cls);
+struct may__cls_slot;
+void may__cls_run_destructors(struct may__cls_slot *cls);
 void may__scope_child_cancel_owned(struct may_co *co);
 void may__scope_owner_exit(struct may_co *co);
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind);
