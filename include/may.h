@@ -357,7 +357,7 @@ MAY_API int may_offload_ex(void *(*fn)(void *), void *arg, void **result,
  * helpers above a lowered maximum exit when idle.  0 or -EINVAL. */
 MAY_API int may_offload_config(int max_threads, int max_queue);
 
-/* Resolve host and port (numbers or names, e.g. "localhost", "http") to the
+/* Resolve host and port (numbers or names, e.g. "example.com", "http") to the
  * first address getaddrinfo gives (its preferred order) for family (AF_UNSPEC,
  * AF_INET, AF_INET6) and socktype (SOCK_STREAM, ...; 0: any).  host NULL or
  * "": the wildcard address (for bind).  Numeric addresses resolve at once;
@@ -366,13 +366,23 @@ MAY_API int may_offload_config(int max_threads, int max_queue);
  * of that family), -EAGAIN (temporary resolver failure, or the pool is
  * saturated), -EIO (resolver failure), -EAFNOSUPPORT, -ESOCKTNOSUPPORT,
  * -ENOMEM, -ENAMETOOLONG (host over 1024 or port over 64 bytes), -EINVAL,
- * -ETIMEDOUT, -ECANCELED. */
+ * -ETIMEDOUT, -ECANCELED.  This is the system resolver as it is: it looks
+ * "localhost" up like any name, where the socket calls taking "host:port"
+ * take it for loopback without a lookup (see "Addresses" under TCP). */
 MAY_API int may_resolve(const char *host, const char *port, int family, int socktype,
                         struct sockaddr_storage *out, socklen_t *outlen, int64_t deadline);
-/* Split "host:port", "[v6addr]:port" (zone allowed: "[fe80::1%eth0]:80") or
- * ":port" (host "") into NUL-terminated host and port.  The port must not be
- * empty.  0, -EINVAL (malformed: no port, a bare IPv6 address, stray
- * brackets) or -ENAMETOOLONG (a part does not fit its buffer). */
+/* Split an address into NUL-terminated host and port.  This is the one
+ * grammar of every call that takes "host:port" (may_tcp_listen,
+ * may_tcp_connect, may_udp_bind, may_udp_connect, which use this parser):
+ *   host:port      a name ("example.com", "localhost") or an IPv4 address
+ *   [v6addr]:port  an IPv6 address in brackets (zone allowed:
+ *                  "[fe80::1%eth0]:80"); a bare one ("::1:80") is refused
+ *   :port          no host (host ""): see "Addresses" under TCP
+ * The port is a number or a service name ("http") and must not be empty.
+ * 0, -EINVAL (NULL, or malformed: no port, an empty port, a bare IPv6
+ * address, stray brackets) or -ENAMETOOLONG (a part does not fit its
+ * buffer; the socket calls allow a host of 1024 and a port of 64 bytes,
+ * may_resolve's limits). */
 MAY_API int may_parse_host_port(const char *s, char *host, size_t hostlen, char *port,
                                 size_t portlen);
 
@@ -636,14 +646,27 @@ MAY_API ssize_t may_write(int fd, const void *buf, size_t n, int64_t deadline);
 
 /* ---- TCP --------------------------------------------------------------- */
 
-/* Addresses are "host:port", "[v6addr]:port" or ":port" (all addresses).
- * A host name is resolved with may_resolve (on the offload pool, so no
- * worker blocks); errors as may_resolve's. */
+/* Addresses (TCP and UDP alike) are "host:port", "[v6addr]:port" or
+ * ":port", parsed by may_parse_host_port, and mean:
+ *   - a numeric address: itself ("0.0.0.0:80" and "[::]:80" are wildcards);
+ *   - "localhost" (any case, a final dot allowed): loopback, always, and
+ *     without a lookup: 127.0.0.1, then ::1.  A listener or a UDP bind on
+ *     "localhost:N" takes 127.0.0.1 only (::1 only where IPv4 is missing),
+ *     as Go's net.Listen("tcp", "localhost:N") does, and is never reachable
+ *     from another host; a connect tries 127.0.0.1, then ::1;
+ *   - ":port": for listen and bind every interface (the IPv6 wildcard,
+ *     which accepts IPv4 too, or 0.0.0.0 without IPv6); for connect this
+ *     host, as "localhost";
+ *   - any other name: may_resolve's first address (looked up on the
+ *     offload pool, so no worker blocks).
+ * Errors: may_parse_host_port's (-EINVAL, -ENAMETOOLONG), may_resolve's,
+ * then the socket calls'.  A listen or bind moves on to the next address
+ * only when the family is unavailable (-EAFNOSUPPORT, -EADDRNOTAVAIL):
+ * "localhost:N" with 127.0.0.1:N taken fails with -EADDRINUSE. */
 #define MAY_TCP_REUSEPORT 1 /* may_tcp_listen: SO_REUSEPORT */
 
-/* A listening socket (SO_REUSEADDR always; ":port" is the IPv6 wildcard
- * accepting IPv4 too, or IPv4 only without IPv6).  backlog <= 0: SOMAXCONN.
- * Returns the fd or -errno. */
+/* A listening socket on host_port (see "Addresses" above; SO_REUSEADDR
+ * always).  backlog <= 0: SOMAXCONN.  Returns the fd or -errno. */
 MAY_API int may_tcp_listen(const char *host_port, int backlog, int flags);
 /* Accept a connection (non-blocking, close-on-exec): the new fd, or -errno.
  * peer (may be NULL) receives the peer's address.  When the process is out
@@ -651,7 +674,7 @@ MAY_API int may_tcp_listen(const char *host_port, int backlog, int flags);
  * to 100 ms (no busy loop) until the deadline, then returns -EMFILE/-ENFILE. */
 MAY_API int may_tcp_accept(int lfd, struct sockaddr_storage *peer, int64_t deadline);
 /* Connect (each address in turn): the fd, or -ECONNREFUSED, -ETIMEDOUT,
- * -ECANCELED, ... */
+ * -ECANCELED, ...  The deadline bounds a name lookup too. */
 MAY_API int may_tcp_connect(const char *host_port, int64_t deadline);
 /* recv/send: bytes (> 0), 0 at EOF (read), -ECONNRESET when the peer reset
  * the connection, -EPIPE when writing after a shutdown (never SIGPIPE). */
@@ -689,19 +712,21 @@ MAY_API int may_tcp_local_port(int fd);
  * the rest is lost.  A zero-length datagram returns 0. */
 struct sockaddr;
 
-/* A UDP socket bound to "host:port", "[v6]:port" or ":port" (the IPv6
- * wildcard accepting IPv4 too, or IPv4 only without IPv6); port 0 picks an
- * ephemeral port.  Names go through may_resolve (first address).  No
- * SO_REUSEADDR.  The fd, or -errno (-EADDRINUSE, may_resolve's errors). */
+/* A UDP socket bound to host_port (as may_tcp_listen's: "localhost" is
+ * loopback, ":port" every interface; see "Addresses" under TCP); port 0
+ * picks an ephemeral port.  No SO_REUSEADDR.  The fd, or -errno
+ * (-EADDRINUSE, the address errors). */
 MAY_API int may_udp_bind(const char *host_port);
 /* An unbound UDP socket of family AF_INET or AF_INET6 (-EAFNOSUPPORT
  * otherwise); the kernel binds it on the first send. */
 MAY_API int may_udp_socket(int family);
 /* Set the default peer (connect(2) on a datagram socket: no handshake, and
- * only that peer's datagrams are received); the host is resolved for the
- * socket's family (":port": loopback).  host_port NULL dissolves the
- * association.  0 or -errno; an unreachable peer shows later as
- * -ECONNREFUSED from send/recv. */
+ * only that peer's datagrams are received) to host_port (see "Addresses"
+ * under TCP; ":port" and "localhost" are loopback).  On an IPv6 socket an
+ * IPv4 peer is its mapped address ::ffff:a.b.c.d, so a dual-stack socket
+ * connected to "localhost" reaches 127.0.0.1 (a v6-only one gets ::1).
+ * host_port NULL dissolves the association.  0 or -errno; an unreachable
+ * peer shows later as -ECONNREFUSED from send/recv. */
 MAY_API int may_udp_connect(int fd, const char *host_port);
 /* Send one datagram to `to`: n, or -errno (-EMSGSIZE: too big), -ETIMEDOUT,
  * -ECANCELED (waiting only happens while the send buffer is full). */

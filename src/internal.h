@@ -492,6 +492,21 @@ int may__join_reap(may_co_t *co, void **result);
 /* Stop and join the offload helpers (src/offload.c); safe to repeat. */
 void may__offload_shutdown(void);
 
+/* "host:port" (may_parse_host_port's grammar) as the socket addresses to
+ * try, in order (src/offload.c).  "localhost" is loopback without a lookup
+ * (127.0.0.1, then ::1); ":port" is the wildcard when passive (listen,
+ * bind: [::], then 0.0.0.0), else loopback like "localhost"; a literal is
+ * itself; a name is may_resolve's first address.  family AF_INET or
+ * AF_INET6 keeps that family only.  0 with out->n >= 1, or -errno (the
+ * parser's, may_resolve's). */
+typedef struct may__addrs {
+    int n;
+    socklen_t len[2];
+    struct sockaddr_storage addr[2];
+} may__addrs;
+int may__host_port_addrs(const char *hp, int family, int socktype, bool passive, may__addrs *out,
+                         int64_t deadline);
+
 /* ---- misc -------------------------------------------------------------- */
 
 struct may__cls_slot;

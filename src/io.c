@@ -88,7 +88,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -555,72 +554,6 @@ ssize_t may_write(int fd, const void *buf, size_t n, int64_t deadline)
 
 /* ---- TCP ----------------------------------------------------------------- */
 
-/* Split "host:port", "[v6]:port" or ":port" into host (NULL when empty)
- * and port, in buf.  0 or -EINVAL. */
-static int split_host_port(const char *hp, char *buf, size_t bufsz, const char **host,
-                           const char **port)
-{
-    if (!hp || strlen(hp) >= bufsz)
-        return -EINVAL;
-    strcpy(buf, hp);
-    char *colon;
-    if (buf[0] == '[') {
-        char *end = strchr(buf, ']');
-        if (!end || end[1] != ':')
-            return -EINVAL;
-        *end = '\0';
-        *host = buf + 1;
-        colon = end + 1;
-    } else {
-        colon = strrchr(buf, ':');
-        if (!colon)
-            return -EINVAL;
-        *colon = '\0';
-        *host = buf[0] ? buf : NULL;
-    }
-    *port = colon + 1;
-    if (!**port)
-        return -EINVAL;
-    return 0;
-}
-
-/* Resolve host and port to addresses.  Numeric hosts only for now (and
- * "localhost", as the loopback addresses).
- * Numeric hosts are parsed here; names go to may_resolve (src/offload.c),
- * which runs getaddrinfo on a helper thread. */
-static int resolve(const char *host, const char *port, int passive, struct addrinfo **out)
-{
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP,
-                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
-    if (host && strcmp(host, "localhost") == 0)
-        host = NULL;
-    if (passive)
-        hints.ai_flags |= AI_PASSIVE;
-    int r = getaddrinfo(host, port, &hints, out);
-    if (r == 0)
-        return 0;
-    if (r == EAI_NONAME && host && *host) {
-        /* A name: resolve it on the offload pool (src/offload.c), so no
-         * worker blocks in getaddrinfo, then take the numeric path. */
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-        char num[INET6_ADDRSTRLEN];
-        int e = may_resolve(host, port, AF_UNSPEC, SOCK_STREAM, &ss, &len, MAY_FOREVER);
-        if (e < 0)
-            return e;
-        if (getnameinfo((struct sockaddr *)&ss, len, num, sizeof num, NULL, 0, NI_NUMERICHOST))
-            return -EINVAL;
-        r = getaddrinfo(num, port, &hints, out);
-        if (r == 0)
-            return 0;
-    }
-    if (r == EAI_MEMORY)
-        return -ENOMEM;
-    if (r == EAI_SYSTEM)
-        return -may__errno_now();
-    return -EINVAL;
-}
-
 static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int flags)
 {
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -647,39 +580,24 @@ out_close:;
     return r;
 }
 
+/* Addresses come from may__host_port_addrs (src/offload.c): the one parser
+ * and the one meaning of "localhost" and ":port" for TCP and UDP alike. */
 int may_tcp_listen(const char *host_port, int backlog, int flags)
 {
-    char buf[256];
-    const char *host, *port;
-    int r = split_host_port(host_port, buf, sizeof buf, &host, &port);
-    if (r < 0)
-        return r;
     if (flags & ~MAY_TCP_REUSEPORT)
         return -EINVAL;
-    if (!host) {
-        /* ":port": the dual-stack wildcard, else IPv4 only */
-        struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
-        struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
-        struct addrinfo *ai;
-        if ((r = resolve("0.0.0.0", port, 1, &ai)) < 0)
-            return r;
-        uint16_t p = ((struct sockaddr_in *)ai->ai_addr)->sin_port;
-        freeaddrinfo(ai);
-        s6.sin6_port = p;
-        s4.sin_port = p;
-        r = listen_on((struct sockaddr *)&s6, sizeof s6, backlog, flags);
-        if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)
-            r = listen_on((struct sockaddr *)&s4, sizeof s4, backlog, flags);
+    may__addrs a;
+    int r = may__host_port_addrs(host_port, AF_UNSPEC, SOCK_STREAM, true, &a, MAY_FOREVER);
+    if (r < 0)
         return r;
-    }
-    struct addrinfo *ai;
-    if ((r = resolve(host, port, 1, &ai)) < 0)
-        return r;
-    r = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = ai; a; a = a->ai_next)
-        if ((r = listen_on(a->ai_addr, a->ai_addrlen, backlog, flags)) >= 0)
+    /* The next address only when this one's family is unavailable: a
+     * listener on "localhost" whose 127.0.0.1 port is taken must fail, not
+     * quietly listen on ::1 alone. */
+    for (int i = 0; i < a.n; i++) {
+        r = listen_on((struct sockaddr *)&a.addr[i], a.len[i], backlog, flags);
+        if (r != -EAFNOSUPPORT && r != -EADDRNOTAVAIL)
             break;
-    freeaddrinfo(ai);
+    }
     return r;
 }
 
@@ -772,21 +690,17 @@ out_close:
 
 int may_tcp_connect(const char *host_port, int64_t deadline)
 {
-    char buf[256];
-    const char *host, *port;
-    int r = split_host_port(host_port, buf, sizeof buf, &host, &port);
+    may__addrs a;
+    int r = may__host_port_addrs(host_port, AF_UNSPEC, SOCK_STREAM, false, &a, deadline);
     if (r < 0)
         return r;
-    struct addrinfo *ai;
-    if ((r = resolve(host, port, 0, &ai)) < 0)
-        return r;
-    r = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        r = connect_one(a->ai_addr, a->ai_addrlen, deadline);
+    /* Each address in turn ("localhost": 127.0.0.1, then ::1 for a server
+     * listening on IPv6 loopback only). */
+    for (int i = 0; i < a.n; i++) {
+        r = connect_one((struct sockaddr *)&a.addr[i], a.len[i], deadline);
         if (r >= 0 || r == -ETIMEDOUT || r == -ECANCELED)
             break;
     }
-    freeaddrinfo(ai);
     return r;
 }
 

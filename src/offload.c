@@ -73,11 +73,14 @@
  */
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -639,6 +642,10 @@ int may_resolve(const char *host, const char *port, int family, int socktype,
     return r;
 }
 
+/* The one grammar of "host:port" (may.h): "host:port", "[v6addr]:port" or
+ * ":port".  Every call that takes an address comes through here (through
+ * may__host_port_addrs below), so they all accept and refuse the same
+ * strings with the same errors. */
 int may_parse_host_port(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
 {
     if (!s || !host || !port || !hostlen || !portlen)
@@ -671,6 +678,72 @@ int may_parse_host_port(const char *s, char *host, size_t hostlen, char *port, s
     memcpy(host, h, hl);
     host[hl] = '\0';
     memcpy(port, pp, pl + 1);
+    return 0;
+}
+
+/* "localhost" names loopback (RFC 6761, section 6.3): recognised here, not
+ * looked up, so neither /etc/hosts nor a DNS answer can point it elsewhere,
+ * and no helper thread is needed. */
+static int host_is_localhost(const char *h)
+{
+    return strcasecmp(h, "localhost") == 0 || strcasecmp(h, "localhost.") == 0;
+}
+
+/* The address `numeric` (a literal of family fam) with the port of `like`. */
+static void addr_with_port(const char *numeric, int fam, const struct sockaddr_storage *like,
+                           struct sockaddr_storage *out, socklen_t *len)
+{
+    uint16_t port = like->ss_family == AF_INET ? ((const struct sockaddr_in *)like)->sin_port
+                                               : ((const struct sockaddr_in6 *)like)->sin6_port;
+    memset(out, 0, sizeof *out);
+    if (fam == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+        s4->sin_family = AF_INET;
+        s4->sin_port = port;
+        inet_pton(AF_INET, numeric, &s4->sin_addr);
+        *len = sizeof *s4;
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = port;
+        inet_pton(AF_INET6, numeric, &s6->sin6_addr);
+        *len = sizeof *s6;
+    }
+}
+
+/* See internal.h.  The two-address cases ("localhost", ":port") are fixed
+ * literals: loopback IPv4 first (what Go's net.Listen("tcp",
+ * "localhost:0") binds), then IPv6; the wildcard IPv6 first (dual stack, so
+ * it covers IPv4 too), then IPv4.  The port is resolved once, with the
+ * first address; a service name goes to the pool like a host name. */
+int may__host_port_addrs(const char *hp, int family, int socktype, bool passive, may__addrs *out,
+                         int64_t deadline)
+{
+    char host[HOST_MAX + 1], port[PORT_MAX + 1];
+    out->n = 0;
+    int r = may_parse_host_port(hp, host, sizeof host, port, sizeof port);
+    if (r < 0)
+        return r;
+    if (host[0] && !host_is_localhost(host)) {
+        r = may_resolve(host, port, family, socktype, &out->addr[0], &out->len[0], deadline);
+        out->n = r == 0;
+        return r;
+    }
+    static const char *const loopback[2] = { "127.0.0.1", "::1" }, *const any[2] = { "::", "0.0.0.0" };
+    const char *const *lit = !host[0] && passive ? any : loopback;
+    for (int i = 0; i < 2; i++) {
+        int fam = strchr(lit[i], ':') ? AF_INET6 : AF_INET;
+        if (family != AF_UNSPEC && family != fam)
+            continue;
+        if (out->n == 0) {
+            r = may_resolve(lit[i], port, fam, socktype, &out->addr[0], &out->len[0], deadline);
+            if (r < 0)
+                return r;
+        } else {
+            addr_with_port(lit[i], fam, &out->addr[0], &out->addr[1], &out->len[1]);
+        }
+        out->n++;
+    }
     return 0;
 }
 

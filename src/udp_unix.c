@@ -104,28 +104,21 @@ static int udp_bind_one(const struct sockaddr_storage *ss, socklen_t len)
     return fd;
 }
 
+/* Addresses as for TCP (may__host_port_addrs): "localhost" is loopback,
+ * ":port" the wildcard, and the next address is tried only when this one's
+ * family is unavailable. */
 int may_udp_bind(const char *host_port)
 {
-    char host[256], port[64];
-    int r = may_parse_host_port(host_port, host, sizeof host, port, sizeof port);
+    may__addrs a;
+    int r = may__host_port_addrs(host_port, AF_UNSPEC, SOCK_DGRAM, true, &a, MAY_FOREVER);
     if (r < 0)
         return r;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (!host[0]) {
-        /* ":port": the dual-stack wildcard, else IPv4 only */
-        r = may_resolve(NULL, port, AF_INET6, SOCK_DGRAM, &ss, &len, MAY_FOREVER);
-        if (r == 0) {
-            r = udp_bind_one(&ss, len);
-            if (r != -EAFNOSUPPORT && r != -EADDRNOTAVAIL)
-                return r;
-        }
-        len = sizeof ss;
-        r = may_resolve(NULL, port, AF_INET, SOCK_DGRAM, &ss, &len, MAY_FOREVER);
-        return r < 0 ? r : udp_bind_one(&ss, len);
+    for (int i = 0; i < a.n; i++) {
+        r = udp_bind_one(&a.addr[i], a.len[i]);
+        if (r != -EAFNOSUPPORT && r != -EADDRNOTAVAIL)
+            break;
     }
-    r = may_resolve(host, port, AF_UNSPEC, SOCK_DGRAM, &ss, &len, MAY_FOREVER);
-    return r < 0 ? r : udp_bind_one(&ss, len);
+    return r;
 }
 
 int may_udp_socket(int family)
@@ -134,6 +127,21 @@ int may_udp_socket(int family)
         return -EAFNOSUPPORT;
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     return fd >= 0 ? fd : -may__errno_now();
+}
+
+/* An IPv4 address as the IPv4-mapped IPv6 address ::ffff:a.b.c.d. */
+static void udp_map_v4(struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in s4;
+    memcpy(&s4, ss, sizeof s4);
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    memset(s6, 0, sizeof *s6);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = s4.sin_port;
+    s6->sin6_addr.s6_addr[10] = 0xff;
+    s6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&s6->sin6_addr.s6_addr[12], &s4.sin_addr, 4);
+    *len = sizeof *s6;
 }
 
 int may_udp_connect(int fd, const char *host_port)
@@ -149,33 +157,26 @@ int may_udp_connect(int fd, const char *host_port)
     int family = ss.ss_family;
     if (family != AF_INET && family != AF_INET6)
         return -EAFNOSUPPORT;
-    char host[256], port[64];
-    int r = may_parse_host_port(host_port, host, sizeof host, port, sizeof port);
+    /* An IPv6 socket takes IPv4 peers too, through their mapped addresses,
+     * so a dual-stack socket connected to "localhost" reaches a peer bound
+     * to "localhost" (127.0.0.1); a v6-only socket refuses the mapped
+     * address (ENETUNREACH) and goes on to ::1. */
+    may__addrs a;
+    int r = may__host_port_addrs(host_port, family == AF_INET ? AF_INET : AF_UNSPEC, SOCK_DGRAM,
+                                 false, &a, MAY_FOREVER);
     if (r < 0)
         return r;
-    len = sizeof ss;
-    /* ":port": this host (loopback) */
-    const char *h = host[0] ? host : family == AF_INET ? "127.0.0.1" : "::1";
-    r = may_resolve(h, port,
-                    family == AF_INET ? AF_INET : AF_UNSPEC, SOCK_DGRAM, &ss, &len, MAY_FOREVER);
-    if (r < 0)
-        return r;
-    if (family == AF_INET6 && ss.ss_family == AF_INET) {
-        /* an IPv4 peer for an IPv6 socket: its v4-mapped address */
-        struct sockaddr_in s4;
-        memcpy(&s4, &ss, sizeof s4);
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        memset(s6, 0, sizeof *s6);
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = s4.sin_port;
-        s6->sin6_addr.s6_addr[10] = 0xff;
-        s6->sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&s6->sin6_addr.s6_addr[12], &s4.sin_addr, 4);
-        len = sizeof *s6;
+    for (int i = 0; i < a.n; i++) {
+        if (family == AF_INET6 && a.addr[i].ss_family == AF_INET)
+            udp_map_v4(&a.addr[i], &a.len[i]);
+        while ((r = connect(fd, (struct sockaddr *)&a.addr[i], a.len[i])) < 0 &&
+               may__errno_now() == EINTR)
+            ;
+        if (r == 0)
+            return 0;
+        r = -may__errno_now();
     }
-    while ((r = connect(fd, (struct sockaddr *)&ss, len)) < 0 && may__errno_now() == EINTR)
-        ;
-    return r == 0 ? 0 : -may__errno_now();
+    return r;
 }
 
 ssize_t may_udp_sendto(int fd, const void *buf, size_t n, const struct sockaddr *to,
