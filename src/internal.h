@@ -469,8 +469,10 @@ uint32_t may__poll_gen(void);
 /* ---- I/O readiness (src/io.c) ------------------------------------------ */
 
 enum { MAY__IO_R = 1, MAY__IO_W = 2,
-       MAY__IO_HUP = 4 /* with R: the event reports a hang-up or error (EOF or a
-                          reset may be queued behind the data) */ };
+       MAY__IO_HUP = 4, /* with R: the event reports a hang-up or error (EOF or a
+                           reset may be queued behind the data) */
+       MAY__IO_URG = 8  /* with R: TCP urgent data came (reads stop at its mark,
+                           with in-band data queued behind it) */ };
 /* Called by the poller for each fd event (io: MAY__IO_* bits). */
 void may__io_ready(uint64_t tag, uint32_t io);
 /* Coroutines and threads parked on fd readiness (relaxed; a hint for the

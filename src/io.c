@@ -45,10 +45,18 @@
  * sockets (SO_TYPE, asked once per fd and close generation): a datagram or
  * seqpacket read is short by design.  Never once an event has reported a
  * hang-up or error (EPOLLRDHUP, HUP, ERR) for this fd: a short read can
- * leave an EOF or a reset queued that no later edge announces.  (If that
- * event is dispatched after the read's snapshot, rseq has moved and the
- * key no longer matches; if before, the flag is set; the flag is stored
- * before the rseq bump that publishes it.)  Not for MAY_NOWAIT reads or
+ * leave an EOF or a reset queued that no later edge announces.  Nor once
+ * one has reported TCP urgent data (EPOLLPRI): recv stops at the urgent
+ * mark, so a read can come back short with in-band data queued behind the
+ * mark, whose edge has already come (the next read would wait for the
+ * deadline).  Urgent data is rare (telnet, FTP's abort), so the connection
+ * simply loses the shortcut for good, as after a hang-up; that costs the
+ * common path nothing, where asking the socket whether a short read
+ * stopped at the mark (SIOCATMARK) would cost a system call per short
+ * read, the very call the shortcut saves.  (If the flagging event is
+ * dispatched after the read's snapshot, rseq has moved and the key no
+ * longer matches; if before, the flag is set; the flag is stored before
+ * the rseq bump that publishes it.)  Not for MAY_NOWAIT reads or
  * past deadlines, which must see data whose edge is still queued in the
  * kernel.  may_fd_wait(fd, MAY_READ) takes the same shortcut (no poll),
  * so a server can give its buffers back while a connection is idle and
@@ -120,7 +128,9 @@ typedef struct fd_ent {
                               written under lock before reg is published) */
     _Atomic uint64_t drained; /* drain_key of the last short stream read */
     _Atomic uint64_t kind;    /* gen << 2 | 1 stream socket, 2 other, 0 ? */
-    _Atomic uint32_t hup;     /* gen + 1 once an event reported a hang-up */
+    _Atomic uint32_t noshort; /* gen + 1 once an event reported a hang-up,
+                                 an error or urgent data: a short read no
+                                 longer means drained */
     io_waiter *waiters;    /* under lock */
 } fd_ent;
 
@@ -215,8 +225,8 @@ void may__io_ready(uint64_t tag, uint32_t io)
         pthread_mutex_unlock(&e->lock); /* an event from before a close */
         return;
     }
-    if (io & MAY__IO_HUP) /* published by the rseq bump below */
-        atomic_store_explicit(&e->hup, (uint32_t)(tag >> 32) + 1, memory_order_relaxed);
+    if (io & (MAY__IO_HUP | MAY__IO_URG)) /* published by the rseq bump below */
+        atomic_store_explicit(&e->noshort, (uint32_t)(tag >> 32) + 1, memory_order_relaxed);
     /* release: pairs with the acquire load before an operation's syscall */
     if (io & MAY__IO_R)
         atomic_fetch_add_explicit(&e->rseq, 1, memory_order_release);
@@ -354,12 +364,14 @@ static int is_stream(int fd, fd_ent *e, uint32_t gen)
 }
 
 /* The drained-socket shortcut applies: the last short stream read saw the
- * socket empty after event s, none came since, no hang-up was reported,
- * and the caller may wait. */
+ * socket empty after event s, none came since, no hang-up, error or urgent
+ * data was reported, and the caller may wait.  (noshort is read relaxed:
+ * the caller's acquire load of rseq, which gave s, pairs with the release
+ * bump that followed its store in may__io_ready.) */
 static int drained(fd_ent *e, uint32_t gen, uint32_t s, int64_t deadline)
 {
     return atomic_load_explicit(&e->drained, memory_order_relaxed) == drain_key(gen, s) &&
-           atomic_load_explicit(&e->hup, memory_order_relaxed) != gen + 1 &&
+           atomic_load_explicit(&e->noshort, memory_order_relaxed) != gen + 1 &&
            (deadline < 0 || (deadline != MAY_NOWAIT && deadline > may__now()));
 }
 

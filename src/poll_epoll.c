@@ -18,11 +18,14 @@
  * File descriptors (the I/O layer, src/io.c) are registered once each,
  * edge-triggered for input and output, with a 64-bit tag that io.c chooses
  * (fd and generation); may__poll_wait hands every event to may__io_ready
- * as MAY__IO_R / MAY__IO_W bits.  The wake eventfd carries the tag
- * UINT64_MAX, which io.c never uses.  may__poll_gen() counts epoll
- * instances: io.c re-registers an fd whose registration is from an epoll
- * set closed by may_shutdown.  Only the worker holding may__S.poller_busy
- * calls may__poll_wait, so one static event buffer serves every call.
+ * as MAY__IO_R / MAY__IO_W bits, plus MAY__IO_HUP for a hang-up or error
+ * and MAY__IO_URG for TCP urgent data (EPOLLPRI), after either of which
+ * io.c's drained-socket shortcut no longer trusts a short read.  The wake
+ * eventfd carries the tag UINT64_MAX, which io.c never uses.
+ * may__poll_gen() counts epoll instances: io.c re-registers an fd whose
+ * registration is from an epoll set closed by may_shutdown.  Only the
+ * worker holding may__S.poller_busy calls may__poll_wait, so one static
+ * event buffer serves every call.
  */
 #include "internal.h"
 
@@ -121,19 +124,21 @@ void may__poll_wait(int64_t deadline)
             continue;
         }
         uint32_t e = evs[i].events, io = 0;
-        if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+        if (e & (EPOLLIN | EPOLLPRI | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
             io |= MAY__IO_R;
         if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             io |= MAY__IO_W;
         if (e & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
             io |= MAY__IO_HUP;
+        if (e & EPOLLPRI)
+            io |= MAY__IO_URG;
         may__io_ready(evs[i].data.u64, io);
     }
 }
 
 int may__poll_add(int fd, uint64_t tag)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
                               .data.u64 = tag };
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
