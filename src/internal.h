@@ -224,7 +224,7 @@ struct may_co {
     /* debugging (may_dump, gdb/may-gdb.py): written by the coroutine itself */
     _Atomic uint64_t magic;      /* MAY__CO_MAGIC from spawn until freed */
     const char *wait_what;       /* what its latest park waits for */
-    const void *wait_obj;        /* and on which object (or fd + 1) */
+    const void *wait_obj;        /* and on which object (the fd itself for "fd ...") */
     char name[32];
 };
 

@@ -641,7 +641,7 @@ int may_tcp_accept(int lfd, struct sockaddr_storage *peer, int64_t deadline)
 #if EAGAIN != EWOULDBLOCK
         case EWOULDBLOCK:
 #endif
-            r = io_wait(fd, e, gen, MAY__IO_R, s, s, deadline);
+            r = io_wait(lfd, e, gen, MAY__IO_R, s, s, deadline);
             if (r < 0)
                 return r;
             continue;

@@ -10,6 +10,7 @@
 static may_chan_t *ch;
 static may_mutex_t *mu;
 static int pipefd[2];
+static int lfd; /* a listener that dump_accept_fn waits on */
 static atomic_int started;
 
 /* Exported (the test links with -rdynamic) and never inlined, so dladdr
@@ -49,6 +50,17 @@ __attribute__((noinline)) void *dump_fd_fn(void *arg)
     (void)arg;
     atomic_fetch_add(&started, 1);
     int r = may_fd_wait(pipefd[0], MAY_READ, may_deadline_in(TEST_MS(60000)));
+    __asm__ volatile("" ::: "memory");
+    return (void *)(intptr_t)r;
+}
+
+/* may_tcp_accept parks on the listener: the dump must name its fd (it
+ * printed 18446744073709551615, the -1 that accept4 had returned). */
+__attribute__((noinline)) void *dump_accept_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&started, 1);
+    int r = may_tcp_accept(lfd, NULL, may_deadline_in(TEST_MS(60000)));
     __asm__ volatile("" ::: "memory");
     return (void *)(intptr_t)r;
 }
@@ -119,6 +131,11 @@ static void check_dump(const char *d)
     expect(s, fdw);
     ASSERT(strstr(strstr(s, "#0"), "dump_fd_fn"));
     free(s);
+    s = section(d, "acceptor");
+    snprintf(fdw, sizeof fdw, "[parked: fd read %d, with deadline", lfd);
+    expect(s, fdw);
+    ASSERT(strstr(strstr(s, "#0"), "dump_accept_fn"));
+    free(s);
     s = section(d, "ended");
     expect(s, "[ended, not joined]");
     free(s);
@@ -136,6 +153,8 @@ int main(void)
     ASSERT_EQ(may_chan_make(&ch, int, 0), 0);
     ASSERT_EQ(may_mutex_new(&mu), 0);
     ASSERT_EQ(pipe(pipefd), 0);
+    lfd = may_tcp_listen("127.0.0.1:0", 4, 0);
+    ASSERT_GE(lfd, 0);
     ASSERT_EQ(may_mutex_lock(mu, MAY_FOREVER), 0); /* held by main: locker waits */
 
     static const struct {
@@ -146,16 +165,17 @@ int main(void)
         { "sleeper", dump_sleep_fn },
         { "locker", dump_lock_fn },
         { "fd-waiter", dump_fd_fn },
+        { "acceptor", dump_accept_fn },
     };
-    may_co_t *cos[4], *ended;
-    for (int i = 0; i < 4; i++)
+    may_co_t *cos[5], *ended;
+    for (int i = 0; i < 5; i++)
         ASSERT_EQ(may_spawn(&cos[i], specs[i].fn, NULL, &(may_spawn_opts_t){ .name = specs[i].name }), 0);
     ASSERT_EQ(may_spawn(&ended, quick_fn, NULL, &(may_spawn_opts_t){ .name = "ended" }), 0);
-    /* wait until all four are parked: may_stats says so */
+    /* wait until all five are parked: may_stats says so */
     may_stats_t st;
     for (int tries = 0;; tries++) {
         may_stats(&st);
-        if (atomic_load(&started) == 4 && st.parked >= 4 && st.fd_waiters >= 1 && st.timers >= 2 &&
+        if (atomic_load(&started) == 5 && st.parked >= 5 && st.fd_waiters >= 2 && st.timers >= 3 &&
             st.running == 0)
             break;
         ASSERT_LT(tries, 10000);
@@ -164,11 +184,11 @@ int main(void)
     usleep(20000); /* "ended" has surely ended */
     may_stats(&st); /* (the loop's last look may predate its end) */
     ASSERT_EQ(st.workers, 2);
-    ASSERT_EQ(st.alive, 4); /* four parked; "ended" no longer counts */
+    ASSERT_EQ(st.alive, 5); /* five parked; "ended" no longer counts */
     ASSERT_EQ(st.runnable, 0);
     ASSERT_EQ(st.worker[0].running, 0);
     ASSERT_EQ(st.worker[0].spawns + st.worker[1].spawns, 0); /* main is not a worker */
-    ASSERT_EQ(st.spawned, 5);
+    ASSERT_EQ(st.spawned, 6);
 
     char *d = dump_string();
     check_dump(d);
@@ -205,6 +225,10 @@ int main(void)
     ASSERT_EQ(may_cancel(cos[1]), 0);
     ASSERT_EQ(may_mutex_unlock(mu), 0);
     ASSERT_EQ(write(pipefd[1], "x", 1), 1);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", may_tcp_local_port(lfd));
+    int cfd = may_tcp_connect(addr, may_deadline_in(TEST_MS(5000)));
+    ASSERT_GE(cfd, 0);
     void *res;
     ASSERT_EQ(may_join(cos[0], &res, MAY_FOREVER), MAY_CANCELED);
     ASSERT_EQ((intptr_t)res, -ECANCELED);
@@ -213,6 +237,11 @@ int main(void)
     ASSERT_EQ((intptr_t)res, 0);
     ASSERT_EQ(may_join(cos[3], &res, MAY_FOREVER), MAY_DONE);
     ASSERT_EQ((intptr_t)res, MAY_READ);
+    ASSERT_EQ(may_join(cos[4], &res, MAY_FOREVER), MAY_DONE);
+    ASSERT_GE((intptr_t)res, 0); /* the accepted connection */
+    ASSERT_EQ(may_fd_close((int)(intptr_t)res), 0);
+    ASSERT_EQ(may_fd_close(cfd), 0);
+    ASSERT_EQ(may_fd_close(lfd), 0);
     ASSERT_EQ(may_join(ended, NULL, MAY_FOREVER), MAY_DONE);
 
     /* Nothing left: the dump lists no coroutine. */
