@@ -158,7 +158,7 @@ asan)
     banner "[asan] ${CC_ASAN:-clang} ASan+UBSan build (build/asan) + ctest, MAY_TEST_SCALE=0.1"
     cc=${CC_ASAN:-clang}
     configure "$BUILD/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DCMAKE_C_COMPILER="$cc" -DMAY_SANITIZE=address -DMAY_BUILD_BENCH=OFF
+        -DCMAKE_C_COMPILER="$cc" -DMAY_SANITIZE=address -DMAY_BUILD_BENCH=OFF -DMAY_LOCKRANK=ON
     build "$BUILD/asan"
     pfx=$(sanitizer_prefix "$cc" -fsanitize=address,undefined "$BUILD/asan")
     read -r -a prefix <<<"$pfx"
@@ -208,7 +208,7 @@ tsan)
     banner "[tsan] ${CC_TSAN:-clang} TSan build (build/tsan) + ctest, MAY_TEST_SCALE=0.1"
     cc=${CC_TSAN:-clang}
     configure "$BUILD/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DCMAKE_C_COMPILER="$cc" -DMAY_SANITIZE=thread -DMAY_BUILD_BENCH=OFF
+        -DCMAKE_C_COMPILER="$cc" -DMAY_SANITIZE=thread -DMAY_BUILD_BENCH=OFF -DMAY_LOCKRANK=ON
     build "$BUILD/tsan"
     pfx=$(sanitizer_prefix "$cc" -fsanitize=thread "$BUILD/tsan")
     read -r -a prefix <<<"$pfx"

@@ -15,17 +15,14 @@
  * resident memory is usually one page: its control block and its few
  * innermost frames share it.
  *
- * Lock order (outer first): scope lock -> timer lock -> worker inbox lock ->
- * global queue lock -> sched.idle_lock -> stack pool lock (a timer firing
- * readies coroutines, which may queue them and wake a worker);
- * sched.start_lock -> stack pool lock (may_stats, may_dump).  The per-fd
- * lock of io.c is a leaf (its waiters are woken after it is released).  No
- * lock is ever held across a context switch.
+ * Lock order: the ranked table in src/lockrank.h (checked at run time in
+ * builds with MAY_LOCKRANK).  No lock is ever held across a context switch.
  */
 #ifndef MAY_INTERNAL_H
 #define MAY_INTERNAL_H
 
 #include "may.h"
+#include "lockrank.h"
 
 #include <errno.h>
 #include <pthread.h>

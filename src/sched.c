@@ -115,6 +115,7 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
  * gq_lock held. */
 static int gq_ring_reserve(uint32_t n)
 {
+    MAY__ASSERT_HELD(MAY__RANK_GQ, &may__S.gq_lock);
     if (may__S.gq_rcount + n <= may__S.gq_cap)
         return 1;
     uint32_t ncap = may__S.gq_cap ? may__S.gq_cap : 256;
@@ -134,7 +135,7 @@ static int gq_ring_reserve(uint32_t n)
 
 static void gq_push_array(struct may_co **cos, uint32_t n)
 {
-    pthread_mutex_lock(&may__S.gq_lock);
+    may__lock(&may__S.gq_lock, MAY__RANK_GQ);
     if (!may__S.gq_head && gq_ring_reserve(n)) {
         for (uint32_t i = 0; i < n; i++)
             may__S.gq_ring[(may__S.gq_rhead + may__S.gq_rcount + i) % may__S.gq_cap] = cos[i];
@@ -151,7 +152,7 @@ static void gq_push_array(struct may_co **cos, uint32_t n)
     }
     /* seq_cst: a producer pushes, then reads nidle (see go_idle) */
     atomic_fetch_add_explicit(&may__S.gq_len, n, memory_order_seq_cst);
-    pthread_mutex_unlock(&may__S.gq_lock);
+    may__unlock(&may__S.gq_lock, MAY__RANK_GQ);
 }
 
 /* The ring is full: move half of it and co to the global queue. */
@@ -263,7 +264,7 @@ static MAY_NOINLINE struct may_co *gq_pop_locked(may__worker *w, uint32_t max)
 {
     struct may_co *got[MAY__RUNQ_SIZE / 2];
     uint32_t taken = 0;
-    pthread_mutex_lock(&may__S.gq_lock);
+    may__lock(&may__S.gq_lock, MAY__RANK_GQ);
     uint32_t len = atomic_load_explicit(&may__S.gq_len, memory_order_relaxed);
     uint32_t n = len / (uint32_t)may__S.nworkers + 1;
     if (n > max)
@@ -282,7 +283,7 @@ static MAY_NOINLINE struct may_co *gq_pop_locked(may__worker *w, uint32_t max)
             may__S.gq_tail = NULL;
     }
     atomic_fetch_sub_explicit(&may__S.gq_len, taken, memory_order_relaxed);
-    pthread_mutex_unlock(&may__S.gq_lock);
+    may__unlock(&may__S.gq_lock, MAY__RANK_GQ);
     for (uint32_t i = 1; i < taken; i++)
         runq_push(w, got[i]);
     return taken ? got[0] : NULL;
@@ -290,7 +291,7 @@ static MAY_NOINLINE struct may_co *gq_pop_locked(may__worker *w, uint32_t max)
 
 static void inbox_push(may__worker *w, struct may_co *co)
 {
-    pthread_mutex_lock(&w->inbox_lock);
+    may__lock(&w->inbox_lock, MAY__RANK_INBOX);
     co->next = NULL;
     if (w->inbox_tail)
         w->inbox_tail->next = co;
@@ -300,7 +301,7 @@ static void inbox_push(may__worker *w, struct may_co *co)
     if (co->pinned < 0)
         atomic_fetch_add_explicit(&w->inbox_free, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&w->inbox_len, 1, memory_order_seq_cst);
-    pthread_mutex_unlock(&w->inbox_lock);
+    may__unlock(&w->inbox_lock, MAY__RANK_INBOX);
 }
 
 static MAY_NOINLINE struct may_co *inbox_pop_locked(may__worker *w);
@@ -313,7 +314,7 @@ static inline struct may_co *inbox_pop(may__worker *w)
 
 static MAY_NOINLINE struct may_co *inbox_pop_locked(may__worker *w)
 {
-    pthread_mutex_lock(&w->inbox_lock);
+    may__lock(&w->inbox_lock, MAY__RANK_INBOX);
     struct may_co *co = w->inbox_head;
     if (co) {
         w->inbox_head = co->next;
@@ -323,7 +324,7 @@ static MAY_NOINLINE struct may_co *inbox_pop_locked(may__worker *w)
             atomic_fetch_sub_explicit(&w->inbox_free, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&w->inbox_len, 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&w->inbox_lock);
+    may__unlock(&w->inbox_lock, MAY__RANK_INBOX);
     return co;
 }
 
@@ -333,7 +334,7 @@ static MAY_NOINLINE struct may_co *inbox_pop_locked(may__worker *w)
 static MAY_NOINLINE struct may_co *inbox_steal(may__worker *v)
 {
     if (atomic_load_explicit(&v->inbox_free, memory_order_relaxed) == 0 ||
-        pthread_mutex_trylock(&v->inbox_lock) != 0)
+        may__trylock(&v->inbox_lock, MAY__RANK_INBOX) != 0)
         return NULL;
     struct may_co *prev = NULL, *co = v->inbox_head;
     while (co && co->pinned >= 0) {
@@ -350,7 +351,7 @@ static MAY_NOINLINE struct may_co *inbox_steal(may__worker *v)
         atomic_fetch_sub_explicit(&v->inbox_free, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&v->inbox_len, 1, memory_order_relaxed);
     }
-    pthread_mutex_unlock(&v->inbox_lock);
+    may__unlock(&v->inbox_lock, MAY__RANK_INBOX);
     return co;
 }
 
@@ -386,6 +387,7 @@ static void mon_kick(void)
 
 static void idle_remove_locked(may__worker *w)
 {
+    MAY__ASSERT_HELD(MAY__RANK_IDLE, &may__S.idle_lock);
     may__worker **pp = &may__S.idle;
     while (*pp && *pp != w)
         pp = &(*pp)->idle_next;
@@ -411,7 +413,7 @@ static void wakep(void)
      * next epoll_wait returns at once: two system calls per poll round,
      * measured at 0.2 per request of the HTTP example on one worker. */
     may__worker *self = may__cur_worker();
-    pthread_mutex_lock(&may__S.idle_lock);
+    may__lock(&may__S.idle_lock, MAY__RANK_IDLE);
     may__worker *pick = NULL;
     for (may__worker *i = may__S.idle; i; i = i->idle_next) {
         if (i == self)
@@ -421,13 +423,13 @@ static void wakep(void)
             break; /* prefer one that is not watching the poller */
     }
     if (!pick) {
-        pthread_mutex_unlock(&may__S.idle_lock);
+        may__unlock(&may__S.idle_lock, MAY__RANK_IDLE);
         atomic_fetch_sub(&may__S.nspinning, 1);
         return;
     }
     idle_remove_locked(pick);
     pick->spinning = 1; /* counted in nspinning by the CAS above */
-    pthread_mutex_unlock(&may__S.idle_lock);
+    may__unlock(&may__S.idle_lock, MAY__RANK_IDLE);
     wake_raw(pick);
 }
 
@@ -438,9 +440,9 @@ static void wake_worker(may__worker *w)
      * worker finds the work itself. */
     if (atomic_load(&w->sleep_word) == 0)
         return;
-    pthread_mutex_lock(&may__S.idle_lock);
+    may__lock(&may__S.idle_lock, MAY__RANK_IDLE);
     idle_remove_locked(w);
-    pthread_mutex_unlock(&may__S.idle_lock);
+    may__unlock(&may__S.idle_lock, MAY__RANK_IDLE);
     wake_raw(w);
 }
 
@@ -619,12 +621,12 @@ static void stop_spinning(may__worker *w)
 static void go_idle(may__worker *w)
 {
     atomic_store(&w->sleep_word, 1);
-    pthread_mutex_lock(&may__S.idle_lock);
+    may__lock(&may__S.idle_lock, MAY__RANK_IDLE);
     w->idle_next = may__S.idle;
     may__S.idle = w;
     w->idle = 1;
     atomic_fetch_add(&may__S.nidle, 1);
-    pthread_mutex_unlock(&may__S.idle_lock);
+    may__unlock(&may__S.idle_lock, MAY__RANK_IDLE);
 
     /* Dekker pairs D1-D3 (docs/ARCHITECTURE.md): the idler's side.  Its
      * stores (nidle, sleep_word) are ordered before the re-check of every
@@ -656,10 +658,10 @@ static void go_idle(may__worker *w)
                 futex(&w->sleep_word, FUTEX_WAIT_PRIVATE, 1, NULL);
         }
     }
-    pthread_mutex_lock(&may__S.idle_lock);
+    may__lock(&may__S.idle_lock, MAY__RANK_IDLE);
     if (w->idle)
         idle_remove_locked(w);
-    pthread_mutex_unlock(&may__S.idle_lock);
+    may__unlock(&may__S.idle_lock, MAY__RANK_IDLE);
     atomic_store(&w->sleep_word, 0); /* running again (see wake_worker) */
 }
 
@@ -1360,9 +1362,9 @@ int may__ensure_started(void)
 {
     if (MAY_LIKELY(atomic_load_explicit(&may__S.state, memory_order_acquire) == 2))
         return 0;
-    pthread_mutex_lock(&may__S.start_lock);
+    may__lock(&may__S.start_lock, MAY__RANK_START);
     if (atomic_load(&may__S.state) == 2) {
-        pthread_mutex_unlock(&may__S.start_lock);
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
         return 0;
     }
     int r = -ENOMEM;
@@ -1420,7 +1422,7 @@ int may__ensure_started(void)
         mon_running = 1;
     }
     atomic_store_explicit(&may__S.state, 2, memory_order_release);
-    pthread_mutex_unlock(&may__S.start_lock);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
     return 0;
 out_stop:
     stop_workers(started);
@@ -1429,7 +1431,7 @@ out_free:
     free_workers(made);
     may__S.nworkers = 0;
 out_unlock:
-    pthread_mutex_unlock(&may__S.start_lock);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
     return r;
 }
 
@@ -1460,14 +1462,14 @@ int may_shutdown(void)
 {
     if (may__cur_worker())
         return -EPERM;
-    pthread_mutex_lock(&may__S.start_lock);
+    may__lock(&may__S.start_lock, MAY__RANK_START);
     if (atomic_load(&may__S.state) != 2) {
-        pthread_mutex_unlock(&may__S.start_lock);
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
         may__offload_shutdown(); /* plain threads can use the pool alone */
         return 0;
     }
     if (total_alive() != 0) {
-        pthread_mutex_unlock(&may__S.start_lock);
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
         return -EBUSY;
     }
     stop_workers(may__S.nworkers);
@@ -1482,7 +1484,7 @@ int may_shutdown(void)
     may__S.gq_ring = NULL;
     may__S.gq_cap = may__S.gq_rhead = may__S.gq_rcount = 0;
     atomic_store(&may__S.state, 0);
-    pthread_mutex_unlock(&may__S.start_lock);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
     /* outside start_lock: a job still running may call into the runtime */
     may__offload_shutdown();
     return 0;
@@ -1517,11 +1519,11 @@ static void stats_fill(may_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     out->timers = may__timers_count();
-    pthread_mutex_lock(&may__S.start_lock); /* the workers stay while we read */
+    may__lock(&may__S.start_lock, MAY__RANK_START); /* the workers stay while we read */
     out->alive = (uint64_t)total_alive();
     out->spawned = atomic_load(&may__S.spawned);
     if (atomic_load_explicit(&may__S.state, memory_order_acquire) != 2) {
-        pthread_mutex_unlock(&may__S.start_lock);
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
         return;
     }
     out->workers = may__S.nworkers;
@@ -1551,7 +1553,7 @@ static void stats_fill(may_stats_t *out)
     }
     may__stacks_hold(0);
     out->runnable += atomic_load_explicit(&may__S.gq_len, memory_order_relaxed);
-    pthread_mutex_unlock(&may__S.start_lock);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
     uint64_t busy = out->runnable + out->running;
     out->parked = out->alive > busy ? out->alive - busy : 0;
     int fw = atomic_load_explicit(&may__io_waiters, memory_order_relaxed);

@@ -34,10 +34,10 @@ int may_scope_new(may_scope_t **out)
         return -ENOMEM;
     s->owner = may__cur_co();
     if (s->owner) {
-        pthread_mutex_lock(&scope_lock);
+        may__lock(&scope_lock, MAY__RANK_SCOPE);
         s->sib = s->owner->owned;
         s->owner->owned = s;
-        pthread_mutex_unlock(&scope_lock);
+        may__unlock(&scope_lock, MAY__RANK_SCOPE);
     }
     *out = s;
     return 0;
@@ -62,14 +62,14 @@ int may_scope_spawn_sized(may_scope_t *s, may_fn_t fn, void *arg, const may_spaw
     int r = may_spawn(&co, fn, arg, &o);
     if (r < 0)
         return r;
-    pthread_mutex_lock(&scope_lock);
+    may__lock(&scope_lock, MAY__RANK_SCOPE);
     co->scope = s;
     co->scope_next = s->children;
     s->children = co;
     /* The owner may have been cancelled while we spawned. */
     if (s->owner && atomic_load(&s->owner->cancelled))
         may_cancel(co);
-    pthread_mutex_unlock(&scope_lock);
+    may__unlock(&scope_lock, MAY__RANK_SCOPE);
     return 0;
 }
 
@@ -81,33 +81,33 @@ static void cancel_children_locked(may_scope_t *s)
 
 void may__scope_child_cancel_owned(may_co_t *co)
 {
-    pthread_mutex_lock(&scope_lock);
+    may__lock(&scope_lock, MAY__RANK_SCOPE);
     for (may_scope_t *s = co->owned; s; s = s->sib)
         cancel_children_locked(s);
-    pthread_mutex_unlock(&scope_lock);
+    may__unlock(&scope_lock, MAY__RANK_SCOPE);
 }
 
 /* Join children until none is left or the wait fails. */
 static int join_all(may_scope_t *s, int64_t deadline, int ignore_cancel)
 {
     for (;;) {
-        pthread_mutex_lock(&scope_lock);
+        may__lock(&scope_lock, MAY__RANK_SCOPE);
         may_co_t *c = s->children;
         /* Join the oldest first: walk to the end of the list. */
         while (c && c->scope_next)
             c = c->scope_next;
-        pthread_mutex_unlock(&scope_lock);
+        may__unlock(&scope_lock, MAY__RANK_SCOPE);
         if (!c)
             return 0;
         int r = may__join_wait(c, deadline, ignore_cancel);
         if (r < 0)
             return r;
-        pthread_mutex_lock(&scope_lock);
+        may__lock(&scope_lock, MAY__RANK_SCOPE);
         may_co_t **pp = &s->children;
         while (*pp != c)
             pp = &(*pp)->scope_next;
         *pp = c->scope_next;
-        pthread_mutex_unlock(&scope_lock);
+        may__unlock(&scope_lock, MAY__RANK_SCOPE);
         if (may__join_reap(c, NULL) == MAY_PANICKED)
             s->panicked++;
     }
@@ -119,9 +119,9 @@ int may_scope_wait(may_scope_t *s, int64_t deadline)
         return -EINVAL;
     int r = join_all(s, deadline, 0);
     if (r == -ECANCELED) {
-        pthread_mutex_lock(&scope_lock);
+        may__lock(&scope_lock, MAY__RANK_SCOPE);
         cancel_children_locked(s);
-        pthread_mutex_unlock(&scope_lock);
+        may__unlock(&scope_lock, MAY__RANK_SCOPE);
         r = join_all(s, deadline, 1);
         if (r == 0)
             r = -ECANCELED;
@@ -139,27 +139,27 @@ void may_scope_free(may_scope_t *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&scope_lock);
+    may__lock(&scope_lock, MAY__RANK_SCOPE);
     cancel_children_locked(s);
-    pthread_mutex_unlock(&scope_lock);
+    may__unlock(&scope_lock, MAY__RANK_SCOPE);
     join_all(s, MAY_FOREVER, 1);
     if (s->owner) {
-        pthread_mutex_lock(&scope_lock);
+        may__lock(&scope_lock, MAY__RANK_SCOPE);
         may_scope_t **pp = &s->owner->owned;
         while (*pp && *pp != s)
             pp = &(*pp)->sib;
         if (*pp)
             *pp = s->sib;
-        pthread_mutex_unlock(&scope_lock);
+        may__unlock(&scope_lock, MAY__RANK_SCOPE);
     }
     free(s);
 }
 
 void may__scope_owner_exit(may_co_t *co)
 {
-    pthread_mutex_lock(&scope_lock);
+    may__lock(&scope_lock, MAY__RANK_SCOPE);
     for (may_scope_t *s = co->owned; s; s = s->sib)
         s->owner = NULL;
     co->owned = NULL;
-    pthread_mutex_unlock(&scope_lock);
+    may__unlock(&scope_lock, MAY__RANK_SCOPE);
 }

@@ -40,6 +40,7 @@ static MAY_NOINLINE void spin_lock_slow(spin_t *l)
 
 static inline void spin_lock(spin_t *l)
 {
+    MAY__RANK_ACQUIRE(MAY__RANK_OBJECT, l); /* src/lockrank.h */
     /* acquire: pairs with the release in spin_unlock */
     if (MAY_LIKELY(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)))
         return;
@@ -48,6 +49,7 @@ static inline void spin_lock(spin_t *l)
 
 static inline void spin_unlock(spin_t *l)
 {
+    MAY__RANK_RELEASE(MAY__RANK_OBJECT, l);
     atomic_store_explicit(&l->v, 0, memory_order_release);
 }
 

@@ -79,6 +79,7 @@ may__region *may__regions;
 
 static void region_link(may__region *r) /* stack_lock held */
 {
+    MAY__ASSERT_HELD(MAY__RANK_STACK, &stack_lock);
     r->prev = NULL;
     r->next = may__regions;
     if (may__regions)
@@ -88,6 +89,7 @@ static void region_link(may__region *r) /* stack_lock held */
 
 static void region_unlink(may__region *r) /* stack_lock held */
 {
+    MAY__ASSERT_HELD(MAY__RANK_STACK, &stack_lock);
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -148,9 +150,9 @@ static int map_guarded(may__stack *st, size_t size)
         return -ENOMEM;
     }
     *reg = (may__region){ .first = p, .stride = size, .count = 1, .map = p, .maplen = size };
-    pthread_mutex_lock(&stack_lock);
+    may__lock(&stack_lock, MAY__RANK_STACK);
     region_link(reg);
-    pthread_mutex_unlock(&stack_lock);
+    may__unlock(&stack_lock, MAY__RANK_STACK);
     st->base = p;
     st->size = size;
     st->lo = p + pg;
@@ -167,6 +169,7 @@ static int map_guarded(may__stack *st, size_t size)
  * a slab mapped ahead, see may__stack_prewarm). */
 static int grow_dense(size_t size, int at_bottom)
 {
+    MAY__ASSERT_HELD(MAY__RANK_STACK, &stack_lock);
     /* One PROT_NONE page at the bottom of the slab: an overflow that runs
      * through the soft guards below it faults there at the latest. */
     size_t pg = may__page_size();
@@ -330,7 +333,7 @@ int may__stack_prewarm(void)
         return 0;
     char *tops[PREWARM_BATCH];
     int n = 0;
-    if (pthread_mutex_trylock(&stack_lock) != 0)
+    if (may__trylock(&stack_lock, MAY__RANK_STACK) != 0)
         return 0;
     if (grow_ahead) {
         grow_ahead = 0;
@@ -348,7 +351,7 @@ int may__stack_prewarm(void)
     cold_slots -= (size_t)n;
     if (cold_slots == 0 && !grow_ahead)
         atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&stack_lock);
+    may__unlock(&stack_lock, MAY__RANK_STACK);
     for (int i = 0; i < n; i++) {
         if (madvise(tops[i], pg, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
             atomic_store_explicit(&prewarm_off, 1, memory_order_relaxed);
@@ -373,7 +376,7 @@ static void want_grow_ahead(void)
 static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
 {
     may__worker *w = may__cur_worker();
-    pthread_mutex_lock(&stack_lock);
+    may__lock(&stack_lock, MAY__RANK_STACK);
     if (gpool_len) {
         *st = gpool[--gpool_len];
         cold_leave(st, 1);
@@ -387,12 +390,12 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
             w->pool_len = k;
         }
         want_grow_ahead();
-        pthread_mutex_unlock(&stack_lock);
+        may__unlock(&stack_lock, MAY__RANK_STACK);
         return 0;
     }
     int r;
     if (use_guard()) {
-        pthread_mutex_unlock(&stack_lock);
+        may__unlock(&stack_lock, MAY__RANK_STACK);
         r = map_guarded(st, size);
         st->pooled = 1;
         return r;
@@ -403,7 +406,7 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
         cold_leave(st, 1);
         want_grow_ahead();
     }
-    pthread_mutex_unlock(&stack_lock);
+    may__unlock(&stack_lock, MAY__RANK_STACK);
     return r;
 }
 
@@ -412,10 +415,10 @@ static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size)
 static void unmap_stack(may__stack *st, int locked)
 {
     if (!locked)
-        pthread_mutex_lock(&stack_lock);
+        may__lock(&stack_lock, MAY__RANK_STACK);
     region_unlink(st->reg);
     if (!locked)
-        pthread_mutex_unlock(&stack_lock);
+        may__unlock(&stack_lock, MAY__RANK_STACK);
     free(st->reg);
     munmap(st->base, st->size);
     atomic_fetch_sub_explicit(&guarded_maps, 1, memory_order_relaxed);
@@ -444,14 +447,14 @@ static MAY_NOINLINE void stack_free_global(may__stack *st)
      * worker whose pool is full hands over the upper half of it too. */
     may__worker *w = may__cur_worker();
     size_t keep = pool_cap() / 2, move = w && w->pool_len > keep ? w->pool_len - keep : 0;
-    pthread_mutex_lock(&stack_lock);
+    may__lock(&stack_lock, MAY__RANK_STACK);
     if (gpool_len + move + 1 > gpool_cap) {
         size_t ncap = gpool_cap ? gpool_cap * 2 : 1024;
         while (ncap < gpool_len + move + 1)
             ncap *= 2;
         may__stack *n = realloc(gpool, ncap * sizeof *n);
         if (!n) {
-            pthread_mutex_unlock(&stack_lock);
+            may__unlock(&stack_lock, MAY__RANK_STACK);
             if (st->guarded)
                 unmap_stack(st, 0);
             /* A dense slot we cannot record is lost until shutdown. */
@@ -466,7 +469,7 @@ static MAY_NOINLINE void stack_free_global(may__stack *st)
         gpool_len += move;
     }
     gpool[gpool_len++] = *st;
-    pthread_mutex_unlock(&stack_lock);
+    may__unlock(&stack_lock, MAY__RANK_STACK);
 }
 
 /* Return a worker's pool to the global one (the worker is stopping). */
@@ -484,7 +487,7 @@ void may__stack_pool_drain(may__worker *w)
 
 void may__stacks_shutdown(void)
 {
-    pthread_mutex_lock(&stack_lock);
+    may__lock(&stack_lock, MAY__RANK_STACK);
     for (size_t i = 0; i < gpool_len; i++) {
         check_reused(&gpool[i]);
         if (gpool[i].guarded)
@@ -503,25 +506,25 @@ void may__stacks_shutdown(void)
         free(r);
     }
     guarded_budget = -1;
-    pthread_mutex_unlock(&stack_lock);
+    may__unlock(&stack_lock, MAY__RANK_STACK);
 }
 
 void may__stacks_hold(int on)
 {
     if (on)
-        pthread_mutex_lock(&stack_lock);
+        may__lock(&stack_lock, MAY__RANK_STACK);
     else
-        pthread_mutex_unlock(&stack_lock);
+        may__unlock(&stack_lock, MAY__RANK_STACK);
 }
 
 int may__stacks_foreach(void (*pre)(void *ctx), int (*fn)(struct may_co *co, void *ctx),
                         void *ctx, int trylock)
 {
     if (trylock) {
-        if (pthread_mutex_trylock(&stack_lock) != 0)
+        if (may__trylock(&stack_lock, MAY__RANK_STACK) != 0)
             return -EBUSY;
     } else {
-        pthread_mutex_lock(&stack_lock);
+        may__lock(&stack_lock, MAY__RANK_STACK);
     }
     if (pre)
         pre(ctx);
@@ -533,7 +536,7 @@ int may__stacks_foreach(void (*pre)(void *ctx), int (*fn)(struct may_co *co, voi
                 stop = fn(co, ctx);
         }
     }
-    pthread_mutex_unlock(&stack_lock);
+    may__unlock(&stack_lock, MAY__RANK_STACK);
     return 0;
 }
 

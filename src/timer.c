@@ -126,7 +126,7 @@ static void publish_next(void)
 
 void may__timer_arm(struct may_co *co, int64_t deadline)
 {
-    pthread_mutex_lock(&tlock);
+    may__lock(&tlock, MAY__RANK_TIMER);
     struct theap *h = &heap;
     if (heap.len == heap.cap) {
         size_t ncap = heap.cap ? heap.cap * 2 : 256;
@@ -138,7 +138,7 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
             h = &spare;
         } else {
             /* Cannot arm: fire at once rather than sleep forever. */
-            pthread_mutex_unlock(&tlock);
+            may__unlock(&tlock, MAY__RANK_TIMER);
             may__wake(&co->parker, MAY__P_TIMEOUT);
             return;
         }
@@ -147,7 +147,7 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
     sift_up(h, h->len - 1);
     int earliest = first_heap()->a[0].co == co;
     publish_next();
-    pthread_mutex_unlock(&tlock);
+    may__unlock(&tlock, MAY__RANK_TIMER);
     /* Dekker pair D5 (docs/ARCHITECTURE.md) with the poller's entry in
      * sched.c go_idle: next_deadline was stored above (relaxed, under the
      * lock), then this fence, then the load of poller_until; the poller
@@ -164,7 +164,7 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
 
 void may__timer_disarm(struct may_co *co)
 {
-    pthread_mutex_lock(&tlock);
+    may__lock(&tlock, MAY__RANK_TIMER);
     size_t idx = co->timer_idx;
     if (idx != SIZE_MAX) {
         if (idx & SPARE_TAG)
@@ -173,7 +173,7 @@ void may__timer_disarm(struct may_co *co)
             heap_remove(&heap, idx);
         publish_next();
     }
-    pthread_mutex_unlock(&tlock);
+    may__unlock(&tlock, MAY__RANK_TIMER);
 }
 
 int may__timers_run(int64_t now)
@@ -181,7 +181,7 @@ int may__timers_run(int64_t now)
     if (atomic_load_explicit(&next_deadline, memory_order_relaxed) > now)
         return 0;
     int n = 0;
-    pthread_mutex_lock(&tlock);
+    may__lock(&tlock, MAY__RANK_TIMER);
     for (;;) {
         struct theap *h = first_heap();
         if (!h->len || h->a[0].deadline > now)
@@ -192,7 +192,7 @@ int may__timers_run(int64_t now)
         n++;
     }
     publish_next();
-    pthread_mutex_unlock(&tlock);
+    may__unlock(&tlock, MAY__RANK_TIMER);
     return n;
 }
 
@@ -203,19 +203,19 @@ int64_t may__timers_next(void)
 
 uint64_t may__timers_count(void)
 {
-    pthread_mutex_lock(&tlock);
+    may__lock(&tlock, MAY__RANK_TIMER);
     size_t n = heap.len + spare.len;
-    pthread_mutex_unlock(&tlock);
+    may__unlock(&tlock, MAY__RANK_TIMER);
     return n;
 }
 
 void may__timers_shutdown(void)
 {
-    pthread_mutex_lock(&tlock);
+    may__lock(&tlock, MAY__RANK_TIMER);
     free(heap.a);
     heap.a = NULL;
     heap.len = heap.cap = 0;
     spare.len = 0; /* empty already: no coroutine is alive */
     publish_next();
-    pthread_mutex_unlock(&tlock);
+    may__unlock(&tlock, MAY__RANK_TIMER);
 }
