@@ -51,8 +51,23 @@ MAY_HOT_INLINE void may__wait_prepare(may__parker *p)
         atomic_fetch_and_explicit(&p->word, ~(uint32_t)MAY__P_WTOKEN, memory_order_acq_rel);
 }
 
+/* Everything this reads from *p it reads before the CAS.  Until the CAS,
+ * the waiter cannot leave its wait: it returns only once it has consumed a
+ * flag in its mask, and a waiter that gives up (timeout, cancellation)
+ * and finds its waker already committed waits for this very wake before it
+ * returns (the protocol of every wait queue, see docs/ARCHITECTURE.md).
+ * The CAS publishes the flag, and from then on the waiter may see it, run,
+ * return from its wait and reuse or free the memory that holds p: a
+ * coroutine's parker lives in its control block, which a join frees; a
+ * thread's parker is a thread-local, gone when the thread exits.  So p->co
+ * (written once when the parker is made, never changed) is read first.
+ * After the CAS only the futex wake touches p, and that only by address: a
+ * futex wake on memory that was freed or reused at worst wakes an unrelated
+ * futex waiter spuriously (every futex waiter re-checks its word) or fails
+ * with EFAULT; it never writes the memory. */
 void may__wake(may__parker *p, uint32_t flag)
 {
+    struct may_co *co = p->co;
     uint32_t v = atomic_load_explicit(&p->word, memory_order_relaxed);
     uint32_t nv;
     do {
@@ -61,8 +76,12 @@ void may__wake(may__parker *p, uint32_t flag)
                                                     memory_order_relaxed));
     if (!(v & MAY__P_PARKED))
         return;
-    if (p->co)
-        may__ready_ex(p->co, flag != MAY__P_TIMEOUT);
+    /* We cleared PARKED, so the owner is asleep until we resume it: a
+     * coroutine stays off every queue (and its control block alive) until
+     * may__ready_ex queues it; a thread may wake spuriously, but nothing of
+     * it is read here any more. */
+    if (co)
+        may__ready_ex(co, flag != MAY__P_TIMEOUT);
     else
         syscall(SYS_futex, &p->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
