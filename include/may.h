@@ -206,7 +206,8 @@ MAY_API _Noreturn void may_panic(const char *fmt, ...)
 
 /* Cleanup handlers, like pthread_cleanup_push/pop: run in LIFO order by
  * may_exit, may_panic and a normal return.  The node lives in the caller's
- * frame; pushes and pops must pair in one function. */
+ * frame; pushes and pops must pair in one function.  Inside a generator
+ * they are the generator's own: see may_gen_free. */
 typedef struct may_cleanup {
     void (*fn)(void *arg);
     void *arg;
@@ -269,8 +270,18 @@ MAY_API int may_gen_new(may_gen_t **gen, may_gen_fn_t fn, void *arg,
 MAY_API int may_gen_resume(may_gen_t *gen, void **value);
 /* From inside the generator: hand value to the resumer and wait. */
 MAY_API void may_gen_yield(may_gen_t *gen, void *value);
-/* Free the generator.  An unfinished generator's stack is discarded without
- * running more of its code. */
+/* Free the generator.  Of an unfinished one (suspended in may_gen_yield)
+ * only the cleanup handlers it pushed and has not popped run, newest first,
+ * on the caller's stack (the generator's frames are still intact), like
+ * Python's close() running a generator's finally blocks; then its stack is
+ * released.  Not from inside the generator itself.
+ *
+ * A generator's cleanup handlers are its own, never its resumer's: those
+ * still pushed also run when its function returns, and when it calls
+ * may_exit or may_panic, which end the coroutine (or thread) that resumed
+ * it: first every generator it is running runs its handlers, innermost
+ * first, and is finished (free it as usual, e.g. from a cleanup handler of
+ * the coroutine), then the coroutine's handlers run, on its own stack. */
 MAY_API void may_gen_free(may_gen_t *gen);
 
 /* ------------------------------------------------------------------------ */

@@ -214,7 +214,7 @@ struct may_co {
     struct may_scope *owned;     /* scopes this coroutine owns */
     void *asan_fake;             /* ASan fake-stack handle while switched out */
     void *tsan_fiber;            /* TSan fiber */
-    void *gen_cur;               /* innermost running generator, if any */
+    struct may_gen *gen_cur;     /* innermost generator it runs now, if any (gen.c) */
     /* Spawn zeroes everything above this line in one go (keep that part
      * small enough for the compiler to use vector stores, not rep stos)
      * and sets the fields below one by one. */
@@ -513,6 +513,22 @@ void may__cls_run_destructors(struct may__cls_slot *cls);
 void may__scope_child_cancel_owned(struct may_co *co);
 void may__scope_owner_exit(struct may_co *co);
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind);
+/* End the caller with result and kind (MAY_DONE, MAY_PANICKED): may_exit
+ * and may_panic after its message (src/runtime.c). */
+_Noreturn void may__exit_as(void *result, int kind);
+
+/* ---- generators (src/gen.c) -------------------------------------------- */
+
+/* The generator the caller is running (innermost), or NULL.  Safe in a
+ * signal handler. */
+struct may_gen *may__gen_running(void);
+const may__stack *may__gen_stack(const struct may_gen *g);
+/* The cleanup list of the generator the caller is running, or NULL. */
+may_cleanup_t **may__gen_cleanups(void);
+/* Inside a generator: run its cleanup handlers, and leave it for good to
+ * its resumer, which carries on with may__exit_as(result, kind).  Returns
+ * (doing nothing) outside every generator. */
+void may__gen_exit(void *result, int kind);
 void may__fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 

@@ -6,7 +6,10 @@
  * unwind to.  They run the cleanup handlers the coroutine pushed (newest
  * first), its coroutine-local destructors, and then switch away for good;
  * the stack is reclaimed by whoever joins (or at once if detached).  So a
- * panic ends one coroutine and every other coroutine runs on.
+ * panic ends one coroutine and every other coroutine runs on.  Called
+ * inside a generator, they first leave every generator the coroutine is
+ * running, innermost first, each after its own cleanup handlers (src/gen.c),
+ * so the coroutine's handlers run on its own stack.
  */
 #include "internal.h"
 
@@ -123,12 +126,25 @@ long may_co_stack_used(const may_co_t *co)
     return (long)may__stack_used(&co->stack);
 }
 
+/* End the caller: the running generators first, innermost first (each runs
+ * its cleanup handlers and hands the exit to its resumer, src/gen.c), then
+ * the coroutine (its handlers and destructors, on its own stack), or the
+ * plain thread. */
+_Noreturn void may__exit_as(void *result, int kind)
+{
+    may__gen_exit(result, kind); /* returns only outside every generator */
+    may_co_t *co = may__cur_co();
+    if (!co) {
+        if (kind == MAY_PANICKED)
+            abort();
+        pthread_exit(result);
+    }
+    may__co_finish(co, result, kind);
+}
+
 _Noreturn void may_exit(void *result)
 {
-    may_co_t *co = may__cur_co();
-    if (!co)
-        pthread_exit(result);
-    may__co_finish(co, result, MAY_DONE);
+    may__exit_as(result, MAY_DONE);
 }
 
 _Noreturn void may_panic(const char *fmt, ...)
@@ -145,15 +161,25 @@ _Noreturn void may_panic(const char *fmt, ...)
     }
     fprintf(stderr, "may: coroutine %llu \"%s\" panicked: %s\n", (unsigned long long)co->id,
             co->name, msg);
-    may__co_finish(co, NULL, MAY_PANICKED);
+    may__exit_as(NULL, MAY_PANICKED);
 }
 
+/* Cleanup handlers go onto the list of what the caller runs: the generator
+ * it is inside (src/gen.c says why), else its coroutine, else its thread. */
 static __thread may_cleanup_t *thread_cleanup;
+
+static may_cleanup_t **cleanup_list(void)
+{
+    may_cleanup_t **head = may__gen_cleanups();
+    if (head)
+        return head;
+    may_co_t *co = may__cur_co();
+    return co ? &co->cleanup : &thread_cleanup;
+}
 
 void may_cleanup_push(may_cleanup_t *node, void (*fn)(void *), void *arg)
 {
-    may_co_t *co = may__cur_co();
-    may_cleanup_t **head = co ? &co->cleanup : &thread_cleanup;
+    may_cleanup_t **head = cleanup_list();
     node->fn = fn;
     node->arg = arg;
     node->next = *head;
@@ -162,8 +188,7 @@ void may_cleanup_push(may_cleanup_t *node, void (*fn)(void *), void *arg)
 
 void may_cleanup_pop(bool execute)
 {
-    may_co_t *co = may__cur_co();
-    may_cleanup_t **head = co ? &co->cleanup : &thread_cleanup;
+    may_cleanup_t **head = cleanup_list();
     may_cleanup_t *n = *head;
     if (!n)
         return;

@@ -472,7 +472,11 @@ static MAY_NOINLINE void stack_free_global(may__stack *st)
     may__unlock(&stack_lock, MAY__RANK_STACK);
 }
 
-/* Return a worker's pool to the global one (the worker is stopping). */
+/* Empty a stopping worker's pool (may_shutdown: its thread is about to
+ * exit).  Nothing goes back to the global pool: each stack is checked for
+ * a shallow overflow one last time, a guarded one is unmapped, and a dense
+ * slot is just dropped, because may__stacks_shutdown, which runs after every
+ * worker has stopped, unmaps it with its slab. */
 void may__stack_pool_drain(may__worker *w);
 void may__stack_pool_drain(may__worker *w)
 {
@@ -608,17 +612,37 @@ static void put_num(char *buf, size_t *n, size_t cap, uint64_t v, int base)
         buf[(*n)++] = tmp[--i];
 }
 
-/* Async-signal-safe: build the message by hand and write(2) it. */
-static void report_overflow(const struct may_co *co, const void *addr, const char *how)
+/* Async-signal-safe: build the message by hand and write(2) it.  The stack
+ * st that overflowed is generator gen's (run by coroutine co, or by a plain
+ * thread when co is NULL), or, gen NULL, coroutine co's own. */
+static void report_overflow_of(const void *gen, const struct may_co *co, const may__stack *st,
+                               const void *addr, const char *how)
 {
-    char buf[256];
+    char buf[320];
     size_t n = 0;
-    put_str(buf, &n, sizeof buf, "may: stack overflow in coroutine ");
-    put_num(buf, &n, sizeof buf, co->id, 10);
-    put_str(buf, &n, sizeof buf, " \"");
-    put_str(buf, &n, sizeof buf, co->name);
-    put_str(buf, &n, sizeof buf, "\" (stack size ");
-    put_num(buf, &n, sizeof buf, co->stack.size, 10);
+    put_str(buf, &n, sizeof buf, "may: stack overflow in ");
+    if (gen) {
+        put_str(buf, &n, sizeof buf, "generator ");
+        put_num(buf, &n, sizeof buf, (uintptr_t)gen, 16);
+        put_str(buf, &n, sizeof buf, co ? " run by " : " run by a plain thread");
+        /* A dense generator stack may sit right above its coroutine's in a
+         * slab: an overflow that ran down to addr went through that
+         * coroutine's control block, whose name and id are garbage now. */
+        if (co && addr && (const char *)co + sizeof *co > (const char *)addr &&
+            (const char *)co < st->lo) {
+            put_str(buf, &n, sizeof buf, "a coroutine (its control block was overwritten too)");
+            co = NULL;
+        }
+    }
+    if (co) {
+        put_str(buf, &n, sizeof buf, "coroutine ");
+        put_num(buf, &n, sizeof buf, co->id, 10);
+        put_str(buf, &n, sizeof buf, " \"");
+        put_str(buf, &n, sizeof buf, co->name);
+        put_str(buf, &n, sizeof buf, "\"");
+    }
+    put_str(buf, &n, sizeof buf, " (stack size ");
+    put_num(buf, &n, sizeof buf, st->size, 10);
     put_str(buf, &n, sizeof buf, " bytes");
     if (addr) {
         put_str(buf, &n, sizeof buf, ", fault at ");
@@ -629,6 +653,11 @@ static void report_overflow(const struct may_co *co, const void *addr, const cha
     put_str(buf, &n, sizeof buf, ")\n");
     ssize_t r = write(2, buf, n);
     (void)r;
+}
+
+static void report_overflow(const struct may_co *co, const void *addr, const char *how)
+{
+    report_overflow_of(NULL, co, &co->stack, addr, how);
 }
 
 /* A dense stack that has been used: is its soft guard still zero?  Checked
@@ -663,16 +692,18 @@ static MAY_NOINLINE void report_reused(const may__stack *st)
 static void segv_handler(int sig, siginfo_t *si, void *uctx)
 {
     may_co_t *co = may__cur_co();
+    struct may_gen *g = may__gen_running(); /* the innermost, run by co or this thread */
+    const may__stack *st = g ? may__gen_stack(g) : co ? &co->stack : NULL;
     char *a = si->si_addr;
-    if (co) {
-        /* Below the usable stack, down to the fence: the guard page (and
-         * 64 KiB under it), or for a dense stack anywhere down its slab. */
-        if (a >= co->stack.fence && a < co->stack.lo) {
-            report_overflow(co, a, co->stack.guarded ? "hit the guard page" : "hit the soft guard");
-            signal(SIGSEGV, SIG_DFL);
-            signal(SIGBUS, SIG_DFL);
-            return; /* the fault repeats and kills the process */
-        }
+    /* Below the usable stack, down to the fence: the guard page (and 64 KiB
+     * under it), or for a dense stack anywhere down its slab.  The stack
+     * running now is the innermost generator's, if any; only it can
+     * overflow. */
+    if (st && a >= st->fence && a < st->lo) {
+        report_overflow_of(g, co, st, a, st->guarded ? "hit the guard page" : "hit the soft guard");
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        return; /* the fault repeats and kills the process */
     }
     struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
     if (old->sa_flags & SA_SIGINFO) {

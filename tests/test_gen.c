@@ -1,4 +1,7 @@
-/* Generators yield values one at a time, from a thread and a coroutine. */
+/* Generators yield values one at a time, from a thread and a coroutine;
+ * cleanup handlers pushed inside a generator are its own (run when it
+ * returns, when it is freed unfinished, and by may_exit/may_panic inside
+ * it, before its resumer's). */
 #include "test.h"
 #include <errno.h>
 #include <pthread.h>
@@ -91,9 +94,149 @@ static void check_thread_altstack(void)
     ASSERT_EQ(stale, 0);
 }
 
+/* ---- cleanup handlers -------------------------------------------------- */
+
+/* What ran, in order: each handler appends its tag. */
+static char trail[32];
+static _Atomic int trail_len;
+static void mark(void *tag)
+{
+    int i = atomic_fetch_add(&trail_len, 1);
+    ASSERT_LT(i, (int)sizeof trail - 1);
+    trail[i] = (char)(intptr_t)tag;
+}
+static void trail_reset(void)
+{
+    memset(trail, 0, sizeof trail);
+    atomic_store(&trail_len, 0);
+}
+
+/* Pushes a handler (its node in this frame) and yields with it pushed;
+ * arg 1: then pops it without running it, pushes 'r' and returns. */
+static void *pusher(may_gen_t *g, void *arg)
+{
+    may_cleanup_t node, node2;
+    may_cleanup_push(&node, mark, (void *)'g');
+    may_gen_yield(g, NULL);
+    may_cleanup_pop(false);
+    if (arg) {
+        may_cleanup_push(&node2, mark, (void *)'r');
+        return NULL; /* still pushed: runs as the generator returns */
+    }
+    return NULL;
+}
+
+/* The handler of a suspended generator runs when it is freed, once, and
+ * never later from its resumer's list (it used to be pushed there: the
+ * resumer ran it at its own end, from a node in freed memory).  A pop
+ * inside the generator pops the generator's handler, not the resumer's. */
+static void gen_cleanups(void)
+{
+    may_cleanup_t mine;
+    may_cleanup_push(&mine, mark, (void *)'c');
+    may_gen_t *g;
+    ASSERT_EQ(may_gen_new(&g, pusher, NULL, 0), 0);
+    ASSERT_EQ(may_gen_resume(g, NULL), 1);
+    ASSERT_EQ(atomic_load(&trail_len), 0);
+    may_gen_free(g); /* suspended with 'g' pushed */
+    ASSERT_EQ(atomic_load(&trail_len), 1);
+    ASSERT_EQ(trail[0], 'g');
+
+    /* popped inside, then one left pushed at its return */
+    ASSERT_EQ(may_gen_new(&g, pusher, (void *)1, 0), 0);
+    ASSERT_EQ(may_gen_resume(g, NULL), 1);
+    ASSERT_EQ(may_gen_resume(g, NULL), 0);
+    ASSERT_EQ(atomic_load(&trail_len), 2);
+    ASSERT_EQ(trail[1], 'r');
+    may_gen_free(g);
+    ASSERT_EQ(atomic_load(&trail_len), 2);
+
+    may_cleanup_pop(true); /* ours is still the top of our list */
+    ASSERT_EQ(atomic_load(&trail_len), 3);
+    ASSERT_EQ(trail[2], 'c');
+}
+
+static void *cleanups_co(void *arg)
+{
+    (void)arg;
+    gen_cleanups();
+    return NULL;
+}
+
+/* may_exit or may_panic inside nested generators: the inner generator's
+ * handlers, then the outer's, then the coroutine's, which runs on the
+ * coroutine's own stack and may free both generators. */
+static may_gen_t *outer_g, *inner_g;
+
+static void *inner_fn(may_gen_t *g, void *arg)
+{
+    (void)g;
+    may_cleanup_t n;
+    may_cleanup_push(&n, mark, (void *)'i');
+    if (arg)
+        may_panic("inside a generator");
+    may_exit((void *)0x5eed);
+}
+
+static void *outer_fn(may_gen_t *g, void *arg)
+{
+    (void)g;
+    may_cleanup_t n;
+    may_cleanup_push(&n, mark, (void *)'o');
+    ASSERT_EQ(may_gen_new(&inner_g, inner_fn, arg, 0), 0);
+    may_gen_resume(inner_g, NULL);
+    may_panic("not reached: the exit goes on through the outer generator");
+}
+
+static char *co_frame; /* a local of exit_co: its stack */
+
+static void free_both(void *arg)
+{
+    (void)arg;
+    char here;
+    /* on the coroutine's stack, a few frames below exit_co, not on a
+     * generator's (another mapping) */
+    ASSERT((uintptr_t)(co_frame - &here) < 16384);
+    mark((void *)'c');
+    may_gen_free(inner_g); /* both DONE, their stacks no longer in use */
+    may_gen_free(outer_g);
+}
+
+static void *exit_co(void *arg)
+{
+    char frame;
+    co_frame = &frame;
+    may_cleanup_t n;
+    may_cleanup_push(&n, free_both, NULL);
+    ASSERT_EQ(may_gen_new(&outer_g, outer_fn, arg, 0), 0);
+    may_gen_resume(outer_g, NULL);
+    may_panic("not reached: the exit ends this coroutine");
+}
+
+static void gen_exit(void)
+{
+    for (int panic = 0; panic < 2; panic++) {
+        trail_reset();
+        may_co_t *c;
+        void *r = NULL;
+        ASSERT_EQ(may_spawn(&c, exit_co, (void *)(intptr_t)panic, NULL), 0);
+        ASSERT_EQ(may_join(c, &r, MAY_FOREVER), panic ? MAY_PANICKED : MAY_DONE);
+        ASSERT_PTR_EQ(r, panic ? NULL : (void *)0x5eed);
+        ASSERT_EQ(strcmp(trail, "ioc"), 0);
+    }
+}
+
 int main(void)
 {
     check_fib();
+    trail_reset();
+    gen_cleanups(); /* on a plain thread */
+    trail_reset();
+    may_co_t *cc;
+    ASSERT_EQ(may_spawn(&cc, cleanups_co, NULL, NULL), 0);
+    ASSERT_EQ(may_join(cc, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(atomic_load(&trail_len), 3);
+    gen_exit();
     check_thread_altstack();
     may_co_t *cs[8];
     for (int i = 0; i < 8; i++)

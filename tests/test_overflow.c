@@ -1,6 +1,8 @@
 /* A stack overflow is reported with the coroutine's id, name and stack
- * size, in each stack mode, and ends the process with a failure status.
- * Each case runs in a child process. */
+ * size, in each stack mode, and ends the process with a failure status; a
+ * generator's overflow likewise, as a generator's (with the coroutine that
+ * runs it), inside a coroutine and on a plain thread.  Each case runs in a
+ * child process. */
 #include "test.h"
 #include <errno.h>
 #include <sys/wait.h>
@@ -55,7 +57,30 @@ __attribute__((unused)) static void *shallow_then_reuse(void *arg)
     return NULL;
 }
 
-static void run_child(int mode, void *(*fn)(void *), const char *name)
+/* A generator whose body recurses until its stack overflows. */
+static void *gen_overflow_body(may_gen_t *g, void *arg)
+{
+    (void)g, (void)arg;
+    return (void *)(intptr_t)test_recurse(0);
+}
+
+static void *gen_overflow(void *arg)
+{
+    (void)arg;
+    may_gen_t *g;
+    ASSERT_EQ(may_gen_new(&g, gen_overflow_body, NULL, 0), 0);
+    may_gen_resume(g, NULL);
+    return NULL;
+}
+
+/* Run fn in a child (in a coroutine named name, or with on_thread right on
+ * the child's main thread) and check that it dies saying what, name (if
+ * any) and the stack size.  The generator cases give the coroutine a stack
+ * of another size, so it is mapped on its own: in a dense slab it would lie
+ * right below the generator's, whose overflow runs down through it
+ * (through its control block too, and its name would be gone). */
+static void run_child(int mode, void *(*fn)(void *), const char *name, int on_thread,
+                      const char *what)
 {
     int pipefd[2];
     ASSERT_EQ(pipe(pipefd), 0);
@@ -66,10 +91,16 @@ static void run_child(int mode, void *(*fn)(void *), const char *name)
         close(pipefd[0]);
         may_config_t cfg = { .stack_mode = mode, .workers = 1 };
         may_configure(&cfg);
-        may_co_t *c;
-        may_spawn_opts_t o = { .name = name };
-        may_spawn(&c, fn, NULL, &o);
-        may_join(c, NULL, MAY_FOREVER);
+        if (on_thread) {
+            fn(NULL);
+        } else {
+            may_co_t *c;
+            may_spawn_opts_t o = { .name = name };
+            if (fn == gen_overflow)
+                o.stack_size = 131072;
+            may_spawn(&c, fn, NULL, &o);
+            may_join(c, NULL, MAY_FOREVER);
+        }
         _exit(0); /* not reached if the overflow is caught */
     }
     close(pipefd[1]);
@@ -84,15 +115,22 @@ static void run_child(int mode, void *(*fn)(void *), const char *name)
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     printf("mode %d: child status %#x, said: %s", mode, status, buf);
     ASSERT(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
-    ASSERT(strstr(buf, "stack overflow in coroutine") != NULL);
-    ASSERT(strstr(buf, name) != NULL);
+    ASSERT(strstr(buf, what) != NULL);
+    if (name)
+        ASSERT(strstr(buf, name) != NULL);
     ASSERT(strstr(buf, "stack size 65536") != NULL);
 }
 
 int main(void)
 {
-    run_child(MAY_STACK_GUARD, test_overflow_entry, "deep-guarded");
-    run_child(MAY_STACK_DENSE, test_overflow_entry, "deep-dense");
+    const char *in_co = "stack overflow in coroutine";
+    run_child(MAY_STACK_GUARD, test_overflow_entry, "deep-guarded", 0, in_co);
+    run_child(MAY_STACK_DENSE, test_overflow_entry, "deep-dense", 0, in_co);
+    /* a generator's stack: inside a coroutine (which the report names) and
+     * on a plain thread */
+    run_child(MAY_STACK_GUARD, gen_overflow, "gen-guarded", 0, "stack overflow in generator 0x");
+    run_child(MAY_STACK_DENSE, gen_overflow, "gen-dense", 0, "stack overflow in generator 0x");
+    run_child(MAY_STACK_GUARD, gen_overflow, NULL, 1, "run by a plain thread");
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 #if defined(__has_feature)
 #if !__has_feature(address_sanitizer) && !__has_feature(thread_sanitizer)
@@ -104,7 +142,7 @@ int main(void)
 #endif
 #ifdef SHALLOW_OK
     /* sanitizers change frame sizes; the exact overshoot is for plain builds */
-    run_child(MAY_STACK_DENSE, shallow_then_reuse, "shallow-dense");
+    run_child(MAY_STACK_DENSE, shallow_then_reuse, "shallow-dense", 0, in_co);
 #endif
     printf("ok\n");
     return 0;
