@@ -22,13 +22,14 @@
  * blocked sender implies a full buffer (capacity 0: always "full"); a closed
  * channel has no blocked party.
  *
- * Waiter nodes and the wait protocol are sync.c's (read its header): a node
- * lives on its waiter's stack; a waker that unlinks a node completes it
- * (copies, sets result, stores DONE with release) and wakes it after
- * unlocking; a waiter whose wait failed takes the lock and either unlinks
- * its node itself (returning the error) or, the node being gone, waits for
- * the wake that is due and keeps the completed operation (it did happen: a
- * receiver did get the element).
+ * Waiter nodes and the wait protocol are waitq.h's (read the essay in
+ * waitq.c): a node lives on its waiter's stack; a waker that unlinks a
+ * node completes it (copies the element, then claims it with DONE, or
+ * CLOSED for -EPIPE) and wakes it after unlocking; a waiter whose wait
+ * failed takes the lock and either unlinks its node itself (returning the
+ * error) or, the node being claimed, waits for the wake that is due and
+ * keeps the completed operation (it did happen: a receiver did get the
+ * element).
  *
  * Select.  A select puts one node per case on the case's channel, all
  * pointing at one sel_waiter on its stack: the parker plus an atomic
@@ -43,7 +44,9 @@
  * is still looking at the others.  On timeout or cancellation it CASes
  * fired -1 -> SEL_ABANDONED: success means no case can happen any more;
  * failure means one did, and it takes that one.  Afterwards it removes its
- * remaining nodes, one channel lock at a time.
+ * remaining nodes, one channel lock at a time; a node that a waker dropped
+ * as stale is marked STALE (not WAITING: it is off its queue) and owed no
+ * wake.
  *
  * sel_waiter is the general "waiter with a claimed flag": an I/O readiness
  * source or a coroutine's end could complete a select case the same way
@@ -56,8 +59,9 @@
  * happen after unlocking).  Never held across may__wait.
  *
  * Memory ordering: the lock orders everything about the channel; the
- * element copied into a waiter's buffer is published by the release store of
- * the node's state and the parker's acq_rel wake; fired is CASed acq_rel.
+ * element copied into a waiter's buffer is published by the node's claim
+ * (waitq.c: a release store of its state) and the parker's acq_rel wake;
+ * fired is CASed acq_rel.
  */
 #include "internal.h"
 
@@ -66,6 +70,7 @@
 #include <string.h>
 
 #include "spin.h"
+#include "waitq.h"
 
 /* ---- waiter nodes ------------------------------------------------------- */
 
@@ -77,53 +82,28 @@ typedef struct sel_waiter {
     _Atomic int fired; /* SEL_PENDING, SEL_ABANDONED, or a case index */
 } sel_waiter;
 
+/* A node's grants (waitq.h), and the mark of a select's dropped node. */
+enum {
+    CN_DONE = 1,   /* the operation happened */
+    CN_CLOSED = 2, /* it failed with -EPIPE: the channel was closed */
+    CN_STALE = 3,  /* a select's node dropped by a waker (its select was
+                      done elsewhere): off its queue and owed no wake */
+};
+
 typedef struct cnode {
-    struct cnode *next, *prev;
-    may__parker *p;
+    may__wnode wn;   /* parker, queue links, state (CN_*) */
     sel_waiter *sel; /* NULL: a plain send/recv, claimed by unlinking */
     void *elem;      /* send: the source; recv: the destination or NULL */
     int idx;         /* case index (select) */
-    int linked;      /* on a queue; under the channel lock */
-    int result;      /* 0 or -EPIPE; written by the completer */
-    _Atomic int done; /* completed: release by the completer */
 } cnode;
-
-typedef struct {
-    cnode *head, *tail;
-} cqueue;
-
-static void cq_push(cqueue *q, cnode *n)
-{
-    n->next = NULL;
-    n->prev = q->tail;
-    if (q->tail)
-        q->tail->next = n;
-    else
-        q->head = n;
-    q->tail = n;
-    n->linked = 1;
-}
-
-static void cq_unlink(cqueue *q, cnode *n)
-{
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        q->head = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        q->tail = n->prev;
-    n->linked = 0;
-}
 
 /* Pop the first node whose waiter we can claim; stale select nodes are
  * dropped on the way.  Channel lock held. */
-static cnode *cq_claim(cqueue *q)
+static cnode *cq_claim(may__waitq *q)
 {
-    cnode *n;
-    while ((n = q->head)) {
-        cq_unlink(q, n);
+    may__wnode *w;
+    while ((w = may__waitq_pop(q))) {
+        cnode *n = may__wnode_entry(w, cnode, wn);
         if (!n->sel)
             return n;
         int e = SEL_PENDING;
@@ -131,27 +111,23 @@ static cnode *cq_claim(cqueue *q)
         if (atomic_compare_exchange_strong_explicit(&n->sel->fired, &e, n->idx,
                                                     memory_order_acq_rel, memory_order_acquire))
             return n;
+        /* relaxed: read by its select under this channel's lock */
+        atomic_store_explicit(&n->wn.state, CN_STALE, memory_order_relaxed);
     }
     return NULL;
 }
 
-/* Finish a claimed node; the caller wakes n->p after unlocking. */
-static inline void complete(cnode *n, int result)
+/* Wake the waiter an operation completed, if any (after unlocking). */
+static inline void wake(may__parker *wk)
 {
-    n->result = result;
-    /* release: the element copied into n->elem and result */
-    atomic_store_explicit(&n->done, 1, memory_order_release);
+    if (wk)
+        may__wake_claimed(wk);
 }
 
-static inline void wake(may__parker *p)
+/* What a completed node's operation returns. */
+static inline int cnode_result(int grant)
 {
-    if (p)
-        may__wake(p, MAY__P_WTOKEN);
-}
-
-static inline int is_cancelled(may__parker *p)
-{
-    return p->co && atomic_load_explicit(&p->co->cancelled, memory_order_relaxed);
+    return grant == CN_CLOSED ? -EPIPE : 0;
 }
 
 /* ---- the channel -------------------------------------------------------- */
@@ -165,7 +141,7 @@ struct may_chan {
     size_t len;      /* elements buffered */
     size_t slots;    /* ring size in elements (cap, or the grown size) */
     char *buf;       /* slots * esz bytes (NULL when esz or slots is 0) */
-    cqueue sendq, recvq;
+    may__waitq sendq, recvq;
 };
 
 static inline void copy_elem(void *dst, const void *src, size_t n)
@@ -283,8 +259,9 @@ static inline int has_room(const may_chan_t *ch)
 }
 
 /* Send now if possible.  Lock held.  Returns 1 when the operation happened
- * (or failed for good), with its result in *res and a parker to wake after
- * unlocking in *wk; 0 when it would have to wait. */
+ * (or failed for good), with its result in *res and the parker of the
+ * waiter it completed, if any, in *wk, to be woken after unlocking; 0 when
+ * it would have to wait. */
 static int try_send_locked(may_chan_t *ch, const void *elem, int *res, may__parker **wk)
 {
     if (ch->closed) {
@@ -295,8 +272,7 @@ static int try_send_locked(may_chan_t *ch, const void *elem, int *res, may__park
     if (r) {
         if (r->elem)
             copy_elem(r->elem, elem, ch->esz);
-        *wk = r->p;
-        complete(r, 0);
+        *wk = may__wnode_claim(&r->wn, CN_DONE);
         *res = 0;
         return 1;
     }
@@ -315,8 +291,7 @@ static int try_recv_locked(may_chan_t *ch, void *elem, int *res, may__parker **w
         cnode *s = cq_claim(&ch->sendq);
         if (s) {
             ring_put(ch, s->elem); /* the slot just freed: cannot fail */
-            *wk = s->p;
-            complete(s, 0);
+            *wk = may__wnode_claim(&s->wn, CN_DONE);
         }
         *res = 0;
         return 1;
@@ -325,8 +300,7 @@ static int try_recv_locked(may_chan_t *ch, void *elem, int *res, may__parker **w
     if (s) {
         if (elem)
             copy_elem(elem, s->elem, ch->esz);
-        *wk = s->p;
-        complete(s, 0);
+        *wk = may__wnode_claim(&s->wn, CN_DONE);
         *res = 0;
         return 1;
     }
@@ -349,42 +323,31 @@ static int chan_op(may_chan_t *ch, void *elem, int64_t deadline, int send)
         return res;
     }
     may__parker *p = may__self_parker();
-    if (deadline == MAY_NOWAIT || is_cancelled(p)) {
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
         spin_unlock(&ch->lock);
-        return is_cancelled(p) ? -ECANCELED : -ETIMEDOUT;
+        return may__wait_nowait_error(p);
     }
     cnode n;
-    n.p = p;
     n.sel = NULL;
     n.elem = elem;
-    n.result = 0;
-    atomic_store_explicit(&n.done, 0, memory_order_relaxed);
-    may__wait_prepare(p);
-    cqueue *q = send ? &ch->sendq : &ch->recvq;
-    cq_push(q, &n);
+    may__wnode_arm(&n.wn, p);
+    may__waitq *q = send ? &ch->sendq : &ch->recvq;
+    may__waitq_push(q, &n.wn);
     spin_unlock(&ch->lock);
 
     may__wait_note(p, send ? "chan send" : "chan recv", ch);
-    for (;;) {
-        int r = may__wait(p, deadline, 0);
-        if (r == 0) {
-            /* acquire: pairs with complete() */
-            if (atomic_load_explicit(&n.done, memory_order_acquire))
-                return n.result;
-            continue; /* spurious */
-        }
+    int r = may__wnode_park(&n.wn, deadline, 0);
+    if (r < 0) {
         spin_lock(&ch->lock);
-        if (n.linked) {
-            cq_unlink(q, &n);
-            spin_unlock(&ch->lock);
-            return r;
-        }
+        bool gone = may__waitq_abandon_locked(q, &n.wn);
         spin_unlock(&ch->lock);
+        if (gone)
+            return r;
         /* Completed meanwhile: the wake is due and the operation happened. */
-        while (may__wait(p, MAY_FOREVER, 1) != 0)
-            ;
-        return n.result;
+        return cnode_result(may__wnode_park_claimed(&n.wn));
     }
+    /* relaxed: may__wnode_park read it with acquire */
+    return cnode_result(atomic_load_explicit(&n.wn.state, memory_order_relaxed));
 }
 
 int may_chan_send(may_chan_t *ch, const void *elem, int64_t deadline)
@@ -438,20 +401,13 @@ int may_chan_close(may_chan_t *ch)
     }
     ch->closed = 1;
     /* Everyone blocked fails with -EPIPE (a blocked receiver means the
-     * buffer is empty).  The claimed nodes are chained through next, which
-     * they no longer need, and woken after unlocking. */
-    cnode *list = NULL, *n;
-    while ((n = cq_claim(&ch->recvq)) || (n = cq_claim(&ch->sendq))) {
-        n->next = list;
-        list = n;
-        complete(n, -EPIPE);
-    }
+     * buffer is empty); they are woken after unlocking. */
+    may__wakelist wl = { NULL };
+    cnode *n;
+    while ((n = cq_claim(&ch->recvq)) || (n = cq_claim(&ch->sendq)))
+        may__wakelist_add(&wl, &n->wn, CN_CLOSED);
     spin_unlock(&ch->lock);
-    while (list) {
-        n = list;
-        list = n->next;
-        wake(n->p); /* n may be gone after this */
-    }
+    may__wakelist_wake(&wl);
     return 0;
 }
 
@@ -576,36 +532,34 @@ int may_select(may_select_case_t *cases, size_t n, int64_t deadline)
             goto out;
         }
     }
-    if (deadline == MAY_NOWAIT || is_cancelled(p)) {
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
         unlock_all(chans, nch);
-        ret = is_cancelled(p) ? -ECANCELED : -ETIMEDOUT;
+        ret = may__wait_nowait_error(p);
         goto out;
     }
     sel_waiter sw;
     atomic_store_explicit(&sw.fired, SEL_PENDING, memory_order_relaxed);
-    may__wait_prepare(p);
     for (size_t j = 0; j < k; j++) {
         uint32_t i = order[j];
         cnode *nd = &nodes[i];
-        nd->p = p;
         nd->sel = &sw;
         nd->elem = cases[i].elem;
         nd->idx = (int)i;
-        nd->result = 0;
-        atomic_store_explicit(&nd->done, 0, memory_order_relaxed);
+        may__wnode_arm(&nd->wn, p);
         may_chan_t *ch = cases[i].chan;
-        cq_push(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq, nd);
+        may__waitq_push(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq, &nd->wn);
     }
     unlock_all(chans, nch);
 
-    int fired;
+    int fired, grant = 0;
     may__wait_note(p, "select", NULL);
     for (;;) {
         int r = may__wait(p, deadline, 0);
         if (r == 0) {
             fired = atomic_load_explicit(&sw.fired, memory_order_acquire);
-            /* acquire: pairs with complete() */
-            if (fired >= 0 && atomic_load_explicit(&nodes[fired].done, memory_order_acquire))
+            /* acquire: pairs with the claim (waitq.c) */
+            if (fired >= 0 &&
+                (grant = atomic_load_explicit(&nodes[fired].wn.state, memory_order_acquire)))
                 break;
             continue; /* spurious */
         }
@@ -617,25 +571,24 @@ int may_select(may_select_case_t *cases, size_t n, int64_t deadline)
             break;
         }
         /* A case fired meanwhile: its wake is due, and it happened. */
-        while (may__wait(p, MAY_FOREVER, 1) != 0)
-            ;
         fired = e;
+        grant = may__wnode_park_claimed(&nodes[fired].wn);
         break;
     }
-    /* Withdraw the nodes still queued (no waker can claim them now). */
+    /* Withdraw the nodes still queued (no waker can claim them now, so a
+     * node that is not WAITING any more is stale: owed no wake). */
     for (size_t j = 0; j < k; j++) {
         uint32_t i = order[j];
-        cnode *nd = &nodes[i];
         if ((int)i == fired)
             continue;
         may_chan_t *ch = cases[i].chan;
         spin_lock(&ch->lock);
-        if (nd->linked)
-            cq_unlink(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq, nd);
+        may__waitq_abandon_locked(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq,
+                                  &nodes[i].wn);
         spin_unlock(&ch->lock);
     }
     if (fired >= 0) {
-        cases[fired].result = nodes[fired].result;
+        cases[fired].result = cnode_result(grant);
         ret = fired;
     }
 out:

@@ -4,31 +4,26 @@
  *
  * Why one design for all.  Every object is a small atomic word for the
  * uncontended path plus a FIFO queue of waiter nodes under a short spinlock
- * for the contended one.  A waiter node lives on the waiter's own stack and
- * names the waiter's parker (internal.h), so a coroutine parks (its worker
- * runs others) and a thread sleeps on a futex through the same code.  No
- * object allocates after it is made.
+ * for the contended one.  The queue, its nodes and the protocol of waking
+ * and of giving up are waitq.h's (read the essay in waitq.c): a node lives
+ * on the waiter's own stack and names the waiter's parker (internal.h), so
+ * a coroutine parks (its worker runs others) and a thread sleeps on a futex
+ * through the same code.  No object allocates after it is made.
  *
- * The waiter protocol (the same in chan.c):
+ * What is this file's own is what a grant means and what becomes of one
+ * that arrives after the wait failed (a deadline, a cancellation; waitq.c:
+ * the waiter then waits for the wake that is due).  A claimed node's state
+ * says which grant it got:
  *
- *   waiter                                   waker
- *   may__wait_prepare(p)
- *   lock; publish node (state WAITING); unlock
- *   may__wait(p, deadline)                   lock; unlink node; fill in the
- *                                            grant; state = claimed; unlock
- *                                            may__wake(p, WTOKEN)
+ *   WN_GRANTED  the waiter got what it waited for (the mutex in hand-off
+ *               mode, read or write access, a unit, a signal, a completed
+ *               round, a zero count, a fired event)
+ *   WN_WOKEN    woken to compete for the mutex (normal mode)
  *
- * Invariant: a node that a waker has unlinked WILL be woken, and the waker
- * may touch the parker until then, so its owner must not return (its stack
- * and perhaps its whole coroutine would go) before that wake.  A waiter whose
- * wait fails (deadline, cancellation) therefore takes the lock and looks: a
- * node still in the queue (state WAITING) is unlinked by the waiter itself,
- * which then returns the error; a node already claimed means a grant is on
- * its way, so the waiter waits for the wake ignoring cancellation and then
- * either keeps the grant (it really did get it: only for objects where that
- * is harmless) or passes it on as if it had never waited (mutex ownership,
- * a semaphore unit, a condvar signal).  A wake-up with the node still
- * WAITING is spurious and the waiter parks again.
+ * A late grant is kept where keeping it is harmless (the barrier's round,
+ * the wait group's zero, the event: they happened) and otherwise passed on
+ * as if the waiter had never waited (mutex ownership or the WOKEN baton, a
+ * read or write lock, a semaphore unit, a condvar signal).
  *
  * The mutex (states of m->state, a bit set):
  *
@@ -65,13 +60,12 @@
  *
  * Lock order: an object's queue lock is a leaf, except that may__wake may be
  * called under it (the scheduler's locks nest inside).  No queue lock is
- * held across may__wait.  may_cond_wait holds no lock of the condvar while
- * it takes the mutex.
+ * held across a park.  may_cond_wait holds no lock of the condvar while it
+ * takes the mutex.
  *
  * Memory ordering: the lock words use acquire on taking and release on
- * giving (a CAS or RMW each); a node's grant is written before state is
- * stored with release, read after the wake (the parker's acq_rel CAS makes
- * the waker's writes visible); everything else is under the queue lock.
+ * giving (a CAS or RMW each); a node's grant is published by its claim
+ * (waitq.c); everything else is under the queue lock.
  */
 #include "internal.h"
 
@@ -80,152 +74,85 @@
 #include <string.h>
 
 #include "spin.h"
+#include "waitq.h"
 
-/* ---- waiter nodes and queues -------------------------------------------- */
-
+/* The grants of a claimed node (the header says what each means). */
 enum {
-    WN_WAITING = 0, /* queued; only the queue lock's holder may change it */
-    WN_GRANTED = 1, /* claimed: the waiter got what it waited for */
-    WN_WOKEN = 2,   /* claimed: woken to compete (mutex normal mode) */
+    WN_GRANTED = 1,
+    WN_WOKEN = 2,
 };
 
-typedef struct wnode {
-    struct wnode *next, *prev;
-    may__parker *p;
-    _Atomic int state; /* WN_*: release by the waker, acquire by the waiter */
-    int writer;        /* rwlock: a writer */
-    int64_t since;     /* mutex: when it first queued */
-} wnode;
-
-typedef struct {
-    wnode *head, *tail;
-    size_t len;
-} wqueue;
-
-static void q_push(wqueue *q, wnode *n)
+/* Wait on n, which was queued on q under lock (released since), for a
+ * grant: 0.  If the wait fails, end it as waitq.c says: n withdrawn under
+ * lock (*nwait, if given, one less: the waiter count of the semaphore and
+ * the wait group), the error returned, *late false; or, when a waker had
+ * claimed n meanwhile, its wake awaited, the error returned, and *late
+ * true: the caller keeps the grant or passes it on. */
+static int wait_queued(spin_t *lock, may__waitq *q, may__wnode *n, int64_t deadline,
+                       _Atomic size_t *nwait, bool *late)
 {
-    n->next = NULL;
-    n->prev = q->tail;
-    if (q->tail)
-        q->tail->next = n;
-    else
-        q->head = n;
-    q->tail = n;
-    q->len++;
-}
-
-static void q_push_front(wqueue *q, wnode *n)
-{
-    n->prev = NULL;
-    n->next = q->head;
-    if (q->head)
-        q->head->prev = n;
-    else
-        q->tail = n;
-    q->head = n;
-    q->len++;
-}
-
-static void q_unlink(wqueue *q, wnode *n)
-{
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        q->head = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        q->tail = n->prev;
-    q->len--;
-}
-
-static wnode *q_pop(wqueue *q)
-{
-    wnode *n = q->head;
-    if (n)
-        q_unlink(q, n);
-    return n;
-}
-
-/* Mark n claimed (it is off the queue; the queue lock is held).  The waker
- * must call wake_node(n) afterwards, once, without touching n in between
- * except to read it. */
-static inline void claim(wnode *n, int how)
-{
-    /* release: the grant written before is visible to the woken waiter */
-    atomic_store_explicit(&n->state, how, memory_order_release);
-}
-
-static inline void wake_node(may__parker *p)
-{
-    may__wake(p, MAY__P_WTOKEN);
-}
-
-/* Claimed nodes collected under a queue lock, woken after unlocking.  The
- * list is threaded through the nodes' next fields (they are off every
- * queue); the parker is read before the wake because the node may be gone
- * right after it. */
-typedef struct {
-    wnode *head;
-} wakelist;
-
-static void wl_add(wakelist *wl, wnode *n, int how)
-{
-    n->next = wl->head;
-    wl->head = n;
-    claim(n, how);
-}
-
-static void wl_wake(wakelist *wl)
-{
-    wnode *n = wl->head;
-    while (n) {
-        wnode *next = n->next;
-        wake_node(n->p);
-        n = next;
+    *late = false;
+    int r = may__wnode_park(n, deadline, 0);
+    if (r == 0)
+        return 0;
+    spin_lock(lock);
+    if (may__waitq_abandon_locked(q, n)) {
+        if (nwait)
+            atomic_fetch_sub_explicit(nwait, 1, memory_order_relaxed);
+        spin_unlock(lock);
+        return r;
     }
+    spin_unlock(lock);
+    may__wnode_park_claimed(n);
+    *late = true;
+    return r;
 }
 
-/* Cancellation check before queueing: a cancelled coroutine fails at once. */
-static inline int cancelled(may__parker *p)
+/* The whole wait of an object whose late grant is kept (barrier, wait
+ * group, event: what the waiter waited for did happen, failure or not):
+ * queue the caller (parker p) on q, whose lock the caller holds, release
+ * the lock, and wait as wait_queued does.  0 once granted (in time or
+ * late), or the wait's error. */
+static int queue_and_wait(spin_t *lock, may__waitq *q, may__parker *p, const char *what,
+                          const void *obj, int64_t deadline, _Atomic size_t *nwait)
 {
-    return p->co && atomic_load_explicit(&p->co->cancelled, memory_order_relaxed);
+    may__wnode n;
+    may__wnode_arm(&n, p);
+    may__waitq_push(q, &n);
+    spin_unlock(lock);
+    may__wait_note(p, what, obj);
+    bool late;
+    int r = wait_queued(lock, q, &n, deadline, nwait, &late);
+    return late ? 0 : r;
 }
 
-static void node_init(wnode *n, may__parker *p)
+/* The body of every constructor here: a zeroed object of size bytes into
+ * *out (out: the caller's `T **`).  0, -EINVAL (no out), -ENOMEM. */
+static int obj_new(void *out, size_t size)
 {
-    n->p = p;
-    atomic_store_explicit(&n->state, WN_WAITING, memory_order_relaxed);
+    if (!out)
+        return -EINVAL;
+    void *o = calloc(1, size);
+    if (!o)
+        return -ENOMEM;
+    /* *(T **)out = o: every object pointer is a void * underneath (POSIX
+     * requires it), and memcpy says so without an aliasing cast. */
+    memcpy(out, &o, sizeof o);
+    return 0;
 }
 
-/* Park until n is claimed (0) or the wait fails (<0: the node may or may not
- * have been claimed meanwhile; the caller sorts that out under its lock). */
-static int park_node(wnode *n, int64_t deadline, int ignore_cancel)
+/* Wait until *w == want: another thread is finishing its last few
+ * instructions on an object that its waiters may free once they return
+ * (the wait group's busy count, the event's fired word).  acquire: pairs
+ * with that thread's release store or decrement, its last touch. */
+static void settle(_Atomic int *w, int want)
 {
-    for (;;) {
-        int r = may__wait(n->p, deadline, ignore_cancel);
-        if (r < 0)
-            return r;
-        /* acquire: pairs with claim() */
-        if (atomic_load_explicit(&n->state, memory_order_acquire) != WN_WAITING)
-            return 0;
-        /* spurious wake-up: park again */
+    for (int i = 0; atomic_load_explicit(w, memory_order_acquire) != want; i++) {
+        if (i < 64)
+            cpu_relax();
+        else
+            sched_yield();
     }
-}
-
-/* After a failed wait found n claimed: wait for the waker's wake, which is
- * certain to come; cancellation cannot cut this short. */
-static int park_claimed(wnode *n)
-{
-    while (may__wait(n->p, MAY_FOREVER, 1) != 0)
-        ;
-    return atomic_load_explicit(&n->state, memory_order_acquire);
-}
-
-/* The error for a wait that cannot start: cancellation first. */
-static int nowait_error(may__parker *p)
-{
-    return cancelled(p) ? -ECANCELED : -ETIMEDOUT;
 }
 
 /* Spinning only pays when someone else can release the lock meanwhile.
@@ -252,18 +179,12 @@ enum {
 struct may_mutex {
     _Atomic uint32_t state; /* M_* */
     spin_t qlock;           /* protects q and the WAITERS bit */
-    wqueue q;
+    may__waitq q;
 };
 
 int may_mutex_new(may_mutex_t **out)
 {
-    if (!out)
-        return -EINVAL;
-    may_mutex_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return -ENOMEM;
-    *out = m;
-    return 0;
+    return obj_new(out, sizeof **out);
 }
 
 void may_mutex_free(may_mutex_t *m)
@@ -285,33 +206,33 @@ int may_mutex_trylock(may_mutex_t *m)
 /* Pass on the WOKEN baton that the caller holds but will not use: if the
  * mutex is free, wake the next waiter to compete.  Queue lock held; adds
  * the node to wl. */
-static void mutex_pass_woken_locked(may_mutex_t *m, wakelist *wl)
+static void mutex_pass_woken_locked(may_mutex_t *m, may__wakelist *wl)
 {
     uint32_t s = atomic_fetch_and_explicit(&m->state, ~(uint32_t)M_WOKEN, memory_order_relaxed);
     if ((s & M_LOCKED) || !m->q.head)
         return; /* the holder's unlock will wake someone */
-    wnode *n = q_pop(&m->q);
+    may__wnode *n = may__waitq_pop(&m->q);
     atomic_fetch_or_explicit(&m->state, M_WOKEN, memory_order_relaxed);
     if (!m->q.head)
         atomic_fetch_and_explicit(&m->state, ~(uint32_t)M_WAITERS, memory_order_relaxed);
-    wl_add(wl, n, WN_WOKEN);
+    may__wakelist_add(wl, n, WN_WOKEN);
 }
 
 static MAY_NOINLINE void mutex_unlock_slow(may_mutex_t *m)
 {
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     spin_lock(&m->qlock);
     uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
     if (s & M_STARVING) {
-        wnode *n = q_pop(&m->q);
+        may__wnode *n = may__waitq_pop(&m->q);
         if (n) {
             /* Hand-off: LOCKED stays set, ownership moves to n. */
             if (!m->q.head)
                 atomic_fetch_and_explicit(&m->state, ~(uint32_t)(M_WAITERS | M_STARVING),
                                           memory_order_relaxed);
-            wl_add(&wl, n, WN_GRANTED);
+            may__wakelist_add(&wl, n, WN_GRANTED);
             spin_unlock(&m->qlock);
-            wl_wake(&wl);
+            may__wakelist_wake(&wl);
             return;
         }
         atomic_fetch_and_explicit(&m->state, ~(uint32_t)M_STARVING, memory_order_relaxed);
@@ -319,14 +240,14 @@ static MAY_NOINLINE void mutex_unlock_slow(may_mutex_t *m)
     /* release: pairs with the acquire of whoever takes the lock next */
     s = atomic_fetch_and_explicit(&m->state, ~(uint32_t)M_LOCKED, memory_order_release);
     if (!(s & M_WOKEN) && m->q.head) {
-        wnode *n = q_pop(&m->q);
+        may__wnode *n = may__waitq_pop(&m->q);
         atomic_fetch_or_explicit(&m->state, M_WOKEN, memory_order_relaxed);
         if (!m->q.head)
             atomic_fetch_and_explicit(&m->state, ~(uint32_t)M_WAITERS, memory_order_relaxed);
-        wl_add(&wl, n, WN_WOKEN);
+        may__wakelist_add(&wl, n, WN_WOKEN);
     }
     spin_unlock(&m->qlock);
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
 }
 
 int may_mutex_unlock(may_mutex_t *m)
@@ -342,12 +263,22 @@ int may_mutex_unlock(may_mutex_t *m)
     return 0;
 }
 
+/* Pass on the WOKEN baton (mutex_pass_woken_locked), taking the queue lock. */
+static void mutex_pass_woken(may_mutex_t *m)
+{
+    may__wakelist wl = { NULL };
+    spin_lock(&m->qlock);
+    mutex_pass_woken_locked(m, &wl);
+    spin_unlock(&m->qlock);
+    may__wakelist_wake(&wl);
+}
+
 static MAY_NOINLINE int mutex_lock_slow(may_mutex_t *m, int64_t deadline, int ignore_cancel)
 {
     may__parker *p = NULL;
-    wnode n;
-    n.since = 0;
-    int woken = 0; /* we hold the WOKEN baton */
+    may__wnode n;
+    int64_t since = 0; /* when it first queued */
+    int woken = 0;     /* we hold the WOKEN baton */
     int spins = 0;
     for (;;) {
         uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
@@ -365,24 +296,16 @@ static MAY_NOINLINE int mutex_lock_slow(may_mutex_t *m, int64_t deadline, int ig
                 cpu_relax();
             continue;
         }
-        if (!p) {
+        if (!p)
             p = may__self_parker();
-            node_init(&n, p);
-        }
-        if (deadline == MAY_NOWAIT || (!ignore_cancel && cancelled(p))) {
-            int r = (!ignore_cancel && cancelled(p)) ? -ECANCELED : -ETIMEDOUT;
-            if (woken) {
-                wakelist wl = { NULL };
-                spin_lock(&m->qlock);
-                mutex_pass_woken_locked(m, &wl);
-                spin_unlock(&m->qlock);
-                wl_wake(&wl);
-            }
-            return r;
+        if (deadline == MAY_NOWAIT || (!ignore_cancel && may__wait_cancelled(p))) {
+            if (woken)
+                mutex_pass_woken(m);
+            return ignore_cancel ? -ETIMEDOUT : may__wait_nowait_error(p);
         }
         int64_t now = 0;
-        if (!n.since)
-            n.since = now = may__now();
+        if (!since)
+            since = now = may__now();
         else if (woken)
             now = may__now();
         spin_lock(&m->qlock);
@@ -392,7 +315,7 @@ static MAY_NOINLINE int mutex_lock_slow(may_mutex_t *m, int64_t deadline, int ig
             uint32_t ns = s | M_WAITERS;
             if (woken) {
                 ns &= ~(uint32_t)M_WOKEN;
-                if (now - n.since > STARVE_NS)
+                if (now - since > STARVE_NS)
                     ns |= M_STARVING;
             }
             if (atomic_compare_exchange_weak_explicit(&m->state, &s, ns, memory_order_relaxed,
@@ -405,24 +328,19 @@ static MAY_NOINLINE int mutex_lock_slow(may_mutex_t *m, int64_t deadline, int ig
             spin_unlock(&m->qlock); /* it was released meanwhile: try again */
             continue;
         }
-        may__wait_prepare(p);
-        atomic_store_explicit(&n.state, WN_WAITING, memory_order_relaxed);
+        may__wnode_arm(&n, p);
         if (woken)
-            q_push_front(&m->q, &n); /* it keeps its place in line */
+            may__waitq_push_front(&m->q, &n); /* it keeps its place in line */
         else
-            q_push(&m->q, &n);
+            may__waitq_push(&m->q, &n);
         woken = 0;
         spin_unlock(&m->qlock);
 
-        may__wait_note(n.p, "mutex", m);
-        int r = park_node(&n, deadline, ignore_cancel);
-        int how;
-        if (r == 0) {
-            how = atomic_load_explicit(&n.state, memory_order_relaxed);
-        } else {
+        may__wait_note(p, "mutex", m);
+        int r = may__wnode_park(&n, deadline, ignore_cancel);
+        if (r < 0) {
             spin_lock(&m->qlock);
-            if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_WAITING) {
-                q_unlink(&m->q, &n);
+            if (may__waitq_abandon_locked(&m->q, &n)) {
                 if (!m->q.head)
                     atomic_fetch_and_explicit(&m->state, ~(uint32_t)(M_WAITERS | M_STARVING),
                                               memory_order_relaxed);
@@ -430,23 +348,18 @@ static MAY_NOINLINE int mutex_lock_slow(may_mutex_t *m, int64_t deadline, int ig
                 return r;
             }
             spin_unlock(&m->qlock);
-            how = park_claimed(&n);
             /* Pass on what we got, as if we had never waited. */
-            if (how == WN_GRANTED) {
+            if (may__wnode_park_claimed(&n) == WN_GRANTED)
                 mutex_unlock_slow(m);
-            } else {
-                wakelist wl = { NULL };
-                spin_lock(&m->qlock);
-                mutex_pass_woken_locked(m, &wl);
-                spin_unlock(&m->qlock);
-                wl_wake(&wl);
-            }
+            else
+                mutex_pass_woken(m);
             return r;
         }
-        if (how == WN_GRANTED) {
+        /* relaxed: may__wnode_park read it with acquire */
+        if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_GRANTED) {
             /* Handed over in STARVING mode.  A short wait means the queue
              * moves well: back to normal mode. */
-            if (may__now() - n.since < STARVE_NS)
+            if (may__now() - since < STARVE_NS)
                 atomic_fetch_and_explicit(&m->state, ~(uint32_t)M_STARVING, memory_order_relaxed);
             return 0;
         }
@@ -477,18 +390,12 @@ int may_mutex_lock(may_mutex_t *m, int64_t deadline)
 struct may_rwlock {
     _Atomic uint32_t state;
     spin_t qlock; /* protects rq, wq and the WAIT bits */
-    wqueue rq, wq;
+    may__waitq rq, wq;
 };
 
 int may_rwlock_new(may_rwlock_t **out)
 {
-    if (!out)
-        return -EINVAL;
-    may_rwlock_t *rw = calloc(1, sizeof *rw);
-    if (!rw)
-        return -ENOMEM;
-    *out = rw;
-    return 0;
+    return obj_new(out, sizeof **out);
 }
 
 void may_rwlock_free(may_rwlock_t *rw)
@@ -498,7 +405,7 @@ void may_rwlock_free(may_rwlock_t *rw)
 
 /* Decide who gets the lock next.  Queue lock held.  prefer_readers: a writer
  * just left, so the readers that queued behind it go first. */
-static void rw_dispatch(may_rwlock_t *rw, int prefer_readers, wakelist *wl)
+static void rw_dispatch(may_rwlock_t *rw, int prefer_readers, may__wakelist *wl)
 {
     uint32_t s = atomic_load_explicit(&rw->state, memory_order_relaxed);
     for (;;) {
@@ -538,11 +445,11 @@ static void rw_dispatch(may_rwlock_t *rw, int prefer_readers, wakelist *wl)
                                                    memory_order_relaxed))
             continue;
         if (admit_readers) {
-            wnode *n;
-            while ((n = q_pop(&rw->rq)))
-                wl_add(wl, n, WN_GRANTED);
+            may__wnode *n;
+            while ((n = may__waitq_pop(&rw->rq)))
+                may__wakelist_add(wl, n, WN_GRANTED);
         } else if (grant_writer) {
-            wl_add(wl, q_pop(&rw->wq), WN_GRANTED);
+            may__wakelist_add(wl, may__waitq_pop(&rw->wq), WN_GRANTED);
         }
         return;
     }
@@ -576,12 +483,12 @@ int may_rwlock_wrunlock(may_rwlock_t *rw)
         return 0;
     if (!(s & RW_WRITER))
         return -EPERM;
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     spin_lock(&rw->qlock);
     atomic_fetch_and_explicit(&rw->state, ~RW_WRITER, memory_order_release);
     rw_dispatch(rw, 1, &wl);
     spin_unlock(&rw->qlock);
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
     return 0;
 }
 
@@ -597,11 +504,11 @@ int may_rwlock_rdunlock(may_rwlock_t *rw)
     }
     if ((s & RW_COUNT) == 1 && (s & RW_WWAIT)) {
         /* The last reader out hands the lock to the waiting writer. */
-        wakelist wl = { NULL };
+        may__wakelist wl = { NULL };
         spin_lock(&rw->qlock);
         rw_dispatch(rw, 0, &wl);
         spin_unlock(&rw->qlock);
-        wl_wake(&wl);
+        may__wakelist_wake(&wl);
     }
     return 0;
 }
@@ -609,9 +516,7 @@ int may_rwlock_rdunlock(may_rwlock_t *rw)
 static int rw_lock_slow(may_rwlock_t *rw, int writer, int64_t deadline)
 {
     may__parker *p = may__self_parker();
-    wnode n;
-    node_init(&n, p);
-    n.writer = writer;
+    may__wnode n;
     spin_lock(&rw->qlock);
     uint32_t s = atomic_load_explicit(&rw->state, memory_order_relaxed);
     for (;;) {
@@ -635,26 +540,26 @@ static int rw_lock_slow(may_rwlock_t *rw, int writer, int64_t deadline)
             }
             ns = s | RW_RWAIT;
         }
-        if (deadline == MAY_NOWAIT || cancelled(p)) {
+        if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
             spin_unlock(&rw->qlock);
-            return nowait_error(p);
+            return may__wait_nowait_error(p);
         }
         if (atomic_compare_exchange_weak_explicit(&rw->state, &s, ns, memory_order_relaxed,
                                                   memory_order_relaxed))
             break;
     }
-    may__wait_prepare(p);
-    q_push(writer ? &rw->wq : &rw->rq, &n);
+    may__waitq *q = writer ? &rw->wq : &rw->rq;
+    may__wnode_arm(&n, p);
+    may__waitq_push(q, &n);
     spin_unlock(&rw->qlock);
 
-    may__wait_note(n.p, writer ? "rwlock write" : "rwlock read", rw);
-    int r = park_node(&n, deadline, 0);
+    may__wait_note(p, writer ? "rwlock write" : "rwlock read", rw);
+    int r = may__wnode_park(&n, deadline, 0);
     if (r == 0)
         return 0; /* granted: the dispatcher counted us in */
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     spin_lock(&rw->qlock);
-    if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_WAITING) {
-        q_unlink(writer ? &rw->wq : &rw->rq, &n);
+    if (may__waitq_abandon_locked(q, &n)) {
         if (!rw->wq.head)
             atomic_fetch_and_explicit(&rw->state, ~RW_WWAIT, memory_order_relaxed);
         if (!rw->rq.head)
@@ -664,11 +569,11 @@ static int rw_lock_slow(may_rwlock_t *rw, int writer, int64_t deadline)
         if (writer)
             rw_dispatch(rw, 0, &wl);
         spin_unlock(&rw->qlock);
-        wl_wake(&wl);
+        may__wakelist_wake(&wl);
         return r;
     }
     spin_unlock(&rw->qlock);
-    park_claimed(&n);
+    may__wnode_park_claimed(&n);
     /* Granted after all: give it back as if we had never waited. */
     if (writer)
         may_rwlock_wrunlock(rw);
@@ -706,19 +611,13 @@ int may_rwlock_wrlock(may_rwlock_t *rw, int64_t deadline)
 struct may_cond {
     _Atomic size_t nwait; /* == q.len; read without the lock by signal */
     spin_t qlock;
-    wqueue q;
+    may__waitq q;
     may_mutex_t *m; /* the mutex of the current waiters (NULL: none) */
 };
 
 int may_cond_new(may_cond_t **out)
 {
-    if (!out)
-        return -EINVAL;
-    may_cond_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    *out = c;
-    return 0;
+    return obj_new(out, sizeof **out);
 }
 
 void may_cond_free(may_cond_t *c)
@@ -726,16 +625,22 @@ void may_cond_free(may_cond_t *c)
     free(c);
 }
 
-/* Pop one waiter into wl.  Queue lock held. */
-static void cond_pop_locked(may_cond_t *c, wakelist *wl)
+/* A waiter has left the queue (popped or given up).  Queue lock held. */
+static void cond_left_locked(may_cond_t *c)
 {
-    wnode *n = q_pop(&c->q);
-    if (!n)
-        return;
     atomic_store_explicit(&c->nwait, c->q.len, memory_order_relaxed);
     if (!c->q.head)
         c->m = NULL;
-    wl_add(wl, n, WN_GRANTED);
+}
+
+/* Pop one waiter into wl.  Queue lock held. */
+static void cond_pop_locked(may_cond_t *c, may__wakelist *wl)
+{
+    may__wnode *n = may__waitq_pop(&c->q);
+    if (!n)
+        return;
+    cond_left_locked(c);
+    may__wakelist_add(wl, n, WN_GRANTED);
 }
 
 int may_cond_wait(may_cond_t *c, may_mutex_t *m, int64_t deadline)
@@ -743,44 +648,40 @@ int may_cond_wait(may_cond_t *c, may_mutex_t *m, int64_t deadline)
     if (!c || !m)
         return -EINVAL;
     may__parker *p = may__self_parker();
-    wnode n;
-    node_init(&n, p);
+    may__wnode n;
     spin_lock(&c->qlock);
     if (c->m && c->m != m) {
         spin_unlock(&c->qlock);
         return -EINVAL;
     }
     int r;
-    if (deadline == MAY_NOWAIT || cancelled(p)) {
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
         /* Nothing to wait for, but keep the contract: m is unlocked and
          * locked again, letting others in. */
         spin_unlock(&c->qlock);
-        r = nowait_error(p);
+        r = may__wait_nowait_error(p);
         may_mutex_unlock(m);
         goto relock;
     }
     c->m = m;
-    may__wait_prepare(p);
-    q_push(&c->q, &n);
+    may__wnode_arm(&n, p);
+    may__waitq_push(&c->q, &n);
     atomic_store_explicit(&c->nwait, c->q.len, memory_order_relaxed);
     spin_unlock(&c->qlock);
     /* Queued before the unlock: a signaller that takes m after us (or saw
      * our predicate change under m) sees us (release of the unlock). */
     may_mutex_unlock(m);
 
-    may__wait_note(n.p, "cond", c);
-    r = park_node(&n, deadline, 0);
+    may__wait_note(p, "cond", c);
+    r = may__wnode_park(&n, deadline, 0);
     if (r < 0) {
         spin_lock(&c->qlock);
-        if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_WAITING) {
-            q_unlink(&c->q, &n);
-            atomic_store_explicit(&c->nwait, c->q.len, memory_order_relaxed);
-            if (!c->q.head)
-                c->m = NULL;
+        if (may__waitq_abandon_locked(&c->q, &n)) {
+            cond_left_locked(c);
             spin_unlock(&c->qlock);
         } else {
             spin_unlock(&c->qlock);
-            park_claimed(&n);
+            may__wnode_park_claimed(&n);
             /* We were signalled but are leaving with an error: the signal
              * goes to the next waiter, as if we had never waited. */
             may_cond_signal(c);
@@ -800,23 +701,23 @@ void may_cond_signal(may_cond_t *c)
      * signaller's caller then took (or that ordered its predicate change) */
     if (atomic_load_explicit(&c->nwait, memory_order_acquire) == 0)
         return;
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     spin_lock(&c->qlock);
     cond_pop_locked(c, &wl);
     spin_unlock(&c->qlock);
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
 }
 
 void may_cond_broadcast(may_cond_t *c)
 {
     if (atomic_load_explicit(&c->nwait, memory_order_acquire) == 0)
         return;
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     spin_lock(&c->qlock);
     while (c->q.head)
         cond_pop_locked(c, &wl);
     spin_unlock(&c->qlock);
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
 }
 
 /* ========================================================================= */
@@ -827,19 +728,17 @@ struct may_sem {
     _Atomic int value;    /* units available */
     _Atomic size_t nwait; /* waiters counted in (the Dekker half) */
     spin_t qlock;
-    wqueue q;
+    may__waitq q;
 };
 
 int may_sem_new(may_sem_t **out, unsigned value)
 {
-    if (!out || value > INT_MAX)
+    if (value > INT_MAX)
         return -EINVAL;
-    may_sem_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
-    atomic_store_explicit(&s->value, (int)value, memory_order_relaxed);
-    *out = s;
-    return 0;
+    int r = obj_new(out, sizeof **out);
+    if (r == 0)
+        atomic_store_explicit(&(*out)->value, (int)value, memory_order_relaxed);
+    return r;
 }
 
 void may_sem_free(may_sem_t *s)
@@ -864,12 +763,12 @@ int may_sem_trywait(may_sem_t *s)
 }
 
 /* Give queued waiters the units there are.  Queue lock held. */
-static void sem_grant_locked(may_sem_t *s, wakelist *wl)
+static void sem_grant_locked(may_sem_t *s, may__wakelist *wl)
 {
     while (s->q.head && sem_take(s) == 0) {
-        wnode *n = q_pop(&s->q);
+        may__wnode *n = may__waitq_pop(&s->q);
         atomic_fetch_sub_explicit(&s->nwait, 1, memory_order_relaxed);
-        wl_add(wl, n, WN_GRANTED);
+        may__wakelist_add(wl, n, WN_GRANTED);
     }
 }
 
@@ -884,11 +783,11 @@ int may_sem_post(may_sem_t *s)
     } while (!atomic_compare_exchange_weak(&s->value, &v, v + 1));
     if (atomic_load(&s->nwait) == 0)
         return 0;
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     spin_lock(&s->qlock);
     sem_grant_locked(s, &wl);
     spin_unlock(&s->qlock);
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
     return 0;
 }
 
@@ -903,8 +802,7 @@ int may_sem_wait(may_sem_t *s, int64_t deadline)
     if (MAY_LIKELY(atomic_load_explicit(&s->nwait, memory_order_relaxed) == 0) && sem_take(s) == 0)
         return 0;
     may__parker *p = may__self_parker();
-    wnode n;
-    node_init(&n, p);
+    may__wnode n;
     spin_lock(&s->qlock);
     /* Dekker pair D6 (docs/ARCHITECTURE.md) with may_sem_post: count
      * ourselves in, fence, then re-read value (sem_take's loads are
@@ -916,33 +814,24 @@ int may_sem_wait(may_sem_t *s, int64_t deadline)
         spin_unlock(&s->qlock);
         return 0;
     }
-    if (deadline == MAY_NOWAIT || cancelled(p)) {
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
         atomic_fetch_sub(&s->nwait, 1);
         spin_unlock(&s->qlock);
-        return nowait_error(p);
+        return may__wait_nowait_error(p);
     }
-    may__wait_prepare(p);
-    q_push(&s->q, &n);
+    may__wnode_arm(&n, p);
+    may__waitq_push(&s->q, &n);
     /* A unit posted before we were queued is ours or the queue head's. */
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     sem_grant_locked(s, &wl);
     spin_unlock(&s->qlock);
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
 
-    may__wait_note(n.p, "semaphore", s);
-    int r = park_node(&n, deadline, 0);
-    if (r == 0)
-        return 0;
-    spin_lock(&s->qlock);
-    if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_WAITING) {
-        q_unlink(&s->q, &n);
-        atomic_fetch_sub_explicit(&s->nwait, 1, memory_order_relaxed);
-        spin_unlock(&s->qlock);
-        return r;
-    }
-    spin_unlock(&s->qlock);
-    park_claimed(&n);
-    may_sem_post(s); /* the unit we got goes to the next one */
+    may__wait_note(p, "semaphore", s);
+    bool late;
+    int r = wait_queued(&s->qlock, &s->q, &n, deadline, &s->nwait, &late);
+    if (late)
+        may_sem_post(s); /* the unit we got goes to the next one */
     return r;
 }
 
@@ -952,21 +841,18 @@ int may_sem_wait(may_sem_t *s, int64_t deadline)
 
 struct may_barrier {
     spin_t qlock;
-    unsigned count;   /* parties per round */
-    unsigned arrived; /* in the current round */
-    wqueue q;
+    unsigned count; /* parties per round */
+    may__waitq q;   /* the others arrived in this round (q.len of them) */
 };
 
 int may_barrier_new(may_barrier_t **out, unsigned count)
 {
-    if (!out || count == 0)
+    if (count == 0)
         return -EINVAL;
-    may_barrier_t *b = calloc(1, sizeof *b);
-    if (!b)
-        return -ENOMEM;
-    b->count = count;
-    *out = b;
-    return 0;
+    int r = obj_new(out, sizeof **out);
+    if (r == 0)
+        (*out)->count = count;
+    return r;
 }
 
 void may_barrier_free(may_barrier_t *b)
@@ -977,43 +863,22 @@ void may_barrier_free(may_barrier_t *b)
 int may_barrier_wait(may_barrier_t *b, int64_t deadline)
 {
     may__parker *p = may__self_parker();
-    wnode n;
-    node_init(&n, p);
     spin_lock(&b->qlock);
-    if (b->arrived + 1 == b->count) {
+    if (b->q.len + 1 == b->count) {
         /* The last to arrive leads and releases the round. */
-        wakelist wl = { NULL };
-        wnode *w;
-        while ((w = q_pop(&b->q)))
-            wl_add(&wl, w, WN_GRANTED);
-        b->arrived = 0;
+        may__wakelist wl = { NULL };
+        may__waitq_claim_all(&b->q, &wl, WN_GRANTED);
         spin_unlock(&b->qlock);
-        wl_wake(&wl);
+        may__wakelist_wake(&wl);
         return MAY_BARRIER_LEADER;
     }
-    if (deadline == MAY_NOWAIT || cancelled(p)) {
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
         spin_unlock(&b->qlock);
-        return nowait_error(p);
+        return may__wait_nowait_error(p);
     }
-    b->arrived++;
-    may__wait_prepare(p);
-    q_push(&b->q, &n);
-    spin_unlock(&b->qlock);
-
-    may__wait_note(n.p, "barrier", b);
-    int r = park_node(&n, deadline, 0);
-    if (r == 0)
-        return 0;
-    spin_lock(&b->qlock);
-    if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_WAITING) {
-        q_unlink(&b->q, &n);
-        b->arrived--;
-        spin_unlock(&b->qlock);
-        return r;
-    }
-    spin_unlock(&b->qlock);
-    park_claimed(&n);
-    return 0; /* the round completed with us in it: that cannot be undone */
+    /* A late grant: the round completed with us in it, which cannot be
+     * undone. */
+    return queue_and_wait(&b->qlock, &b->q, p, "barrier", b, deadline, NULL);
 }
 
 /* ========================================================================= */
@@ -1028,18 +893,12 @@ struct may_wg {
                              count wait for it, so the group can be freed
                              as soon as may_wg_wait returns */
     spin_t qlock;
-    wqueue q;
+    may__waitq q;
 };
 
 int may_wg_new(may_wg_t **out)
 {
-    if (!out)
-        return -EINVAL;
-    may_wg_t *wg = calloc(1, sizeof *wg);
-    if (!wg)
-        return -ENOMEM;
-    *out = wg;
-    return 0;
+    return obj_new(out, sizeof **out);
 }
 
 void may_wg_free(may_wg_t *wg)
@@ -1068,34 +927,19 @@ int may_wg_add(may_wg_t *wg, long delta)
     }
     if (!zeroing)
         return 0;
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     if (atomic_load(&wg->nwait) != 0) {
         spin_lock(&wg->qlock);
-        wnode *n;
-        while ((n = q_pop(&wg->q))) {
-            atomic_fetch_sub_explicit(&wg->nwait, 1, memory_order_relaxed);
-            wl_add(&wl, n, WN_GRANTED);
-        }
+        may__waitq_claim_all(&wg->q, &wl, WN_GRANTED);
+        /* relaxed: nwait counts the queued waiters, under the lock */
+        atomic_store_explicit(&wg->nwait, 0, memory_order_relaxed);
         spin_unlock(&wg->qlock);
     }
     /* release: our last touch of wg; the woken nodes live on the waiters'
      * stacks, and they return only after this wake */
     atomic_fetch_sub_explicit(&wg->busy, 1, memory_order_release);
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
     return 0;
-}
-
-/* A waiter saw the count at zero: wait until the done-er that took it
- * there has stopped touching wg (a few instructions, unless preempted). */
-static void wg_settle(may_wg_t *wg)
-{
-    /* acquire: pairs with the release decrement in may_wg_add */
-    for (int i = 0; atomic_load_explicit(&wg->busy, memory_order_acquire); i++) {
-        if (i < 64)
-            cpu_relax();
-        else
-            sched_yield();
-    }
 }
 
 int may_wg_done(may_wg_t *wg)
@@ -1108,43 +952,25 @@ int may_wg_wait(may_wg_t *wg, int64_t deadline)
     /* seq_cst: what the done-ers did before their done, and the busy
      * count announced before the zero */
     if (atomic_load(&wg->count) == 0) {
-        wg_settle(wg);
+        settle(&wg->busy, 0); /* the done-er that took it to zero is done */
         return 0;
     }
     may__parker *p = may__self_parker();
-    wnode n;
-    node_init(&n, p);
     spin_lock(&wg->qlock);
     atomic_fetch_add(&wg->nwait, 1); /* seq_cst, then re-read count */
     if (atomic_load(&wg->count) == 0) {
         atomic_fetch_sub(&wg->nwait, 1);
         spin_unlock(&wg->qlock);
-        wg_settle(wg);
+        settle(&wg->busy, 0); /* the done-er that took it to zero is done */
         return 0;
     }
-    if (deadline == MAY_NOWAIT || cancelled(p)) {
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
         atomic_fetch_sub(&wg->nwait, 1);
         spin_unlock(&wg->qlock);
-        return nowait_error(p);
+        return may__wait_nowait_error(p);
     }
-    may__wait_prepare(p);
-    q_push(&wg->q, &n);
-    spin_unlock(&wg->qlock);
-
-    may__wait_note(n.p, "wait group", wg);
-    int r = park_node(&n, deadline, 0);
-    if (r == 0)
-        return 0;
-    spin_lock(&wg->qlock);
-    if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_WAITING) {
-        q_unlink(&wg->q, &n);
-        atomic_fetch_sub_explicit(&wg->nwait, 1, memory_order_relaxed);
-        spin_unlock(&wg->qlock);
-        return r;
-    }
-    spin_unlock(&wg->qlock);
-    park_claimed(&n);
-    return 0; /* the count did reach zero */
+    /* A late grant: the count did reach zero. */
+    return queue_and_wait(&wg->qlock, &wg->q, p, "wait group", wg, deadline, &wg->nwait);
 }
 
 /* ========================================================================= */
@@ -1154,18 +980,12 @@ int may_wg_wait(may_wg_t *wg, int64_t deadline)
 struct may_event {
     _Atomic int fired;
     spin_t qlock;
-    wqueue q;
+    may__waitq q;
 };
 
 int may_event_new(may_event_t **out)
 {
-    if (!out)
-        return -EINVAL;
-    may_event_t *e = calloc(1, sizeof *e);
-    if (!e)
-        return -ENOMEM;
-    *out = e;
-    return 0;
+    return obj_new(out, sizeof **out);
 }
 
 void may_event_free(may_event_t *e)
@@ -1175,7 +995,7 @@ void may_event_free(may_event_t *e)
 
 int may_event_fire(may_event_t *e)
 {
-    wakelist wl = { NULL };
+    may__wakelist wl = { NULL };
     spin_lock(&e->qlock);
     if (atomic_load_explicit(&e->fired, memory_order_relaxed)) {
         spin_unlock(&e->qlock);
@@ -1184,26 +1004,12 @@ int may_event_fire(may_event_t *e)
     /* release: pairs with the acquire in wait / is_fired.  1: firing (we
      * still touch e); 2: fired, our last touch of e */
     atomic_store_explicit(&e->fired, 1, memory_order_release);
-    wnode *n;
-    while ((n = q_pop(&e->q)))
-        wl_add(&wl, n, WN_GRANTED);
+    may__waitq_claim_all(&e->q, &wl, WN_GRANTED);
     spin_unlock(&e->qlock);
     atomic_store_explicit(&e->fired, 2, memory_order_release);
     /* the woken nodes live on the waiters' stacks; they return after this */
-    wl_wake(&wl);
+    may__wakelist_wake(&wl);
     return 0;
-}
-
-/* A waiter saw the event firing: wait until the firer has stopped touching
- * e, so e can be freed as soon as may_event_wait returns. */
-static void event_settle(may_event_t *e)
-{
-    for (int i = 0; atomic_load_explicit(&e->fired, memory_order_acquire) != 2; i++) {
-        if (i < 64)
-            cpu_relax();
-        else
-            sched_yield();
-    }
 }
 
 bool may_event_is_fired(may_event_t *e)
@@ -1214,39 +1020,22 @@ bool may_event_is_fired(may_event_t *e)
 int may_event_wait(may_event_t *e, int64_t deadline)
 {
     if (atomic_load_explicit(&e->fired, memory_order_acquire)) {
-        event_settle(e);
+        settle(&e->fired, 2); /* the firer is done with e */
         return 0;
     }
     may__parker *p = may__self_parker();
-    wnode n;
-    node_init(&n, p);
     spin_lock(&e->qlock);
     if (atomic_load_explicit(&e->fired, memory_order_relaxed)) {
         spin_unlock(&e->qlock);
-        event_settle(e);
+        settle(&e->fired, 2); /* the firer is done with e */
         return 0;
     }
-    if (deadline == MAY_NOWAIT || cancelled(p)) {
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
         spin_unlock(&e->qlock);
-        return nowait_error(p);
+        return may__wait_nowait_error(p);
     }
-    may__wait_prepare(p);
-    q_push(&e->q, &n);
-    spin_unlock(&e->qlock);
-
-    may__wait_note(n.p, "event", e);
-    int r = park_node(&n, deadline, 0);
-    if (r == 0)
-        return 0;
-    spin_lock(&e->qlock);
-    if (atomic_load_explicit(&n.state, memory_order_relaxed) == WN_WAITING) {
-        q_unlink(&e->q, &n);
-        spin_unlock(&e->qlock);
-        return r;
-    }
-    spin_unlock(&e->qlock);
-    park_claimed(&n);
-    return 0; /* it fired */
+    /* A late grant: it did fire. */
+    return queue_and_wait(&e->qlock, &e->q, p, "event", e, deadline, NULL);
 }
 
 /* ========================================================================= */
@@ -1255,7 +1044,9 @@ int may_event_wait(may_event_t *e, int64_t deadline)
 
 /* may_once_t is public (static initialisation), so its fields are plain
  * ints accessed with the __atomic builtins.  state: 0 not run, 1 running,
- * 2 done.  waiters: a singly linked stack of wnodes under lock. */
+ * 2 done.  waiters: a stack of waiter nodes (waitq.h), linked through next,
+ * under lock (the public struct has room for one pointer, not a
+ * may__waitq; nobody leaves it early, so it needs no unlink). */
 enum { ONCE_NEW = 0, ONCE_RUNNING = 1, ONCE_DONE = 2 };
 
 static void once_lock(may_once_t *o)
@@ -1293,29 +1084,28 @@ int may_once(may_once_t *o, void (*fn)(void *), void *arg)
         __atomic_store_n(&o->state, ONCE_RUNNING, __ATOMIC_RELAXED);
         once_unlock(o);
         fn(arg);
-        wakelist wl = { NULL };
+        may__wakelist wl = { NULL };
         once_lock(o);
         __atomic_store_n(&o->state, ONCE_DONE, __ATOMIC_RELEASE);
-        wnode *n = o->waiters;
+        may__wnode *n = o->waiters;
         o->waiters = NULL;
         while (n) {
-            wnode *next = n->next;
-            wl_add(&wl, n, WN_GRANTED);
+            may__wnode *next = n->next;
+            may__wakelist_add(&wl, n, WN_GRANTED);
             n = next;
         }
         once_unlock(o);
-        wl_wake(&wl);
+        may__wakelist_wake(&wl);
         return 0;
     }
     /* Running elsewhere: wait for it, without deadline or cancellation. */
     may__parker *p = may__self_parker();
-    wnode n;
-    node_init(&n, p);
-    may__wait_prepare(p);
+    may__wnode n;
+    may__wnode_arm(&n, p);
     n.next = o->waiters;
     o->waiters = &n;
     once_unlock(o);
-    may__wait_note(n.p, "once", o);
-    park_node(&n, MAY_FOREVER, 1);
+    may__wait_note(p, "once", o);
+    may__wnode_park(&n, MAY_FOREVER, 1);
     return 0;
 }
