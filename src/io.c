@@ -30,8 +30,8 @@
  *           counter is unchanged (checked under the lock, where events bump
  *           it).  An edge that arrives between the EAGAIN and the park is
  *           therefore never lost, and no flag needs clearing.
- *   waiters doubly linked list of io_waiter nodes that live on the waiters'
- *           stacks (a parked coroutine's stack stays put)
+ *   waiters a wait queue (waitq.h) of io_waiter nodes that live on the
+ *           waiters' stacks (a parked coroutine's stack stays put)
  *
  * Drained sockets.  A read from a stream socket that returns less than it
  * asked for has emptied the socket's queue as of that call; data arriving
@@ -68,13 +68,14 @@
  * just run.  Registration also sets O_NONBLOCK.
  *
  * Waking.  The poller's may__io_ready takes the lock, bumps the counters,
- * unlinks every waiter interested in the fired directions (marking each
- * "taken" and storing its result), releases the lock and wakes them.  A
- * waiter that times out or is cancelled takes the lock: if it is still
- * linked it unlinks itself and returns its error; if a waker took it
- * meanwhile it waits (ignoring cancellation) for that wake-up, because the
- * node is on its stack and the waker will touch it, and returns what the
- * waker gave it.  Every waiter of a direction is woken (not one): with
+ * unlinks every waiter interested in the fired directions and claims it
+ * with the directions that fired (the grant, waitq.c), releases the lock
+ * and wakes them.  A waiter that times out or is cancelled ends its wait by
+ * the protocol of every wait queue (waitq.c): under the lock it unlinks
+ * itself if it is still queued and returns its error; if a waker claimed
+ * it meanwhile it waits (ignoring cancellation) for that wake-up, because
+ * the node is on its stack and the waker will touch it, and returns what
+ * the waker gave it.  Every waiter of a direction is woken (not one): with
  * edge triggering a woken waiter that finds nothing must not swallow the
  * only edge another waiter needed.
  *
@@ -90,7 +91,7 @@
  * Rejected: one-shot registration per wait (an epoll_ctl per EAGAIN);
  * level triggering (an event per wait per poll round for busy fds); a
  * per-fd allocation freed on close (events racing the free need epochs or
- * reference counts, and the table costs ~80 bytes per fd number).
+ * reference counts, and the table costs 112 bytes per fd number).
  */
 #include "internal.h"
 
@@ -106,16 +107,15 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "waitq.h"
+
 #define CHUNK_BITS 10
 #define CHUNK_SIZE (1 << CHUNK_BITS)
 #define NCHUNKS 4096 /* fds below 4M */
 
 typedef struct io_waiter {
-    struct io_waiter *next, *prev;
-    may__parker *p;
-    int events; /* MAY__IO_* wanted */
-    int result; /* set by the waker: fired MAY__IO_* bits, or -EBADF */
-    int taken;  /* unlinked by a waker, which will wake p */
+    may__wnode wn; /* its grant (waitq.h): the fired MAY__IO_* bits, or -EBADF */
+    int events;    /* MAY__IO_* wanted */
 } io_waiter;
 
 typedef struct fd_ent {
@@ -131,7 +131,7 @@ typedef struct fd_ent {
     _Atomic uint32_t noshort; /* gen + 1 once an event reported a hang-up,
                                  an error or urgent data: a short read no
                                  longer means drained */
-    io_waiter *waiters;    /* under lock */
+    may__waitq waiters;    /* io_waiter nodes, under lock */
 } fd_ent;
 
 static fd_ent *_Atomic chunks[NCHUNKS];
@@ -182,35 +182,10 @@ static uint64_t make_tag(int fd, uint32_t gen)
     return (uint64_t)gen << 32 | (uint32_t)fd;
 }
 
-static void link_waiter(fd_ent *e, io_waiter *w)
+/* may__io_waiters counts the nodes on every fd's queue (relaxed: a hint). */
+static void io_waiters_add(long n)
 {
-    w->prev = NULL;
-    w->next = e->waiters;
-    if (e->waiters)
-        e->waiters->prev = w;
-    e->waiters = w;
-    atomic_fetch_add_explicit(&may__io_waiters, 1, memory_order_relaxed);
-}
-
-static void unlink_waiter(fd_ent *e, io_waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        e->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    atomic_fetch_sub_explicit(&may__io_waiters, 1, memory_order_relaxed);
-}
-
-/* Wake a chain of taken waiters (linked through next; lock released). */
-static void wake_chain(io_waiter *w)
-{
-    while (w) {
-        io_waiter *next = w->next; /* w may be gone once woken */
-        may__wake(w->p, MAY__P_WTOKEN);
-        w = next;
-    }
+    atomic_fetch_add_explicit(&may__io_waiters, (int)n, memory_order_relaxed);
 }
 
 void may__io_ready(uint64_t tag, uint32_t io)
@@ -219,7 +194,7 @@ void may__io_ready(uint64_t tag, uint32_t io)
     fd_ent *e = ent_get(fd, 0);
     if (!e || !io)
         return;
-    io_waiter *wake = NULL;
+    may__wakelist wl = { NULL };
     pthread_mutex_lock(&e->lock);
     if (atomic_load_explicit(&e->gen, memory_order_relaxed) != (uint32_t)(tag >> 32)) {
         pthread_mutex_unlock(&e->lock); /* an event from before a close */
@@ -232,18 +207,17 @@ void may__io_ready(uint64_t tag, uint32_t io)
         atomic_fetch_add_explicit(&e->rseq, 1, memory_order_release);
     if (io & MAY__IO_W)
         atomic_fetch_add_explicit(&e->wseq, 1, memory_order_release);
-    for (io_waiter *w = e->waiters, *next; w; w = next) {
-        next = w->next;
-        if (!(w->events & (int)io))
+    for (may__wnode *n = e->waiters.head, *next; n; n = next) {
+        next = n->next;
+        int fired = may__wnode_entry(n, io_waiter, wn)->events & (int)io;
+        if (!fired)
             continue;
-        unlink_waiter(e, w);
-        w->taken = 1;
-        w->result = w->events & (int)io;
-        w->next = wake;
-        wake = w;
+        may__waitq_unlink(&e->waiters, n);
+        io_waiters_add(-1);
+        may__wakelist_add(&wl, n, fired);
     }
     pthread_mutex_unlock(&e->lock);
-    wake_chain(wake);
+    may__wakelist_wake(&wl);
 }
 
 /* Look fd up, registering it with the poller if it is not yet: 0 with *ep
@@ -297,9 +271,9 @@ static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uin
 {
     may__parker *p = may__self_parker();
     static const char *const what[4] = { "fd", "fd read", "fd write", "fd read/write" };
-    io_waiter w = { .p = p, .events = events };
+    io_waiter w = { .events = events };
     int fired = 0;
-    may__wait_prepare(p);
+    may__wnode_arm(&w.wn, p);
     pthread_mutex_lock(&e->lock);
     if (atomic_load_explicit(&e->gen, memory_order_relaxed) != gen) {
         pthread_mutex_unlock(&e->lock);
@@ -317,23 +291,23 @@ static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uin
         pthread_mutex_unlock(&e->lock);
         return fired ? fired : -ETIMEDOUT;
     }
-    link_waiter(e, &w);
+    may__waitq_push(&e->waiters, &w.wn);
+    io_waiters_add(1);
     pthread_mutex_unlock(&e->lock);
 
     may__wait_note(p, what[events & 3], (const void *)(intptr_t)fd);
-    int r = may__wait(p, deadline, 0);
-    if (r == 0)
-        return w.result; /* written before the wake (acq_rel) */
+    int r = may__wnode_park(&w.wn, deadline, 0);
+    if (r == 0) /* relaxed: may__wnode_park read it with acquire */
+        return atomic_load_explicit(&w.wn.state, memory_order_relaxed);
     pthread_mutex_lock(&e->lock);
-    if (!w.taken) {
-        unlink_waiter(e, &w);
+    if (may__waitq_abandon_locked(&e->waiters, &w.wn)) {
+        io_waiters_add(-1);
         pthread_mutex_unlock(&e->lock);
         return r;
     }
     pthread_mutex_unlock(&e->lock);
-    /* A waker took us and will wake us: wait for it, the node is ours. */
-    may__wait(p, MAY_FOREVER, 1);
-    return w.result;
+    /* A waker claimed us and will wake us: wait for it, the node is ours. */
+    return may__wnode_park_claimed(&w.wn);
 }
 
 static int64_t neg_errno(void)
@@ -418,7 +392,7 @@ int may_fd_close(int fd)
     if (fd < 0)
         return -EBADF;
     fd_ent *e = ent_get(fd, 0);
-    io_waiter *wake = NULL;
+    may__wakelist wl = { NULL };
     if (e) {
         pthread_mutex_lock(&e->lock);
         atomic_fetch_add_explicit(&e->gen, 1, memory_order_release);
@@ -428,18 +402,12 @@ int may_fd_close(int fd)
             may__poll_del(fd);
         atomic_store_explicit(&e->reg, 0, memory_order_release);
         atomic_store_explicit(&e->nopoll, 0, memory_order_relaxed);
-        for (io_waiter *w = e->waiters, *next; w; w = next) {
-            next = w->next;
-            unlink_waiter(e, w);
-            w->taken = 1;
-            w->result = -EBADF;
-            w->next = wake;
-            wake = w;
-        }
+        io_waiters_add(-(long)e->waiters.len);
+        may__waitq_claim_all(&e->waiters, &wl, -EBADF);
         pthread_mutex_unlock(&e->lock);
     }
     int r = close(fd) == 0 || may__errno_now() == EINTR ? 0 : -may__errno_now();
-    wake_chain(wake);
+    may__wakelist_wake(&wl);
     return r;
 }
 
