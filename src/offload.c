@@ -21,12 +21,15 @@
  * fails at once with -EAGAIN rather than queueing without limit.
  *
  * A job and who owns it.  The job record is heap memory shared by the caller
- * and the helper; its state (under P.lock) says who frees it:
+ * and the helper, and the caller's waiter node (waitq.h: P.q is a wait
+ * queue, and the protocol is every wait queue's, with one state more); its
+ * state (under P.lock) says who frees it:
  *
- *   QUEUED     on P.q; the caller may still take it back (deadline, cancel)
- *              and then frees it: fn never runs
- *   RUNNING    a helper runs fn; both hold it
- *   DONE       fn returned and the helper has claimed the caller's wake-up;
+ *   QUEUED     on P.q (the node's WAITING); the caller may still take it
+ *              back (deadline, cancel) and then frees it: fn never runs
+ *   RUNNING    a helper runs fn; both hold it (off the queue, not claimed:
+ *              owed a wake only if the caller stays)
+ *   DONE       fn returned and the helper has claimed the node (the grant);
  *              the caller owns the job (and the result) once woken
  *   ABANDONED  the caller gave up while fn ran; the helper owns the job and
  *              frees it (and calls the drop hook) when fn returns
@@ -37,9 +40,9 @@
  * buffer, where it waits for the end instead); DONE, the helper has decided
  * to wake it, so it waits for that wake (ignoring cancellation: the wake is
  * certain and quick) and returns the result as a success.  After its return
- * nothing touches the caller's parker or memory: a helper reads j->waiter
- * under the lock and wakes it only if the job was not abandoned, and the
- * caller never returns between that decision and the wake.
+ * nothing touches the caller's parker or memory: a helper reads the node's
+ * parker under the lock and wakes it only if the job was not abandoned, and
+ * the caller never returns between that decision and the wake.
  *
  * Idle helpers sit on a LIFO stack (the most recently busy helper is reused
  * first, so surplus helpers stay idle long enough to time out).  A helper is
@@ -65,13 +68,14 @@
  * any lock.
  *
  * Memory ordering: everything in P and the job's queue links, state and
- * waiter are under P.lock.  j->state is also read without the lock by a
- * woken caller: the helper stores the result and then DONE (release) before
- * its wake, and may__wake/may__wait's acq_rel CAS on the parker word orders
- * them before the caller's load (acquire).  The helper reads fn's inputs
+ * parker are under P.lock.  The state is also read without the lock by a
+ * woken caller: the helper stores the result and then claims the node with
+ * DONE (release) before its wake, and may__wake/may__wait's acq_rel CAS on
+ * the parker word orders them before the caller's load (acquire).  The helper reads fn's inputs
  * after taking P.lock, which the caller released after queueing the job.
  */
 #include "internal.h"
+#include "waitq.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -90,18 +94,19 @@
 #define DEFAULT_QUEUE 1024
 #define MAX_THREADS 4096
 
-enum { J_QUEUED, J_RUNNING, J_DONE, J_ABANDONED };
+/* The job's state is its node's (QUEUED is MAY__WN_WAITING, DONE the grant). */
+enum { J_QUEUED = MAY__WN_WAITING, J_RUNNING, J_DONE, J_ABANDONED };
 
 typedef void (*drop_fn)(void *arg, void *result, bool ran);
 
 typedef struct job {
-    struct job *next, *prev; /* links in P.q while QUEUED */
+    may__wnode wn;           /* links in P.q while QUEUED; the caller's parker;
+                                state J_*: written under P.lock, DONE with
+                                release (the claim) */
     void *(*fn)(void *);     /* the call */
     void *arg;               /* its argument */
     void *result;            /* what fn returned, once DONE */
     drop_fn drop;            /* run when the caller gave up (may be NULL) */
-    may__parker *waiter;     /* the caller's parker; NULL once abandoned */
-    _Atomic int state;       /* J_*; written under P.lock, DONE with release */
     int uninterruptible;     /* once RUNNING, the caller waits for the end */
 } job;
 
@@ -120,36 +125,13 @@ static struct {
     int nthreads;            /* helpers on P.all */
     int njobs;               /* queued + running (abandoned included) */
     int stopping;            /* may__offload_shutdown is in progress */
-    job *qhead, *qtail;      /* FIFO of QUEUED jobs */
+    may__waitq q;            /* FIFO of QUEUED jobs */
     helper *all;             /* every helper not yet exited */
     helper *idle;            /* idle helpers, most recently idle first */
     helper *zombie;          /* exited on its own, not yet joined */
 } P = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- queue and configuration (P.lock must be held) ---------------------- */
-
-static void job_push(job *j)
-{
-    j->next = NULL;
-    j->prev = P.qtail;
-    if (P.qtail)
-        P.qtail->next = j;
-    else
-        P.qhead = j;
-    P.qtail = j;
-}
-
-static void job_unlink(job *j)
-{
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        P.qhead = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        P.qtail = j->prev;
-}
 
 static int env_threads(void)
 {
@@ -185,7 +167,7 @@ static void fork_child(void)
     free(P.zombie);
     P.zombie = NULL;
     P.idle = NULL;
-    P.qhead = P.qtail = NULL;
+    P.q = (may__waitq){ NULL, NULL, 0 };
     P.nthreads = P.njobs = P.stopping = 0;
     pthread_mutex_init(&P.lock, NULL);
 }
@@ -262,25 +244,25 @@ int may_offload_config(int max_threads, int max_queue)
 /* Run one job taken off the queue; called and returns with P.lock held. */
 static void run_job(job *j)
 {
-    atomic_store_explicit(&j->state, J_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&j->wn.state, J_RUNNING, memory_order_relaxed);
     pthread_mutex_unlock(&P.lock);
     void *res = j->fn(j->arg);
     pthread_mutex_lock(&P.lock);
     P.njobs--;
-    if (atomic_load_explicit(&j->state, memory_order_relaxed) == J_ABANDONED) {
+    if (atomic_load_explicit(&j->wn.state, memory_order_relaxed) == J_ABANDONED) {
         pthread_mutex_unlock(&P.lock);
         if (j->drop)
             j->drop(j->arg, res, true);
         free(j);
     } else {
-        may__parker *p = j->waiter;
         j->result = res;
-        /* release: pairs with the caller's acquire load after its wake */
-        atomic_store_explicit(&j->state, J_DONE, memory_order_release);
+        /* release (the claim): pairs with the caller's acquire load after
+         * its wake */
+        may__parker *p = may__wnode_claim(&j->wn, J_DONE);
         pthread_mutex_unlock(&P.lock);
         /* From here the caller owns j; we touch only its parker, which it
          * keeps until this wake arrives. */
-        may__wake(p, MAY__P_WTOKEN);
+        may__wake_claimed(p);
     }
     pthread_mutex_lock(&P.lock);
 }
@@ -292,10 +274,9 @@ static void *helper_main(void *arg)
     pthread_mutex_lock(&P.lock);
     int timed_out = 0;
     for (;;) {
-        job *j = P.qhead;
-        if (j) {
-            job_unlink(j);
-            run_job(j);
+        may__wnode *n = may__waitq_pop(&P.q);
+        if (n) {
+            run_job(may__wnode_entry(n, job, wn));
             timed_out = 0;
             continue;
         }
@@ -393,17 +374,10 @@ void may__offload_shutdown(void)
 
 /* ---- submitting and waiting --------------------------------------------- */
 
-static int off_cancelled(may__parker *p)
-{
-    return p->co && atomic_load_explicit(&p->co->cancelled, memory_order_relaxed);
-}
-
 /* Wait for a claimed job's wake-up (see the essay): certain to come. */
 static void wait_done(job *j)
 {
-    /* acquire: pairs with the release store of J_DONE in run_job */
-    while (may__wait(j->waiter, MAY_FOREVER, 1) != 0 ||
-           atomic_load_explicit(&j->state, memory_order_acquire) != J_DONE)
+    while (may__wnode_park_claimed(&j->wn) != J_DONE)
         ;
 }
 
@@ -416,7 +390,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         goto out_drop;
     }
     may__parker *p = may__self_parker();
-    if (off_cancelled(p)) {
+    if (may__wait_cancelled(p)) {
         r = -ECANCELED;
         goto out_drop;
     }
@@ -429,10 +403,8 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         r = -ENOMEM;
         goto out_drop;
     }
-    *j = (job){ .fn = fn, .arg = arg, .drop = drop, .waiter = p,
-                .uninterruptible = uninterruptible };
-    atomic_init(&j->state, J_QUEUED);
-    may__wait_prepare(p);
+    *j = (job){ .fn = fn, .arg = arg, .drop = drop, .uninterruptible = uninterruptible };
+    may__wnode_arm(&j->wn, p); /* J_QUEUED */
 
     atfork_once_init();
     pthread_mutex_lock(&P.lock);
@@ -441,7 +413,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         r = -EAGAIN;
         goto out_unlock;
     }
-    job_push(j);
+    may__waitq_push(&P.q, &j->wn);
     P.njobs++;
     if (P.idle) {
         helper *h = P.idle;
@@ -451,7 +423,7 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
         r = spawn_helper_locked();
         if (r < 0 && P.nthreads == 0) {
             /* nobody could ever run it; with helpers left, it waits */
-            job_unlink(j);
+            may__waitq_unlink(&P.q, &j->wn);
             P.njobs--;
             r = r == -ENOMEM ? r : -EAGAIN;
             goto out_unlock;
@@ -461,23 +433,21 @@ static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **resu
 
     may__wait_note(p, "offload", (const void *)j);
     for (;;) {
-        r = may__wait(p, deadline, 0);
-        /* acquire: pairs with the release store of J_DONE in run_job */
+        r = may__wnode_park(&j->wn, deadline, 0);
         if (r == 0) {
-            if (atomic_load_explicit(&j->state, memory_order_acquire) == J_DONE)
+            /* relaxed: may__wnode_park read it with acquire */
+            if (atomic_load_explicit(&j->wn.state, memory_order_relaxed) == J_DONE)
                 break;
-            continue; /* not ours (cannot happen: only run_job wakes p) */
+            continue; /* RUNNING: not ours (cannot happen: only run_job wakes p) */
         }
         pthread_mutex_lock(&P.lock);
-        int st = atomic_load_explicit(&j->state, memory_order_relaxed);
-        if (st == J_QUEUED) {
-            job_unlink(j);
+        if (may__waitq_abandon_locked(&P.q, &j->wn)) {
             P.njobs--;
-            goto out_unlock; /* fn never runs */
+            goto out_unlock; /* it was QUEUED: fn never runs */
         }
-        if (st == J_RUNNING && !uninterruptible) {
-            j->waiter = NULL;
-            atomic_store_explicit(&j->state, J_ABANDONED, memory_order_relaxed);
+        if (atomic_load_explicit(&j->wn.state, memory_order_relaxed) == J_RUNNING &&
+            !uninterruptible) {
+            atomic_store_explicit(&j->wn.state, J_ABANDONED, memory_order_relaxed);
             pthread_mutex_unlock(&P.lock);
             return r; /* the helper frees j and calls drop */
         }
