@@ -13,11 +13,16 @@
 # information for libmay (the default RelWithDebInfo build has it).
 #
 # How it shows a backtrace: a switched-out coroutine's registers are saved
-# on its own stack (src/arch/<arch>/jump.h and switch.S).  The command loads
-# them into the selected thread's registers, runs gdb's `bt` (which unwinds
-# with the DWARF call-frame information, so it works without frame
-# pointers), and puts the thread's registers back.  On a core file, where
-# registers cannot be written, it walks the frame pointers instead.
+# on its own stack.  Where they lie is architecture knowledge, which this
+# script does not hold: it reads the table may__frame_layout from the
+# program (src/debug.c fills it from src/arch/<arch>/frame.h, the one place
+# that knows the layout): the offsets of the resume address and the frame
+# pointer from the saved stack pointer, the stack pointer the resumed code
+# runs with, and the frame pointer's name.  The command loads those into
+# the selected thread's registers, runs gdb's `bt` (which unwinds with the
+# DWARF call-frame information, so it works without frame pointers), and
+# puts the thread's registers back.  On a core file, where registers cannot
+# be written, it walks the frame pointers instead.
 
 import gdb
 
@@ -31,13 +36,15 @@ def _u64(v):
     return int(v) & 0xFFFFFFFFFFFFFFFF
 
 
-def _arch():
-    name = gdb.selected_frame().architecture().name()
-    if "aarch64" in name:
-        return "aarch64"
-    if "x86-64" in name or "x86_64" in name:
-        return "x86_64"
-    raise gdb.GdbError("may: unsupported architecture %s" % name)
+def _frame_layout():
+    """(size, pc offset, fp offset, fp register name) of a saved context,
+    from the program's may__frame_layout (src/debug.c)."""
+    try:
+        t = gdb.parse_and_eval("may__frame_layout")
+    except gdb.error:
+        raise gdb.GdbError("may: symbol may__frame_layout not found (is libmay linked, "
+                           "with debug information?)")
+    return int(t["size"]), int(t["pc"]), int(t["fp"]), t["fp_reg"].string()
 
 
 def _read_ptr(addr):
@@ -132,28 +139,34 @@ def state(co, running):
 
 def saved_registers(co):
     """(pc, sp, fp) a switched-out coroutine resumes with."""
+    size, pc_off, fp_off, _ = _frame_layout()
     sp = _u64(co["ctx"]["sp"])
-    if _arch() == "x86_64":
-        # jump.h: [sp] resume address, [sp+8] FP control, [sp+16] rbp, then
-        # the 128-byte red zone; the code at the resume address sees the
-        # stack pointer the compiler expects 152 bytes above.
-        return _read_ptr(sp), sp + 152, _read_ptr(sp + 16)
-    # switch.S: x29 at sp+80, x30 (the resume address) at sp+88, 176 bytes
-    return _read_ptr(sp + 88), sp + 176, _read_ptr(sp + 80)
+    return _read_ptr(sp + pc_off), sp + size, _read_ptr(sp + fp_off)
 
 
-LIBMAY_FILES = {"sched.c", "parker.c", "chan.c", "sync.c", "io.c", "udp_unix.c", "offload.c",
-                "timer.c", "scope.c", "gen.c", "cls.c", "stack.c", "runtime.c", "debug.c",
-                "jump.h", "internal.h", "spin.h", "san.h"}
+_libmay_src = []
+
+
+def _libmay_src_dir():
+    """The directory of libmay's sources (src/), where the debug information
+    says may__frame_layout is defined (src/debug.c); every file under it,
+    src/arch/ included, is libmay's.  None without debug information."""
+    if not _libmay_src:
+        sym = gdb.lookup_global_symbol("may__frame_layout")
+        if sym is None or sym.symtab is None:
+            return None
+        _libmay_src.append(sym.symtab.fullname().rsplit("/", 1)[0] + "/")
+    return _libmay_src[0]
 
 
 def _in_libmay(pc):
     sal = gdb.find_pc_line(pc)
     if sal.symtab is None:
         return False
-    fn = sal.symtab.filename
-    base = fn.rsplit("/", 1)[-1]
-    return base in LIBMAY_FILES and "/src" in fn or fn.startswith("src/")
+    src = _libmay_src_dir()
+    if src is None:
+        return False
+    return sal.symtab.fullname().startswith(src)
 
 
 def _describe_pc(pc):
@@ -266,7 +279,7 @@ class MayBt(gdb.Command):
 
     def backtrace(self, co):
         pc, sp, fp = saved_registers(co)
-        regs = ("pc", "sp", "x29") if _arch() == "aarch64" else ("pc", "sp", "rbp")
+        regs = ("pc", "sp", _frame_layout()[3])
         gdb.newest_frame().select()
         saved = [_u64(gdb.parse_and_eval("$" + r)) for r in regs]
         try:

@@ -149,28 +149,31 @@ NO_SAN static int running_on(const struct may_co *co)
     return -1;
 }
 
-/* The saved pc and frame pointer of a switched-out context (see the
- * layouts in src/arch/<arch>/). */
-NO_SAN static int saved_regs(const struct may_co *co, const uintptr_t *sp, uintptr_t *pc, uintptr_t *fp)
+/* The layout of a switched-out context (src/arch/<arch>/frame.h), for the
+ * gdb extension: it reads this table from the program, so that the offsets
+ * exist in one place only.  Never read by the library itself. */
+MAY_HIDDEN __attribute__((used)) const struct may__frame_layout {
+    uint32_t size;   /* saved sp + size = the stack pointer when it resumes */
+    uint32_t pc;     /* byte offset of the resume address from the saved sp */
+    uint32_t fp;     /* byte offset of the saved frame pointer */
+    char fp_reg[8];  /* the frame pointer's name in gdb */
+} may__frame_layout = { MAY__FRAME_SIZE, MAY__FRAME_PC, MAY__FRAME_FP, MAY__FRAME_FP_REG };
+
+/* The saved pc and frame pointer of a switched-out context, if its saved
+ * frame lies inside its stack. */
+NO_SAN static int saved_regs(const struct may_co *co, const char *sp, uintptr_t *pc, uintptr_t *fp)
 {
     const char *lo = co->stack.lo, *hi = (const char *)co;
-    if ((const char *)sp < lo || (const char *)sp > hi - 176)
+    if (sp < lo || sp > hi - MAY__FRAME_SIZE)
         return -1;
-#if defined(__x86_64__)
-    *pc = sp[0];  /* resume address */
-    *fp = sp[2];  /* rbp */
-#elif defined(__aarch64__)
-    *pc = sp[11]; /* x30 */
-    *fp = sp[10]; /* x29 */
-#else
-    return -1;
-#endif
+    *pc = *(const uintptr_t *)(sp + MAY__FRAME_PC);
+    *fp = *(const uintptr_t *)(sp + MAY__FRAME_FP);
     return 0;
 }
 
 NO_SAN static void backtrace_co(sink *s, const struct may_co *co)
 {
-    const uintptr_t *sp = *(const uintptr_t *const volatile *)&co->ctx.sp;
+    const char *sp = *(const char *const volatile *)&co->ctx.sp;
     uintptr_t pc, fp;
     if (saved_regs(co, sp, &pc, &fp) < 0)
         return;

@@ -58,7 +58,7 @@
 #define MAY_HIDDEN __attribute__((visibility("hidden")))
 #define MAY_CACHELINE 64
 
-/* ---- context switch (src/arch/<arch>/switch.S) ------------------------- */
+/* ---- context switch and the architecture layer (src/arch/) ------------- */
 
 /* A saved execution context: only the stack pointer; everything else the
  * ABI makes callee-saved is pushed on the stack being left. */
@@ -70,17 +70,12 @@ typedef struct may__ctx {
  * switches back to *from.  An ordinary call (it saves every callee-saved
  * register); the scheduler uses the inline may__ctx_jump (arch jump.h). */
 void may__ctx_switch(may__ctx *from, may__ctx *to);
-/* Prepare *ctx so that switching to it calls entry(arg) on the stack whose
- * highest usable address is top (entry must never return). */
-void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg);
 
 struct may__worker;
 static inline struct may__worker *may__cur_worker(void);
-#if defined(__x86_64__)
-#include "arch/x86_64/jump.h"
-#elif defined(__aarch64__)
-#include "arch/aarch64/jump.h"
-#endif
+/* may__ctx_jump, may__ctx_make, the saved-context layout MAY__FRAME_*,
+ * MAY__TLS_IE_LOAD and cpu_relax: everything processor-specific. */
+#include "arch/arch.h"
 
 /* ---- stacks (src/stack.c) ---------------------------------------------- */
 
@@ -373,16 +368,6 @@ typedef struct may__sched {
 
 extern may__sched may__S;
 
-/* A spin-wait hint to the CPU. */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield" ::: "memory");
-#endif
-}
-
 /* The running worker, or NULL on a plain thread.  Set only by the worker
  * thread itself (worker_main); read only through may__cur_worker(). */
 extern __thread may__worker *may__tls_w __attribute__((tls_model("initial-exec")));
@@ -398,22 +383,7 @@ extern __thread may__worker *may__tls_w __attribute__((tls_model("initial-exec")
  * freely across the library's sources without that hazard. */
 static inline __attribute__((always_inline)) may__worker *may__cur_worker(void)
 {
-    may__worker *w;
-#if defined(__x86_64__)
-    __asm__ volatile("movq may__tls_w@gottpoff(%%rip), %0\n\t"
-                     "movq %%fs:(%0), %0"
-                     : "=r"(w));
-#elif defined(__aarch64__)
-    uintptr_t off;
-    __asm__ volatile("mrs  %0, tpidr_el0\n\t"
-                     "adrp %1, :gottprel:may__tls_w\n\t"
-                     "ldr  %1, [%1, #:gottprel_lo12:may__tls_w]\n\t"
-                     "ldr  %0, [%0, %1]"
-                     : "=&r"(w), "=&r"(off));
-#else
-#error "may__cur_worker: unsupported architecture"
-#endif
-    return w;
+    return (may__worker *)MAY__TLS_IE_LOAD(may__tls_w); /* src/arch/<arch>/cpu.h */
 }
 
 /* The running coroutine, or NULL on a plain thread. */

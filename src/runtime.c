@@ -1,6 +1,6 @@
 /*
- * runtime.c - configuration, time, context set-up, and ending coroutines
- * from any depth (may_exit, may_panic, cleanup handlers).
+ * runtime.c - configuration, time, and ending coroutines from any depth
+ * (may_exit, may_panic, cleanup handlers).
  *
  * may_exit and may_panic never unwind the C stack: there is nothing to
  * unwind to.  They run the cleanup handlers the coroutine pushed (newest
@@ -62,35 +62,6 @@ int may_configure_sized(const may_config_t *ucfg, size_t size)
     }
     pthread_mutex_unlock(&may__S.start_lock);
     return 0;
-}
-
-MAY_HOT_INLINE void may__ctx_make(may__ctx *ctx, void *top, void (*entry)(void *), void *arg)
-{
-    extern void may__ctx_start(void);
-    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
-#if defined(__x86_64__)
-    /* Resume address (popped by the switch), then what may__ctx_start
-     * pops: entry, arg; after those pops rsp == t (16-byte aligned). */
-    uint64_t *sp = (uint64_t *)t - 3;
-    sp[0] = (uint64_t)(uintptr_t)may__ctx_start;
-    sp[1] = (uint64_t)(uintptr_t)entry;
-    sp[2] = (uint64_t)(uintptr_t)arg;
-#elif defined(__aarch64__)
-    /* Frame popped by may__ctx_switch: x19..x30, d8..d15, fpcr (176
-     * bytes).  The new context starts with the FP control state of the
-     * thread that makes it (its spawner's, as a new thread inherits its
-     * creator's). */
-    uint64_t *sp = (uint64_t *)t - 22, fpcr;
-    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
-    memset(sp, 0, 22 * sizeof *sp);
-    sp[0] = (uint64_t)(uintptr_t)entry;          /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)arg;            /* x20 */
-    sp[11] = (uint64_t)(uintptr_t)may__ctx_start; /* x30 */
-    sp[20] = fpcr;
-#else
-#error "unsupported architecture"
-#endif
-    ctx->sp = sp;
 }
 
 void may__fatal(const char *fmt, ...)

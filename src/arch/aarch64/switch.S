@@ -7,15 +7,12 @@
  * control state; it is saved too, so that each coroutine keeps its own,
  * as on x86-64 (MXCSR and x87 control word) and as OpenBSD's setjmp does.
  * Reading it is cheap; writing it may not be, so it is written only when
- * it differs.  Saved frame (176 bytes, 16-byte aligned), from the saved sp
- * upwards:
- *
- *   sp+0    x19 x20      sp+48   x25 x26      sp+96   d8  d9
- *   sp+16   x21 x22      sp+64   x27 x28      sp+112  d10 d11
- *   sp+32   x23 x24      sp+80   x29 x30      sp+128  d12 d13
- *                                             sp+144  d14 d15
- *                                             sp+160  fpcr (8), unused (8)
+ * it differs.  The saved frame (176 bytes) is laid out in frame.h, whose
+ * offsets the code below uses: the dump and the gdb extension read the
+ * same layout.
  */
+#include "frame.h"
+
         .text
 
 /* void may__ctx_switch(may__ctx *from, may__ctx *to)
@@ -26,39 +23,39 @@
         .p2align 4
 may__ctx_switch:
         .cfi_startproc
-        sub     sp, sp, #176
-        stp     x19, x20, [sp, #0]      /* callee-saved general registers */
-        stp     x21, x22, [sp, #16]
-        stp     x23, x24, [sp, #32]
-        stp     x25, x26, [sp, #48]
-        stp     x27, x28, [sp, #64]
-        stp     x29, x30, [sp, #80]     /* frame pointer, return address */
-        stp     d8, d9, [sp, #96]       /* callee-saved FP/SIMD (low halves) */
-        stp     d10, d11, [sp, #112]
-        stp     d12, d13, [sp, #128]
-        stp     d14, d15, [sp, #144]
-        mrs     x10, fpcr               /* FP control state */
-        str     x10, [sp, #160]
+        sub     sp, sp, #MAY__FRAME_SIZE
+        stp     x19, x20, [sp, #MAY__FRAME_X19] /* callee-saved general registers */
+        stp     x21, x22, [sp, #MAY__FRAME_X21]
+        stp     x23, x24, [sp, #MAY__FRAME_X23]
+        stp     x25, x26, [sp, #MAY__FRAME_X25]
+        stp     x27, x28, [sp, #MAY__FRAME_X27]
+        stp     x29, x30, [sp, #MAY__FRAME_X29] /* frame pointer, return address */
+        stp     d8, d9, [sp, #MAY__FRAME_D8]    /* callee-saved FP/SIMD (low halves) */
+        stp     d10, d11, [sp, #MAY__FRAME_D10]
+        stp     d12, d13, [sp, #MAY__FRAME_D12]
+        stp     d14, d15, [sp, #MAY__FRAME_D14]
+        mrs     x10, fpcr                       /* FP control state */
+        str     x10, [sp, #MAY__FRAME_FPCR]
         mov     x9, sp
-        str     x9, [x0]                /* from->sp = sp */
+        str     x9, [x0]                        /* from->sp = sp */
         ldr     x9, [x1]
-        mov     sp, x9                  /* sp = to->sp: now on the other stack */
-        ldp     x19, x20, [sp, #0]
-        ldp     x21, x22, [sp, #16]
-        ldp     x23, x24, [sp, #32]
-        ldp     x25, x26, [sp, #48]
-        ldp     x27, x28, [sp, #64]
-        ldp     x29, x30, [sp, #80]
-        ldp     d8, d9, [sp, #96]
-        ldp     d10, d11, [sp, #112]
-        ldp     d12, d13, [sp, #128]
-        ldp     d14, d15, [sp, #144]
-        ldr     x9, [sp, #160]          /* its FP control state; x10 is */
-        cmp     x9, x10                 /* the one the thread has now */
+        mov     sp, x9                          /* sp = to->sp: now on the other stack */
+        ldp     x19, x20, [sp, #MAY__FRAME_X19]
+        ldp     x21, x22, [sp, #MAY__FRAME_X21]
+        ldp     x23, x24, [sp, #MAY__FRAME_X23]
+        ldp     x25, x26, [sp, #MAY__FRAME_X25]
+        ldp     x27, x28, [sp, #MAY__FRAME_X27]
+        ldp     x29, x30, [sp, #MAY__FRAME_X29]
+        ldp     d8, d9, [sp, #MAY__FRAME_D8]
+        ldp     d10, d11, [sp, #MAY__FRAME_D10]
+        ldp     d12, d13, [sp, #MAY__FRAME_D12]
+        ldp     d14, d15, [sp, #MAY__FRAME_D14]
+        ldr     x9, [sp, #MAY__FRAME_FPCR]      /* its FP control state; x10 is */
+        cmp     x9, x10                         /* the one the thread has now */
         b.eq    1f
         msr     fpcr, x9
-1:      add     sp, sp, #176
-        ret                             /* to x30 */
+1:      add     sp, sp, #MAY__FRAME_SIZE
+        ret                                     /* to x30 */
         .cfi_endproc
         .size   may__ctx_switch,.-may__ctx_switch
 
@@ -71,8 +68,8 @@ may__ctx_switch:
 may__ctx_start:
         .cfi_startproc
         .cfi_undefined x30
-        mov     x0, x20                 /* entry's argument */
-        blr     x19                     /* entry(arg); never returns */
+        mov     x0, x20                         /* entry's argument */
+        blr     x19                             /* entry(arg); never returns */
         brk     #0
         .cfi_endproc
         .size   may__ctx_start,.-may__ctx_start

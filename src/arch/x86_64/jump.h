@@ -7,7 +7,8 @@
  * other register is declared clobbered, so the compiler keeps live values
  * in memory across the switch exactly as it would across a call, and
  * nothing is saved twice.  The 128 bytes skipped first protect a red zone
- * the enclosing function might use.
+ * the enclosing function might use.  The frame it leaves is the one
+ * frame.h describes for the dump and the debugger (checked below).
  *
  * The FP control state is read and written x87 word first, MXCSR second:
  * on the EPYC of docs/BENCHMARKS.md that order makes the yield ping-pong
@@ -16,6 +17,10 @@
  */
 #ifndef MAY_ARCH_JUMP_H
 #define MAY_ARCH_JUMP_H
+
+/* The frame below: resume address, FP control state, rbp, red zone. */
+_Static_assert(MAY__FRAME_PC == 0 && MAY__FRAME_FP == 16 && MAY__FRAME_SIZE == 24 + 128,
+               "jump.h's frame differs from frame.h's layout");
 
 /* Returns the worker that resumed us, which the resumer passes in rdx (a
  * coroutine may come back on another thread). */

@@ -21,7 +21,7 @@
  *   sp+16  r15, r14, r13, r12, rbx, rbp (sp+16 .. sp+56)
  *   sp+64  return address of the call
  *
- * A new context (may__ctx_make) is: may__ctx_start, entry, arg.
+ * A new context (may__ctx_make, frame.h) is: may__ctx_start, entry, arg.
  */
         .text
 
