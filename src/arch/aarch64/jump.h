@@ -1,7 +1,9 @@
 /*
  * jump.h - the context switch as used by the scheduler on AArch64: the
  * out-of-line may__ctx_switch (switch.S), which saves every callee-saved
- * register.
+ * register.  Being an ordinary call, it needs no clobber list: the
+ * compiler already keeps nothing live across it in a caller-saved register
+ * (switch.S lists which those are, SVE's included).
  */
 #ifndef MAY_ARCH_JUMP_H
 #define MAY_ARCH_JUMP_H

@@ -10,6 +10,16 @@
  * it differs.  The saved frame (176 bytes) is laid out in frame.h, whose
  * offsets the code below uses: the dump and the gdb extension read the
  * same layout.
+ *
+ * Everything else is caller-saved, and the scheduler calls
+ * may__ctx_switch as an ordinary function (jump.h), so the compiler
+ * already keeps nothing else live across it: the upper halves of v8-v15,
+ * v0-v7 and v16-v31, and with SVE the z and p registers (the SVE PCS,
+ * which keeps more, applies only to callees marked for it, and this is not
+ * one).  SME state is not switched: a compiler leaves streaming mode
+ * around a call to a function that is not streaming-compatible, like this
+ * one, but ZA and its lazy-save pointer (TPIDR2_EL0) are per-thread state,
+ * so switching with ZA live is not supported.
  */
 #include "frame.h"
 

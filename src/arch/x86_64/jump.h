@@ -10,6 +10,24 @@
  * the enclosing function might use.  The frame it leaves is the one
  * frame.h describes for the dump and the debugger (checked below).
  *
+ * Which registers a switch destroys.  The System V ABI makes every vector
+ * register caller-saved, so declaring a register clobbered is all it takes
+ * to have the compiler keep nothing live in it across the switch (it then
+ * saves a value to memory first, as around a call).  The list must name
+ * every register the compiler may allocate for the target it compiles for:
+ * xmm0-15, the x87 and MMX registers always; with AVX-512 (-mavx512f, or
+ * -march=native on a CPU that has it) also xmm16-31 (which clobbers the
+ * whole zmm16-31) and the mask registers k0-k7, which a compiler otherwise
+ * treats as surviving the switch and so may keep a live value in, where
+ * the next context overwrites it (tests/test_avx512.c); with APX (-mapxf)
+ * also r16-r31.  A compiler that does not target them rejects those names,
+ * hence the conditions.  When the code may use AVX, the switch also clears
+ * the upper halves of the vector registers (vzeroupper, free since they
+ * hold nothing live): the context resumed may run legacy SSE code, which a
+ * dirty upper state slows down until something clears it, and the
+ * compiler does not clear it before an asm statement as it does before a
+ * call.
+ *
  * The FP control state is read and written x87 word first, MXCSR second:
  * on the EPYC of docs/BENCHMARKS.md that order makes the yield ping-pong
  * 6.9 ns instead of 7.2 (either order alone, saves or loads, gains
@@ -17,6 +35,27 @@
  */
 #ifndef MAY_ARCH_JUMP_H
 #define MAY_ARCH_JUMP_H
+
+#if defined(__AVX512F__)
+#define MAY__JUMP_CLOBBER_AVX512                                                                  \
+    , "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25",   \
+        "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "k0", "k1", "k2", "k3", "k4", "k5", \
+        "k6", "k7"
+#else
+#define MAY__JUMP_CLOBBER_AVX512
+#endif
+#if defined(__APX_F__)
+#define MAY__JUMP_CLOBBER_APX                                                                     \
+    , "r16", "r17", "r18", "r19", "r20", "r21", "r22", "r23", "r24", "r25", "r26", "r27", "r28",  \
+        "r29", "r30", "r31"
+#else
+#define MAY__JUMP_CLOBBER_APX
+#endif
+#if defined(__AVX__)
+#define MAY__JUMP_VZEROUPPER "vzeroupper\n\t"
+#else
+#define MAY__JUMP_VZEROUPPER
+#endif
 
 /* The frame below: resume address, FP control state, rbp, red zone. */
 _Static_assert(MAY__FRAME_PC == 0 && MAY__FRAME_FP == 16 && MAY__FRAME_SIZE == 24 + 128,
@@ -37,6 +76,7 @@ may__ctx_jump(may__ctx *from, may__ctx *to, struct may__worker *self_worker)
                      "movq    %%rsp, (%%rdi)\n\t"   /* from->sp */
                      "movq    (%%rsi), %%rsp\n\t"   /* to->sp */
                      "popq    %%rcx\n\t"
+                     MAY__JUMP_VZEROUPPER             /* (AVX) clean upper state */
                      "jmpq    *%%rcx\n\t"           /* into the other context */
                      "1:\n\t"                       /* resumed here */
                      "fldcw   4(%%rsp)\n\t"
@@ -51,7 +91,7 @@ may__ctx_jump(may__ctx *from, may__ctx *to, struct may__worker *self_worker)
                        "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
                        "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)", "st(3)", "st(4)",
                        "st(5)", "st(6)", "st(7)", "mm0", "mm1", "mm2", "mm3", "mm4", "mm5",
-                       "mm6", "mm7");
+                       "mm6", "mm7" MAY__JUMP_CLOBBER_AVX512 MAY__JUMP_CLOBBER_APX);
     return self_worker;
 }
 #endif
