@@ -20,8 +20,26 @@
  * around a call to a function that is not streaming-compatible, like this
  * one, but ZA and its lazy-save pointer (TPIDR2_EL0) are per-thread state,
  * so switching with ZA live is not supported.
+ *
+ * Branch protection.  Built with -mbranch-protection=bti or =standard (the
+ * compiler then defines __ARM_FEATURE_BTI_DEFAULT), each function starts
+ * with a BTI landing pad and the GNU property note at the end says this
+ * object is BTI-compatible; without it the linker would turn BTI off for a
+ * program that links libmay statically.  The switch resumes the other
+ * context with `ret`, which BTI does not check, so the resume addresses
+ * need no landing pad; may__ctx_switch gets one because a linker veneer
+ * may reach it with `br x16`, and may__ctx_start, reached only by `ret`,
+ * gets one like every other function.  Pointer authentication of return
+ * addresses (pac-ret) is not claimed: these functions do not sign the x30
+ * they save.
  */
 #include "frame.h"
+
+#if defined(__ARM_FEATURE_BTI_DEFAULT) && __ARM_FEATURE_BTI_DEFAULT
+#define BTI_C hint #34              /* bti c, as a hint any assembler knows */
+#else
+#define BTI_C
+#endif
 
         .text
 
@@ -33,6 +51,7 @@
         .p2align 4
 may__ctx_switch:
         .cfi_startproc
+        BTI_C
         sub     sp, sp, #MAY__FRAME_SIZE
         stp     x19, x20, [sp, #MAY__FRAME_X19] /* callee-saved general registers */
         stp     x21, x22, [sp, #MAY__FRAME_X21]
@@ -78,6 +97,7 @@ may__ctx_switch:
 may__ctx_start:
         .cfi_startproc
         .cfi_undefined x30
+        BTI_C
         mov     x0, x20                         /* entry's argument */
         blr     x19                             /* entry(arg); never returns */
         brk     #0
@@ -85,3 +105,18 @@ may__ctx_start:
         .size   may__ctx_start,.-may__ctx_start
 
         .section .note.GNU-stack,"",@progbits
+
+#if defined(__ARM_FEATURE_BTI_DEFAULT) && __ARM_FEATURE_BTI_DEFAULT
+/* NT_GNU_PROPERTY_TYPE_0 with GNU_PROPERTY_AARCH64_FEATURE_1_AND = BTI
+ * only (see the top of this file for why not PAC). */
+        .section .note.gnu.property,"a"
+        .p2align 3
+        .long   4                               /* name size: "GNU\0" */
+        .long   16                              /* descriptor size */
+        .long   5                               /* NT_GNU_PROPERTY_TYPE_0 */
+        .asciz  "GNU"
+        .long   0xc0000000                      /* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+        .long   4                               /* its data size */
+        .long   1                               /* GNU_PROPERTY_AARCH64_FEATURE_1_BTI */
+        .p2align 3                              /* pad the descriptor to 8 bytes */
+#endif

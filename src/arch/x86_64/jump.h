@@ -28,6 +28,10 @@
  * compiler does not clear it before an asm statement as it does before a
  * call.
  *
+ * The resume address is reached by an indirect jmp, so a build for
+ * indirect-branch tracking (-fcf-protection, __CET__ bit 0) starts it with
+ * endbr64 (switch.S says why shadow stacks cannot be supported).
+ *
  * The FP control state is read and written x87 word first, MXCSR second:
  * on the EPYC of docs/BENCHMARKS.md that order makes the yield ping-pong
  * 6.9 ns instead of 7.2 (either order alone, saves or loads, gains
@@ -56,6 +60,11 @@
 #else
 #define MAY__JUMP_VZEROUPPER
 #endif
+#if defined(__CET__) && (__CET__ & 1)
+#define MAY__JUMP_ENDBR "endbr64\n\t"
+#else
+#define MAY__JUMP_ENDBR
+#endif
 
 /* The frame below: resume address, FP control state, rbp, red zone. */
 _Static_assert(MAY__FRAME_PC == 0 && MAY__FRAME_FP == 16 && MAY__FRAME_SIZE == 24 + 128,
@@ -79,6 +88,7 @@ may__ctx_jump(may__ctx *from, may__ctx *to, struct may__worker *self_worker)
                      MAY__JUMP_VZEROUPPER             /* (AVX) clean upper state */
                      "jmpq    *%%rcx\n\t"           /* into the other context */
                      "1:\n\t"                       /* resumed here */
+                     MAY__JUMP_ENDBR                  /* (IBT) a jmp's target */
                      "fldcw   4(%%rsp)\n\t"
                      "ldmxcsr (%%rsp)\n\t"
                      "addq    $8, %%rsp\n\t"
