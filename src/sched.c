@@ -65,6 +65,7 @@
  */
 #include "internal.h"
 #include "san.h"
+#include "waitq.h"
 
 #include <limits.h>
 #include <stddef.h>
@@ -1182,11 +1183,11 @@ MAY_HOT_INLINE int may__join_wait(may_co_t *co, int64_t deadline, int ignore_can
             return r;
         break; /* it ended and took our parker */
     }
-    /* It has taken our parker and wakes it after publishing DONE: wait for
-     * that wake, so nothing touches our parker after we return. */
+    /* It has taken our parker (a claim by CAS, waitq.c) and wakes it after
+     * publishing DONE: wait for that wake, so nothing touches our parker
+     * after we return. */
     if (!woken)
-        while (may__wait(p, MAY_FOREVER, 1) != 0)
-            ;
+        may__wait_claimed(p);
     return 0;
 }
 
