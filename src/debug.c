@@ -23,16 +23,27 @@
  * readers are excluded from ASan/TSan instrumentation for that reason.
  *
  * Signal safety.  The handler formats into a fixed buffer with its own
- * number formatting and write(2), takes the stack lock only with trylock
- * (the signal may have interrupted its holder), and calls dladdr() for
- * symbol names, which is not formally async-signal-safe but does not
- * allocate once the dynamic linker is initialised; this is a debugging aid
- * that must not make a hung process worse, and it never takes a lock the
- * interrupted code could hold except through trylock.
+ * number formatting and write(2), and takes the start and stack locks only
+ * with trylock (the signal may have interrupted their holder).  It names
+ * functions without dladdr(), which takes the dynamic loader's lock: a
+ * signal that lands while a thread is inside dlopen() (whose constructors
+ * run under that lock, and may wait for anything) would block the handler,
+ * or, on the thread that holds the lock, let it read the list of loaded
+ * objects mid-update.  Instead the handler finds the object with glibc's
+ * _dl_find_object(), which is lock-free and async-signal-safe, and looks
+ * the address up in that object's dynamic symbol table itself (what
+ * dladdr() would read).  What remains is not formally async-signal-safe:
+ * pthread_mutex_trylock, which in practice is an atomic exchange, and
+ * reading the tables of an object another thread unloads at that moment,
+ * which no coroutine that can still run has frames in.  Without
+ * _dl_find_object (glibc before 2.35, other C libraries) the signal dump
+ * prints addresses without names.  may_dump() itself, an ordinary call,
+ * uses dladdr().
  */
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,7 +54,7 @@
 /* ---- a tiny formatter over a FILE * or a file descriptor ----------------- */
 
 typedef struct sink {
-    FILE *f;  /* or NULL: write(2) to fd */
+    FILE *f;  /* or NULL: write(2) to fd, from the signal handler */
     int fd;
     size_t n;
     char buf[512];
@@ -111,13 +122,109 @@ static void sk_name(sink *s, const char *name, size_t cap)
     sk_str(s, "\"");
 }
 
-/* "symbol+0xoff (module+0xoff)", as much as dladdr knows. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#define HAVE_DL_FIND_OBJECT 1
+
+/* An address from an object's dynamic section: relocated in place by the
+ * loader, except in objects whose dynamic section is read-only (the
+ * vDSO), where it is still relative to the load address. */
+static uintptr_t dyn_addr(const struct link_map *lm, uintptr_t v)
+{
+    return v < lm->l_addr ? v + lm->l_addr : v;
+}
+
+/* The number of entries of a dynamic symbol table, from its hash table:
+ * DT_HASH states it; DT_GNU_HASH has it as one past the last symbol of the
+ * longest-numbered bucket's chain. */
+static size_t dyn_nsyms(const ElfW(Word) *hash, const uint32_t *gnu)
+{
+    if (hash)
+        return hash[1];
+    if (!gnu)
+        return 0;
+    uint32_t nbuckets = gnu[0], symoffset = gnu[1], bloom = gnu[2];
+    const uint32_t *buckets = gnu + 4 + bloom * (sizeof(ElfW(Addr)) / 4);
+    const uint32_t *chain = buckets + nbuckets;
+    uint32_t last = 0;
+    for (uint32_t i = 0; i < nbuckets; i++)
+        if (buckets[i] > last)
+            last = buckets[i];
+    if (last < symoffset)
+        return symoffset;
+    while (!(chain[last - symoffset] & 1))
+        last++;
+    return (size_t)last + 1;
+}
+
+/* What dladdr() would say about pc, read without the loader's lock: the
+ * object from _dl_find_object, then the exported function or object whose
+ * extent holds pc (the highest such), from its dynamic symbol table. */
+NO_SAN static int sym_lockfree(uintptr_t pc, Dl_info *di)
+{
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)pc, &fo) != 0 || !fo.dlfo_link_map)
+        return 0;
+    const struct link_map *lm = fo.dlfo_link_map;
+    di->dli_fname = lm->l_name && lm->l_name[0] ? lm->l_name : program_invocation_name;
+    di->dli_fbase = fo.dlfo_map_start;
+    di->dli_sname = NULL;
+    di->dli_saddr = NULL;
+    const ElfW(Sym) *syms = NULL;
+    const char *strs = NULL;
+    const ElfW(Word) *hash = NULL;
+    const uint32_t *gnu = NULL;
+    size_t strsz = 0;
+    for (const ElfW(Dyn) *d = lm->l_ld; d && d->d_tag != DT_NULL; d++) {
+        switch (d->d_tag) {
+        case DT_SYMTAB: syms = (const ElfW(Sym) *)dyn_addr(lm, d->d_un.d_ptr); break;
+        case DT_STRTAB: strs = (const char *)dyn_addr(lm, d->d_un.d_ptr); break;
+        case DT_STRSZ: strsz = d->d_un.d_val; break;
+        case DT_HASH: hash = (const ElfW(Word) *)dyn_addr(lm, d->d_un.d_ptr); break;
+        case DT_GNU_HASH: gnu = (const uint32_t *)dyn_addr(lm, d->d_un.d_ptr); break;
+        }
+    }
+    if (!syms || !strs)
+        return 1;
+    size_t n = dyn_nsyms(hash, gnu);
+    const ElfW(Sym) *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const ElfW(Sym) *sym = &syms[i];
+        int bind = ELF64_ST_BIND(sym->st_info), type = ELF64_ST_TYPE(sym->st_info);
+        int vis = ELF64_ST_VISIBILITY(sym->st_other);
+        if ((bind != STB_GLOBAL && bind != STB_WEAK) || type == STT_TLS ||
+            (vis != STV_DEFAULT && vis != STV_PROTECTED) || sym->st_shndx == SHN_UNDEF ||
+            sym->st_shndx == SHN_ABS || sym->st_name >= strsz)
+            continue;
+        uintptr_t a = lm->l_addr + sym->st_value;
+        if (pc < a || (sym->st_size ? pc >= a + sym->st_size : pc != a))
+            continue;
+        if (!best || best->st_value < sym->st_value)
+            best = sym;
+    }
+    if (best) {
+        di->dli_sname = strs + best->st_name;
+        di->dli_saddr = (void *)(lm->l_addr + best->st_value);
+    }
+    return 1;
+}
+#endif
+
+/* "symbol+0xoff (module+0xoff)", as much as dladdr knows (in the signal
+ * handler: as much as sym_lockfree finds in the same tables). */
 static void sk_sym(sink *s, uintptr_t pc)
 {
     sk_num(s, pc, 16);
     Dl_info di;
-    if (!dladdr((void *)pc, &di) || !di.dli_fname)
+    if (!s->f) {
+#ifdef HAVE_DL_FIND_OBJECT
+        if (!sym_lockfree(pc, &di))
+            return;
+#else
         return;
+#endif
+    } else if (!dladdr((void *)pc, &di) || !di.dli_fname) {
+        return;
+    }
     if (di.dli_sname && di.dli_saddr) {
         sk_str(s, " ");
         sk_str(s, di.dli_sname);
