@@ -103,6 +103,22 @@ MAY_API int may_workers(void);
 /* Index of the worker running the caller, or -1 on a plain thread. */
 MAY_API int may_worker_id(void);
 
+/* Fork.  The child of a fork(2) made while the runtime runs has only the
+ * thread that called fork, and should only exec or _exit (POSIX's rule for
+ * a multithreaded process).  libmay keeps that path safe and refuses the
+ * rest loudly: in the child the caller is a plain thread (after a fork
+ * inside a coroutine too: may_self() is NULL, and that coroutine's function
+ * must not return), the runtime's global locks are free, and every call
+ * that needs the runtime fails with -ENOTRECOVERABLE, for good: may_start,
+ * may_spawn, may_go (may_workers returns 0), may_join and may_scope_wait
+ * of a coroutine that has not ended, and the fd, TCP, UDP and Unix-socket
+ * calls.  What needs no runtime still works: time, generators,
+ * coroutine-local storage, may_sleep, and sync objects and channels that
+ * no other thread was using at the fork; may_shutdown returns 0.  Close
+ * inherited descriptors with close(2).  A fork while the runtime is not
+ * running (not yet started, or after may_shutdown) is not special: the
+ * child may start its own.  docs/CAVEATS.md, "Fork". */
+
 /* ------------------------------------------------------------------------ */
 /* Coroutines                                                               */
 /* ------------------------------------------------------------------------ */
@@ -128,8 +144,8 @@ typedef struct may_spawn_opts {
 } may_spawn_opts_t;
 
 /* Spawn a coroutine running fn(arg).  *co receives the handle (may be NULL
- * when MAY_SPAWN_DETACHED).  0, -EINVAL, -ENOMEM, or -ECANCELED when the
- * caller's scope owner was cancelled. */
+ * when MAY_SPAWN_DETACHED).  0, -EINVAL, -ENOMEM, or -ENOTRECOVERABLE (in
+ * the child of a fork, see "Fork"). */
 MAY_API int may_spawn_sized(may_co_t **co, may_fn_t fn, void *arg,
                             const may_spawn_opts_t *opts, size_t opts_size);
 #define may_spawn(co, fn, arg, ...) \
@@ -149,7 +165,8 @@ enum {
  * MAY_CANCELED or MAY_PANICKED (the handle is gone), or without releasing
  * it: -ETIMEDOUT (deadline passed), -ECANCELED (the *caller* was cancelled),
  * -EINVAL (NULL, detached, or already being joined), -EDEADLK (joining
- * itself).  result may be NULL. */
+ * itself), -ENOTRECOVERABLE (it has not ended, and the caller is the child
+ * of a fork: see "Fork").  result may be NULL. */
 MAY_API int may_join(may_co_t *co, void **result, int64_t deadline);
 /* Let co free itself when it ends; the handle must not be used after. */
 MAY_API int may_detach(may_co_t *co);
@@ -164,7 +181,9 @@ MAY_API bool may_cancelled(void);
 
 /* Let other coroutines run; from a plain thread, sched_yield(). */
 MAY_API void may_yield(void);
-/* Sleep until the deadline.  0, or -ECANCELED. */
+/* Sleep until the deadline.  0, or -ECANCELED; -EINVAL on a plain thread
+ * for MAY_FOREVER (or any negative deadline): nothing can cancel a thread's
+ * sleep, so it would never return. */
 MAY_API int may_sleep_until(int64_t deadline);
 /* Sleep for ns nanoseconds.  0, or -ECANCELED. */
 MAY_API int may_sleep(int64_t ns);
@@ -242,6 +261,9 @@ typedef struct may_scope may_scope_t;
 MAY_API int may_scope_new(may_scope_t **scope);
 MAY_API int may_scope_spawn_sized(may_scope_t *scope, may_fn_t fn, void *arg,
                                   const may_spawn_opts_t *opts, size_t opts_size);
+/* Spawn a child into scope (not MAY_SPAWN_DETACHED): as may_spawn, and
+ * -ECANCELED when the scope's owner has been cancelled (the child would be
+ * cancelled before it started). */
 #define may_scope_spawn(scope, fn, arg, ...) \
     may_scope_spawn_sized((scope), (fn), (arg), (__VA_ARGS__), sizeof(may_spawn_opts_t))
 /* Join every child spawned so far.  Returns the number of children that

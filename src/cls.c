@@ -31,9 +31,10 @@
  * dtor_of().  Calling the old key's destructor while may_key_delete returns
  * in another thread is the caller's race, as with pthread_key_delete.
  *
- * Lock order: key_lock is a leaf.  It serialises create and delete (the only
- * writers of the table) and the one-time pthread key; get, set and the
- * destructor pass take no lock.
+ * Lock order: key_lock (rank KEY, src/lockrank.h) is a leaf; only the fork
+ * handlers (src/fork.c) take it under another.  It serialises create and
+ * delete (the only writers of the table) and the one-time pthread key;
+ * get, set and the destructor pass take no lock.
  */
 #include "internal.h"
 
@@ -73,13 +74,13 @@ static int thread_key_get(void)
     if (atomic_load_explicit(&thread_key_made, memory_order_acquire))
         return 0;
     int e = 0;
-    pthread_mutex_lock(&key_lock);
+    may__lock(&key_lock, MAY__RANK_KEY);
     if (!atomic_load_explicit(&thread_key_made, memory_order_relaxed)) {
         e = pthread_key_create(&thread_key, thread_exit);
         if (e == 0)
             atomic_store_explicit(&thread_key_made, 1, memory_order_release);
     }
-    pthread_mutex_unlock(&key_lock);
+    may__unlock(&key_lock, MAY__RANK_KEY);
     return -e;
 }
 
@@ -87,7 +88,7 @@ int may_key_create(may_key_t *key, void (*destructor)(void *))
 {
     if (!key)
         return -EINVAL;
-    pthread_mutex_lock(&key_lock);
+    may__lock(&key_lock, MAY__RANK_KEY);
     for (unsigned i = 0; i < MAY_KEYS_MAX; i++) {
         uint64_t g = atomic_load_explicit(&keys[i].gen, memory_order_relaxed);
         if (!(g & 1)) {
@@ -95,12 +96,12 @@ int may_key_create(may_key_t *key, void (*destructor)(void *))
             /* release: a destructor pass that reads the new generation
              * (acquire, in dtor_of) reads this destructor, not an older one */
             atomic_store_explicit(&keys[i].gen, g + 1, memory_order_release);
-            pthread_mutex_unlock(&key_lock);
+            may__unlock(&key_lock, MAY__RANK_KEY);
             *key = i;
             return 0;
         }
     }
-    pthread_mutex_unlock(&key_lock);
+    may__unlock(&key_lock, MAY__RANK_KEY);
     return -EAGAIN;
 }
 
@@ -108,10 +109,10 @@ int may_key_delete(may_key_t key)
 {
     if (key >= MAY_KEYS_MAX)
         return -EINVAL;
-    pthread_mutex_lock(&key_lock);
+    may__lock(&key_lock, MAY__RANK_KEY);
     uint64_t g = atomic_load_explicit(&keys[key].gen, memory_order_relaxed);
     if (!(g & 1)) {
-        pthread_mutex_unlock(&key_lock);
+        may__unlock(&key_lock, MAY__RANK_KEY);
         return -EINVAL;
     }
     atomic_store_explicit(&keys[key].gen, g + 1, memory_order_relaxed);
@@ -121,8 +122,16 @@ int may_key_delete(may_key_t key)
      * destructor for generation g */
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&keys[key].dtor, NULL, memory_order_relaxed);
-    pthread_mutex_unlock(&key_lock);
+    may__unlock(&key_lock, MAY__RANK_KEY);
     return 0;
+}
+
+void may__cls_hold(int on)
+{
+    if (on)
+        may__lock(&key_lock, MAY__RANK_KEY);
+    else
+        may__unlock(&key_lock, MAY__RANK_KEY);
 }
 
 /* The destructor of key i if its generation is still gen, else NULL.  A

@@ -340,10 +340,15 @@ typedef struct may__worker {
     uint64_t mon_switches;          /* n_switch at the monitor's last tick */
 } may__worker;
 
+/* may__S.state in the child of a fork made while the runtime ran: it
+ * cannot be used there, nor started again (src/fork.c). */
+#define MAY__STATE_FORKED 4
+
 typedef struct may__sched {
     int nworkers;
     may__worker **workers;
-    _Atomic int state; /* 0 stopped, 1 starting, 2 running, 3 stopping */
+    _Atomic int state; /* 0 stopped, 1 starting, 2 running, 3 stopping,
+                          MAY__STATE_FORKED */
     pthread_mutex_t start_lock;
     may_config_t cfg;
     _Atomic int stopping;
@@ -480,6 +485,11 @@ int may__host_port_addrs(const char *hp, int family, int socktype, bool passive,
 
 struct may__cls_slot;
 void may__cls_run_destructors(struct may__cls_slot *cls);
+/* Take (1) or release (0) the key lock (src/fork.c). */
+void may__cls_hold(int on);
+/* Register the fork handlers (once); -ENOTRECOVERABLE in the child of a
+ * fork made while the runtime ran (src/fork.c).  Not under any lock. */
+int may__fork_guard(void);
 void may__scope_child_cancel_owned(struct may_co *co);
 void may__scope_owner_exit(struct may_co *co);
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind);

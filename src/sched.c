@@ -1156,6 +1156,8 @@ MAY_HOT_INLINE int may__join_wait(may_co_t *co, int64_t deadline, int ignore_can
 {
     if (atomic_load(&co->join_state) == MAY__JS_DONE)
         return 0;
+    if (MAY_UNLIKELY(atomic_load_explicit(&may__S.state, memory_order_relaxed) == MAY__STATE_FORKED))
+        return -ENOTRECOVERABLE; /* nothing ends in a forked child (src/fork.c) */
     may__parker *p = may__self_parker();
     may__wait_prepare(p);
     may__parker *expect = NULL;
@@ -1363,6 +1365,8 @@ int may__ensure_started(void)
 {
     if (MAY_LIKELY(atomic_load_explicit(&may__S.state, memory_order_acquire) == 2))
         return 0;
+    if (may__fork_guard() < 0) /* atfork handlers, once; a forked child (src/fork.c) */
+        return -ENOTRECOVERABLE;
     may__lock(&may__S.start_lock, MAY__RANK_START);
     if (atomic_load(&may__S.state) == 2) {
         may__unlock(&may__S.start_lock, MAY__RANK_START);
