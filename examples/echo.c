@@ -16,15 +16,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The read buffer: make it larger than the messages the peers send.  A read
+ * that returns less than it asked for has drained the socket, so the next
+ * may_tcp_read parks at once instead of making a recv that can only say
+ * "nothing yet" (docs/IO.md, "Drained sockets"); a read that fills the buffer
+ * proves nothing, so with 4 KiB messages a 4 KiB buffer costs a second recv
+ * per message.  16 KiB reads messages up to 16 KiB with one recv each, and
+ * 64 KiB measured no better (docs/BENCHMARKS.md, "Echo: the read buffer").
+ * It comes from the heap, one per connection, since a much larger one would
+ * not fit the 64 KiB coroutine stack; bench/echo.sh builds other sizes with
+ * -DECHO_BUF=N. */
+#ifndef ECHO_BUF
+#define ECHO_BUF 16384
+#endif
+
 static void *echo_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = may_tcp_read(fd, buf, sizeof buf, MAY_FOREVER);
+    char *buf = malloc(ECHO_BUF);
+    while (buf) {
+        ssize_t n = may_tcp_read(fd, buf, ECHO_BUF, MAY_FOREVER);
         if (n <= 0 || may_tcp_write_all(fd, buf, (size_t)n, MAY_FOREVER) < 0)
             break;
     }
+    free(buf);
     may_tcp_close(fd);
     return NULL;
 }

@@ -5,7 +5,7 @@
  *
  * One thread per worker (FLOOR_WORKERS, default 1), each with its own
  * SO_REUSEPORT listener and edge-triggered epoll set.  Per readable event:
- * one recv, then one send:
+ * one recv of FLOOR_BUF bytes (default 16384, at most 65536), then one send:
  *   http  every "\r\n\r\n" in what was read counts as a request (no
  *         parsing, no routing: wrk sends nothing else, and a request split
  *         across reads is not handled), and the canned 200 responses for
@@ -35,6 +35,7 @@ static const char RESP[] = "HTTP/1.1 200 OK\r\nServer: floor\r\n"
                            "Date: Thu, 26 Nov 2026 12:00:00 GMT\r\n"
                            "Content-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
 static int port, echo_mode;
+static size_t bufsize = 16384; /* FLOOR_BUF: the most one recv asks for */
 
 static void die(const char *what)
 {
@@ -62,7 +63,7 @@ static void *worker(void *arg)
     int lfd = listener(), ep = epoll_create1(0);
     struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd }, evs[256];
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-    static __thread char in[16384], out[16384];
+    static __thread char in[65536], out[16384];
     for (;;) {
         int n = epoll_wait(ep, evs, 256, -1);
         for (int i = 0; i < n; i++) {
@@ -78,7 +79,7 @@ static void *worker(void *arg)
                 continue;
             }
             for (;;) {
-                ssize_t r = recv(fd, in, sizeof in, 0);
+                ssize_t r = recv(fd, in, bufsize, 0);
                 if (r <= 0) {
                     if (r == 0 || errno != EAGAIN)
                         close(fd);
@@ -103,7 +104,7 @@ static void *worker(void *arg)
                     close(fd);
                     break;
                 }
-                if ((size_t)r < sizeof in)
+                if ((size_t)r < bufsize)
                     break; /* short read: drained; the next data is a new edge */
             }
         }
@@ -120,6 +121,12 @@ int main(int argc, char **argv)
     echo_mode = strcmp(argv[1], "echo") == 0;
     port = atoi(argv[2]);
     int secs = atoi(argv[3]);
+    const char *b = getenv("FLOOR_BUF");
+    if (b && (atol(b) < 1 || atol(b) > 65536)) {
+        fprintf(stderr, "floor: FLOOR_BUF must be 1..65536\n");
+        return 2;
+    }
+    bufsize = b ? (size_t)atol(b) : bufsize;
     const char *w = getenv("FLOOR_WORKERS");
     int nw = w ? atoi(w) : 1;
     for (int i = 0; i < (nw > 0 ? nw : 1); i++) {
