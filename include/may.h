@@ -11,8 +11,26 @@
  * Deadlines: every blocking call takes an absolute deadline in nanoseconds on
  * the monotonic clock (see may_now()).  MAY_FOREVER (-1) means no deadline,
  * MAY_NOWAIT (0) means "do not wait".  Cancellation takes priority over a
- * deadline: in a cancelled coroutine every blocking call fails with
- * -ECANCELED at once, even if its deadline has passed too.
+ * deadline (see Cancellation).
+ *
+ * Cancellation: may_cancel marks a coroutine cancelled for good, and from
+ * then on every blocking call it makes (and the one it is in) follows one
+ * contract, which every section below refers to:
+ *   - A call that can complete without waiting completes, as it would
+ *     uncancelled, so cleanup code can still take a lock or drain a
+ *     channel: it locks a free mutex, takes a semaphore unit, receives a
+ *     buffered value or sends into room, passes a fired event, a zero wait
+ *     group, a ready select case or a ready fd, and joins a coroutine that
+ *     has ended.
+ *   - A call that would have to wait fails with -ECANCELED at once,
+ *     whatever its deadline (MAY_FOREVER, a future one, one already passed,
+ *     MAY_NOWAIT), and leaves the object as if it had never waited.
+ *   - may_sleep, may_sleep_until and may_park do nothing but wait: they
+ *     always fail with -ECANCELED.
+ *   - Exceptions: may_once waits regardless (see there); the fd and socket
+ *     calls given MAY_NOWAIT say -ETIMEDOUT where they would have waited.
+ * A plain thread cannot be cancelled.  tests/test_cancel.c checks each kind
+ * of call against this.
  *
  * Options structs may grow at the end in later versions: initialise them with
  * a designated initialiser ({ .name = "x" }) so new fields start at zero.
@@ -171,10 +189,11 @@ MAY_API int may_join(may_co_t *co, void **result, int64_t deadline);
 /* Let co free itself when it ends; the handle must not be used after. */
 MAY_API int may_detach(may_co_t *co);
 
-/* Ask co to stop: its current and every later blocking call fails with
- * -ECANCELED.  If it has not started yet it never runs.  Cancelling a
- * finished or already cancelled coroutine does nothing.  Children in scopes
- * that co owns are cancelled too.  0 or -EINVAL. */
+/* Ask co to stop: the wait it is in and every later one fails with
+ * -ECANCELED, while calls that need not wait still complete (see
+ * Cancellation at the top).  If it has not started yet it never runs.
+ * Cancelling a finished or already cancelled coroutine does nothing.
+ * Children in scopes that co owns are cancelled too.  0 or -EINVAL. */
 MAY_API int may_cancel(may_co_t *co);
 /* True when the calling coroutine has been cancelled. */
 MAY_API bool may_cancelled(void);
@@ -447,12 +466,11 @@ MAY_API int may_file_open(const char *path, int flags, mode_t mode, int64_t dead
  * anything could have been made.
  *
  * Blocking calls take an absolute deadline (MAY_FOREVER, MAY_NOWAIT or a
- * may_now()-based time) and return -ETIMEDOUT when it passes, -ECANCELED
- * when the calling coroutine is cancelled (cancellation wins over the
- * deadline).  A call that can complete without waiting completes, even in a
- * cancelled coroutine, so cleanup code can still take a lock or drain a
- * channel.  A waiter that times out or is cancelled leaves the object as if
- * it had never waited: it takes no lock, permit, message or wake-up that
+ * may_now()-based time) and return -ETIMEDOUT when it passes, and
+ * -ECANCELED in a cancelled coroutine by the contract under Cancellation at
+ * the top (a call that can complete without waiting still completes).  A
+ * waiter that times out or is cancelled leaves the object as if it had
+ * never waited: it takes no lock, permit, message or wake-up that
  * another waiter should have had.  The try forms never wait and report a
  * busy object as -EBUSY (locks) or -EAGAIN (everything else).
  */
@@ -639,8 +657,9 @@ MAY_API int may_select(may_select_case_t *cases, size_t n, int64_t deadline);
  * Network I/O: wait for fd readiness, read and write without blocking the
  * worker, TCP.  A coroutine that must wait parks (its worker runs others);
  * a plain thread sleeps.  Same conventions as above: -errno results,
- * absolute deadlines (-ETIMEDOUT), -ECANCELED in a cancelled coroutine when
- * a call would have to wait (a call that can complete at once completes).
+ * absolute deadlines (-ETIMEDOUT), -ECANCELED in a cancelled coroutine by
+ * the contract under Cancellation at the top (with MAY_NOWAIT these calls
+ * say -ETIMEDOUT instead).
  *
  * The first call on an fd registers it with the runtime's poller and sets
  * O_NONBLOCK on it (for a shared file description, such as a terminal, that
