@@ -432,9 +432,9 @@ long may_dump(FILE *out)
         return -EINVAL;
     sink s = { .f = out };
     /* start_lock keeps the workers from being freed while we read them */
-    pthread_mutex_lock(&may__S.start_lock);
+    may__lock(&may__S.start_lock, MAY__RANK_START);
     long r = dump_to(&s, 0);
-    pthread_mutex_unlock(&may__S.start_lock);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
     fflush(out);
     return r;
 }
@@ -446,9 +446,9 @@ static void dump_handler(int sig)
     (void)sig;
     int saved = errno;
     sink s = { .fd = 2 };
-    if (pthread_mutex_trylock(&may__S.start_lock) == 0) {
+    if (may__trylock(&may__S.start_lock, MAY__RANK_START) == 0) {
         dump_to(&s, 1);
-        pthread_mutex_unlock(&may__S.start_lock);
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
     } else {
         sk_str(&s, "may: coroutine dump skipped: the runtime is starting or stopping\n");
         sk_flush(&s);

@@ -195,9 +195,9 @@ void may__io_ready(uint64_t tag, uint32_t io)
     if (!e || !io)
         return;
     may__wakelist wl = { NULL };
-    pthread_mutex_lock(&e->lock);
+    may__lock(&e->lock, MAY__RANK_OBJECT);
     if (atomic_load_explicit(&e->gen, memory_order_relaxed) != (uint32_t)(tag >> 32)) {
-        pthread_mutex_unlock(&e->lock); /* an event from before a close */
+        may__unlock(&e->lock, MAY__RANK_OBJECT); /* an event from before a close */
         return;
     }
     if (io & (MAY__IO_HUP | MAY__IO_URG)) /* published by the rseq bump below */
@@ -216,7 +216,7 @@ void may__io_ready(uint64_t tag, uint32_t io)
         io_waiters_add(-1);
         may__wakelist_add(&wl, n, fired);
     }
-    pthread_mutex_unlock(&e->lock);
+    may__unlock(&e->lock, MAY__RANK_OBJECT);
     may__wakelist_wake(&wl);
 }
 
@@ -241,7 +241,7 @@ static int io_enter(int fd, fd_ent **ep, uint32_t *genp)
         *genp = g;
         return 0;
     }
-    pthread_mutex_lock(&e->lock);
+    may__lock(&e->lock, MAY__RANK_OBJECT);
     g = atomic_load_explicit(&e->gen, memory_order_relaxed);
     if (atomic_load_explicit(&e->reg, memory_order_relaxed) != pg) {
         int fl = fcntl(fd, F_GETFL);
@@ -259,7 +259,7 @@ static int io_enter(int fd, fd_ent **ep, uint32_t *genp)
     *ep = e;
     *genp = g;
 out_unlock:
-    pthread_mutex_unlock(&e->lock);
+    may__unlock(&e->lock, MAY__RANK_OBJECT);
     return r;
 }
 
@@ -274,13 +274,13 @@ static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uin
     io_waiter w = { .events = events };
     int fired = 0;
     may__wnode_arm(&w.wn, p);
-    pthread_mutex_lock(&e->lock);
+    may__lock(&e->lock, MAY__RANK_OBJECT);
     if (atomic_load_explicit(&e->gen, memory_order_relaxed) != gen) {
-        pthread_mutex_unlock(&e->lock);
+        may__unlock(&e->lock, MAY__RANK_OBJECT);
         return -EBADF;
     }
     if (atomic_load_explicit(&e->nopoll, memory_order_relaxed)) {
-        pthread_mutex_unlock(&e->lock);
+        may__unlock(&e->lock, MAY__RANK_OBJECT);
         return events;
     }
     if ((events & MAY__IO_R) && atomic_load_explicit(&e->rseq, memory_order_relaxed) != rs)
@@ -288,24 +288,24 @@ static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uin
     if ((events & MAY__IO_W) && atomic_load_explicit(&e->wseq, memory_order_relaxed) != ws)
         fired |= MAY__IO_W;
     if (fired || deadline == MAY_NOWAIT) {
-        pthread_mutex_unlock(&e->lock);
+        may__unlock(&e->lock, MAY__RANK_OBJECT);
         return fired ? fired : -ETIMEDOUT;
     }
     may__waitq_push(&e->waiters, &w.wn);
     io_waiters_add(1);
-    pthread_mutex_unlock(&e->lock);
+    may__unlock(&e->lock, MAY__RANK_OBJECT);
 
     may__wait_note(p, what[events & 3], (const void *)(intptr_t)fd);
     int r = may__wnode_park(&w.wn, deadline, 0);
     if (r == 0) /* relaxed: may__wnode_park read it with acquire */
         return atomic_load_explicit(&w.wn.state, memory_order_relaxed);
-    pthread_mutex_lock(&e->lock);
+    may__lock(&e->lock, MAY__RANK_OBJECT);
     if (may__waitq_abandon_locked(&e->waiters, &w.wn)) {
         io_waiters_add(-1);
-        pthread_mutex_unlock(&e->lock);
+        may__unlock(&e->lock, MAY__RANK_OBJECT);
         return r;
     }
-    pthread_mutex_unlock(&e->lock);
+    may__unlock(&e->lock, MAY__RANK_OBJECT);
     /* A waker claimed us and will wake us: wait for it, the node is ours. */
     return may__wnode_park_claimed(&w.wn);
 }
@@ -394,7 +394,7 @@ int may_fd_close(int fd)
     fd_ent *e = ent_get(fd, 0);
     may__wakelist wl = { NULL };
     if (e) {
-        pthread_mutex_lock(&e->lock);
+        may__lock(&e->lock, MAY__RANK_OBJECT);
         atomic_fetch_add_explicit(&e->gen, 1, memory_order_release);
         if (atomic_load_explicit(&e->reg, memory_order_relaxed) &&
             atomic_load_explicit(&e->reg, memory_order_relaxed) == may__poll_gen() &&
@@ -404,7 +404,7 @@ int may_fd_close(int fd)
         atomic_store_explicit(&e->nopoll, 0, memory_order_relaxed);
         io_waiters_add(-(long)e->waiters.len);
         may__waitq_claim_all(&e->waiters, &wl, -EBADF);
-        pthread_mutex_unlock(&e->lock);
+        may__unlock(&e->lock, MAY__RANK_OBJECT);
     }
     int r = close(fd) == 0 || may__errno_now() == EINTR ? 0 : -may__errno_now();
     may__wakelist_wake(&wl);
