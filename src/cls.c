@@ -92,7 +92,11 @@ int may_key_create(may_key_t *key, void (*destructor)(void *))
     for (unsigned i = 0; i < MAY_KEYS_MAX; i++) {
         uint64_t g = atomic_load_explicit(&keys[i].gen, memory_order_relaxed);
         if (!(g & 1)) {
-            atomic_store_explicit(&keys[i].dtor, destructor, memory_order_relaxed);
+            /* release: pairs with the acquire fence in dtor_of; a pass that
+             * reads this destructor then sees the delete that freed the
+             * slot (it happened before, through key_lock) in its second
+             * look at the generation */
+            atomic_store_explicit(&keys[i].dtor, destructor, memory_order_release);
             /* release: a destructor pass that reads the new generation
              * (acquire, in dtor_of) reads this destructor, not an older one */
             atomic_store_explicit(&keys[i].gen, g + 1, memory_order_release);
@@ -116,12 +120,9 @@ int may_key_delete(may_key_t key)
         return -EINVAL;
     }
     atomic_store_explicit(&keys[key].gen, g + 1, memory_order_relaxed);
-    /* release fence: whoever reads the NULL below (or a later destructor)
-     * and then fences with acquire (dtor_of) reads g + 1 or later on its
-     * second look at the generation, so it never takes a later key's
-     * destructor for generation g */
-    atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&keys[key].dtor, NULL, memory_order_relaxed);
+    /* release: pairs with the acquire fence in dtor_of; a pass that reads
+     * this NULL reads g + 1 or later on its second look at the generation */
+    atomic_store_explicit(&keys[key].dtor, NULL, memory_order_release);
     may__unlock(&key_lock, MAY__RANK_KEY);
     return 0;
 }
@@ -135,12 +136,16 @@ void may__cls_hold(int on)
 }
 
 /* The destructor of key i if its generation is still gen, else NULL.  A
- * seqlock read: the generation (acquire: pairs with the release store in
- * may_key_create, so the destructor read next is at least that one), the
- * destructor, an acquire fence (pairs with the release fence in
- * may_key_delete: a destructor stored after a delete makes the second
- * generation read see the delete), the generation again.  Both reads equal
- * to gen: no delete came between them, and the pointer is gen's. */
+ * seqlock read: the generation (acquire: pairs with the release store of
+ * the generation in may_key_create, so the destructor read next is gen's
+ * or a later one), the destructor, an acquire fence (pairs with the release
+ * store of whatever destructor was read: NULL by a delete, or a later
+ * key's by a create, which came after a delete through key_lock; either
+ * way that delete's new generation is visible from here on), the
+ * generation again.  Still gen: the pointer read is gen's own (a later
+ * one would have made the second read differ).  A delete racing with the
+ * pass may still see gen's destructor called once it has returned: the
+ * caller's race, as with pthread_key_delete. */
 static void (*dtor_of(unsigned i, uint64_t gen))(void *)
 {
     if (atomic_load_explicit(&keys[i].gen, memory_order_acquire) != gen)
