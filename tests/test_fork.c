@@ -6,8 +6,9 @@
  * coroutine and from the main thread while workers are busy spawning,
  * joining, passing messages and sleeping (so the runtime's locks are taken
  * all the time); the parent keeps working, and every child is reaped
- * within a timeout.  A fork after may_shutdown: the child may start a
- * runtime of its own. */
+ * within a timeout.  A child's may_fd_close of an inherited descriptor
+ * does not unregister it in the parent.  A fork after may_shutdown: the
+ * child may start a runtime of its own. */
 #include "test.h"
 #include <errno.h>
 #include <poll.h>
@@ -154,6 +155,12 @@ static void *fork_in_co(void *arg)
     return (void *)(intptr_t)pid;
 }
 
+static void *wait_readable(void *arg)
+{
+    return (void *)(intptr_t)may_fd_wait((int)(intptr_t)arg, MAY_READ,
+                                         may_deadline_in(TEST_MS(5000)));
+}
+
 static void *park_forever(void *arg)
 {
     (void)arg;
@@ -191,6 +198,29 @@ int main(void)
             child();
         reap(p);
     }
+
+    /* A child's may_fd_close of an inherited descriptor leaves the parent's
+     * registration of it alone (the epoll set is shared across the fork:
+     * the child's copy is closed at the fork, else the close would remove
+     * the parent's entry and the parent's waiter would never wake). */
+    int wp[2];
+    ASSERT_EQ(pipe(wp), 0);
+    ASSERT_EQ(may_fd_wait(wp[0], MAY_READ, MAY_NOWAIT), -ETIMEDOUT); /* registers it */
+    pid_t cp = fork();
+    ASSERT(cp >= 0);
+    if (cp == 0) {
+        ASSERT_EQ(may_fd_close(wp[0]), 0);
+        _exit(0);
+    }
+    reap(cp);
+    may_co_t *waiter;
+    ASSERT_EQ(may_spawn(&waiter, wait_readable, (void *)(intptr_t)wp[0], NULL), 0);
+    ASSERT_EQ(write(wp[1], "x", 1), 1);
+    void *ready;
+    ASSERT_EQ(may_join(waiter, &ready, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ((intptr_t)ready, MAY_READ);
+    ASSERT_EQ(may_fd_close(wp[0]), 0);
+    close(wp[1]);
 
     /* the parent runs on */
     atomic_store(&stop, 1);
