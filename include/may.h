@@ -27,8 +27,7 @@
  *     MAY_NOWAIT), and leaves the object as if it had never waited.
  *   - may_sleep, may_sleep_until and may_park do nothing but wait: they
  *     always fail with -ECANCELED.
- *   - Exceptions: may_once waits regardless (see there); the fd and socket
- *     calls given MAY_NOWAIT say -ETIMEDOUT where they would have waited.
+ *   - The exception: may_once waits regardless (see there).
  * A plain thread cannot be cancelled.  tests/test_cancel.c checks each kind
  * of call against this.
  *
@@ -658,8 +657,7 @@ MAY_API int may_select(may_select_case_t *cases, size_t n, int64_t deadline);
  * worker, TCP.  A coroutine that must wait parks (its worker runs others);
  * a plain thread sleeps.  Same conventions as above: -errno results,
  * absolute deadlines (-ETIMEDOUT), -ECANCELED in a cancelled coroutine by
- * the contract under Cancellation at the top (with MAY_NOWAIT these calls
- * say -ETIMEDOUT instead).
+ * the contract under Cancellation at the top.
  *
  * The first call on an fd registers it with the runtime's poller and sets
  * O_NONBLOCK on it (for a shared file description, such as a terminal, that

@@ -289,7 +289,7 @@ static int io_wait(int fd, fd_ent *e, uint32_t gen, int events, uint32_t rs, uin
         fired |= MAY__IO_W;
     if (fired || deadline == MAY_NOWAIT) {
         may__unlock(&e->lock, MAY__RANK_OBJECT);
-        return fired ? fired : -ETIMEDOUT;
+        return fired ? fired : may__wait_nowait_error(p);
     }
     may__waitq_push(&e->waiters, &w.wn);
     io_waiters_add(1);

@@ -5,8 +5,7 @@
  * coroutine that has ended, read a ready pipe...), and a call that would
  * have to wait fails with -ECANCELED at once: with no deadline, with a
  * far one, with one already passed and with MAY_NOWAIT (cancellation wins
- * over the deadline; the fd calls given MAY_NOWAIT are the documented
- * exception).  On a plain thread, which cannot be cancelled,
+ * over the deadline, for the fd calls too).  On a plain thread, which cannot be cancelled,
  * may_sleep_until(MAY_FOREVER) is -EINVAL. */
 #include "test.h"
 #include <errno.h>
@@ -177,19 +176,17 @@ static int w_offload(void)
 static const struct {
     const char *what;
     int (*fn)(void);
-    int fd_call;
 } waits[] = {
-    { "sleep", w_sleep, 0 },         { "park", w_park, 0 },
-    { "mutex", w_mutex, 0 },         { "wrlock", w_wrlock, 0 },
-    { "sem", w_sem, 0 },             { "event", w_event, 0 },
-    { "wg", w_wg, 0 },               { "barrier", w_barrier, 0 },
-    { "recv", w_recv, 0 },           { "send full", w_send_full, 0 },
-    { "send rendezvous", w_send_rdv, 0 }, { "select", w_select, 0 },
-    { "cond", w_cond, 0 },           { "join", w_join, 0 },
-    { "fd_wait", w_fd_wait, 1 },     { "read", w_read, 1 },
-    { "offload", w_offload, 0 },
+    { "sleep", w_sleep },         { "park", w_park },
+    { "mutex", w_mutex },         { "wrlock", w_wrlock },
+    { "sem", w_sem },             { "event", w_event },
+    { "wg", w_wg },               { "barrier", w_barrier },
+    { "recv", w_recv },           { "send full", w_send_full },
+    { "send rendezvous", w_send_rdv }, { "select", w_select },
+    { "cond", w_cond },           { "join", w_join },
+    { "fd_wait", w_fd_wait },     { "read", w_read },
+    { "offload", w_offload },
 };
-
 static void fails_at_once(void)
 {
     /* no deadline, a far one, one already passed, "do not wait" */
@@ -200,8 +197,7 @@ static void fails_at_once(void)
             int64_t t0 = may_now();
             int r = waits[i].fn();
             int64_t took = may_now() - t0;
-            /* the documented exception: the fd calls given MAY_NOWAIT */
-            int want = dl == MAY_NOWAIT && waits[i].fd_call ? -ETIMEDOUT : -ECANCELED;
+            int want = -ECANCELED;
             if (r != want)
                 fprintf(stderr, "%s with deadline %lld: %d\n", waits[i].what, (long long)dl, r);
             ASSERT_EQ(r, want);
