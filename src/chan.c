@@ -311,12 +311,18 @@ static int try_recv_locked(may_chan_t *ch, void *elem, int *res, may__parker **w
     return 0;
 }
 
+/* try_send_locked (send) or try_recv_locked. */
+static inline int try_op_locked(may_chan_t *ch, void *elem, int send, int *res, may__parker **wk)
+{
+    return send ? try_send_locked(ch, elem, res, wk) : try_recv_locked(ch, elem, res, wk);
+}
+
 static int chan_op(may_chan_t *ch, void *elem, int64_t deadline, int send)
 {
     may__parker *wk = NULL;
     int res;
     spin_lock(&ch->lock);
-    int done = send ? try_send_locked(ch, elem, &res, &wk) : try_recv_locked(ch, elem, &res, &wk);
+    int done = try_op_locked(ch, elem, send, &res, &wk);
     if (done) {
         spin_unlock(&ch->lock);
         wake(wk);
@@ -364,30 +370,30 @@ int may_chan_recv(may_chan_t *ch, void *elem, int64_t deadline)
     return chan_op(ch, elem, deadline, 0);
 }
 
+/* may_chan_trysend (send) and may_chan_tryrecv. */
+static int chan_try(may_chan_t *ch, void *elem, int send)
+{
+    may__parker *wk = NULL;
+    int res;
+    spin_lock(&ch->lock);
+    int done = try_op_locked(ch, elem, send, &res, &wk);
+    spin_unlock(&ch->lock);
+    wake(wk);
+    return done ? res : -EAGAIN;
+}
+
 int may_chan_trysend(may_chan_t *ch, const void *elem)
 {
     if (!ch || (!elem && ch->esz))
         return -EINVAL;
-    may__parker *wk = NULL;
-    int res;
-    spin_lock(&ch->lock);
-    int done = try_send_locked(ch, elem, &res, &wk);
-    spin_unlock(&ch->lock);
-    wake(wk);
-    return done ? res : -EAGAIN;
+    return chan_try(ch, (void *)elem, 1);
 }
 
 int may_chan_tryrecv(may_chan_t *ch, void *elem)
 {
     if (!ch)
         return -EINVAL;
-    may__parker *wk = NULL;
-    int res;
-    spin_lock(&ch->lock);
-    int done = try_recv_locked(ch, elem, &res, &wk);
-    spin_unlock(&ch->lock);
-    wake(wk);
-    return done ? res : -EAGAIN;
+    return chan_try(ch, elem, 0);
 }
 
 int may_chan_close(may_chan_t *ch)
@@ -522,8 +528,7 @@ int may_select(may_select_case_t *cases, size_t n, int64_t deadline)
         may_select_case_t *c = &cases[i];
         may__parker *wk = NULL;
         int res;
-        int done = c->op == MAY_SELECT_SEND ? try_send_locked(c->chan, c->elem, &res, &wk)
-                                            : try_recv_locked(c->chan, c->elem, &res, &wk);
+        int done = try_op_locked(c->chan, c->elem, c->op == MAY_SELECT_SEND, &res, &wk);
         if (done) {
             unlock_all(chans, nch);
             wake(wk);

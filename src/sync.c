@@ -82,37 +82,30 @@ enum {
     WN_WOKEN = 2,
 };
 
-/* Wait on n, which was queued on q under lock (released since), for a
- * grant: 0.  If the wait fails, end it as waitq.c says: n withdrawn under
- * lock (*nwait, if given, one less: the waiter count of the semaphore and
- * the wait group), the error returned, *late false; or, when a waker had
- * claimed n meanwhile, its wake awaited, the error returned, and *late
- * true: the caller keeps the grant or passes it on. */
-static int wait_queued(spin_t *lock, may__waitq *q, may__wnode *n, int64_t deadline,
-                       _Atomic size_t *nwait, bool *late)
+/* End a wait on n (queued on q, under lock) whose park failed, as waitq.c
+ * says.  false: n is withdrawn (*nwait, if given, one less: the waiter
+ * count of the semaphore and the wait group).  true: a waker had claimed n
+ * meanwhile; its wake has come, and the caller keeps the grant or passes it
+ * on as if it had never waited. */
+static bool wait_abandon(spin_t *lock, may__waitq *q, may__wnode *n, _Atomic size_t *nwait)
 {
-    *late = false;
-    int r = may__wnode_park(n, deadline, 0);
-    if (r == 0)
-        return 0;
     spin_lock(lock);
     if (may__waitq_abandon_locked(q, n)) {
         if (nwait)
             atomic_fetch_sub_explicit(nwait, 1, memory_order_relaxed);
         spin_unlock(lock);
-        return r;
+        return false;
     }
     spin_unlock(lock);
     may__wnode_park_claimed(n);
-    *late = true;
-    return r;
+    return true;
 }
 
 /* The whole wait of an object whose late grant is kept (barrier, wait
  * group, event: what the waiter waited for did happen, failure or not):
  * queue the caller (parker p) on q, whose lock the caller holds, release
- * the lock, and wait as wait_queued does.  0 once granted (in time or
- * late), or the wait's error. */
+ * the lock, and wait.  0 once granted (in time, or late: see
+ * wait_abandon), or the wait's error. */
 static int queue_and_wait(spin_t *lock, may__waitq *q, may__parker *p, const char *what,
                           const void *obj, int64_t deadline, _Atomic size_t *nwait)
 {
@@ -121,9 +114,10 @@ static int queue_and_wait(spin_t *lock, may__waitq *q, may__parker *p, const cha
     may__waitq_push(q, &n);
     spin_unlock(lock);
     may__wait_note(p, what, obj);
-    bool late;
-    int r = wait_queued(lock, q, &n, deadline, nwait, &late);
-    return late ? 0 : r;
+    int r = may__wnode_park(&n, deadline, 0);
+    if (r < 0 && wait_abandon(lock, q, &n, nwait))
+        r = 0;
+    return r;
 }
 
 /* The body of every constructor here: a zeroed object of size bytes into
@@ -828,9 +822,8 @@ int may_sem_wait(may_sem_t *s, int64_t deadline)
     may__wakelist_wake(&wl);
 
     may__wait_note(p, "semaphore", s);
-    bool late;
-    int r = wait_queued(&s->qlock, &s->q, &n, deadline, &s->nwait, &late);
-    if (late)
+    int r = may__wnode_park(&n, deadline, 0);
+    if (r < 0 && wait_abandon(&s->qlock, &s->q, &n, &s->nwait))
         may_sem_post(s); /* the unit we got goes to the next one */
     return r;
 }
