@@ -40,11 +40,11 @@
  *     them) never block on a lock held by a thread that is gone.  The
  *     offload pool does the same for its own lock (src/offload.c).
  *
- * Not covered: a lock inside a sync object or channel, a scope's lock, the
- * timer heap's lock and the per-descriptor locks of src/io.c are not
- * taken, so a child that uses an object another thread was using at the
- * fork may block on it, as with a pthread mutex; such a child should
- * exec.
+ * Not covered: a lock inside a sync object or channel and the
+ * per-descriptor locks of src/io.c are not taken (there is one per object
+ * and per fd), so a child that uses an object or fd another thread was
+ * using at the fork may block on it, as with a pthread mutex; such a
+ * child should exec.
  *
  * A fork while the runtime is stopped (never started, or after
  * may_shutdown) is not special: the child may start a runtime of its own.
@@ -54,7 +54,8 @@
  * start lock: glibc runs the prepare handlers under its own atfork lock,
  * which registering under the start lock would invert).
  *
- * Lock order in rt_fork_prepare: start_lock, key_lock, then, while the
+ * Lock order in rt_fork_prepare: start_lock, the scope lock, key_lock,
+ * the timer lock, then, while the
  * runtime runs, every worker's inbox lock (in index order; the rank
  * checker does not see these, as it forbids two locks of one rank, and
  * nothing else ever holds two inbox locks), the global queue's and the
@@ -74,8 +75,10 @@ static int ran_at_fork;
 static void rt_fork_prepare(void)
 {
     may__lock(&may__S.start_lock, MAY__RANK_START);
+    may__scope_hold(1);
     may__cls_hold(1);
     ran_at_fork = atomic_load_explicit(&may__S.state, memory_order_relaxed) == 2;
+    may__timers_hold(1);
     if (ran_at_fork) {
         for (int i = 0; i < may__S.nworkers; i++)
             pthread_mutex_lock(&may__S.workers[i]->inbox_lock);
@@ -85,8 +88,8 @@ static void rt_fork_prepare(void)
     may__stacks_hold(1);
 }
 
-/* Release what rt_fork_prepare took, in reverse. */
-static void rt_release_all(void)
+/* Release what rt_fork_prepare took, in reverse (child: in the child). */
+static void rt_release_all(int child)
 {
     may__stacks_hold(0);
     if (ran_at_fork) {
@@ -95,13 +98,15 @@ static void rt_release_all(void)
         for (int i = may__S.nworkers - 1; i >= 0; i--)
             pthread_mutex_unlock(&may__S.workers[i]->inbox_lock);
     }
+    may__timers_hold(0);
     may__cls_hold(0);
+    may__scope_hold(child ? -1 : 0);
     may__unlock(&may__S.start_lock, MAY__RANK_START);
 }
 
 static void rt_fork_parent(void)
 {
-    rt_release_all();
+    rt_release_all(0);
 }
 
 /* In the child, on the thread that called fork (the only one). */
@@ -116,7 +121,7 @@ static void rt_fork_child(void)
     /* The locks were taken by this very thread, whose copy this is, so
      * unlocking them is an ordinary unlock (and the rank checker's record
      * of them, a thread-local, was copied with it). */
-    rt_release_all();
+    rt_release_all(1);
 }
 
 static void rt_atfork_register(void)

@@ -487,6 +487,8 @@ struct may__cls_slot;
 void may__cls_run_destructors(struct may__cls_slot *cls);
 /* Take (1) or release (0) the key lock (src/fork.c). */
 void may__cls_hold(int on);
+void may__scope_hold(int on);
+void may__timers_hold(int on);
 /* Register the fork handlers (once); -ENOTRECOVERABLE in the child of a
  * fork made while the runtime ran (src/fork.c).  Not under any lock. */
 int may__fork_guard(void);

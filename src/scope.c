@@ -25,6 +25,24 @@ struct may_scope {
 
 static pthread_mutex_t scope_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 
+/* The fork handlers (src/fork.c): take (1) or release (0) the scope lock;
+ * in the child, -1 releases it by making it anew, since the lock is
+ * recursive and a recursive mutex records its owner's thread id, which the
+ * child's thread does not have (an unlock there fails with EPERM and
+ * leaves it held). */
+void may__scope_hold(int on)
+{
+    if (on > 0) {
+        may__lock(&scope_lock, MAY__RANK_SCOPE);
+    } else if (on == 0) {
+        may__unlock(&scope_lock, MAY__RANK_SCOPE);
+    } else {
+        MAY__RANK_RELEASE(MAY__RANK_SCOPE, &scope_lock);
+        pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+        memcpy(&scope_lock, &fresh, sizeof fresh);
+    }
+}
+
 int may_scope_new(may_scope_t **out)
 {
     if (!out)

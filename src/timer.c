@@ -201,6 +201,15 @@ int64_t may__timers_next(void)
     return atomic_load_explicit(&next_deadline, memory_order_relaxed);
 }
 
+/* Take (on) or release the timer lock: the fork handlers (src/fork.c). */
+void may__timers_hold(int on)
+{
+    if (on)
+        may__lock(&tlock, MAY__RANK_TIMER);
+    else
+        may__unlock(&tlock, MAY__RANK_TIMER);
+}
+
 uint64_t may__timers_count(void)
 {
     may__lock(&tlock, MAY__RANK_TIMER);
