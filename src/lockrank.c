@@ -25,13 +25,19 @@ static const char *const rank_names[] = {
     [MAY__RANK_STACK] = "stack",
 };
 
+/* TSan sees each coroutine as a fiber of its own, so two coroutines that
+ * run one after the other on a thread look to it like two threads sharing
+ * these thread-locals; they never overlap (no lock is held across a
+ * switch), so its checks are off for the functions below. */
+#define NO_TSAN __attribute__((no_sanitize("thread")))
+
 static __thread struct {
     int rank;
     const void *lock;
 } held[MAX_HELD];
 static __thread int nheld;
 
-static _Noreturn void violation(const char *what, int rank, const void *lock)
+NO_TSAN static _Noreturn void violation(const char *what, int rank, const void *lock)
 {
     fprintf(stderr, "may: lock rank violation: %s %s lock %p; held:", what, rank_names[rank],
             lock);
@@ -41,7 +47,7 @@ static _Noreturn void violation(const char *what, int rank, const void *lock)
     abort();
 }
 
-void may__rank_acquire(int rank, const void *lock, int try)
+NO_TSAN void may__rank_acquire(int rank, const void *lock, int try)
 {
     if (rank == MAY__RANK_SCOPE) {
         /* the one recursive lock: cancelling a scope's child cancels the
@@ -65,7 +71,7 @@ record:
     nheld++;
 }
 
-void may__rank_release(int rank, const void *lock)
+NO_TSAN void may__rank_release(int rank, const void *lock)
 {
     for (int i = nheld - 1; i >= 0; i--) {
         if (held[i].lock == lock) {
@@ -78,7 +84,7 @@ void may__rank_release(int rank, const void *lock)
     violation("releasing (not held)", rank, lock);
 }
 
-void may__rank_assert_held(int rank, const void *lock, const char *where)
+NO_TSAN void may__rank_assert_held(int rank, const void *lock, const char *where)
 {
     for (int i = 0; i < nheld; i++)
         if (held[i].lock == lock)
