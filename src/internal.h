@@ -463,11 +463,22 @@ int may__io_register(int fd);
 int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel);
 int may__join_reap(may_co_t *co, void **result);
 
-/* Stop and join the offload helpers (src/offload.c); safe to repeat. */
+/* ---- the offload pool (src/offload.c) --------------------------------- */
+
+/* Stop and join the offload helpers; safe to repeat. */
 void may__offload_shutdown(void);
+/* may_offload_ex (drop may be NULL).  With uninterruptible set, a caller
+ * whose wait fails while fn runs waits for fn's end and returns its result
+ * instead of abandoning the job: for fn that uses the caller's memory (the
+ * file calls, src/file.c). */
+int may__offload(void *(*fn)(void *), void *arg, void **result,
+                 void (*drop)(void *arg, void *result, bool ran), int uninterruptible,
+                 int64_t deadline);
+
+/* ---- addresses (src/resolve.c) ----------------------------------------- */
 
 /* "host:port" (may_parse_host_port's grammar) as the socket addresses to
- * try, in order (src/offload.c).  "localhost" is loopback without a lookup
+ * try, in order.  "localhost" is loopback without a lookup
  * (127.0.0.1, then ::1); ":port" is the wildcard when passive (listen,
  * bind: [::], then 0.0.0.0), else loopback like "localhost"; a literal is
  * itself; a name is may_resolve's first address.  family AF_INET or

@@ -1,7 +1,7 @@
 /*
  * offload.c - a pool of helper threads for calls that can only block
- * (getaddrinfo, file I/O, libraries with no non-blocking API), and the name
- * resolution and file helpers built on it.
+ * (getaddrinfo, file I/O, libraries with no non-blocking API).  The name
+ * resolution (src/resolve.c) and file calls (src/file.c) are built on it.
  *
  * Why.  A coroutine that calls getaddrinfo or pread blocks its worker: every
  * coroutine queued there waits too, and with one worker the whole runtime
@@ -37,7 +37,7 @@
  * A caller whose wait fails takes P.lock and looks: QUEUED, it unlinks the
  * job and returns the error; RUNNING, it marks the job ABANDONED and returns
  * at once (unless the job is "uninterruptible": file I/O into the caller's
- * buffer, where it waits for the end instead); DONE, the helper has decided
+ * buffer, src/file.c, where it waits for the end instead); DONE, the helper has decided
  * to wake it, so it waits for that wake (ignoring cancellation: the wake is
  * certain and quick) and returns the result as a success.  After its return
  * nothing touches the caller's parker or memory: a helper reads the node's
@@ -77,17 +77,8 @@
 #include "internal.h"
 #include "waitq.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 
 #define IDLE_NS (10LL * 1000000000) /* an idle helper exits after this */
 #define DEFAULT_THREADS 64
@@ -381,8 +372,9 @@ static void wait_done(job *j)
         ;
 }
 
-static int offload(void *(*fn)(void *), void *arg, int64_t deadline, void **result, drop_fn drop,
-                   int uninterruptible)
+/* may_offload_ex, and the uninterruptible jobs of src/file.c (internal.h). */
+int may__offload(void *(*fn)(void *), void *arg, void **result, drop_fn drop, int uninterruptible,
+                 int64_t deadline)
 {
     int r;
     if (!fn) {
@@ -473,363 +465,11 @@ out_drop:
 
 int may_offload(void *(*fn)(void *), void *arg, void **result, int64_t deadline)
 {
-    return offload(fn, arg, deadline, result, NULL, 0);
+    return may__offload(fn, arg, result, NULL, 0, deadline);
 }
 
 int may_offload_ex(void *(*fn)(void *), void *arg, void **result,
                    void (*drop)(void *arg, void *result, bool ran), int64_t deadline)
 {
-    return offload(fn, arg, deadline, result, drop, 0);
-}
-
-/* ---- name resolution ---------------------------------------------------- */
-
-/* getaddrinfo's EAI_* codes as negative errno values (documented in may.h). */
-static int gai_errno(int rc, int sys_errno)
-{
-    switch (rc) {
-    case 0:
-        return 0;
-    case EAI_NONAME:
-    case EAI_SERVICE:
-        return -ENOENT;
-#ifdef EAI_NODATA
-    case EAI_NODATA:
-        return -ENODATA;
-#endif
-#ifdef EAI_ADDRFAMILY
-    case EAI_ADDRFAMILY:
-        return -ENODATA;
-#endif
-    case EAI_AGAIN:
-        return -EAGAIN;
-    case EAI_FAIL:
-        return -EIO;
-    case EAI_FAMILY:
-        return -EAFNOSUPPORT;
-    case EAI_SOCKTYPE:
-        return -ESOCKTNOSUPPORT;
-    case EAI_MEMORY:
-        return -ENOMEM;
-    case EAI_BADFLAGS:
-        return -EINVAL;
-    case EAI_OVERFLOW:
-        return -ENAMETOOLONG;
-    case EAI_SYSTEM:
-        return sys_errno > 0 ? -sys_errno : -EIO;
-    default:
-        return -EIO;
-    }
-}
-
-#define HOST_MAX 1024 /* NI_MAXHOST - 1 */
-#define PORT_MAX 64
-
-typedef struct resolve_req {
-    struct addrinfo hints;
-    int rc; /* negative errno or 0 */
-    socklen_t len;
-    struct sockaddr_storage addr;
-    const char *host, *port; /* into strs; NULL for none */
-    char strs[];
-} resolve_req;
-
-/* getaddrinfo, keeping the first address.  0 or -errno. */
-static int gai_first(resolve_req *q)
-{
-    struct addrinfo *ai = NULL;
-    int rc = getaddrinfo(q->host, q->port, &q->hints, &ai);
-    int e = errno;
-    if (rc != 0)
-        return gai_errno(rc, e);
-    if (!ai || ai->ai_addrlen > sizeof q->addr) {
-        freeaddrinfo(ai);
-        return -ENODATA;
-    }
-    memcpy(&q->addr, ai->ai_addr, ai->ai_addrlen);
-    q->len = ai->ai_addrlen;
-    freeaddrinfo(ai);
-    return 0;
-}
-
-static void *resolve_job(void *arg)
-{
-    resolve_req *q = arg;
-    q->rc = gai_first(q);
-    return NULL;
-}
-
-static void resolve_drop(void *arg, void *result, bool ran)
-{
-    (void)result;
-    (void)ran;
-    free(arg);
-}
-
-int may_resolve(const char *host, const char *port, int family, int socktype,
-                struct sockaddr_storage *out, socklen_t *outlen, int64_t deadline)
-{
-    if (!out || (family != AF_UNSPEC && family != AF_INET && family != AF_INET6))
-        return -EINVAL;
-    if (host && !*host)
-        host = NULL;
-    if (port && !*port)
-        port = NULL;
-    if (!host && !port)
-        return -EINVAL;
-    size_t hl = host ? strlen(host) : 0, pl = port ? strlen(port) : 0;
-    if (hl > HOST_MAX || pl > PORT_MAX)
-        return -ENAMETOOLONG;
-    resolve_req *q = malloc(sizeof *q + hl + pl + 2);
-    if (!q)
-        return -ENOMEM;
-    memset(q, 0, sizeof *q);
-    memcpy(q->strs, host ? host : "", hl + 1);
-    memcpy(q->strs + hl + 1, port ? port : "", pl + 1);
-    q->host = host ? q->strs : NULL;
-    q->port = port ? q->strs + hl + 1 : NULL;
-    q->hints.ai_family = family;
-    q->hints.ai_socktype = socktype;
-    q->hints.ai_flags = host ? 0 : AI_PASSIVE;
-
-    /* Numeric host and port: no lookup, so no helper. */
-    q->hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
-    int r = gai_first(q);
-    q->hints.ai_flags &= ~(AI_NUMERICHOST | AI_NUMERICSERV);
-    if (r == -ENOENT) {
-        /* A name to look up: on the pool.  On failure the drop hook owns q. */
-        r = may_offload_ex(resolve_job, q, NULL, resolve_drop, deadline);
-        if (r < 0)
-            return r;
-        r = q->rc;
-    }
-    if (r == 0) {
-        *out = q->addr;
-        if (outlen)
-            *outlen = q->len;
-    }
-    free(q);
-    return r;
-}
-
-/* The one grammar of "host:port" (may.h): "host:port", "[v6addr]:port" or
- * ":port".  Every call that takes an address comes through here (through
- * may__host_port_addrs below), so they all accept and refuse the same
- * strings with the same errors. */
-int may_parse_host_port(const char *s, char *host, size_t hostlen, char *port, size_t portlen)
-{
-    if (!s || !host || !port || !hostlen || !portlen)
-        return -EINVAL;
-    const char *h, *he, *pp;
-    if (*s == '[') {
-        h = s + 1;
-        he = strchr(h, ']');
-        if (!he || he[1] != ':')
-            return -EINVAL;
-        if (he == h || memchr(h, '[', (size_t)(he - h)))
-            return -EINVAL;
-        pp = he + 2;
-    } else {
-        h = s;
-        he = strchr(s, ':');
-        if (!he)
-            return -EINVAL; /* missing port */
-        pp = he + 1;
-        if (strchr(pp, ':'))
-            return -EINVAL; /* too many colons: an IPv6 address needs [] */
-        if (memchr(h, '[', (size_t)(he - h)) || memchr(h, ']', (size_t)(he - h)))
-            return -EINVAL;
-    }
-    if (!*pp || strpbrk(pp, "[]:"))
-        return -EINVAL;
-    size_t hl = (size_t)(he - h), pl = strlen(pp);
-    if (hl >= hostlen || pl >= portlen)
-        return -ENAMETOOLONG;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    memcpy(port, pp, pl + 1);
-    return 0;
-}
-
-/* "localhost" names loopback (RFC 6761, section 6.3): recognised here, not
- * looked up, so neither /etc/hosts nor a DNS answer can point it elsewhere,
- * and no helper thread is needed. */
-static int host_is_localhost(const char *h)
-{
-    return strcasecmp(h, "localhost") == 0 || strcasecmp(h, "localhost.") == 0;
-}
-
-/* The address `numeric` (a literal of family fam) with the port of `like`. */
-static void addr_with_port(const char *numeric, int fam, const struct sockaddr_storage *like,
-                           struct sockaddr_storage *out, socklen_t *len)
-{
-    uint16_t port = like->ss_family == AF_INET ? ((const struct sockaddr_in *)like)->sin_port
-                                               : ((const struct sockaddr_in6 *)like)->sin6_port;
-    memset(out, 0, sizeof *out);
-    if (fam == AF_INET) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-        s4->sin_family = AF_INET;
-        s4->sin_port = port;
-        inet_pton(AF_INET, numeric, &s4->sin_addr);
-        *len = sizeof *s4;
-    } else {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = port;
-        inet_pton(AF_INET6, numeric, &s6->sin6_addr);
-        *len = sizeof *s6;
-    }
-}
-
-/* See internal.h.  The two-address cases ("localhost", ":port") are fixed
- * literals: loopback IPv4 first (what Go's net.Listen("tcp",
- * "localhost:0") binds), then IPv6; the wildcard IPv6 first (dual stack, so
- * it covers IPv4 too), then IPv4.  The port is resolved once, with the
- * first address; a service name goes to the pool like a host name. */
-int may__host_port_addrs(const char *hp, int family, int socktype, bool passive, may__addrs *out,
-                         int64_t deadline)
-{
-    char host[HOST_MAX + 1], port[PORT_MAX + 1];
-    out->n = 0;
-    int r = may_parse_host_port(hp, host, sizeof host, port, sizeof port);
-    if (r < 0)
-        return r;
-    if (host[0] && !host_is_localhost(host)) {
-        r = may_resolve(host, port, family, socktype, &out->addr[0], &out->len[0], deadline);
-        out->n = r == 0;
-        return r;
-    }
-    static const char *const loopback[2] = { "127.0.0.1", "::1" }, *const any[2] = { "::", "0.0.0.0" };
-    const char *const *lit = !host[0] && passive ? any : loopback;
-    for (int i = 0; i < 2; i++) {
-        int fam = strchr(lit[i], ':') ? AF_INET6 : AF_INET;
-        if (family != AF_UNSPEC && family != fam)
-            continue;
-        if (out->n == 0) {
-            r = may_resolve(lit[i], port, fam, socktype, &out->addr[0], &out->len[0], deadline);
-            if (r < 0)
-                return r;
-        } else {
-            addr_with_port(lit[i], fam, &out->addr[0], &out->addr[1], &out->len[1]);
-        }
-        out->n++;
-    }
-    return 0;
-}
-
-/* ---- file I/O ----------------------------------------------------------- */
-
-enum { F_READ, F_WRITE, F_FSYNC };
-
-typedef struct file_req {
-    int op;         /* F_* */
-    int fd;
-    void *buf;      /* the caller's buffer */
-    size_t n;
-    int64_t off;    /* -1: the file offset */
-    ssize_t ret;    /* bytes or -errno */
-} file_req;
-
-static void *file_job(void *arg)
-{
-    file_req *q = arg;
-    ssize_t r;
-    do {
-        switch (q->op) {
-        case F_READ:
-            r = q->off < 0 ? read(q->fd, q->buf, q->n) : pread(q->fd, q->buf, q->n, (off_t)q->off);
-            break;
-        case F_WRITE:
-            r = q->off < 0 ? write(q->fd, q->buf, q->n)
-                           : pwrite(q->fd, q->buf, q->n, (off_t)q->off);
-            break;
-        default:
-            r = fsync(q->fd);
-            break;
-        }
-    } while (r < 0 && errno == EINTR);
-    q->ret = r < 0 ? -errno : r;
-    return NULL;
-}
-
-/* The request lives on the caller's stack: the job is uninterruptible once
- * started, so the caller outlives it. */
-static ssize_t file_op(file_req *q, int64_t deadline)
-{
-    if (q->fd < 0 || (q->off < -1))
-        return -EINVAL;
-    if (q->n > SSIZE_MAX)
-        q->n = SSIZE_MAX;
-    int r = offload(file_job, q, deadline, NULL, NULL, 1);
-    return r < 0 ? r : q->ret;
-}
-
-ssize_t may_file_read(int fd, void *buf, size_t n, int64_t off, int64_t deadline)
-{
-    file_req q = { .op = F_READ, .fd = fd, .buf = buf, .n = n, .off = off };
-    return file_op(&q, deadline);
-}
-
-ssize_t may_file_write(int fd, const void *buf, size_t n, int64_t off, int64_t deadline)
-{
-    file_req q = { .op = F_WRITE, .fd = fd, .buf = (void *)buf, .n = n, .off = off };
-    return file_op(&q, deadline);
-}
-
-int may_file_fsync(int fd, int64_t deadline)
-{
-    file_req q = { .op = F_FSYNC, .fd = fd, .off = -1 };
-    return (int)file_op(&q, deadline);
-}
-
-typedef struct open_req {
-    int flags;
-    mode_t mode;
-    int ret; /* fd or -errno */
-    char path[];
-} open_req;
-
-static void *open_job(void *arg)
-{
-    open_req *q = arg;
-    int fd;
-    do
-        fd = open(q->path, q->flags, q->mode);
-    while (fd < 0 && errno == EINTR);
-    q->ret = fd < 0 ? -errno : fd;
-    return NULL;
-}
-
-/* An abandoned open must not leak the descriptor it made. */
-static void open_drop(void *arg, void *result, bool ran)
-{
-    (void)result;
-    open_req *q = arg;
-    if (ran && q->ret >= 0)
-        close(q->ret);
-    free(q);
-}
-
-int may_file_open(const char *path, int flags, mode_t mode, int64_t deadline)
-{
-    if (!path)
-        return -EINVAL;
-    size_t len = strlen(path);
-    if (len >= PATH_MAX)
-        return -ENAMETOOLONG;
-    open_req *q = malloc(sizeof *q + len + 1);
-    if (!q)
-        return -ENOMEM;
-    q->flags = flags;
-    q->mode = mode;
-    q->ret = -EIO;
-    memcpy(q->path, path, len + 1);
-    /* Abandonable (a FIFO or a hung NFS server can block open forever): the
-     * request is heap memory and open_drop closes a late descriptor. */
-    int r = may_offload_ex(open_job, q, NULL, open_drop, deadline);
-    if (r < 0)
-        return r;
-    r = q->ret;
-    free(q);
-    return r;
+    return may__offload(fn, arg, result, drop, 0, deadline);
 }

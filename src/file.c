@@ -1,0 +1,147 @@
+/*
+ * file.c - file I/O on the offload pool: may_file_open, may_file_read,
+ * may_file_write, may_file_fsync.
+ *
+ * Why.  epoll says a regular file is always ready, yet read(2) may wait for
+ * the disk (or an NFS server, or a FIFO's writer), and a worker that waits
+ * stops every coroutine queued on it.  So each call runs on a helper of the
+ * offload pool (src/offload.c) while the caller parks.  io_uring could do
+ * this without threads; it would sit behind the same calls.
+ *
+ * Two kinds of job.  read, write and fsync use the caller's buffer, so they
+ * cannot be abandoned once a helper runs them: the request lives on the
+ * caller's stack and the job is uninterruptible (may__offload): a deadline
+ * or cancellation that comes while it runs waits for the end and returns
+ * its result.  Still queued, it is taken back and never runs.  open copies
+ * the path into a heap request and may be abandoned (a FIFO or a hung file
+ * server can block open forever); the drop hook (open_drop) then frees the
+ * request and closes a descriptor that arrives late, so none leaks.
+ *
+ * Each system call is retried on EINTR; errors are its -errno.
+ *
+ * Lock order and memory ordering: this file has no lock and no shared
+ * state of its own.  The helper writes the request's result before the
+ * pool claims the job (release) and wakes the caller, whose wait reads the
+ * claim with acquire (src/offload.c).
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { F_READ, F_WRITE, F_FSYNC };
+
+typedef struct file_req {
+    int op;         /* F_* */
+    int fd;
+    void *buf;      /* the caller's buffer */
+    size_t n;
+    int64_t off;    /* -1: the file offset */
+    ssize_t ret;    /* bytes or -errno */
+} file_req;
+
+static void *file_job(void *arg)
+{
+    file_req *q = arg;
+    ssize_t r;
+    do {
+        switch (q->op) {
+        case F_READ:
+            r = q->off < 0 ? read(q->fd, q->buf, q->n) : pread(q->fd, q->buf, q->n, (off_t)q->off);
+            break;
+        case F_WRITE:
+            r = q->off < 0 ? write(q->fd, q->buf, q->n)
+                           : pwrite(q->fd, q->buf, q->n, (off_t)q->off);
+            break;
+        default:
+            r = fsync(q->fd);
+            break;
+        }
+    } while (r < 0 && errno == EINTR);
+    q->ret = r < 0 ? -errno : r;
+    return NULL;
+}
+
+/* The request lives on the caller's stack: the job is uninterruptible once
+ * started, so the caller outlives it. */
+static ssize_t file_op(file_req *q, int64_t deadline)
+{
+    if (q->fd < 0 || (q->off < -1))
+        return -EINVAL;
+    if (q->n > SSIZE_MAX)
+        q->n = SSIZE_MAX;
+    int r = may__offload(file_job, q, NULL, NULL, 1, deadline);
+    return r < 0 ? r : q->ret;
+}
+
+ssize_t may_file_read(int fd, void *buf, size_t n, int64_t off, int64_t deadline)
+{
+    file_req q = { .op = F_READ, .fd = fd, .buf = buf, .n = n, .off = off };
+    return file_op(&q, deadline);
+}
+
+ssize_t may_file_write(int fd, const void *buf, size_t n, int64_t off, int64_t deadline)
+{
+    file_req q = { .op = F_WRITE, .fd = fd, .buf = (void *)buf, .n = n, .off = off };
+    return file_op(&q, deadline);
+}
+
+int may_file_fsync(int fd, int64_t deadline)
+{
+    file_req q = { .op = F_FSYNC, .fd = fd, .off = -1 };
+    return (int)file_op(&q, deadline);
+}
+
+typedef struct open_req {
+    int flags;
+    mode_t mode;
+    int ret; /* fd or -errno */
+    char path[];
+} open_req;
+
+static void *open_job(void *arg)
+{
+    open_req *q = arg;
+    int fd;
+    do
+        fd = open(q->path, q->flags, q->mode);
+    while (fd < 0 && errno == EINTR);
+    q->ret = fd < 0 ? -errno : fd;
+    return NULL;
+}
+
+/* An abandoned open must not leak the descriptor it made. */
+static void open_drop(void *arg, void *result, bool ran)
+{
+    (void)result;
+    open_req *q = arg;
+    if (ran && q->ret >= 0)
+        close(q->ret);
+    free(q);
+}
+
+int may_file_open(const char *path, int flags, mode_t mode, int64_t deadline)
+{
+    if (!path)
+        return -EINVAL;
+    size_t len = strlen(path);
+    if (len >= PATH_MAX)
+        return -ENAMETOOLONG;
+    open_req *q = malloc(sizeof *q + len + 1);
+    if (!q)
+        return -ENOMEM;
+    q->flags = flags;
+    q->mode = mode;
+    q->ret = -EIO;
+    memcpy(q->path, path, len + 1);
+    /* Abandonable (a FIFO or a hung NFS server can block open forever): the
+     * request is heap memory and open_drop closes a late descriptor. */
+    int r = may_offload_ex(open_job, q, NULL, open_drop, deadline);
+    if (r < 0)
+        return r;
+    r = q->ret;
+    free(q);
+    return r;
+}
