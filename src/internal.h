@@ -127,11 +127,21 @@ int may__stacks_foreach(void (*pre)(void *ctx), int (*fn)(struct may_co *co, voi
                         void *ctx, int trylock);
 /* Take (1) or release (0) the stack lock: no stack is unmapped meanwhile. */
 void may__stacks_hold(int on);
-void may__stack_segv_install(void);
-int may__altstack_setup(void);
-void may__altstack_free(void);
 size_t may__page_size(void);
 size_t may__default_stack_size(void);
+
+/* ---- overflow reports (src/overflow.c) --------------------------------- */
+
+/* Install the SIGSEGV/SIGBUS handler that reports an overflow (once per
+ * process). */
+void may__stack_segv_install(void);
+/* Map the calling thread's alternate signal stack, where that handler runs
+ * (a no-op if it has one); free it.  A plain thread's is freed at its exit. */
+int may__altstack_setup(void);
+void may__altstack_free(void);
+/* Report the shallow overflow the allocator found in the soft guard of the
+ * dense stack st (its last owner's), and abort. */
+void may__overflow_report_reused(const may__stack *st);
 
 /* ---- parker: the one blocking primitive (src/parker.c) ------------------ */
 

@@ -1,6 +1,8 @@
 /*
  * stack.c - coroutine stacks: mappings, guard pages, dense slabs, pools,
- * and the stack-overflow report.
+ * prewarming, the registry of mappings, and stack-use tracking.  An
+ * overflow is reported by src/overflow.c (the SIGSEGV handler and the
+ * report); this file finds the shallow ones (check_reused).
  *
  * Why two kinds of stack.  A PROT_NONE guard page below each stack is the
  * only way to catch an overflow the moment it happens, but every guarded
@@ -14,10 +16,10 @@
  * memory reads as zero, so whenever a dense stack is handed out again, and
  * at shutdown, the allocator checks that the top of its soft guard is still
  * zero; if not, its last coroutine overflowed and the process is stopped
- * with the same report as a guard-page fault.  (Checking at every end cost
- * a second page fault per coroutine.)  The check reads memory that was
- * never written, so it costs no resident memory (the kernel maps its
- * shared zero page).  A deep overflow runs into the slab's PROT_NONE page
+ * with the same report as a guard-page fault (src/overflow.c).  (Checking
+ * at every end cost a second page fault per coroutine.)  The check reads
+ * memory that was never written, so it costs no resident memory (the
+ * kernel maps its shared zero page).  A deep overflow runs into the slab's PROT_NONE page
  * at the latest, writing through the stacks below it on the way.
  *
  * Pools.  Stacks of the default size are reused: each worker keeps up to
@@ -34,14 +36,27 @@
  * Invariants: a stack is in at most one pool; a pooled stack's memory below
  * the control block may hold stale data (we never rely on it being zero,
  * except the soft guard, which an overflow would have reported).
+ *
+ * Lock order: stack_lock ranks last (STACK in src/lockrank.h): the
+ * allocator takes no other lock under it, and may be called under any.
+ * The prewarmer only tries it (an idle worker has better things to do than
+ * wait).  The fork handlers (src/fork.c), may_stats and may_dump's walk
+ * (may__stacks_foreach) hold it so that no stack is unmapped meanwhile.  A
+ * worker's own pool takes no lock: only its owner touches it.
+ *
+ * Memory ordering: everything in the global pool and the registry is under
+ * stack_lock.  The atomics outside it are relaxed, and nothing is
+ * published through them: prewarm_pending (a hint that an idle worker may
+ * find work here; the work itself is looked for under the lock),
+ * prewarm_off (a one-way switch), guarded_maps (the mapping budget, which
+ * racing spawns may overshoot by a few), page_sz (the same value from
+ * every thread).
  */
 #include "internal.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifdef MAY_ASAN
@@ -586,208 +601,15 @@ __attribute__((no_sanitize("address"))) size_t may__stack_used(const may__stack 
     return used;
 }
 
-/* ---- the overflow report ------------------------------------------------ */
-
-static struct sigaction old_segv, old_bus;
-static _Atomic int segv_installed;
-static __thread void *altstack_mem;
-
-static void put_str(char *buf, size_t *n, size_t cap, const char *s)
-{
-    while (*s && *n + 1 < cap)
-        buf[(*n)++] = *s++;
-}
-
-static void put_num(char *buf, size_t *n, size_t cap, uint64_t v, int base)
-{
-    char tmp[24];
-    int i = 0;
-    do {
-        tmp[i++] = "0123456789abcdef"[v % (unsigned)base];
-        v /= (unsigned)base;
-    } while (v);
-    if (base == 16)
-        put_str(buf, n, cap, "0x");
-    while (i && *n + 1 < cap)
-        buf[(*n)++] = tmp[--i];
-}
-
-/* Async-signal-safe: build the message by hand and write(2) it.  The stack
- * st that overflowed is generator gen's (run by coroutine co, or by a plain
- * thread when co is NULL), or, gen NULL, coroutine co's own. */
-static void report_overflow_of(const void *gen, const struct may_co *co, const may__stack *st,
-                               const void *addr, const char *how)
-{
-    char buf[320];
-    size_t n = 0;
-    put_str(buf, &n, sizeof buf, "may: stack overflow in ");
-    if (gen) {
-        put_str(buf, &n, sizeof buf, "generator ");
-        put_num(buf, &n, sizeof buf, (uintptr_t)gen, 16);
-        put_str(buf, &n, sizeof buf, co ? " run by " : " run by a plain thread");
-        /* A dense generator stack may sit right above its coroutine's in a
-         * slab: an overflow that ran down to addr went through that
-         * coroutine's control block, whose name and id are garbage now. */
-        if (co && addr && (const char *)co + sizeof *co > (const char *)addr &&
-            (const char *)co < st->lo) {
-            put_str(buf, &n, sizeof buf, "a coroutine (its control block was overwritten too)");
-            co = NULL;
-        }
-    }
-    if (co) {
-        put_str(buf, &n, sizeof buf, "coroutine ");
-        put_num(buf, &n, sizeof buf, co->id, 10);
-        put_str(buf, &n, sizeof buf, " \"");
-        put_str(buf, &n, sizeof buf, co->name);
-        put_str(buf, &n, sizeof buf, "\"");
-    }
-    put_str(buf, &n, sizeof buf, " (stack size ");
-    put_num(buf, &n, sizeof buf, st->size, 10);
-    put_str(buf, &n, sizeof buf, " bytes");
-    if (addr) {
-        put_str(buf, &n, sizeof buf, ", fault at ");
-        put_num(buf, &n, sizeof buf, (uintptr_t)addr, 16);
-    }
-    put_str(buf, &n, sizeof buf, "; ");
-    put_str(buf, &n, sizeof buf, how);
-    put_str(buf, &n, sizeof buf, ")\n");
-    ssize_t r = write(2, buf, n);
-    (void)r;
-}
-
-static void report_overflow(const struct may_co *co, const void *addr, const char *how)
-{
-    report_overflow_of(NULL, co, &co->stack, addr, how);
-}
-
 /* A dense stack that has been used: is its soft guard still zero?  Checked
  * when the stack is handed out again and at shutdown, not when its
  * coroutine ends: the first read of a never-touched soft guard is a page
  * fault, which would double the faults of a short-lived coroutine.  The
  * previous owner's control block is still at the top of the slot, so the
  * report can name it. */
-static MAY_NOINLINE void report_reused(const may__stack *st);
 static MAY_HOT_INLINE void check_reused(const may__stack *st)
 {
     if (st->guarded || st->fresh || !may__stack_guard_hit(st))
         return;
-    report_reused(st);
-}
-
-static MAY_NOINLINE void report_reused(const may__stack *st)
-{
-    const struct may_co *co = may__stack_co(st->base, st->size);
-    if (co->stack.base == st->base) {
-        report_overflow(co, NULL, "its soft guard page was found written");
-    } else {
-        static const char msg[] = "may: stack overflow in a generator: its soft guard page "
-                                  "was found written\n";
-        ssize_t r = write(2, msg, sizeof msg - 1);
-        (void)r;
-    }
-    signal(SIGABRT, SIG_DFL);
-    abort();
-}
-
-static void segv_handler(int sig, siginfo_t *si, void *uctx)
-{
-    may_co_t *co = may__cur_co();
-    struct may_gen *g = may__gen_running(); /* the innermost, run by co or this thread */
-    const may__stack *st = g ? may__gen_stack(g) : co ? &co->stack : NULL;
-    char *a = si->si_addr;
-    /* Below the usable stack, down to the fence: the guard page (and 64 KiB
-     * under it), or for a dense stack anywhere down its slab.  The stack
-     * running now is the innermost generator's, if any; only it can
-     * overflow. */
-    if (st && a >= st->fence && a < st->lo) {
-        report_overflow_of(g, co, st, a, st->guarded ? "hit the guard page" : "hit the soft guard");
-        signal(SIGSEGV, SIG_DFL);
-        signal(SIGBUS, SIG_DFL);
-        return; /* the fault repeats and kills the process */
-    }
-    struct sigaction *old = sig == SIGSEGV ? &old_segv : &old_bus;
-    if (old->sa_flags & SA_SIGINFO) {
-        if (old->sa_sigaction) {
-            old->sa_sigaction(sig, si, uctx);
-            return;
-        }
-    } else if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
-        old->sa_handler(sig);
-        return;
-    }
-    signal(sig, SIG_DFL);
-}
-
-void may__stack_segv_install(void)
-{
-    int expect = 0;
-    if (!atomic_compare_exchange_strong(&segv_installed, &expect, 1))
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = segv_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &old_segv);
-    sigaction(SIGBUS, &sa, &old_bus);
-}
-
-/* A plain thread that makes a generator gets an alternate signal stack
- * too; the key's destructor unmaps it when that thread exits (workers free
- * theirs themselves, and clear the key first). */
-static pthread_key_t alt_key;
-static int alt_key_ok;
-static pthread_once_t alt_once = PTHREAD_ONCE_INIT;
-
-/* alt_release runs as a key destructor, and under TSan that may be after
- * TSan's own destructor has torn down the thread's state: any instrumented
- * function entry or intercepted call then crashes.  So it is built without
- * instrumentation and makes raw system calls. */
-#if defined(__has_attribute) && __has_attribute(disable_sanitizer_instrumentation)
-#define ALT_NO_INSTR __attribute__((disable_sanitizer_instrumentation))
-#else
-#define ALT_NO_INSTR __attribute__((no_sanitize("address", "thread", "undefined")))
-#endif
-
-ALT_NO_INSTR static void alt_release(void *p)
-{
-    stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
-    syscall(SYS_sigaltstack, &ss, NULL);
-    syscall(SYS_munmap, p, (size_t)64 * 1024);
-    altstack_mem = NULL;
-}
-
-static void alt_key_make(void)
-{
-    alt_key_ok = pthread_key_create(&alt_key, alt_release) == 0;
-}
-
-int may__altstack_setup(void)
-{
-    if (altstack_mem)
-        return 0;
-    size_t sz = 64 * 1024;
-    void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return -ENOMEM;
-    stack_t ss = { .ss_sp = p, .ss_size = sz, .ss_flags = 0 };
-    if (sigaltstack(&ss, NULL) != 0) {
-        int e = errno;
-        munmap(p, sz);
-        return -e;
-    }
-    altstack_mem = p;
-    pthread_once(&alt_once, alt_key_make);
-    if (alt_key_ok)
-        pthread_setspecific(alt_key, p); /* on failure: kept until exit, as before */
-    return 0;
-}
-
-void may__altstack_free(void)
-{
-    if (!altstack_mem)
-        return;
-    if (alt_key_ok)
-        pthread_setspecific(alt_key, NULL);
-    alt_release(altstack_mem);
+    may__overflow_report_reused(st); /* src/overflow.c */
 }
