@@ -517,7 +517,7 @@ void may__scope_child_cancel_owned(struct may_co *co);
 void may__scope_owner_exit(struct may_co *co);
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind);
 /* End the caller with result and kind (MAY_DONE, MAY_PANICKED): may_exit
- * and may_panic after its message (src/runtime.c). */
+ * and may_panic after its message (src/exit.c). */
 _Noreturn void may__exit_as(void *result, int kind);
 
 /* ---- generators (src/gen.c) -------------------------------------------- */

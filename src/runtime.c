@@ -1,23 +1,27 @@
 /*
- * runtime.c - configuration, time, and ending coroutines from any depth
- * (may_exit, may_panic, cleanup handlers).
+ * runtime.c - the runtime's small public calls that belong to no one
+ * subsystem: time (may_now, may_deadline_in), the configuration
+ * (may_configure, read when the runtime starts), a coroutine's identity and
+ * stack use (may_co_id, may_co_name, may_co_stack_used), and may__fatal.
+ * Ending a coroutine from any depth (may_exit, may_panic, cleanup handlers)
+ * is src/exit.c.
  *
- * may_exit and may_panic never unwind the C stack: there is nothing to
- * unwind to.  They run the cleanup handlers the coroutine pushed (newest
- * first), its coroutine-local destructors, and then switch away for good;
- * the stack is reclaimed by whoever joins (or at once if detached).  So a
- * panic ends one coroutine and every other coroutine runs on.  Called
- * inside a generator, they first leave every generator the coroutine is
- * running, innermost first, each after its own cleanup handlers (src/gen.c),
- * so the coroutine's handlers run on its own stack.
+ * Lock order: may_configure takes start_lock (START in src/lockrank.h),
+ * and writes may__S.cfg only while the runtime is stopped (the state is 0
+ * under that lock, which start and shutdown hold while they change it), so
+ * the start, under the same lock, and the workers it creates read a
+ * configuration that no longer changes.
+ *
+ * Memory ordering: a coroutine's id and name are written at its spawn and
+ * never change.  Its stack use is scanned from its stack (racily, for a
+ * coroutine running elsewhere) or, once it has ended, read from stack_peak
+ * (relaxed: a figure for display, stored once at its end).
  */
 #include "internal.h"
 
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
-#include <time.h>
 
 int64_t may_now(void)
 {
@@ -95,75 +99,4 @@ long may_co_stack_used(const may_co_t *co)
     if (peak) /* it has ended: the figure taken at its end */
         return (long)peak;
     return (long)may__stack_used(&co->stack);
-}
-
-/* End the caller: the running generators first, innermost first (each runs
- * its cleanup handlers and hands the exit to its resumer, src/gen.c), then
- * the coroutine (its handlers and destructors, on its own stack), or the
- * plain thread. */
-_Noreturn void may__exit_as(void *result, int kind)
-{
-    may__gen_exit(result, kind); /* returns only outside every generator */
-    may_co_t *co = may__cur_co();
-    if (!co) {
-        if (kind == MAY_PANICKED)
-            abort();
-        pthread_exit(result);
-    }
-    may__co_finish(co, result, kind);
-}
-
-_Noreturn void may_exit(void *result)
-{
-    may__exit_as(result, MAY_DONE);
-}
-
-_Noreturn void may_panic(const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt ? fmt : "(null)", ap);
-    va_end(ap);
-    may_co_t *co = may__cur_co();
-    if (!co) {
-        fprintf(stderr, "may: thread panicked: %s\n", msg);
-        abort();
-    }
-    fprintf(stderr, "may: coroutine %llu \"%s\" panicked: %s\n", (unsigned long long)co->id,
-            co->name, msg);
-    may__exit_as(NULL, MAY_PANICKED);
-}
-
-/* Cleanup handlers go onto the list of what the caller runs: the generator
- * it is inside (src/gen.c says why), else its coroutine, else its thread. */
-static __thread may_cleanup_t *thread_cleanup;
-
-static may_cleanup_t **cleanup_list(void)
-{
-    may_cleanup_t **head = may__gen_cleanups();
-    if (head)
-        return head;
-    may_co_t *co = may__cur_co();
-    return co ? &co->cleanup : &thread_cleanup;
-}
-
-void may_cleanup_push(may_cleanup_t *node, void (*fn)(void *), void *arg)
-{
-    may_cleanup_t **head = cleanup_list();
-    node->fn = fn;
-    node->arg = arg;
-    node->next = *head;
-    *head = node;
-}
-
-void may_cleanup_pop(bool execute)
-{
-    may_cleanup_t **head = cleanup_list();
-    may_cleanup_t *n = *head;
-    if (!n)
-        return;
-    *head = n->next;
-    if (execute)
-        n->fn(n->arg);
 }
