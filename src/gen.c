@@ -20,7 +20,7 @@
  * The record is what makes the three things below find the generator:
  *
  * Cleanup handlers.  may_cleanup_push inside a generator pushes onto the
- * generator's own list (src/runtime.c), never onto its resumer's: the nodes
+ * generator's own list (src/exit.c), never onto its resumer's: the nodes
  * live in the generator's frames, which may be freed while its resumer runs
  * on.  The handlers still pushed run newest first when the generator
  * returns (as a coroutine's do when it returns), and when an unfinished
@@ -36,7 +36,7 @@
  * handlers and destructors run on its own stack, and may free the
  * generators (their stacks are no longer in use).
  *
- * Overflow reports.  The SIGSEGV handler (src/stack.c) asks for the running
+ * Overflow reports.  The SIGSEGV handler (src/overflow.c) asks for the running
  * generator (may__gen_running, async-signal-safe) and reports a fault below
  * its stack as a generator's overflow.
  */
@@ -152,7 +152,7 @@ int may_gen_new(may_gen_t **out, may_gen_fn_t fn, void *arg, size_t stack_size)
     /* A reused dense stack still holds its last coroutine's control block
      * at the top: make it no longer claim this stack, so a shallow overflow
      * of the generator found later is not blamed on that coroutine
-     * (report_reused in src/stack.c). */
+     * (may__overflow_report_reused, src/overflow.c). */
     may__stack_co(g->stack.base, g->stack.size)->stack.base = NULL;
     if (!may__cur_worker())
         may__altstack_setup(); /* so an overflow can be reported */

@@ -560,7 +560,7 @@ out_close:;
     return r;
 }
 
-/* Addresses come from may__host_port_addrs (src/offload.c): the one parser
+/* Addresses come from may__host_port_addrs (src/resolve.c): the one parser
  * and the one meaning of "localhost" and ":port" for TCP and UDP alike. */
 int may_tcp_listen(const char *host_port, int backlog, int flags)
 {

@@ -54,9 +54,9 @@ int may_configure_sized(const may_config_t *ucfg, size_t size)
         return -EINVAL;
     if (cfg->stack_pool > (1u << 20))
         return -EINVAL;
-    pthread_mutex_lock(&may__S.start_lock);
+    may__lock(&may__S.start_lock, MAY__RANK_START);
     if (atomic_load(&may__S.state) != 0) {
-        pthread_mutex_unlock(&may__S.start_lock);
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
         return -EBUSY;
     }
     may__S.cfg = *cfg;
@@ -64,7 +64,7 @@ int may_configure_sized(const may_config_t *ucfg, size_t size)
         size_t pg = may__page_size();
         may__S.cfg.stack_size = (may__S.cfg.stack_size + pg - 1) & ~(pg - 1);
     }
-    pthread_mutex_unlock(&may__S.start_lock);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
     return 0;
 }
 
