@@ -18,11 +18,11 @@
 
 static const char *const rank_names[] = {
     [MAY__RANK_NONE] = "none",       [MAY__RANK_START] = "start",
-    [MAY__RANK_SCOPE] = "scope",     [MAY__RANK_OFFLOAD] = "offload",
-    [MAY__RANK_KEY] = "key",         [MAY__RANK_OBJECT] = "object",
-    [MAY__RANK_TIMER] = "timer",     [MAY__RANK_INBOX] = "inbox",
-    [MAY__RANK_GQ] = "global queue", [MAY__RANK_IDLE] = "idle",
-    [MAY__RANK_STACK] = "stack",
+    [MAY__RANK_SCOPE] = "scope",     [MAY__RANK_KEY] = "key",
+    [MAY__RANK_OBJECT] = "object",   [MAY__RANK_TIMER] = "timer",
+    [MAY__RANK_INBOX] = "inbox",     [MAY__RANK_GQ] = "global queue",
+    [MAY__RANK_IDLE] = "idle",       [MAY__RANK_STACK] = "stack",
+    [MAY__RANK_OFFLOAD] = "offload",
 };
 
 /* TSan sees each coroutine as a fiber of its own, so two coroutines that

@@ -15,8 +15,6 @@
  *            may_dump hold it while they read the workers and the stacks
  *   SCOPE    scope.c: a scope's children; cancelling them wakes them.
  *            Recursive: cancelling a child cancels the scopes it owns
- *   OFFLOAD  offload.c P.lock: the pool's queue (submitting readies a
- *            coroutine only after it is released)
  *   KEY      cls.c key_lock: key create and delete (a leaf)
  *   OBJECT   the spinlock of a sync object or channel (src/spin.h) and the
  *            per-fd entry lock of io.c: a waker takes a waiter off the
@@ -27,6 +25,8 @@
  *   IDLE     sched idle_lock: the idle list (wakep, go_idle)
  *   STACK    stack.c stack_lock: the global stack pool, slabs, the list
  *            of live coroutines that may_dump walks
+ *   OFFLOAD  offload.c P.lock: the pool's queue, a leaf (a helper wakes
+ *            a coroutine caller only after releasing it)
  *
  * No lock is ever held across a context switch: a coroutine may resume on
  * another thread, which would hold it then, and the thread it left could
@@ -47,7 +47,6 @@ enum may__rank {
     MAY__RANK_NONE = 0,
     MAY__RANK_START,
     MAY__RANK_SCOPE,
-    MAY__RANK_OFFLOAD,
     MAY__RANK_KEY,
     MAY__RANK_OBJECT,
     MAY__RANK_TIMER,
@@ -55,6 +54,7 @@ enum may__rank {
     MAY__RANK_GQ,
     MAY__RANK_IDLE,
     MAY__RANK_STACK,
+    MAY__RANK_OFFLOAD,
 };
 
 #ifdef MAY_LOCKRANK

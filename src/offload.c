@@ -138,6 +138,10 @@ static int env_threads(void)
 
 /* fork: the child has none of the helpers, so it starts with an empty pool
  * (the records are freed; queued jobs belonged to threads it lacks). */
+/* Raw calls, unseen by the rank checker: the atfork handlers hold every
+ * lock at once, and whether this one runs before or after the runtime's
+ * (src/fork.c) depends on which registered first.  That is safe because
+ * P.lock is a leaf: no thread holding it waits for another lock. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&P.lock);
@@ -216,7 +220,7 @@ int may_offload_config(int max_threads, int max_queue)
     if (max_threads < 0 || max_threads > MAX_THREADS || max_queue < 0 || max_queue > INT_MAX / 2)
         return -EINVAL;
     atfork_once_init();
-    pthread_mutex_lock(&P.lock);
+    may__lock(&P.lock, MAY__RANK_OFFLOAD);
     init_locked();
     P.max_threads = max_threads ? max_threads : env_threads();
     P.max_queue = max_queue ? max_queue : DEFAULT_QUEUE;
@@ -226,7 +230,7 @@ int may_offload_config(int max_threads, int max_queue)
         P.idle = h->idle_next;
         wake_idle_locked(h);
     }
-    pthread_mutex_unlock(&P.lock);
+    may__unlock(&P.lock, MAY__RANK_OFFLOAD);
     return 0;
 }
 
@@ -236,12 +240,12 @@ int may_offload_config(int max_threads, int max_queue)
 static void run_job(job *j)
 {
     atomic_store_explicit(&j->wn.state, J_RUNNING, memory_order_relaxed);
-    pthread_mutex_unlock(&P.lock);
+    may__unlock(&P.lock, MAY__RANK_OFFLOAD);
     void *res = j->fn(j->arg);
-    pthread_mutex_lock(&P.lock);
+    may__lock(&P.lock, MAY__RANK_OFFLOAD);
     P.njobs--;
     if (atomic_load_explicit(&j->wn.state, memory_order_relaxed) == J_ABANDONED) {
-        pthread_mutex_unlock(&P.lock);
+        may__unlock(&P.lock, MAY__RANK_OFFLOAD);
         if (j->drop)
             j->drop(j->arg, res, true);
         free(j);
@@ -250,19 +254,19 @@ static void run_job(job *j)
         /* release (the claim): pairs with the caller's acquire load after
          * its wake */
         may__parker *p = may__wnode_claim(&j->wn, J_DONE);
-        pthread_mutex_unlock(&P.lock);
+        may__unlock(&P.lock, MAY__RANK_OFFLOAD);
         /* From here the caller owns j; we touch only its parker, which it
          * keeps until this wake arrives. */
         may__wake_claimed(p);
     }
-    pthread_mutex_lock(&P.lock);
+    may__lock(&P.lock, MAY__RANK_OFFLOAD);
 }
 
 static void *helper_main(void *arg)
 {
     helper *h = arg;
     pthread_setname_np(pthread_self(), "may-offload");
-    pthread_mutex_lock(&P.lock);
+    may__lock(&P.lock, MAY__RANK_OFFLOAD);
     int timed_out = 0;
     for (;;) {
         may__wnode *n = may__waitq_pop(&P.q);
@@ -279,9 +283,9 @@ static void *helper_main(void *arg)
         P.idle = h;
         int64_t until = may__now() + IDLE_NS;
         while (h->idle) {
-            pthread_mutex_unlock(&P.lock);
+            may__unlock(&P.lock, MAY__RANK_OFFLOAD);
             int r = may__wait(&h->parker, until, 1);
-            pthread_mutex_lock(&P.lock);
+            may__lock(&P.lock, MAY__RANK_OFFLOAD);
             if (h->idle && r == -ETIMEDOUT) {
                 helper_idle_remove_locked(h); /* nobody popped us: no wake in flight */
                 timed_out = 1;
@@ -290,13 +294,13 @@ static void *helper_main(void *arg)
     }
     if (P.stopping) {
         /* may__offload_shutdown joins us and frees h */
-        pthread_mutex_unlock(&P.lock);
+        may__unlock(&P.lock, MAY__RANK_OFFLOAD);
         return NULL;
     }
     all_remove_locked(h);
     helper *z = P.zombie;
     P.zombie = h;
-    pthread_mutex_unlock(&P.lock);
+    may__unlock(&P.lock, MAY__RANK_OFFLOAD);
     if (z) {
         pthread_join(z->thread, NULL);
         free(z);
@@ -330,9 +334,9 @@ static int spawn_helper_locked(void)
 
 void may__offload_shutdown(void)
 {
-    pthread_mutex_lock(&P.lock);
+    may__lock(&P.lock, MAY__RANK_OFFLOAD);
     if (P.stopping) { /* another shutdown is in progress */
-        pthread_mutex_unlock(&P.lock);
+        may__unlock(&P.lock, MAY__RANK_OFFLOAD);
         return;
     }
     P.stopping = 1;
@@ -344,7 +348,7 @@ void may__offload_shutdown(void)
     /* P.all and P.zombie change no more: helpers seeing stopping exit
      * without unlinking, and no helper starts while stopping. */
     helper *list = P.all, *z = P.zombie;
-    pthread_mutex_unlock(&P.lock);
+    may__unlock(&P.lock, MAY__RANK_OFFLOAD);
     while (list) {
         helper *h = list;
         list = h->next;
@@ -355,12 +359,12 @@ void may__offload_shutdown(void)
         pthread_join(z->thread, NULL);
         free(z);
     }
-    pthread_mutex_lock(&P.lock);
+    may__lock(&P.lock, MAY__RANK_OFFLOAD);
     P.all = NULL;
     P.zombie = NULL;
     P.nthreads = 0;
     P.stopping = 0;
-    pthread_mutex_unlock(&P.lock);
+    may__unlock(&P.lock, MAY__RANK_OFFLOAD);
 }
 
 /* ---- submitting and waiting --------------------------------------------- */
@@ -399,7 +403,7 @@ int may__offload(void *(*fn)(void *), void *arg, void **result, drop_fn drop, in
     may__wnode_arm(&j->wn, p); /* J_QUEUED */
 
     atfork_once_init();
-    pthread_mutex_lock(&P.lock);
+    may__lock(&P.lock, MAY__RANK_OFFLOAD);
     init_locked();
     if (P.stopping || P.njobs >= P.max_threads + P.max_queue) {
         r = -EAGAIN;
@@ -421,7 +425,7 @@ int may__offload(void *(*fn)(void *), void *arg, void **result, drop_fn drop, in
             goto out_unlock;
         }
     }
-    pthread_mutex_unlock(&P.lock);
+    may__unlock(&P.lock, MAY__RANK_OFFLOAD);
 
     may__wait_note(p, "offload", (const void *)j);
     for (;;) {
@@ -432,7 +436,7 @@ int may__offload(void *(*fn)(void *), void *arg, void **result, drop_fn drop, in
                 break;
             continue; /* RUNNING: not ours (cannot happen: only run_job wakes p) */
         }
-        pthread_mutex_lock(&P.lock);
+        may__lock(&P.lock, MAY__RANK_OFFLOAD);
         if (may__waitq_abandon_locked(&P.q, &j->wn)) {
             P.njobs--;
             goto out_unlock; /* it was QUEUED: fn never runs */
@@ -440,10 +444,10 @@ int may__offload(void *(*fn)(void *), void *arg, void **result, drop_fn drop, in
         if (atomic_load_explicit(&j->wn.state, memory_order_relaxed) == J_RUNNING &&
             !uninterruptible) {
             atomic_store_explicit(&j->wn.state, J_ABANDONED, memory_order_relaxed);
-            pthread_mutex_unlock(&P.lock);
+            may__unlock(&P.lock, MAY__RANK_OFFLOAD);
             return r; /* the helper frees j and calls drop */
         }
-        pthread_mutex_unlock(&P.lock);
+        may__unlock(&P.lock, MAY__RANK_OFFLOAD);
         /* DONE: the wake is on its way; RUNNING and uninterruptible: the
          * caller's buffer is in use, so wait for the end. */
         wait_done(j);
@@ -455,7 +459,7 @@ int may__offload(void *(*fn)(void *), void *arg, void **result, drop_fn drop, in
     return 0;
 
 out_unlock:
-    pthread_mutex_unlock(&P.lock);
+    may__unlock(&P.lock, MAY__RANK_OFFLOAD);
     free(j);
 out_drop:
     if (drop)
