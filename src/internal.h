@@ -295,7 +295,12 @@ static inline void may__abi_out(void *dst, size_t n, const void *src, size_t dsz
         memset((char *)dst + dsz, 0, n - dsz);
 }
 
-/* ---- the worker and scheduler (src/sched.c) ---------------------------- */
+/* ---- the worker and scheduler ------------------------------------------ */
+
+/* src/sched.c (picking, switching, idling), src/runq.c (the queues),
+ * src/monitor.c, src/coroutine.c (spawn, end, join), src/start.c (start,
+ * shutdown, the worker threads), src/stats.c; what only those files share
+ * is in src/sched_impl.h. */
 
 #define MAY__RUNQ_SIZE 256
 
@@ -312,6 +317,12 @@ typedef struct may__hook {
     struct may_co *co;
 } may__hook;
 
+/* A worker.  Two kinds of state share it: what the worker owns, which
+ * stays with it (q, runnext, the inbox, the stack pool, the counters: Go's
+ * P, made by worker_new in start.c), and the state of the thread that runs
+ * it (thread, sched_ctx, cur, hook, the idle sleep, the sanitizers' g0:
+ * Go's M, may__worker_main in sched.c).  Today each worker has one thread
+ * for its life. */
 typedef struct may__worker {
     may__runq q;
     struct may_co *_Atomic runnext; /* next to run, ahead of q */
@@ -407,6 +418,7 @@ static inline __attribute__((always_inline)) may_co_t *may__cur_co(void)
     may__worker *w = may__cur_worker();
     return w ? w->cur : NULL;
 }
+/* Start the runtime if it is not running (start.c).  0 or -errno. */
 int may__ensure_started(void);
 /* Make co runnable (it must be off every queue and not running). */
 void may__ready(struct may_co *co);

@@ -1,0 +1,222 @@
+/*
+ * start.c - starting and stopping the runtime: the workers, their threads,
+ * the poller and the monitor.
+ *
+ * The runtime starts lazily, on the first call that needs it
+ * (may__ensure_started, from spawn and the I/O calls), or at may_start,
+ * with the configuration may_configure left in may__S.cfg (else
+ * MAY_WORKERS, else one worker per CPU in the affinity mask).  Starting
+ * makes the workers, the poller, the SIGSEGV handler for stack overflows,
+ * one thread per worker and, with two workers or more, the monitor; if a
+ * step fails, what was made is stopped and freed, and the call returns
+ * -errno.  may_shutdown stops and frees it all, from a plain thread only
+ * (-EPERM on a worker), and refuses with -EBUSY while coroutines are alive;
+ * after it the runtime may start again.
+ *
+ * States (may__S.state): 0 stopped, 2 running, MAY__STATE_FORKED in the
+ * child of a fork made while it ran (src/fork.c), which can neither use nor
+ * restart it.  Every change happens under start_lock (rank START, the
+ * outermost lock), and may_stats and may_dump hold it to keep the workers
+ * from being freed under them.  The fast path of may__ensure_started is one
+ * acquire load of state, which pairs with the release store that ends a
+ * start: a caller that sees 2 sees the workers, the poller and everything
+ * else the start made.
+ *
+ * A worker is two things.  worker_new makes what the worker owns (its run
+ * queue, runnext and inbox, its stack pool, its counters: Go's P, the
+ * processor); the thread that runs it (Go's M) is created here and runs
+ * may__worker_main (sched.c), which sets the thread up (the thread-local
+ * worker pointer, its name, its signal stack, its CPU affinity, its own
+ * stack, g0, for the sanitizers) and runs the scheduler's loop on the
+ * worker until the runtime stops.  Today each worker has one thread for
+ * its whole life, made at start and joined at shutdown; the two are kept
+ * apart so that a worker can change threads.
+ *
+ * Stopping: stopping is set, the monitor stops, every worker is woken
+ * (the poller too) and its thread joined; each worker thread empties its
+ * stack pool on its way out (may__stack_pool_drain).  Then the poller, the
+ * workers, the timers, the stacks and the global queue's ring are freed,
+ * and, after start_lock is released (a job still running may call into the
+ * runtime), the offload pool stops.
+ */
+#include "internal.h"
+#include "sched_impl.h"
+
+#include <sched.h>
+#include <stdio.h>
+
+static int default_workers(void)
+{
+    const char *e = getenv("MAY_WORKERS");
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (*end == 0 && v > 0 && v <= 1024)
+            return (int)v;
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* What worker index owns: its queues, a stack pool of cap entries, its
+ * counters; no thread yet.  NULL when out of memory. */
+static may__worker *worker_new(int index, size_t cap)
+{
+    may__worker *w = aligned_alloc(MAY_CACHELINE, (sizeof *w + MAY_CACHELINE - 1) &
+                                                      ~(size_t)(MAY_CACHELINE - 1));
+    if (!w)
+        return NULL;
+    memset(w, 0, sizeof *w);
+    w->pool = calloc(cap, sizeof *w->pool);
+    if (!w->pool) {
+        free(w);
+        return NULL;
+    }
+    w->index = index;
+    w->rand = 0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1);
+    w->tick = 61;
+    pthread_mutex_init(&w->inbox_lock, NULL);
+    return w;
+}
+
+static void worker_free(may__worker *w)
+{
+    pthread_mutex_destroy(&w->inbox_lock);
+    free(w->pool);
+    free(w);
+}
+
+static void free_workers(int n)
+{
+    for (int i = 0; i < n; i++)
+        worker_free(may__S.workers[i]);
+    free(may__S.workers);
+    may__S.workers = NULL;
+}
+
+static void stop_workers(int started)
+{
+    atomic_store(&may__S.stopping, 1);
+    may__monitor_stop();
+    for (int i = 0; i < started; i++)
+        may__wake_raw(may__S.workers[i]);
+    may__poll_wake();
+    for (int i = 0; i < started; i++)
+        pthread_join(may__S.workers[i]->thread, NULL);
+}
+
+int may__ensure_started(void)
+{
+    if (MAY_LIKELY(atomic_load_explicit(&may__S.state, memory_order_acquire) == 2))
+        return 0;
+    if (may__fork_guard() < 0) /* atfork handlers, once; a forked child (src/fork.c) */
+        return -ENOTRECOVERABLE;
+    may__lock(&may__S.start_lock, MAY__RANK_START);
+    if (atomic_load(&may__S.state) == 2) {
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
+        return 0;
+    }
+    int r = -ENOMEM;
+    int n = may__S.cfg.workers > 0 ? may__S.cfg.workers : default_workers();
+    size_t cap = may__S.cfg.stack_pool ? may__S.cfg.stack_pool : 256;
+    atomic_store(&may__S.stopping, 0);
+    atomic_store(&may__S.nidle, 0);
+    atomic_store(&may__S.nspinning, 0);
+    atomic_store(&may__S.poller_busy, 0);
+    atomic_store(&may__S.poller_until, INT64_MIN);
+    may__S.idle = NULL;
+    may__S.workers = calloc((size_t)n, sizeof *may__S.workers);
+    if (!may__S.workers)
+        goto out_unlock;
+    int made = 0;
+    for (; made < n; made++) {
+        may__worker *w = worker_new(made, cap);
+        if (!w)
+            goto out_free;
+        may__S.workers[made] = w;
+    }
+    may__S.nworkers = n;
+    r = may__poll_init();
+    if (r < 0)
+        goto out_free;
+    may__stack_segv_install();
+    int started = 0;
+    for (; started < n; started++) {
+        int e = pthread_create(&may__S.workers[started]->thread, NULL, may__worker_main,
+                               may__S.workers[started]);
+        if (e) {
+            r = -e;
+            goto out_stop;
+        }
+    }
+    if (n > 1) { /* with one worker there is nobody to wake */
+        r = may__monitor_start();
+        if (r < 0)
+            goto out_stop;
+    }
+    atomic_store_explicit(&may__S.state, 2, memory_order_release);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
+    return 0;
+out_stop:
+    stop_workers(started);
+    may__poll_close();
+out_free:
+    free_workers(made);
+    may__S.nworkers = 0;
+out_unlock:
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
+    return r;
+}
+
+int may_start(void)
+{
+    return may__ensure_started();
+}
+
+int may_workers(void)
+{
+    if (may__ensure_started() < 0)
+        return 0;
+    return may__S.nworkers;
+}
+
+int may_worker_id(void)
+{
+    may__worker *w = may__cur_worker();
+    return w ? w->index : -1;
+}
+
+int may_shutdown(void)
+{
+    if (may__cur_worker())
+        return -EPERM;
+    may__lock(&may__S.start_lock, MAY__RANK_START);
+    if (atomic_load(&may__S.state) != 2) {
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
+        may__offload_shutdown(); /* plain threads can use the pool alone */
+        return 0;
+    }
+    if (may__co_alive() != 0) {
+        may__unlock(&may__S.start_lock, MAY__RANK_START);
+        return -EBUSY;
+    }
+    stop_workers(may__S.nworkers);
+    may__poll_close();
+    /* fold the per-worker counts in before the workers go (the sum is 0) */
+    atomic_store(&may__S.alive, may__co_alive());
+    free_workers(may__S.nworkers);
+    may__S.nworkers = 0;
+    may__timers_shutdown();
+    may__stacks_shutdown();
+    free(may__S.gq_ring);
+    may__S.gq_ring = NULL;
+    may__S.gq_cap = may__S.gq_rhead = may__S.gq_rcount = 0;
+    atomic_store(&may__S.state, 0);
+    may__unlock(&may__S.start_lock, MAY__RANK_START);
+    /* outside start_lock: a job still running may call into the runtime */
+    may__offload_shutdown();
+    return 0;
+}
