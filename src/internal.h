@@ -297,7 +297,7 @@ static inline void may__abi_out(void *dst, size_t n, const void *src, size_t dsz
 
 /* ---- the worker and scheduler ------------------------------------------ */
 
-/* src/sched.c (picking, switching, idling), src/runq.c (the queues),
+/* src/sched.c (picking, switching, idling), src/runq.c (the queues, ready),
  * src/monitor.c, src/coroutine.c (spawn, end, join), src/start.c (start,
  * shutdown, the worker threads), src/stats.c; what only those files share
  * is in src/sched_impl.h. */

@@ -31,6 +31,16 @@
  *                  (len / nworkers + 1, at most half a ring), runs the first
  *                  and queues the rest on its ring.
  *
+ * Making a coroutine runnable (may__ready_ex, at the end of this file)
+ * picks its queue: a pinned coroutine goes to its worker's inbox, and that
+ * worker is woken if it sleeps; on a worker, into runnext (lifo: the
+ * coroutine it displaces goes to the ring's tail) or at the ring's tail
+ * (a batch keeps its order: timers fire in deadline order); on a plain
+ * thread, into the global queue.  Then, if a worker is idle, one is woken
+ * to look (may__wakep, sched.c), except after filling an empty runnext,
+ * which this worker runs next anyway (the monitor hands it over if this
+ * worker stays busy).
+ *
  * Which queue a worker looks at when (runnext at most 32 times in a row,
  * outside work every 61st round, stealing) is the scheduler's policy, in
  * sched.c; this file and runq.h are the mechanism.
@@ -44,9 +54,10 @@
  * count above half a ring only means they disagree, and it reads again.
  * gq_len, inbox_len and inbox_free are read without the lock, relaxed, only
  * to skip taking it when a queue is empty; the scheduler's idle path reads
- * them seq_cst after its fence.  Their seq_cst increments are the
- * producer's side of Dekker pairs D2 and D3 (docs/ARCHITECTURE.md): a
- * producer queues, then looks for a worker to wake (sched.c).
+ * them seq_cst after its fence.  Their seq_cst increments, and
+ * may__ready_ex's exchange of runnext or fence after a ring push, are the
+ * producer's side of Dekker pairs D1-D3 (docs/ARCHITECTURE.md): a producer
+ * queues, then looks for a worker to wake.
  *
  * Locks: gq_lock (rank GQ) and each inbox_lock (rank INBOX) are taken one
  * at a time here, and nothing else is taken under them; whoever readies a

@@ -77,7 +77,6 @@
  */
 #include "internal.h"
 #include "sched_impl.h"
-#include "waitq.h"
 
 #include <limits.h>
 #include <sched.h>
@@ -482,48 +481,4 @@ void *may__worker_main(void *arg)
     __asm__ volatile("" ::: "memory");
     may__tls_w = NULL;
     return NULL;
-}
-
-/* ---- join (moves to coroutine.c) ---- */
-
-/* Wait until co has ended, without releasing it.  0 when it has. */
-MAY_HOT_INLINE int may__join_wait(may_co_t *co, int64_t deadline, int ignore_cancel)
-{
-    if (atomic_load(&co->join_state) == MAY__JS_DONE)
-        return 0;
-    if (MAY_UNLIKELY(atomic_load_explicit(&may__S.state, memory_order_relaxed) == MAY__STATE_FORKED))
-        return -ENOTRECOVERABLE; /* nothing ends in a forked child (src/fork.c) */
-    may__parker *p = may__self_parker();
-    may__wait_prepare(p);
-    may__parker *expect = NULL;
-    if (!atomic_compare_exchange_strong(&co->joiner, &expect, p)) {
-        if (expect != (may__parker *)1)
-            return -EINVAL; /* someone else is joining */
-        /* It is ending right now: DONE follows within a few instructions. */
-        while (atomic_load(&co->join_state) != MAY__JS_DONE)
-            sched_yield();
-        return 0;
-    }
-    int woken = 0;
-    for (;;) {
-        /* seq_cst: pairs with finish_hook's CAS of join_state */
-        if (atomic_load(&co->join_state) == MAY__JS_DONE)
-            break;
-        may__wait_note(p, "join", co);
-        int r = may__wait(p, deadline, ignore_cancel);
-        if (r == 0) {
-            woken = 1; /* only the ending coroutine knows our parker */
-            continue;
-        }
-        expect = p;
-        if (atomic_compare_exchange_strong(&co->joiner, &expect, NULL))
-            return r;
-        break; /* it ended and took our parker */
-    }
-    /* It has taken our parker (a claim by CAS, waitq.c) and wakes it after
-     * publishing DONE: wait for that wake, so nothing touches our parker
-     * after we return. */
-    if (!woken)
-        may__wait_claimed(p);
-    return 0;
 }

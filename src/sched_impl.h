@@ -4,15 +4,15 @@
  *
  *   sched.c      the scheduler proper: picking, switching, idling, waking,
  *                the worker threads' loop
- *   runq.c       the run queues (fast paths inline in runq.h)
+ *   runq.c       the run queues and may__ready (fast paths in runq.h)
  *   monitor.c    the monitor thread (Go's sysmon)
  *   coroutine.c  a coroutine's life: spawn, end, join, detach, cancel
  *   start.c      starting and stopping the runtime and its workers
  *   stats.c      may_stats
  *
- * The switch path is here, inline, because a spawn, a yield, a park and a
- * coroutine's end all run it and must stay free of calls in every build
- * (docs/ARCHITECTURE.md, "One translation unit").  Named sched_impl.h, not
+ * The switch path is here, inline, because a yield, a park (sched.c) and a
+ * coroutine's end (coroutine.c) all run it, and it must stay free of calls
+ * in every build (docs/ARCHITECTURE.md, "One translation unit").  Named sched_impl.h, not
  * sched.h, which is the C library's.
  */
 #ifndef MAY_SCHED_IMPL_H
