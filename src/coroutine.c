@@ -53,9 +53,10 @@
  * release after every field may_dump reads.  cancelled is sticky and set by
  * an exchange, so only the first may_cancel wakes the coroutine.
  *
- * Locks: none of its own.  Spawning takes the stack pool's lock when the
- * worker's own pool is empty, and an inbox lock for a chosen worker;
- * cancelling and ending take the scope lock of the scopes involved.
+ * Locks: none of its own.  Spawning takes the start lock the first time
+ * (may__ensure_started), the stack pool's lock when the worker's own pool
+ * is empty, and an inbox lock for a chosen worker; cancelling and ending
+ * take the scope lock of the scopes involved.
  */
 #include "internal.h"
 #include "sched_impl.h"

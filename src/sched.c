@@ -18,13 +18,15 @@
  *
  *   sched.c      this file: picking, switching, yield, idling and waking,
  *                and the body of a worker's thread (may__worker_main)
- *   runq.c       the queues themselves: ring, runnext, inbox, global queue
+ *   runq.c       the queues themselves: ring, runnext, inbox, global queue,
+ *                and may__ready, which puts a coroutine on one of them
  *                (their fast paths inline in runq.h)
  *   monitor.c    the monitor thread, Go's sysmon: it wakes an idle worker
  *                for what busy workers cannot see (work queued behind a
  *                long-running coroutine, overdue timers, an empty poller)
  *   coroutine.c  a coroutine's life: spawn, end, join, detach, cancel
- *   start.c      starting and stopping the runtime, the workers' threads
+ *   start.c      starting and stopping the runtime: workers, threads,
+ *                poller, monitor
  *   stats.c      may_stats
  *
  * Switching.  A coroutine that blocks picks its successor itself and
