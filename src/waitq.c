@@ -72,7 +72,7 @@
  * Claims that are not a pop.  A select has one node per case but is one
  * waiter: its cases are claimed by a CAS on a shared `fired' word before
  * the node's own claim (chan.c), and a joiner is claimed by the ending
- * coroutine's CAS on the joiner slot (sched.c).  There the waiter gives up
+ * coroutine's CAS on the joiner slot (coroutine.c).  There the waiter gives up
  * with a CAS of its own, and when that CAS finds it claimed it waits with
  * may__wait_claimed, the parker-only form of may__wnode_park_claimed.
  *

@@ -206,7 +206,7 @@ static inline bool may__waitq_abandon_locked(may__waitq *q, may__wnode *n)
 int may__wnode_park_claimed(may__wnode *n);
 
 /* The same for a waiter that was claimed some other way than through a
- * node (the joiner slot of sched.c, select's fired word in chan.c): wait
+ * node (the joiner slot of coroutine.c, select's fired word in chan.c): wait
  * for the wake its claimer owes p. */
 void may__wait_claimed(may__parker *p);
 

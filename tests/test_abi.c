@@ -50,10 +50,10 @@ static void test_config(void)
     char *m;
     /* older and smaller: the first version's bytes only (it is shorter than
      * sizeof by the tail padding) */
-    may_config_t *c = at_page_end(CONFIG_V1, &m);
-    memset(c, 0, CONFIG_V1);
-    c->workers = 3;
-    c->stack_size = 128 * 1024;
+    char *at = at_page_end(CONFIG_V1, &m);
+    may_config_t v1 = { .workers = 3, .stack_size = 128 * 1024 };
+    memcpy(at, &v1, CONFIG_V1); /* not aligned: filled bytewise */
+    const may_config_t *c = (const void *)at;
     ASSERT_EQ(may_configure_sized(c, CONFIG_V1), 0);
     ASSERT_EQ(may_configure_sized(c, CONFIG_V1 - 1), -EINVAL);
     ASSERT_EQ(may_configure_sized(NULL, sizeof(may_config_t)), -EINVAL);

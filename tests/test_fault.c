@@ -145,8 +145,10 @@ static char *elf_img;
 
 #ifndef MAY_FAULT_LIB_SOURCES
 #define MAY_FAULT_LIB_SOURCES                                                  \
-    "runtime.c:sched.c:stack.c:timer.c:poll_epoll.c:parker.c:cls.c:scope.c:"   \
-    "gen.c:sync.c:chan.c:offload.c:io.c:udp_unix.c:debug.c:switch.S"
+    "runtime.c:exit.c:sched.c:runq.c:monitor.c:coroutine.c:start.c:stats.c:"   \
+    "stack.c:overflow.c:timer.c:poll_epoll.c:parker.c:waitq.c:cls.c:fork.c:"   \
+    "scope.c:gen.c:sync.c:chan.c:offload.c:resolve.c:file.c:io.c:udp_unix.c:"  \
+    "debug.c:lockrank.c:switch.S"
 #endif
 
 static int lib_source(const char *name)

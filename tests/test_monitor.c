@@ -1,4 +1,4 @@
-/* The monitor (src/sched.c): what busy workers cannot see is noticed.
+/* The monitor (src/monitor.c): what busy workers cannot see is noticed.
  *  1. A coroutine spawned just before its parent starts a long CPU loop sits
  *     in the parent worker's runnext; the idle worker is woken to steal it,
  *     so it runs during the loop, not after.
