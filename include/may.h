@@ -231,8 +231,8 @@ MAY_API long may_co_stack_used(const may_co_t *co);
 /* ------------------------------------------------------------------------ */
 
 /* End the calling coroutine with result, after running its cleanup
- * handlers and coroutine-local destructors.  On a plain thread:
- * pthread_exit(result). */
+ * handlers and coroutine-local destructors.  On a plain thread: run the
+ * thread's may_cleanup_push handlers, then pthread_exit(result). */
 MAY_API _Noreturn void may_exit(void *result);
 /* Print "may: coroutine <id> "<name>" panicked: <message>" on stderr and end
  * the calling coroutine (cleanup handlers and destructors run; every other

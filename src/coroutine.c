@@ -108,11 +108,7 @@ static void finish_direct_hook(may__worker *w, struct may_co *co)
 
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
 {
-    while (co->cleanup) {
-        may_cleanup_t *c = co->cleanup;
-        co->cleanup = c->next;
-        c->fn(c->arg);
-    }
+    may__cleanups_run(&co->cleanup);
     if (co->cls)
         may__cls_run_destructors(co->cls);
     if (co->owned)

@@ -36,6 +36,19 @@
  * its cleanup handlers and hands the exit to its resumer, src/gen.c), then
  * the coroutine (its handlers and destructors, on its own stack), or the
  * plain thread. */
+static __thread may_cleanup_t *thread_cleanup;
+
+/* Run and unlink the handlers of a list, newest first: a coroutine's as it
+ * ends, a generator's as it returns or is freed, a thread's at may_exit. */
+void may__cleanups_run(may_cleanup_t **head)
+{
+    while (*head) {
+        may_cleanup_t *c = *head;
+        *head = c->next;
+        c->fn(c->arg);
+    }
+}
+
 _Noreturn void may__exit_as(void *result, int kind)
 {
     may__gen_exit(result, kind); /* returns only outside every generator */
@@ -43,6 +56,7 @@ _Noreturn void may__exit_as(void *result, int kind)
     if (!co) {
         if (kind == MAY_PANICKED)
             abort();
+        may__cleanups_run(&thread_cleanup); /* as pthread_exit runs its own */
         pthread_exit(result);
     }
     may__co_finish(co, result, kind);
@@ -71,8 +85,8 @@ _Noreturn void may_panic(const char *fmt, ...)
 }
 
 /* Cleanup handlers go onto the list of what the caller runs: the generator
- * it is inside (src/gen.c says why), else its coroutine, else its thread. */
-static __thread may_cleanup_t *thread_cleanup;
+ * it is inside (src/gen.c says why), else its coroutine, else its thread
+ * (thread_cleanup, above). */
 
 static may_cleanup_t **cleanup_list(void)
 {

@@ -95,11 +95,7 @@ may_cleanup_t **may__gen_cleanups(void)
 
 static void run_cleanups(may_gen_t *g)
 {
-    while (g->cleanup) {
-        may_cleanup_t *c = g->cleanup;
-        g->cleanup = c->next;
-        c->fn(c->arg);
-    }
+    may__cleanups_run(&g->cleanup);
 }
 
 /* Leave the generator for good (it returned or exits): back to the

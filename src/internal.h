@@ -540,6 +540,8 @@ struct may_gen *may__gen_running(void);
 const may__stack *may__gen_stack(const struct may_gen *g);
 /* The cleanup list of the generator the caller is running, or NULL. */
 may_cleanup_t **may__gen_cleanups(void);
+/* Run the handlers of a list, newest first, unlinking each (src/exit.c). */
+void may__cleanups_run(may_cleanup_t **head);
 /* Inside a generator: run its cleanup handlers, and leave it for good to
  * its resumer, which carries on with may__exit_as(result, kind).  Returns
  * (doing nothing) outside every generator. */

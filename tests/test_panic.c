@@ -2,6 +2,7 @@
  * handlers newest first, and every other coroutine runs on. */
 #include "test.h"
 #include <errno.h>
+#include <pthread.h>
 
 static char order[16];
 static _Atomic int norder;
@@ -59,6 +60,17 @@ static void *bystander(void *arg)
     return (void *)7;
 }
 
+/* A plain thread's handlers run at its may_exit, newest first, as
+ * pthread_exit runs pthread_cleanup_push's. */
+static void *thread_exiter(void *arg)
+{
+    (void)arg;
+    may_cleanup_t n1, n2;
+    may_cleanup_push(&n1, note, (void *)(intptr_t)'1');
+    may_cleanup_push(&n2, note, (void *)(intptr_t)'2');
+    may_exit((void *)5);
+}
+
 int main(void)
 {
     may_co_t *c, *b;
@@ -79,6 +91,14 @@ int main(void)
     ASSERT_EQ((intptr_t)r, 99);
     ASSERT_EQ(norder, 1);
     ASSERT_EQ(order[0], 'x');
+
+    norder = 0;
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, thread_exiter, NULL), 0);
+    ASSERT_EQ(pthread_join(t, &r), 0);
+    ASSERT_EQ((intptr_t)r, 5);
+    ASSERT_EQ(norder, 2);
+    ASSERT(memcmp(order, "21", 2) == 0);
 
     /* many panics do not disturb the runtime */
     may_co_t *cs[100];
