@@ -80,7 +80,13 @@ static void test_cancel(void)
     mkpipe();
     may_co_t *co;
     ASSERT_EQ(may_spawn(&co, wait_read_co, NULL, NULL), 0);
-    may_sleep(TEST_MS(10));
+    /* cancel it in its wait, not before it starts (then it never runs):
+     * under valgrind 10 ms was not always enough to get there */
+    may_stats_t st;
+    do {
+        may_sleep(TEST_MS(1));
+        ASSERT_EQ(may_stats(&st), 0);
+    } while (st.fd_waiters == 0);
     ASSERT_EQ(may_cancel(co), 0);
     void *res;
     ASSERT_EQ(may_join(co, &res, may_deadline_in(TEST_MS(3000))), MAY_CANCELED);
