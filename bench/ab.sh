@@ -11,7 +11,8 @@
 #
 # Environment: AB_RUNS=7, AB_DIR=build/ab, AB_BENCHES (default: switch spawn
 # skynet pingpong1 pingpong2 chan mutex sieve), SWITCH_N, SPAWN_N,
-# PINGPONG_N (sizes; the defaults keep one run to a second or two).
+# PINGPONG_N (sizes; the defaults keep one run to a second or two),
+# AB_WRAP (a command prefix for every run, e.g. "taskset -c 0").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,7 +66,7 @@ trap 'rm -rf "$RES"' EXIT
 run_one() { # side dir bench
     local out
     # shellcheck disable=SC2046
-    out=$(timeout 300 $(cmd_of "$2" "$3") 2>&1) || { echo "ab: $1 $3 failed" >&2; return 0; }
+    out=$(timeout 300 ${AB_WRAP:-} $(cmd_of "$2" "$3") 2>&1) || { echo "ab: $1 $3 failed" >&2; return 0; }
     echo "$out" | awk -v s="$1" '$1 == "RESULT" { print s, $2 "." $3, $4, $5 }' >>"$RES/all"
 }
 
