@@ -367,8 +367,6 @@ typedef struct may__worker {
 
 typedef struct may__sched {
     int nworkers;
-    int idle_spin;     /* idle workers spin before sleeping: more than one
-                          worker, and no more than the CPUs we may run on */
     may__worker **workers;
     _Atomic int state; /* 0 stopped, 1 starting, 2 running, 3 stopping,
                           MAY__STATE_FORKED */

@@ -352,12 +352,8 @@ static struct may_co *find_runnable(may__worker *w)
         }
         /* Spin a little before sleeping: work often arrives within
          * microseconds (a spawning or waking coroutine on another worker),
-         * and a futex sleep and wake-up costs far more than that.  Not
-         * with more workers than CPUs (idle_spin is 0): then the spin
-         * runs on a CPU another worker needs for the work it waits for
-         * (2 workers on one CPU: 40% of an echo server's time in this
-         * loop, docs/BENCHMARKS.md). */
-        if (may__S.idle_spin && spin_for_work())
+         * and a futex sleep and wake-up costs far more than that. */
+        if (may__S.nworkers > 1 && spin_for_work())
             continue;
         go_idle(w);
     }

@@ -45,16 +45,6 @@
 #include <sched.h>
 #include <stdio.h>
 
-/* The CPUs this process may run on. */
-static int allowed_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 static int default_workers(void)
 {
     const char *e = getenv("MAY_WORKERS");
@@ -64,7 +54,11 @@ static int default_workers(void)
         if (*end == 0 && v > 0 && v <= 1024)
             return (int)v;
     }
-    return allowed_cpus();
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
 
 /* What worker index owns: its queues, a stack pool of cap entries, its
@@ -145,9 +139,6 @@ int may__ensure_started(void)
         may__S.workers[made] = w;
     }
     may__S.nworkers = n;
-    /* With more workers than CPUs, an idle worker's spin takes the CPU
-     * from a worker that has work (src/sched.c, spin_for_work). */
-    may__S.idle_spin = n > 1 && n <= allowed_cpus();
     r = may__poll_init();
     if (r < 0)
         goto out_free;
