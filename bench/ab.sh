@@ -29,7 +29,7 @@ case ${1:-} in -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;
 build_rev() { # rev dir
     local rev=$1 d=$2 sha
     sha=$(git -C "$ROOT" rev-parse --verify "$rev^{commit}")
-    if [ ! -d "$d/src" ] || [ "$(git -C "$d" rev-parse HEAD 2>/dev/null)" != "$sha" ]; then
+    if [ ! -d "$d/src" ] || [ "$(git -C "$d/src" rev-parse HEAD 2>/dev/null)" != "$sha" ]; then
         rm -rf "$d"
         git -C "$ROOT" worktree prune
         git -C "$ROOT" worktree add --detach -f "$d/src" "$sha" >/dev/null
