@@ -53,6 +53,22 @@ static inline long test_scale(long n)
 }
 #define TEST_MS(x) ((int64_t)(x) * 1000000LL)
 
+/* Run fn twice: from the calling plain thread, then from a coroutine (the
+ * calls under test must behave the same in both worlds). */
+static inline void *test_run_in_co_(void *arg)
+{
+    void (*fn)(void) = (void (*)(void))arg;
+    fn();
+    return NULL;
+}
+static inline void test_run_both(void (*fn)(void))
+{
+    fn();
+    may_co_t *c;
+    ASSERT_EQ(may_spawn(&c, test_run_in_co_, (void *)fn, NULL), 0);
+    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
+}
+
 /* The smallest and largest of n counters (yield fairness checks). */
 static inline void test_min_max(_Atomic long *c, int n, long *mn, long *mx)
 {

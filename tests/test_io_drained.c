@@ -290,34 +290,19 @@ static void check_shared_readers(void)
     may_fd_close(shared[1]);
 }
 
-static void *in_co(void *arg)
-{
-    void (*fn)(void) = (void (*)(void))arg;
-    fn();
-    return NULL;
-}
-
-static void run_both(void (*fn)(void))
-{
-    fn(); /* from this plain thread */
-    may_co_t *c;
-    ASSERT_EQ(may_spawn(&c, in_co, (void *)fn, NULL), 0);
-    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
-}
-
 int main(void)
 {
     rounds = test_scale(2000);
     if (rounds < 50)
         rounds = 50;
-    run_both(check_one_recv_per_request);
-    run_both(check_wait_then_read);
-    run_both(check_late_data);
-    run_both(check_seqpacket);
-    run_both(check_nowait);
-    run_both(check_eof_after_data);
-    run_both(check_urgent_mark);
-    run_both(check_shared_readers);
+    test_run_both(check_one_recv_per_request);
+    test_run_both(check_wait_then_read);
+    test_run_both(check_late_data);
+    test_run_both(check_seqpacket);
+    test_run_both(check_nowait);
+    test_run_both(check_eof_after_data);
+    test_run_both(check_urgent_mark);
+    test_run_both(check_shared_readers);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;

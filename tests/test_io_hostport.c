@@ -216,26 +216,11 @@ static void test_udp(void)
     ASSERT_EQ(may_fd_close(a), 0);
 }
 
-static void *in_co(void *arg)
-{
-    void (*fn)(void) = (void (*)(void))arg;
-    fn();
-    return NULL;
-}
-
-static void run_both(void (*fn)(void))
-{
-    fn(); /* from this plain thread */
-    may_co_t *c;
-    ASSERT_EQ(may_spawn(&c, in_co, (void *)fn, NULL), 0);
-    ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
-}
-
 int main(void)
 {
-    run_both(test_grammar);
-    run_both(test_tcp);
-    run_both(test_udp);
+    test_run_both(test_grammar);
+    test_run_both(test_tcp);
+    test_run_both(test_udp);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;
