@@ -358,7 +358,20 @@ typedef struct may__worker {
     uint64_t id_next, id_end;       /* a block of coroutine ids */
     /* stats: written by the owner, read relaxed by may_stats */
     _Atomic uint64_t n_switch, n_spawn, n_steal, n_park;
-    uint64_t mon_switches;          /* n_switch at the monitor's last tick */
+    /* may_yield calls that found nothing else to run, so did not switch:
+     * owner-written like the stats; the monitor counts them as progress */
+    _Atomic uint64_t n_lone_yield;
+    /* The kernel's id of the thread that runs this worker (gettid), for the
+     * monitor's look at /proc/self/task/TID/stat; 0 until the thread has
+     * started.  Release store in may__worker_main, acquire load in
+     * monitor.c. */
+    _Atomic int tid;
+    /* the monitor's own (monitor.c): n_switch + n_lone_yield at its last
+     * tick, and the episode of one coroutine holding this worker */
+    uint64_t mon_switches;
+    int64_t mon_since;              /* when the monitor last saw progress */
+    int64_t mon_t0, mon_cpu0;       /* first stuck tick: time, thread CPU time */
+    int mon_reported;               /* the episode was reported (or suppressed) */
 } may__worker;
 
 /* may__S.state in the child of a fork made while the runtime ran: it

@@ -416,8 +416,12 @@ void may_yield(void)
         }
     }
     struct may_co *next = may__pick_fast(w);
-    if (!next)
-        return; /* nothing else to run here */
+    if (!next) {
+        /* Nothing else to run here.  Counted, so that the monitor sees a
+         * coroutine that yields alone as making progress, not as stuck. */
+        STAT_INC(w->n_lone_yield);
+        return;
+    }
     if (self->pinned >= 0) {
         w->hook = (may__hook){ .fn = NULL };
         may__inbox_push(w, self);
@@ -446,6 +450,8 @@ void *may__worker_main(void *arg)
     may__tls_w = w;
     /* may__cur_worker reads it in asm the compiler cannot see through */
     __asm__ volatile("" ::: "memory");
+    /* release: pairs with the monitor's acquire load (monitor.c) */
+    atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_release);
     char name[16];
     snprintf(name, sizeof name, "may-worker-%d", w->index);
     pthread_setname_np(pthread_self(), name);
