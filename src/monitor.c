@@ -14,6 +14,31 @@
  *     worker is woken; it runs the due timers, or finds nothing to run and
  *     takes the poller over.
  *
+ *   - a coroutine that has held its worker for MAY_STUCK_REPORT_MS (read
+ *     at start; default 10 ms, Go's sysmon's preemption threshold; 0 = off)
+ *     without progress: it is reported on stderr, with its id, name and
+ *     worker, how long so far, and what its thread does: running (a CPU
+ *     loop) or blocked in the kernel (mon_thread_kind).
+ *
+ * Stuck reports.  Progress is a switch (n_switch) or a may_yield that
+ * found nothing else to run (n_lone_yield): such a loop lets anything that
+ * arrives run, so it is not stuck.  An episode starts at the tick that saw
+ * progress last (mon_since, coarse clock: the duration is a lower bound, a
+ * tick short at most).  Its first stuck tick samples the time and the
+ * thread's CPU time (mon_t0, mon_cpu0), so the classification can weigh
+ * the CPU time used over at least half the threshold besides the state
+ * letter in /proc, which is a mere sample (valgrind runs one thread at a
+ * time, so a looping thread waiting for its turn reads S: in test_stuck
+ * under valgrind, without the CPU time, one run in three called a CPU loop
+ * blocked).  An episode is reported once (mon_reported), and at most one
+ * report a second is printed; the episodes held back meanwhile are counted
+ * and the next report says how many.  All of it runs in the monitor and
+ * only for a worker that made no progress for a tick: a syscall or two and
+ * a /proc read per episode, nothing on the workers' paths but the count
+ * of lone yields.  The id and name are read as may_stats reads them: under
+ * the stack lock, racily, then the episode is checked again.  The report
+ * needs the monitor, so a one-worker runtime makes none.
+ *
  * It never moves work itself; it only wakes workers, through the same
  * may__wakep() as everything else.  Nor does it hand a blocked worker's
  * queue to a new thread, as Go does with a processor stuck in a system
@@ -34,10 +59,13 @@
  * on both sides, so at least one of them sees the other.  What it reads of
  * the workers (n_switch, sleep_word, the queues' lengths) it reads without
  * a lock and mostly relaxed: a stale value costs a tick, and each tick
- * looks again.  mon_switches and the tick counts in mon_check are the
- * monitor's own.
+ * looks again.  mon_switches, the episode fields (mon_since, mon_t0,
+ * mon_cpu0, mon_reported), the report's rate limit and the tick counts in
+ * mon_check are the monitor's own.  A worker's tid is stored with release
+ * by its thread and loaded with acquire here (0: not started yet).
  *
- * Locks: none of its own; may__wakep takes the idle lock.
+ * Locks: none of its own; may__wakep takes the idle lock, and a stuck
+ * report the stack lock (may__stacks_hold), alone.
  */
 #include "internal.h"
 #include "sched_impl.h"
