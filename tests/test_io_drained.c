@@ -95,9 +95,11 @@ static void check_one_recv_per_request(void)
     /* one per request, plus the EOF; without the shortcut 2 per request */
     ASSERT_LE(n, rounds + rounds / 4 + 2);
     /* may_fd_wait after a short read parks without poll(2); without the
-     * shortcut it polls twice per request (not ready, then ready) */
+     * shortcut it polls twice per request (not ready, then ready).  Some
+     * polls remain where an edge is dispatched during the recv (the key
+     * no longer matches): 28 of 100 rounds seen once under qemu. */
     if (wait_first)
-        ASSERT_LE(np, rounds / 4 + 2);
+        ASSERT_LE(np, rounds / 2 + 2);
     may_fd_close(lfd);
 }
 
