@@ -6,11 +6,14 @@
  * builds (sanitizers, valgrind, qemu): use test_scale(n). */
 #ifndef MAY_TEST_H
 #define MAY_TEST_H
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "may.h"
 
 #define ASSERT(c)                                                              \
@@ -52,6 +55,16 @@ static inline long test_scale(long n)
     return r < 1 ? 1 : r;
 }
 #define TEST_MS(x) ((int64_t)(x) * 1000000LL)
+
+/* Whether an address is a loopback one (127/8 or ::1). */
+static inline int test_is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return 0;
+}
 
 /* Run fn twice: from the calling plain thread, then from a coroutine (the
  * calls under test must behave the same in both worlds). */

@@ -28,15 +28,6 @@ static struct sockaddr_storage local_addr(int fd)
     return ss;
 }
 
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return 0;
-}
-
 static int is_wildcard(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET)
@@ -50,7 +41,7 @@ static void expect_loopback(int fd, const char *what)
 {
     ASSERT_GE(fd, 0);
     struct sockaddr_storage ss = local_addr(fd);
-    if (!is_loopback(&ss)) {
+    if (!test_is_loopback(&ss)) {
         char s[80] = "?";
         may_sockaddr_str(&ss, s, sizeof s);
         fprintf(stderr, "%s: bound to %s, not loopback\n", what, s);

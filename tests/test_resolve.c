@@ -81,15 +81,6 @@ static void expect_v4(const struct sockaddr_storage *ss, socklen_t len, const ch
     ASSERT_EQ(ntohs(sin->sin_port), port);
 }
 
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return 0;
-}
-
 static void *resolve_co(void *arg)
 {
     (void)arg;
@@ -103,7 +94,7 @@ static void *resolve_co(void *arg)
     ASSERT_EQ(may_resolve("::1", "443", AF_INET6, SOCK_STREAM, &ss, &len, MAY_NOWAIT), 0);
     ASSERT_EQ(ss.ss_family, AF_INET6);
     ASSERT_EQ(len, sizeof(struct sockaddr_in6));
-    ASSERT(is_loopback(&ss));
+    ASSERT(test_is_loopback(&ss));
     ASSERT_EQ(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 443);
     /* no host: the wildcard, for bind */
     ASSERT_EQ(may_resolve(NULL, "8080", AF_INET, SOCK_STREAM, &ss, &len, MAY_NOWAIT), 0);
@@ -114,7 +105,7 @@ static void *resolve_co(void *arg)
     ASSERT_EQ(may_resolve("localhost", "80", AF_INET, SOCK_STREAM, &ss, &len, dl), 0);
     expect_v4(&ss, len, "127.0.0.1", 80);
     ASSERT_EQ(may_resolve("localhost", "80", AF_UNSPEC, SOCK_STREAM, &ss, &len, dl), 0);
-    ASSERT(is_loopback(&ss));
+    ASSERT(test_is_loopback(&ss));
     /* a name with MAY_NOWAIT cannot be looked up in time */
     ASSERT_EQ(may_resolve("localhost", "80", AF_INET, SOCK_STREAM, &ss, &len, MAY_NOWAIT),
               -ETIMEDOUT);
@@ -137,7 +128,7 @@ static void *resolve_co(void *arg)
     ASSERT_EQ(may_parse_host_port("[::1]:80", h, sizeof h, p, sizeof p), 0);
     ASSERT_EQ(may_resolve(h, p, AF_UNSPEC, SOCK_STREAM, &ss, &len, dl), 0);
     ASSERT_EQ(ss.ss_family, AF_INET6);
-    ASSERT(is_loopback(&ss));
+    ASSERT(test_is_loopback(&ss));
     return NULL;
 }
 
