@@ -147,8 +147,11 @@ int main(void)
 
     /* e */
     text = run(2, (may_fn_t[]){ cpu_loop, cpu_loop }, (const char *[]){ "loop-1", "loop-2" }, ids);
+    /* the rate limit: one report for the two (which of them, and how it is
+     * classed, is not this case's point: under valgrind, which runs one
+     * thread at a time, a looping thread waiting for its turn looks
+     * blocked) */
     ASSERT_EQ(count(text, "may: coroutine"), 1);
-    ASSERT_EQ(count(text, "its thread is running"), 1);
     free(text);
     return 0;
 }
