@@ -197,6 +197,28 @@ MAY_API int may_cancel(may_co_t *co);
 /* True when the calling coroutine has been cancelled. */
 MAY_API bool may_cancelled(void);
 
+/* Keep the calling coroutine on the OS thread it runs on now until the
+ * matching may_unlock_thread, as Go's runtime.LockOSThread: across every
+ * wait in between it resumes on that thread, so its thread-locals, &errno
+ * and pthread_self() stay the same.  Calls nest; a coroutine spawned with
+ * MAY_SPAWN_PINNED is locked for life already.  Cheap (no system call):
+ * the interposition library (docs/HOOKS.md) brackets every wait with it.
+ * 0, or -EPERM on a plain thread. */
+MAY_API int may_lock_thread(void);
+/* Undo one may_lock_thread.  0, -EPERM (plain thread, or not locked). */
+MAY_API int may_unlock_thread(void);
+
+/* Bracket a call that may block the thread in the kernel (a blocking
+ * read of a regular file, a third-party library's wait), as Go's
+ * entersyscall/exitsyscall or tokio's block_in_place: while the call lasts
+ * the worker's queued coroutines are handed to another thread, so the
+ * runtime keeps its full number of workers running (docs/CAVEATS.md rule
+ * 1).  Cheap when the call is short.  In between, call no may_ function
+ * that waits.  Nested pairs count as one.  On a plain thread both do
+ * nothing. */
+MAY_API void may_blocking_begin(void);
+MAY_API void may_blocking_end(void);
+
 /* Let other coroutines run; from a plain thread, sched_yield(). */
 MAY_API void may_yield(void);
 /* Sleep until the deadline.  0, or -ECANCELED; -EINVAL on a plain thread

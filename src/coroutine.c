@@ -391,6 +391,34 @@ may_co_t *may_self(void)
     return may__cur_co();
 }
 
+int may_lock_thread(void)
+{
+    may__worker *w = may__cur_worker();
+    struct may_co *co = w ? w->cur : NULL;
+    if (!co)
+        return -EPERM;
+    if (co->lock_depth++ == 0 && co->pinned < 0) {
+        /* Only the coroutine itself changes pinned, and only while it runs:
+         * whoever readies it later reads it after the park that published
+         * it (the parker's acq_rel CAS). */
+        co->pinned = w->index;
+        co->lock_pinned = 1;
+    }
+    return 0;
+}
+
+int may_unlock_thread(void)
+{
+    struct may_co *co = may__cur_co();
+    if (!co || co->lock_depth == 0)
+        return -EPERM;
+    if (--co->lock_depth == 0 && co->lock_pinned) {
+        co->lock_pinned = 0;
+        co->pinned = -1;
+    }
+    return 0;
+}
+
 bool may_in_coroutine(void)
 {
     return may__cur_co() != NULL;

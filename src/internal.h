@@ -220,6 +220,9 @@ struct may_co {
     void *asan_fake;             /* ASan fake-stack handle while switched out */
     void *tsan_fiber;            /* TSan fiber */
     struct may_gen *gen_cur;     /* innermost generator it runs now, if any (gen.c) */
+    int lock_depth;              /* may_lock_thread nesting */
+    int lock_pinned;             /* pinned was set by may_lock_thread */
+    int blocking_depth;          /* may_blocking_begin nesting */
     /* Spawn zeroes everything above this line in one go (keep that part
      * small enough for the compiler to use vector stores, not rep stos)
      * and sets the fields below one by one. */
@@ -366,6 +369,9 @@ typedef struct may__worker {
      * started.  Release store in may__worker_main, acquire load in
      * monitor.c. */
     _Atomic int tid;
+    /* Nonzero while its coroutine is between may_blocking_begin and _end:
+     * written by the thread running the worker, read by the monitor. */
+    _Atomic int blocking;
     /* the monitor's own (monitor.c): n_switch + n_lone_yield at its last
      * tick, and the episode of one coroutine holding this worker */
     uint64_t mon_switches;

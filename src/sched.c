@@ -436,6 +436,26 @@ void may_yield(void)
     may__switch_from(w, self, next, 0);
 }
 
+/* ---- calls that may block the thread ------------------------------------ */
+
+void may_blocking_begin(void)
+{
+    may__worker *w = may__cur_worker();
+    if (!w || !w->cur)
+        return;
+    if (w->cur->blocking_depth++ == 0)
+        atomic_store_explicit(&w->blocking, 1, memory_order_release);
+}
+
+void may_blocking_end(void)
+{
+    may__worker *w = may__cur_worker();
+    if (!w || !w->cur || w->cur->blocking_depth == 0)
+        return;
+    if (--w->cur->blocking_depth == 0)
+        atomic_store_explicit(&w->blocking, 0, memory_order_release);
+}
+
 /* ---- the worker thread -------------------------------------------------- */
 
 void may__stack_pool_drain(may__worker *w);
