@@ -5,6 +5,14 @@
 # and `apt-get update` runs only when something is missing.  With the argument
 # `bench`, the benchmark dependencies (Go, wrk) are added.  Not root: uses sudo when
 # available, else prints what to install and fails.
+#
+# The servers (redis-server, PostgreSQL 15, MariaDB) are for tests/servers/,
+# which starts private instances in temporary directories.  Installing them
+# must not start the system services nor create PostgreSQL's 15/main cluster:
+# a temporary /usr/sbin/policy-rc.d (exit 101) keeps invoke-rc.d from starting
+# anything (an existing one, as Debian container images ship, is left alone),
+# and a fresh postgresql-common finds create_main_cluster = false in
+# /etc/postgresql-common/createcluster.conf.
 set -euo pipefail
 
 # Build and test dependencies (`make test`).
@@ -14,9 +22,13 @@ PKGS=(
     qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     libclang-rt-14-dev
     node-llhttp libwslay-dev libssl-dev curl
+    # real servers and their client libraries (tests/servers, tests/real)
+    redis-server redis-tools postgresql-15 postgresql-client-15 mariadb-server
+    libhiredis-dev libpq-dev libcurl4-openssl-dev libmariadb-dev
 )
 # `make bench` only.
-BENCH_PKGS=(golang-go wrk)
+BENCH_PKGS=(golang-go wrk
+    golang-github-gomodule-redigo-dev golang-github-jackc-pgx-v4-dev)
 
 for arg in "$@"; do
     case "$arg" in
@@ -54,9 +66,26 @@ if ((EUID != 0)); then
     fi
 fi
 
+# No service starts during the install (see the top); the temporary policy
+# goes on every exit path.
+POLICY=/usr/sbin/policy-rc.d
+if [[ ! -e $POLICY ]]; then
+    trap '"${SUDO[@]}" rm -f "$POLICY"' EXIT
+    printf '#!/bin/sh\n# scripts/deps.sh: no service starts while it installs\nexit 101\n' |
+        "${SUDO[@]}" tee "$POLICY" >/dev/null
+    "${SUDO[@]}" chmod 755 "$POLICY"
+fi
+CCCONF=/etc/postgresql-common/createcluster.conf
+if ! installed postgresql-common && [[ ! -e $CCCONF ]]; then
+    "${SUDO[@]}" mkdir -p "${CCCONF%/*}"
+    echo "create_main_cluster = false" | "${SUDO[@]}" tee "$CCCONF" >/dev/null
+fi
+
 export DEBIAN_FRONTEND=noninteractive
-APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y
-    -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
+# UCF_FORCE_CONFFOLD: postgresql-common keeps the createcluster.conf above.
+APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1
+    apt-get -q -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
+    -o Dpkg::Options::=--force-confold)
 "${APT[@]}" update -qq
 "${APT[@]}" install -qq --no-install-recommends "${missing[@]}" >/dev/null
 
