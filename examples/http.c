@@ -6,6 +6,10 @@
  * Routes (as in the TechEmpower benchmarks):
  *   /plaintext  200 text/plain        "Hello, World!" (13 bytes)
  *   /json       200 application/json  {"message":"Hello, World!"}
+ *   /sleep?ms=N 200 text/plain        the request's URL, after waiting N ms
+ *               (at most 10 000) in the connection's coroutine: a slow
+ *               request for tests/real/real_curl.c.  Only in this program
+ *               (main turns it on), not where http.c is included.
  *   otherwise   404; a request the parser rejects gets 400 and a close,
  *               and so does an Upgrade or CONNECT request (instead of its
  *               route's answer: what follows it is not HTTP).
@@ -269,6 +273,23 @@ static void http_bad_request(http_conn_t *c)
                  LIT("Bad Request\n"));
 }
 
+/* /sleep?ms=N: off unless main turns it on (so test_http and the fuzz
+ * target, which include this file, see the routes they know). */
+static bool http_sleep_route;
+
+static void http_sleep(http_conn_t *c)
+{
+    const char *q = memchr(c->url, '?', c->url_len);
+    long ms = q && c->url_len - (size_t)(q - c->url) > 4 && memcmp(q, "?ms=", 4) == 0
+                  ? strtol(q + 4, NULL, 10) : 0;
+    if (ms > 0)
+        may_sleep((ms < 10000 ? ms : 10000) * 1000000LL);
+    char hdrs[80], body[66];
+    int n = snprintf(body, sizeof body, "%.*s\n", (int)(c->url_len < 64 ? c->url_len : 64), c->url);
+    int hn = snprintf(hdrs, sizeof hdrs, "Content-Type: text/plain\r\nContent-Length: %d\r\n", n);
+    http_respond(c, LIT("200 OK"), hdrs, (size_t)hn, body, (size_t)n);
+}
+
 static int on_message_complete(llhttp_t *p)
 {
     http_conn_t *c = p->data;
@@ -291,6 +312,8 @@ static int on_message_complete(llhttp_t *p)
         http_respond(c, LIT("200 OK"),
                      LIT("Content-Type: application/json\r\nContent-Length: 27\r\n"),
                      LIT("{\"message\":\"Hello, World!\"}"));
+    } else if (http_sleep_route && path_is(c, LIT("/sleep"))) {
+        http_sleep(c);
     } else {
         http_respond(c, LIT("404 Not Found"),
                      LIT("Content-Type: text/plain\r\nContent-Length: 10\r\n"),
@@ -443,7 +466,8 @@ static const char usage[] =
     "usage: http [port [seconds]]\n"
     "  port     port to listen on, 127.0.0.1 only (default 8080; 0: any free port)\n"
     "  seconds  stop after this many seconds (default 0: run until killed)\n"
-    "Routes: /plaintext, /json; anything else is 404.\n";
+    "Routes: /plaintext, /json, /sleep?ms=N (answers after N ms);\n"
+    "anything else is 404.\n";
 
 int main(int argc, char **argv)
 {
@@ -451,6 +475,7 @@ int main(int argc, char **argv)
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%ld", argc > 1 ? usage_long(argv[1], 0, 65535, usage) : 8080);
     int seconds = argc > 2 ? (int)usage_long(argv[2], 0, 1000000000, usage) : 0;
+    http_sleep_route = true;
     int lfd = may_tcp_listen(addr, 4096, 0);
     if (lfd < 0) {
         fprintf(stderr, "http: listen %s: %s\n", addr, strerror(-lfd));

@@ -5,7 +5,7 @@
 # exit or a timeout (VALGRIND_TIMEOUT seconds, default 300).
 #
 # VALGRIND_TESTS / VALGRIND_EXCLUDE: ctest -R / -E regexes selecting tests
-# (VALGRIND_EXCLUDE defaults to ^example_|^test_fault$: test_fault forks a
+# (VALGRIND_EXCLUDE defaults to ^example_|^test_fault$|^real_: test_fault forks a
 # child per fault-injection point, each of which would run under valgrind
 # too; the asan stage checks its children for leaks instead).
 # VALGRIND_ARGS: extra valgrind arguments.  scripts/valgrind.supp is used as
@@ -27,8 +27,9 @@ VG+=("${extra[@]}")
 sel=()
 [[ -n ${VALGRIND_TESTS:-} ]] && sel+=(-R "$VALGRIND_TESTS")
 # The example_* tests run programs with arguments (test name != program
-# name); the other stages cover them.
-sel+=(-E "${VALGRIND_EXCLUDE:-^example_|^test_fault\$}")
+# name), and so do the real_* proofs (tests/real/: under the server
+# wrapper); the other stages cover them.
+sel+=(-E "${VALGRIND_EXCLUDE:-^example_|^test_fault\$|^real_}")
 # "  Test  #3: test_chan" -> test_chan (test name == executable name).
 mapfile -t names < <(ctest --test-dir "$DIR" -N "${sel[@]}" |
     sed -n 's/^ *Test *#[0-9]*: *//p')
