@@ -148,7 +148,7 @@ clang)
         "$([[ ${CLANG_CTEST:-1} == 1 ]] && echo "+ ctest MAY_TEST_SCALE=${CLANG_SCALE:-0.5}")"
     configure "$BUILD/clang" -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_C_COMPILER="${CC_CLANG:-clang}" -DCMAKE_C_FLAGS="-Werror" \
-        -DMAY_BUILD_BENCH=OFF
+        -DMAY_BUILD_BENCH=OFF -DMAY_SERVERS_SMOKE=OFF
     build "$BUILD/clang"
     if [[ ${CLANG_CTEST:-1} == 1 ]]; then
         MAY_TEST_SCALE=${CLANG_SCALE:-0.5} run_ctest "$BUILD/clang"

@@ -5,7 +5,7 @@
 # exit or a timeout (VALGRIND_TIMEOUT seconds, default 300).
 #
 # VALGRIND_TESTS / VALGRIND_EXCLUDE: ctest -R / -E regexes selecting tests
-# (VALGRIND_EXCLUDE defaults to ^example_|^test_fault$|^real_: test_fault forks a
+# (VALGRIND_EXCLUDE defaults to ^example_|^test_fault$|^real_|^servers_: test_fault forks a
 # child per fault-injection point, each of which would run under valgrind
 # too; the asan stage checks its children for leaks instead).
 # VALGRIND_ARGS: extra valgrind arguments.  scripts/valgrind.supp is used as
