@@ -28,8 +28,9 @@ sel=()
 [[ -n ${VALGRIND_TESTS:-} ]] && sel+=(-R "$VALGRIND_TESTS")
 # The example_* tests run programs with arguments (test name != program
 # name), and so do the real_* proofs (tests/real/: under the server
-# wrapper); the other stages cover them.
-sel+=(-E "${VALGRIND_EXCLUDE:-^example_|^test_fault\$|^real_}")
+# wrapper); the other stages cover them.  The servers_* smoke tests
+# (tests/servers/) are shell scripts.
+sel+=(-E "${VALGRIND_EXCLUDE:-^example_|^test_fault\$|^real_|^servers_}")
 # "  Test  #3: test_chan" -> test_chan (test name == executable name).
 mapfile -t names < <(ctest --test-dir "$DIR" -N "${sel[@]}" |
     sed -n 's/^ *Test *#[0-9]*: *//p')
