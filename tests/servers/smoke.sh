@@ -10,6 +10,7 @@
 #      (3 and 4 for redis only, unless SMOKE_ALL=1);
 # and after each, the server's process is gone, nothing listens on its port
 # and its directory is removed.  Exit 77 (skip) when the wrapper skips.
+# shellcheck disable=SC2016  # the $MAY_TEST_* in CHECK expand in the wrapped sh
 set -uo pipefail
 KIND=${1:?usage: $0 redis|postgres|mariadb}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +26,6 @@ fail() {
 # The command each case runs: a client check, then its pid/port/dir to $INFO.
 case $KIND in
 redis)
-    PG_BIN=
     CHECK='[ "$(redis-cli -h "$MAY_TEST_REDIS_HOST" -p "$MAY_TEST_REDIS_PORT" ping)" = PONG ] &&
         [ "$(redis-cli -s "$MAY_TEST_REDIS_SOCK" ping)" = PONG ] &&
         echo "$MAY_TEST_REDIS_PID $MAY_TEST_REDIS_PORT $MAY_TEST_REDIS_DIR" >"$INFO"'

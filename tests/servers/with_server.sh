@@ -42,6 +42,7 @@
 # (ctest SKIP_RETURN_CODE); 125 when the server could not be set up or
 # started (its log is printed); 2 for a usage error.  -q: no progress lines.
 # MAY_TEST_SERVER_KEEP=1 keeps the directory (logs, data) for a post-mortem.
+# shellcheck disable=SC2317  # functions called from traps
 set -uo pipefail
 
 SKIP=77
@@ -54,7 +55,7 @@ usage() {
 [[ ${1:-} == -q ]] && QUIET=1 && shift
 KIND=${1:-}
 [[ $KIND == -h || $KIND == --help ]] && {
-    sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    sed -n '2,/^# shellcheck/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
 }
 shift || usage
@@ -105,7 +106,8 @@ postgres)
             [[ -x $d/postgres ]] && PG_BIN=$d && break
         done
     fi
-    [[ -n $PG_BIN ]] || die $SKIP "SKIP: PostgreSQL server not found (install postgresql-15 with scripts/deps.sh)"
+    [[ -n $PG_BIN && -x $PG_BIN/postgres ]] ||
+        die $SKIP "SKIP: PostgreSQL server not found (install postgresql-15 with scripts/deps.sh)"
     PATH=$PG_BIN:$PATH
     need postgres initdb pg_isready psql
     SRV_USER=postgres
@@ -272,7 +274,7 @@ start() { # port: start in the background, set SRV_PID
             --tmpdir="$RUN/tmp" \
             --socket="$SOCK" --port="$port" --bind-address=127.0.0.1 \
             --skip-networking=0 --skip-name-resolve --pid-file="$RUN/mysqld.pid" \
-            --log-error="$LOG" --innodb-log-file-size=8M --innodb-buffer-pool-size=16M \
+            --innodb-log-file-size=8M --innodb-buffer-pool-size=16M \
             --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 \
             --max-connections=500 --skip-log-bin) \
             >>"$LOG" 2>&1 </dev/null &
@@ -310,7 +312,7 @@ export_env() { # port
     postgres)
         export MAY_TEST_PG_HOST=127.0.0.1 MAY_TEST_PG_PORT=$port \
             MAY_TEST_PG_SOCKDIR=$RUN MAY_TEST_PG_SOCK=$SOCK \
-            MAY_TEST_PG_USER=may_test MAY_TEST_PG_DB=may_test MAY_TEST_PG_PASSWORD= \
+            MAY_TEST_PG_USER=may_test MAY_TEST_PG_DB=may_test MAY_TEST_PG_PASSWORD='' \
             MAY_TEST_PG_CONNINFO="host=127.0.0.1 port=$port user=may_test dbname=may_test sslmode=disable" \
             MAY_TEST_PG_CONNINFO_UNIX="host=$RUN port=$port user=may_test dbname=may_test" \
             MAY_TEST_PG_URL="postgres://may_test@127.0.0.1:$port/may_test?sslmode=disable" \
@@ -334,12 +336,14 @@ if ! prepare; then
 fi
 t_prep=$(elapsed "$t0")
 
-# Kills the server and removes the directory should this shell die without
+# Stops the server and removes the directory should this shell die without
 # running its traps (SIGKILL, e.g. a ctest timeout).  Its output goes to
 # /dev/null so that it never holds the caller's pipes open.
 watchdog() { # parent server-pid dir
+    trap - EXIT INT TERM HUP
     while kill -0 "$1" 2>/dev/null; do sleep 1; done
-    kill -KILL "$2" 2>/dev/null
+    SRV_PID=$2
+    stop_server
     [[ ${MAY_TEST_SERVER_KEEP:-0} == 1 ]] || rm -rf "$3"
 }
 
@@ -387,10 +391,14 @@ say "ready on 127.0.0.1:$PORT and $SOCK (pid $SRV_PID), set up in $t_prep s, sta
 
 # CMD runs in the background so that a signal to this shell is handled (and
 # passed on) at once; stdin stays the caller's.
-exec 3<&0
-"$@" <&3 3<&- &
-CMD_PID=$!
-exec 3<&-
+if { exec 3<&0; } 2>/dev/null; then
+    "$@" <&3 3<&- &
+    CMD_PID=$!
+    exec 3<&-
+else # no stdin at all
+    "$@" </dev/null &
+    CMD_PID=$!
+fi
 wait "$CMD_PID"
 rc=$?
 CMD_PID=
