@@ -709,6 +709,11 @@ MAY_API int may_fd_wait(int fd, int events, int64_t deadline);
 /* Wake every waiter on fd with -EBADF, unregister it and close it.  0 or
  * -errno (of close(2)). */
 MAY_API int may_fd_close(int fd);
+/* As may_fd_close, but leave fd open: wake every waiter with -EBADF and
+ * unregister it, for code that closes fd itself (the interposition
+ * library's close, docs/HOOKS.md).  Takes no lock when fd was never
+ * registered.  0, or -EBADF for a negative fd. */
+MAY_API int may_fd_forget(int fd);
 /* read(2) / write(2) that park instead of returning EAGAIN: the bytes
  * transferred (> 0; 0 from read at end of file), or -errno, -ETIMEDOUT,
  * -ECANCELED.  A write may be partial, like write(2).  Writing to a pipe

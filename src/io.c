@@ -80,7 +80,8 @@
  * only edge another waiter needed.
  *
  * Closing.  may_fd_close bumps gen, unregisters, unlinks every waiter with
- * result -EBADF and wakes them, then closes the fd.  Closing an fd with
+ * result -EBADF and wakes them, then closes the fd; may_fd_forget does the
+ * same but leaves the fd open (for the interposed close of libmay_hook).  Closing an fd with
  * close(2) while it is registered and then reusing the number is not
  * supported (the entry would still say "registered"): use may_fd_close.
  *
@@ -387,12 +388,11 @@ int may_fd_wait(int fd, int events, int64_t deadline)
     }
 }
 
-int may_fd_close(int fd)
+/* Bump gen, unregister, and claim every waiter with -EBADF into wl (woken
+ * by the caller after the close, so none retries on the old fd). */
+static void fd_forget(int fd, may__wakelist *wl)
 {
-    if (fd < 0)
-        return -EBADF;
     fd_ent *e = ent_get(fd, 0);
-    may__wakelist wl = { NULL };
     if (e) {
         may__lock(&e->lock, MAY__RANK_OBJECT);
         atomic_fetch_add_explicit(&e->gen, 1, memory_order_release);
@@ -403,9 +403,33 @@ int may_fd_close(int fd)
         atomic_store_explicit(&e->reg, 0, memory_order_release);
         atomic_store_explicit(&e->nopoll, 0, memory_order_relaxed);
         io_waiters_add(-(long)e->waiters.len);
-        may__waitq_claim_all(&e->waiters, &wl, -EBADF);
+        may__waitq_claim_all(&e->waiters, wl, -EBADF);
         may__unlock(&e->lock, MAY__RANK_OBJECT);
     }
+}
+
+int may_fd_forget(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    /* Never registered (or forgotten already): nothing waits on it, as a
+     * wait registers first (io_enter).  acquire: pairs with the release
+     * store of reg in io_enter. */
+    fd_ent *e = ent_get(fd, 0);
+    if (!e || atomic_load_explicit(&e->reg, memory_order_acquire) == 0)
+        return 0;
+    may__wakelist wl = { NULL };
+    fd_forget(fd, &wl);
+    may__wakelist_wake(&wl);
+    return 0;
+}
+
+int may_fd_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    may__wakelist wl = { NULL };
+    fd_forget(fd, &wl);
     int r = close(fd) == 0 || may__errno_now() == EINTR ? 0 : -may__errno_now();
     may__wakelist_wake(&wl);
     return r;
