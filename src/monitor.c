@@ -216,7 +216,7 @@ static void mon_report(may__worker *w, uint64_t sw, int64_t now, int64_t held_ns
     const char *what =
         k == MON_RUNNING ? "its thread is running: a CPU loop? yield in long loops, or offload" :
         k == MON_BLOCKED ? "its thread is blocked in a system call: a blocking call? use "
-                           "may_offload or the may_ I/O calls" :
+                           "may_offload, the may_ I/O calls or libmay_hook" :
                            "its thread's state is unknown (/proc/self/task unreadable)";
     fprintf(stderr, "may: coroutine %llu \"%s\" has held worker %d for %lld ms: %s%s\n",
             (unsigned long long)id, name, w->index, (long long)(held_ns / 1000000), what, more);
@@ -256,9 +256,11 @@ static int mon_stuck(may__worker *w, uint64_t sw, int64_t now)
 /* One look at the workers; nonzero if it woke one, or wants a short tick. */
 static int mon_check(void)
 {
-    int n = may__S.nworkers;
+    int n = atomic_load_explicit(&may__S.nall, memory_order_acquire);
     int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
     int busy = 0;
+    if (n > may__S.nworkers)
+        may__handoff_reap();
     for (int i = 0; i < n; i++) {
         may__worker *w = may__S.workers[i];
         uint64_t sw = mon_progress(w);
@@ -268,8 +270,19 @@ static int mon_check(void)
             w->mon_since = now;
             w->mon_t0 = 0;
             w->mon_reported = 0;
-        } else if (stuck_ns && !w->mon_reported) {
-            busy |= mon_stuck(w, sw, now);
+            w->mon_same = 0;
+        } else {
+            w->mon_same++;
+            /* Blocked in the kernel with a coroutine on it: its queue and
+             * its place go to another thread (handoff.c). */
+            if (mon_cur(w) &&
+                atomic_load_explicit(&w->role, memory_order_relaxed) == MAY__ROLE_ACTIVE &&
+                may__handoff_check(w, w->mon_same)) {
+                busy = 1;
+                w->mon_reported = 1; /* handed off, so not reported */
+            }
+            if (stuck_ns && !w->mon_reported)
+                busy |= mon_stuck(w, sw, now);
         }
         /* Still in the coroutine it ran a tick ago, with work queued behind
          * it: let an idle worker steal that work (runnext and unpinned
@@ -308,14 +321,17 @@ static void *monitor_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "may-monitor");
-    int n = may__S.nworkers;
     int64_t delay = MON_TICK_NS;
     int quiet = 0;
     while (!atomic_load(&may__S.stopping)) {
-        if (atomic_load(&may__S.nidle) == n) {
+        /* Every active worker idle: nothing to watch.  (A lent one may
+         * still block; when its thread comes back it takes an active place
+         * or becomes a spare, and either way needs no watching.) */
+        if (atomic_load(&may__S.nidle) >= atomic_load(&may__S.nactive)) {
             /* seq_cst: Dekker pair with may__mon_kick */
             atomic_store(&may__mon_sleeping, 1);
-            if (atomic_load(&may__S.nidle) == n && !atomic_load(&may__S.stopping))
+            if (atomic_load(&may__S.nidle) >= atomic_load(&may__S.nactive) &&
+                !atomic_load(&may__S.stopping))
                 may__futex(&may__mon_word, FUTEX_WAIT_PRIVATE, 0, NULL);
             atomic_store(&may__mon_sleeping, 0);
             atomic_store(&may__mon_word, 0);
