@@ -265,7 +265,7 @@ int may__handoff_check(may__worker *w, int ticks)
     int bracket = atomic_load_explicit(&w->blocking, memory_order_relaxed);
     if (!bracket && ticks < 2)
         return 0;
-    if (may__S.solo) {
+    if (may__solo()) {
         /* for good: a thief will exist from now on */
         __atomic_store_n(&may__S.solo, 0, __ATOMIC_SEQ_CST);
     }

@@ -391,6 +391,10 @@ typedef struct may__worker {
     int mon_reported;               /* the episode was reported (or suppressed) */
 } may__worker;
 
+/* may__S.solo, read in the fast paths (a plain load; handoff.c clears it
+ * with a seq_cst store and a fence). */
+static inline int may__solo(void);
+
 /* may__S.state in the child of a fork made while the runtime ran: it
  * cannot be used there, nor started again (src/fork.c). */
 #define MAY__STATE_FORKED 4
@@ -434,6 +438,11 @@ typedef struct may__sched {
 } may__sched;
 
 extern may__sched may__S;
+
+static inline int may__solo(void)
+{
+    return __atomic_load_n(&may__S.solo, __ATOMIC_RELAXED);
+}
 
 /* The running worker, or NULL on a plain thread.  Set only by the worker
  * thread itself (worker_main); read only through may__cur_worker(). */

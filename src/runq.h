@@ -52,7 +52,7 @@ static inline void may__runq_push(may__worker *w, struct may_co *co)
 static inline struct may_co *may__runq_pop(may__worker *w)
 {
     may__runq *q = &w->q;
-    if (may__S.solo) {
+    if (may__solo()) {
         uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
         if (h == atomic_load_explicit(&q->tail, memory_order_relaxed))
             return NULL;
@@ -112,7 +112,7 @@ static inline uint32_t may__runq_grab(may__worker *v, struct may_co **batch, int
 /* Owner only: empty runnext and return what it held. */
 static inline struct may_co *may__runnext_take(may__worker *w)
 {
-    if (may__S.solo) { /* no thieves */
+    if (may__solo()) { /* no thieves */
         struct may_co *co = atomic_load_explicit(&w->runnext, memory_order_relaxed);
         atomic_store_explicit(&w->runnext, NULL, memory_order_relaxed);
         return co;

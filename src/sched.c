@@ -409,7 +409,7 @@ void may_yield(void)
         return;
     }
     struct may_co *self = w->cur;
-    if (may__S.solo && self->pinned < 0 && MAY_LIKELY(w->tick > 1) &&
+    if (may__solo() && self->pinned < 0 && MAY_LIKELY(w->tick > 1) &&
         !atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
         /* One worker, so no thieves, and nothing in runnext: take the
          * ring's head and put self at its tail in one go.  The ring's
@@ -449,7 +449,7 @@ void may_yield(void)
     if (self->pinned >= 0) {
         w->hook = (may__hook){ .fn = NULL };
         may__inbox_push(w, self);
-    } else if (may__S.solo) {
+    } else if (may__solo()) {
         /* No thieves: nothing can take self off this worker's ring before
          * the switch below is done, so queue it now and skip the hook. */
         w->hook.fn = NULL;
