@@ -208,7 +208,8 @@ int main(void)
         ASSERT_EQ(on.max_running, 2);
         ASSERT_GE(on.handoffs, 1);
         ASSERT_GE(on.threads, 3);
-        ASSERT_LT(on.max_late_ms, 150);
+        /* ~10 ms here; sanitizers and valgrind (scale < 1) are slower */
+        ASSERT_LT(on.max_late_ms, test_scale_factor() < 1 ? 400 : 60);
         ASSERT_EQ(off.max_running, 1);
         ASSERT_EQ(off.handoffs, 0);
         ASSERT_EQ(off.threads, 2);
