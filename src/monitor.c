@@ -14,6 +14,11 @@
  *     worker is woken; it runs the due timers, or finds nothing to run and
  *     takes the poller over.
  *
+ *   - a worker blocked in the kernel with a coroutine on it (two ticks
+ *     without progress and its thread inside a system call, or one tick
+ *     inside may_blocking_begin/_end): handed off, its queued work and its
+ *     place going to a spare thread (may__handoff_check, src/handoff.c);
+ *
  *   - a coroutine that has held its worker for MAY_STUCK_REPORT_MS (read
  *     at start; default 10 ms, Go's sysmon's preemption threshold; 0 = off)
  *     without progress: it is reported on stderr, with its id, name and
@@ -39,19 +44,19 @@
  * the stack lock, racily, then the episode is checked again.  The report
  * needs the monitor, so a one-worker runtime makes none.
  *
- * It never moves work itself; it only wakes workers, through the same
- * may__wakep() as everything else.  Nor does it hand a blocked worker's
- * queue to a new thread, as Go does with a processor stuck in a system
- * call: libmay starts no threads beyond its workers, so a worker blocked in
- * the kernel is lost for the duration (docs/CAVEATS.md).
+ * Apart from a hand-off, it never moves work itself; it only wakes
+ * workers, through the same may__wakep() as everything else.  A hand-off's
+ * episode is not reported (mon_reported is set): the worker no longer
+ * holds anyone up.  It also joins the threads of spares that left.
  *
  * Its cost.  It ticks every 1 ms, doubling the period after every 50 ticks
  * in a row that found nothing to do, up to 10 ms, and sleeps on a futex
  * (may__mon_word) while every worker is idle, so a quiet runtime still
  * makes no wake-ups.  A worker that leaves the idle list wakes it
- * (may__mon_kick, inline in sched_impl.h).  start.c starts it after the
- * workers, only when there are two or more (with one there is nobody to
- * wake), and stops it before them.
+ * (may__mon_kick, inline in sched_impl.h; "every worker" means every
+ * active one: nidle >= nactive).  start.c starts it after the workers,
+ * when there are two or more or the hand-off is on (with one worker and no
+ * hand-off there is nobody to wake), and stops it before them.
  *
  * Memory ordering.  The monitor's sleep is Dekker pair D8
  * (docs/ARCHITECTURE.md): it stores may__mon_sleeping = 1, then loads

@@ -27,6 +27,8 @@
  *   coroutine.c  a coroutine's life: spawn, end, join, detach, cancel
  *   start.c      starting and stopping the runtime: workers, threads,
  *                poller, monitor
+ *   handoff.c    a worker whose thread blocks in the kernel: its queued
+ *                work and its place go to a spare thread (Go's handoffp)
  *   stats.c      may_stats
  *
  * Switching.  A coroutine that blocks picks its successor itself and
@@ -64,7 +66,7 @@
  * read-modify-write and a seq_cst load (ordered in C11's single total
  * order S).  A release store followed by a load is not enough, on either
  * machine.  docs/ARCHITECTURE.md ("Dekker pairs") lists every pair in the
- * tree, D1-D8, with both sides and the barrier of each.
+ * tree, D1-D9, with both sides and the barrier of each.
  *
  * Locks: idle_lock (rank IDLE) guards the idle list and is taken alone
  * here; whoever readies a coroutine may hold an outer lock meanwhile (an

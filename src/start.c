@@ -22,18 +22,21 @@
  * start: a caller that sees 2 sees the workers, the poller and everything
  * else the start made.
  *
- * A worker is two things.  worker_new makes what the worker owns (its run
- * queue, runnext and inbox, its stack pool, its counters: Go's P, the
- * processor); the thread that runs it (Go's M) is created here and runs
+ * A worker is two things.  may__worker_new makes what the worker owns (its
+ * run queue, runnext and inbox, its stack pool, its counters); the thread
+ * that runs it is created by may__worker_thread_start (handoff.c) and runs
  * may__worker_main (sched.c), which sets the thread up (the thread-local
  * worker pointer, its name, its signal stack, its CPU affinity, its own
  * stack, g0, for the sanitizers) and runs the scheduler's loop on the
- * worker until the runtime stops.  Today each worker has one thread for
- * its whole life, made at start and joined at shutdown; the two are kept
- * apart so that a worker can change threads.
+ * worker until the runtime stops.  The N workers made here keep their
+ * threads for the runtime's life; the monitor makes spare workers, up to
+ * max_threads, when threads block (src/handoff.c), and their threads may
+ * leave and be made again.  The workers array has room for max_threads
+ * from the start, so it never moves; nall counts the workers in it.
  *
- * Stopping: stopping is set, the monitor stops, every worker is woken
- * (the poller too) and its thread joined; each worker thread empties its
+ * Stopping: stopping is set, the monitor stops (so no spare is made
+ * meanwhile), every worker is woken, spares too (the poller too) and its
+ * thread joined; each worker thread empties its
  * stack pool on its way out (may__stack_pool_drain).  Then the poller, the
  * workers, the timers, the stacks and the global queue's ring are freed,
  * and, after start_lock is released (a job still running may call into the
