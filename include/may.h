@@ -124,7 +124,9 @@ MAY_API int may_start(void);
 MAY_API int may_shutdown(void);
 /* Number of worker threads (starts the runtime). */
 MAY_API int may_workers(void);
-/* Index of the worker running the caller, or -1 on a plain thread. */
+/* Index of the worker running the caller, or -1 on a plain thread.  The
+ * first may_workers() are the runtime's own; spare threads that stand in
+ * for blocked ones (docs/CAVEATS.md rule 1) have the indices after them. */
 MAY_API int may_worker_id(void);
 
 /* Fork.  The child of a fork(2) made while the runtime runs has only the
