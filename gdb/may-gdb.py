@@ -94,7 +94,8 @@ def workers():
         sched = gdb.parse_and_eval("may__S")
     except gdb.error:
         return running
-    n = int(sched["nworkers"])
+    # nall: every worker made, spares for blocked threads included
+    n = int(sched["nall"])
     ws = sched["workers"]
     if _u64(ws) == 0:
         return running

@@ -102,6 +102,13 @@ typedef struct may_config {
     int stack_mode;       /* MAY_STACK_AUTO / _GUARD / _DENSE */
     bool pin_workers;     /* pin worker i to the i-th allowed CPU */
     bool track_stack;     /* record every coroutine's peak stack use */
+    /* -- added in 0.2 (the struct grows at its end only) -- */
+    bool no_handoff;      /* do not hand a blocked worker's queue and place
+                             to another thread (docs/CAVEATS.md rule 1);
+                             also $MAY_HANDOFF=0 */
+    int max_threads;      /* worker threads in all, spares for blocked ones
+                             included; 0: 10000 (Go's limit); at least
+                             .workers */
 } may_config_t;
 
 /* Set the configuration.  Only before the runtime has started (it starts
@@ -117,7 +124,9 @@ MAY_API int may_start(void);
 MAY_API int may_shutdown(void);
 /* Number of worker threads (starts the runtime). */
 MAY_API int may_workers(void);
-/* Index of the worker running the caller, or -1 on a plain thread. */
+/* Index of the worker running the caller, or -1 on a plain thread.  The
+ * first may_workers() are the runtime's own; spare threads that stand in
+ * for blocked ones (docs/CAVEATS.md rule 1) have the indices after them. */
 MAY_API int may_worker_id(void);
 
 /* Fork.  The child of a fork(2) made while the runtime runs has only the
@@ -373,6 +382,10 @@ typedef struct may_stats {
     uint64_t running;   /* on a worker now */
     uint64_t parked;    /* alive - runnable - running (blocked somewhere) */
     uint64_t fd_waiters; /* coroutines and threads waiting for fd readiness */
+    /* -- added in 0.2 -- */
+    uint64_t handoffs;  /* times a blocked worker's place went to another
+                           thread (docs/CAVEATS.md rule 1) */
+    int threads;        /* worker threads now, spares included (>= workers) */
 } may_stats_t;
 /* Fill *out.  0, or -EINVAL (out NULL, or a size below the first version's). */
 MAY_API int may_stats_sized(may_stats_t *out, size_t size);

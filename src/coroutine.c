@@ -117,6 +117,10 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
         kind = MAY_CANCELED;
     co->result = result;
     co->exit_kind = kind;
+    if (MAY_UNLIKELY(co->lock_pinned)) { /* ended inside may_lock_thread */
+        co->lock_pinned = 0;
+        atomic_fetch_sub_explicit(&may__S.workers[co->pinned]->npinned, 1, memory_order_relaxed);
+    }
     if (MAY_UNLIKELY(co->track)) {
         /* measured before printing: the printing itself uses this stack */
         size_t used = may__stack_used(&co->stack);
@@ -403,6 +407,8 @@ int may_lock_thread(void)
          * it (the parker's acq_rel CAS). */
         co->pinned = w->index;
         co->lock_pinned = 1;
+        /* a spare with coroutines locked to it stays (handoff.c) */
+        atomic_fetch_add_explicit(&w->npinned, 1, memory_order_relaxed);
     }
     return 0;
 }
@@ -414,6 +420,7 @@ int may_unlock_thread(void)
         return -EPERM;
     if (--co->lock_depth == 0 && co->lock_pinned) {
         co->lock_pinned = 0;
+        atomic_fetch_sub_explicit(&may__S.workers[co->pinned]->npinned, 1, memory_order_relaxed);
         co->pinned = -1;
     }
     return 0;

@@ -248,7 +248,7 @@ typedef struct dump_ctx {
 /* Worker running co, or -1. */
 NO_SAN static int running_on(const struct may_co *co)
 {
-    int n = may__S.nworkers;
+    int n = atomic_load_explicit(&may__S.nall, memory_order_acquire);
     may__worker **ws = may__S.workers;
     for (int i = 0; ws && i < n; i++)
         if (ws[i] && ((volatile may__worker *)ws[i])->cur == co)
@@ -364,7 +364,7 @@ NO_SAN static int dump_one(struct may_co *co, void *arg)
 NO_SAN static void dump_workers(void *arg)
 {
     sink *s = ((dump_ctx *)arg)->s;
-    int n = may__S.nworkers;
+    int n = atomic_load_explicit(&may__S.nall, memory_order_acquire);
     may__worker **ws = may__S.workers;
     for (int i = 0; ws && i < n; i++) {
         may__worker *w = ws[i];

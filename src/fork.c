@@ -75,12 +75,13 @@ static int ran_at_fork;
 static void rt_fork_prepare(void)
 {
     may__lock(&may__S.start_lock, MAY__RANK_START);
+    may__lock(&may__S.threads_lock, MAY__RANK_THREADS);
     may__scope_hold(1);
     may__cls_hold(1);
     ran_at_fork = atomic_load_explicit(&may__S.state, memory_order_relaxed) == 2;
     may__timers_hold(1);
     if (ran_at_fork) {
-        for (int i = 0; i < may__S.nworkers; i++)
+        for (int i = 0, n = atomic_load(&may__S.nall); i < n; i++)
             pthread_mutex_lock(&may__S.workers[i]->inbox_lock);
         may__lock(&may__S.gq_lock, MAY__RANK_GQ);
         may__lock(&may__S.idle_lock, MAY__RANK_IDLE);
@@ -95,12 +96,13 @@ static void rt_release_all(int child)
     if (ran_at_fork) {
         may__unlock(&may__S.idle_lock, MAY__RANK_IDLE);
         may__unlock(&may__S.gq_lock, MAY__RANK_GQ);
-        for (int i = may__S.nworkers - 1; i >= 0; i--)
+        for (int i = atomic_load(&may__S.nall) - 1; i >= 0; i--)
             pthread_mutex_unlock(&may__S.workers[i]->inbox_lock);
     }
     may__timers_hold(0);
     may__cls_hold(0);
     may__scope_hold(child ? -1 : 0);
+    may__unlock(&may__S.threads_lock, MAY__RANK_THREADS);
     may__unlock(&may__S.start_lock, MAY__RANK_START);
 }
 

@@ -320,12 +320,18 @@ typedef struct may__hook {
     struct may_co *co;
 } may__hook;
 
-/* A worker.  Two kinds of state share it: what the worker owns, which
- * stays with it (q, runnext, the inbox, the stack pool, the counters: Go's
- * P, made by worker_new in start.c), and the state of the thread that runs
- * it (thread, sched_ctx, cur, hook, the idle sleep, the sanitizers' g0:
- * Go's M, may__worker_main in sched.c).  Today each worker has one thread
- * for its life. */
+/* A worker's role (may__worker.role; src/handoff.c has the whole story).
+ * ACTIVE workers are the runtime's N processors; a LENT one's thread was
+ * found blocked in the kernel and its share of the N handed to a SPARE; a
+ * SPARE's thread sleeps until it is made ACTIVE, running only coroutines
+ * locked to it meanwhile; a DEAD one has no thread (it left after a while
+ * as a spare) and may be given a new one. */
+enum { MAY__ROLE_ACTIVE = 0, MAY__ROLE_LENT = 1, MAY__ROLE_SPARE = 2, MAY__ROLE_DEAD = 3 };
+
+/* A worker: a thread of the runtime's and what it owns (q, runnext, the
+ * inbox, the stack pool, the counters).  The two stay together for the
+ * thread's life: what moves when a thread blocks is the worker's queued
+ * work and its place among the N active ones (src/handoff.c says why). */
 typedef struct may__worker {
     may__runq q;
     struct may_co *_Atomic runnext; /* next to run, ahead of q */
@@ -372,6 +378,11 @@ typedef struct may__worker {
     /* Nonzero while its coroutine is between may_blocking_begin and _end:
      * written by the thread running the worker, read by the monitor. */
     _Atomic int blocking;
+    _Atomic int role;               /* MAY__ROLE_* (src/handoff.c) */
+    _Atomic int npinned;            /* coroutines locked to its thread by may_lock_thread */
+    int thread_live;                /* a thread was created and not joined yet
+                                       (threads_lock) */
+    int mon_same;                   /* the monitor's: ticks in a row without progress */
     /* the monitor's own (monitor.c): n_switch + n_lone_yield at its last
      * tick, and the episode of one coroutine holding this worker */
     uint64_t mon_switches;
@@ -380,13 +391,28 @@ typedef struct may__worker {
     int mon_reported;               /* the episode was reported (or suppressed) */
 } may__worker;
 
+/* may__S.solo, read in the fast paths (a plain load; handoff.c clears it
+ * with a seq_cst store and a fence). */
+static inline int may__solo(void);
+
 /* may__S.state in the child of a fork made while the runtime ran: it
  * cannot be used there, nor started again (src/fork.c). */
 #define MAY__STATE_FORKED 4
 
 typedef struct may__sched {
-    int nworkers;
-    may__worker **workers;
+    int nworkers;                   /* N: the active workers wanted */
+    may__worker **workers;          /* [0, nall): workers 0..N-1, then spares */
+    _Atomic int nall;               /* workers made (only grows until shutdown;
+                                       release store after workers[i] is set) */
+    _Atomic int nactive;            /* workers in role ACTIVE */
+    int max_threads;                /* the bound on nall */
+    /* Nonzero while one worker is all there is: no thief can touch its
+     * queues, so they skip read-modify-write instructions.  Cleared for
+     * good (until shutdown) before a second worker is made. */
+    int solo;
+    int handoff;                    /* hand-off of blocked workers is on */
+    pthread_mutex_t threads_lock;   /* making and joining threads (rank THREADS) */
+    _Atomic uint64_t handoffs;      /* hand-offs made */
     _Atomic int state; /* 0 stopped, 1 starting, 2 running, 3 stopping,
                           MAY__STATE_FORKED */
     pthread_mutex_t start_lock;
@@ -412,6 +438,11 @@ typedef struct may__sched {
 } may__sched;
 
 extern may__sched may__S;
+
+static inline int may__solo(void)
+{
+    return __atomic_load_n(&may__S.solo, __ATOMIC_RELAXED);
+}
 
 /* The running worker, or NULL on a plain thread.  Set only by the worker
  * thread itself (worker_main); read only through may__cur_worker(). */

@@ -13,6 +13,8 @@
  *
  *   START    sched start_lock: start, shutdown, configure; may_stats and
  *            may_dump hold it while they read the workers and the stacks
+ *   THREADS  sched threads_lock: the monitor making a spare worker and its
+ *            thread, joining the thread of one that left (handoff.c)
  *   SCOPE    scope.c: a scope's children; cancelling them wakes them.
  *            Recursive: cancelling a child cancels the scopes it owns
  *   KEY      cls.c key_lock: key create and delete (a leaf)
@@ -46,6 +48,7 @@
 enum may__rank {
     MAY__RANK_NONE = 0,
     MAY__RANK_START,
+    MAY__RANK_THREADS,
     MAY__RANK_SCOPE,
     MAY__RANK_KEY,
     MAY__RANK_OBJECT,

@@ -14,6 +14,11 @@
  *     worker is woken; it runs the due timers, or finds nothing to run and
  *     takes the poller over.
  *
+ *   - a worker blocked in the kernel with a coroutine on it (two ticks
+ *     without progress and its thread inside a system call, or one tick
+ *     inside may_blocking_begin/_end): handed off, its queued work and its
+ *     place going to a spare thread (may__handoff_check, src/handoff.c);
+ *
  *   - a coroutine that has held its worker for MAY_STUCK_REPORT_MS (read
  *     at start; default 10 ms, Go's sysmon's preemption threshold; 0 = off)
  *     without progress: it is reported on stderr, with its id, name and
@@ -39,19 +44,19 @@
  * the stack lock, racily, then the episode is checked again.  The report
  * needs the monitor, so a one-worker runtime makes none.
  *
- * It never moves work itself; it only wakes workers, through the same
- * may__wakep() as everything else.  Nor does it hand a blocked worker's
- * queue to a new thread, as Go does with a processor stuck in a system
- * call: libmay starts no threads beyond its workers, so a worker blocked in
- * the kernel is lost for the duration (docs/CAVEATS.md).
+ * Apart from a hand-off, it never moves work itself; it only wakes
+ * workers, through the same may__wakep() as everything else.  A hand-off's
+ * episode is not reported (mon_reported is set): the worker no longer
+ * holds anyone up.  It also joins the threads of spares that left.
  *
  * Its cost.  It ticks every 1 ms, doubling the period after every 50 ticks
  * in a row that found nothing to do, up to 10 ms, and sleeps on a futex
  * (may__mon_word) while every worker is idle, so a quiet runtime still
  * makes no wake-ups.  A worker that leaves the idle list wakes it
- * (may__mon_kick, inline in sched_impl.h).  start.c starts it after the
- * workers, only when there are two or more (with one there is nobody to
- * wake), and stops it before them.
+ * (may__mon_kick, inline in sched_impl.h; "every worker" means every
+ * active one: nidle >= nactive).  start.c starts it after the workers,
+ * when there are two or more or the hand-off is on (with one worker and no
+ * hand-off there is nobody to wake), and stops it before them.
  *
  * Memory ordering.  The monitor's sleep is Dekker pair D8
  * (docs/ARCHITECTURE.md): it stores may__mon_sleeping = 1, then loads
@@ -216,7 +221,7 @@ static void mon_report(may__worker *w, uint64_t sw, int64_t now, int64_t held_ns
     const char *what =
         k == MON_RUNNING ? "its thread is running: a CPU loop? yield in long loops, or offload" :
         k == MON_BLOCKED ? "its thread is blocked in a system call: a blocking call? use "
-                           "may_offload or the may_ I/O calls" :
+                           "may_offload, the may_ I/O calls or libmay_hook" :
                            "its thread's state is unknown (/proc/self/task unreadable)";
     fprintf(stderr, "may: coroutine %llu \"%s\" has held worker %d for %lld ms: %s%s\n",
             (unsigned long long)id, name, w->index, (long long)(held_ns / 1000000), what, more);
@@ -256,9 +261,11 @@ static int mon_stuck(may__worker *w, uint64_t sw, int64_t now)
 /* One look at the workers; nonzero if it woke one, or wants a short tick. */
 static int mon_check(void)
 {
-    int n = may__S.nworkers;
+    int n = atomic_load_explicit(&may__S.nall, memory_order_acquire);
     int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
     int busy = 0;
+    if (n > may__S.nworkers)
+        may__handoff_reap();
     for (int i = 0; i < n; i++) {
         may__worker *w = may__S.workers[i];
         uint64_t sw = mon_progress(w);
@@ -268,8 +275,19 @@ static int mon_check(void)
             w->mon_since = now;
             w->mon_t0 = 0;
             w->mon_reported = 0;
-        } else if (stuck_ns && !w->mon_reported) {
-            busy |= mon_stuck(w, sw, now);
+            w->mon_same = 0;
+        } else {
+            w->mon_same++;
+            /* Blocked in the kernel with a coroutine on it: its queue and
+             * its place go to another thread (handoff.c). */
+            if (mon_cur(w) &&
+                atomic_load_explicit(&w->role, memory_order_relaxed) == MAY__ROLE_ACTIVE &&
+                may__handoff_check(w, w->mon_same)) {
+                busy = 1;
+                w->mon_reported = 1; /* handed off, so not reported */
+            }
+            if (stuck_ns && !w->mon_reported)
+                busy |= mon_stuck(w, sw, now);
         }
         /* Still in the coroutine it ran a tick ago, with work queued behind
          * it: let an idle worker steal that work (runnext and unpinned
@@ -308,14 +326,17 @@ static void *monitor_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "may-monitor");
-    int n = may__S.nworkers;
     int64_t delay = MON_TICK_NS;
     int quiet = 0;
     while (!atomic_load(&may__S.stopping)) {
-        if (atomic_load(&may__S.nidle) == n) {
+        /* Every active worker idle: nothing to watch.  (A lent one may
+         * still block; when its thread comes back it takes an active place
+         * or becomes a spare, and either way needs no watching.) */
+        if (atomic_load(&may__S.nidle) >= atomic_load(&may__S.nactive)) {
             /* seq_cst: Dekker pair with may__mon_kick */
             atomic_store(&may__mon_sleeping, 1);
-            if (atomic_load(&may__S.nidle) == n && !atomic_load(&may__S.stopping))
+            if (atomic_load(&may__S.nidle) >= atomic_load(&may__S.nactive) &&
+                !atomic_load(&may__S.stopping))
                 may__futex(&may__mon_word, FUTEX_WAIT_PRIVATE, 0, NULL);
             atomic_store(&may__mon_sleeping, 0);
             atomic_store(&may__mon_word, 0);

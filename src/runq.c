@@ -114,6 +114,11 @@ static void gq_push_array(struct may_co **cos, uint32_t n)
     may__unlock(&may__S.gq_lock, MAY__RANK_GQ);
 }
 
+void may__gq_push(struct may_co **cos, uint32_t n)
+{
+    gq_push_array(cos, n);
+}
+
 MAY_NOINLINE __attribute__((cold)) int may__runq_push_slow(may__worker *w, struct may_co *co,
                                                            uint32_t h)
 {

@@ -22,6 +22,8 @@ MAY_NOINLINE __attribute__((cold)) int may__runq_push_slow(may__worker *w, struc
 /* Take up to max from the global queue: the first is returned, the rest go
  * onto w's ring.  NULL if it was empty. */
 MAY_NOINLINE struct may_co *may__gq_pop_locked(may__worker *w, uint32_t max);
+/* Queue n coroutines on the global queue (any thread; no wake-up). */
+void may__gq_push(struct may_co **cos, uint32_t n);
 /* Take the head of w's inbox (owner only).  NULL if empty. */
 MAY_NOINLINE struct may_co *may__inbox_pop_locked(may__worker *w);
 /* A thief's take from v's inbox: its first unpinned coroutine, or NULL. */
@@ -50,7 +52,7 @@ static inline void may__runq_push(may__worker *w, struct may_co *co)
 static inline struct may_co *may__runq_pop(may__worker *w)
 {
     may__runq *q = &w->q;
-    if (may__S.nworkers == 1) {
+    if (may__solo()) {
         uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
         if (h == atomic_load_explicit(&q->tail, memory_order_relaxed))
             return NULL;
@@ -110,7 +112,7 @@ static inline uint32_t may__runq_grab(may__worker *v, struct may_co **batch, int
 /* Owner only: empty runnext and return what it held. */
 static inline struct may_co *may__runnext_take(may__worker *w)
 {
-    if (may__S.nworkers == 1) { /* no thieves */
+    if (may__solo()) { /* no thieves */
         struct may_co *co = atomic_load_explicit(&w->runnext, memory_order_relaxed);
         atomic_store_explicit(&w->runnext, NULL, memory_order_relaxed);
         return co;

@@ -54,6 +54,9 @@ int may_configure_sized(const may_config_t *ucfg, size_t size)
         return -EINVAL;
     if (cfg->stack_pool > (1u << 20))
         return -EINVAL;
+    if (cfg->max_threads < 0 || cfg->max_threads > 100000 ||
+        (cfg->max_threads && cfg->max_threads < cfg->workers))
+        return -EINVAL;
     may__lock(&may__S.start_lock, MAY__RANK_START);
     if (atomic_load(&may__S.state) != 0) {
         may__unlock(&may__S.start_lock, MAY__RANK_START);

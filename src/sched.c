@@ -27,6 +27,8 @@
  *   coroutine.c  a coroutine's life: spawn, end, join, detach, cancel
  *   start.c      starting and stopping the runtime: workers, threads,
  *                poller, monitor
+ *   handoff.c    a worker whose thread blocks in the kernel: its queued
+ *                work and its place go to a spare thread (Go's handoffp)
  *   stats.c      may_stats
  *
  * Switching.  A coroutine that blocks picks its successor itself and
@@ -64,7 +66,7 @@
  * read-modify-write and a seq_cst load (ordered in C11's single total
  * order S).  A release store followed by a load is not enough, on either
  * machine.  docs/ARCHITECTURE.md ("Dekker pairs") lists every pair in the
- * tree, D1-D8, with both sides and the barrier of each.
+ * tree, D1-D9, with both sides and the barrier of each.
  *
  * Locks: idle_lock (rank IDLE) guards the idle list and is taken alone
  * here; whoever readies a coroutine may hold an outer lock meanwhile (an
@@ -89,6 +91,7 @@ may__sched may__S = {
     .start_lock = PTHREAD_MUTEX_INITIALIZER,
     .gq_lock = PTHREAD_MUTEX_INITIALIZER,
     .idle_lock = PTHREAD_MUTEX_INITIALIZER,
+    .threads_lock = PTHREAD_MUTEX_INITIALIZER,
     .poller_until = INT64_MIN,
 };
 
@@ -189,6 +192,10 @@ MAY_NOINLINE struct may_co *may__pick_fair(may__worker *w)
 {
     struct may_co *co;
     w->tick = 61;
+    /* a lent worker's thread is back, or a spare ran a locked coroutine:
+     * to its own stack, to find its place (handoff.c) */
+    if (MAY_UNLIKELY(atomic_load_explicit(&w->role, memory_order_relaxed) != MAY__ROLE_ACTIVE))
+        return MAY__CO_SIDELINE;
     if ((co = may__inbox_pop(w)) || (co = may__gq_pop(w, 1)))
         return co;
     if (may__timers_next() != INT64_MAX)
@@ -204,7 +211,8 @@ static int work_available(void)
     if (atomic_load(&may__S.gq_len))
         return 1;
     may__worker *self = may__cur_worker();
-    for (int i = 0; i < may__S.nworkers; i++) {
+    int nall = atomic_load_explicit(&may__S.nall, memory_order_acquire);
+    for (int i = 0; i < nall; i++) {
         may__worker *v = may__S.workers[i];
         /* another worker's pinned coroutines are its own business: it is
          * woken for them (may__wake_worker) */
@@ -218,7 +226,7 @@ static int work_available(void)
 static struct may_co *steal(may__worker *w)
 {
     struct may_co *batch[MAY__RUNQ_SIZE / 2];
-    int n = may__S.nworkers;
+    int n = atomic_load_explicit(&may__S.nall, memory_order_acquire);
     for (int attempt = 0; attempt < 4; attempt++) {
         w->rand ^= w->rand << 13;
         w->rand ^= w->rand >> 7;
@@ -328,10 +336,19 @@ static struct may_co *find_runnable(may__worker *w)
     for (;;) {
         if (MAY_UNLIKELY(atomic_load_explicit(&may__S.stopping, memory_order_acquire)))
             return NULL;
-        struct may_co *co = may__pick_fast(w);
+        struct may_co *co;
+        if (MAY_UNLIKELY(atomic_load_explicit(&w->role, memory_order_relaxed) != MAY__ROLE_ACTIVE)) {
+            int r = may__sidelined(w, &co);
+            if (r < 0)
+                return NULL;
+            if (r > 0)
+                return co;
+        }
+        co = may__pick_fast(w);
         if (!co && may__timers_next() != INT64_MAX && may__timers_run(may__now()))
             co = may__pick_fast(w);
-        if (!co && may__S.nworkers > 1) {
+        int many = atomic_load_explicit(&may__S.nall, memory_order_relaxed) > 1;
+        if (!co && many) {
             if (!w->spinning &&
                 2 * atomic_load(&may__S.nspinning) < may__S.nworkers - atomic_load(&may__S.nidle)) {
                 w->spinning = 1;
@@ -353,7 +370,7 @@ static struct may_co *find_runnable(may__worker *w)
         /* Spin a little before sleeping: work often arrives within
          * microseconds (a spawning or waking coroutine on another worker),
          * and a futex sleep and wake-up costs far more than that. */
-        if (may__S.nworkers > 1 && spin_for_work())
+        if (many && spin_for_work())
             continue;
         go_idle(w);
     }
@@ -394,7 +411,7 @@ void may_yield(void)
         return;
     }
     struct may_co *self = w->cur;
-    if (may__S.nworkers == 1 && self->pinned < 0 && MAY_LIKELY(w->tick > 1) &&
+    if (may__solo() && self->pinned < 0 && MAY_LIKELY(w->tick > 1) &&
         !atomic_load_explicit(&w->runnext, memory_order_relaxed)) {
         /* One worker, so no thieves, and nothing in runnext: take the
          * ring's head and put self at its tail in one go.  The ring's
@@ -417,6 +434,15 @@ void may_yield(void)
     }
     struct may_co *next = may__pick_fast(w);
     if (!next) {
+        if (MAY_UNLIKELY(atomic_load_explicit(&w->role, memory_order_relaxed) !=
+                         MAY__ROLE_ACTIVE) &&
+            self->pinned < 0) {
+            /* a lent worker's thread: queue self for the active workers
+             * and find this thread's place (handoff.c) */
+            w->hook = (may__hook){ may__requeue_global_hook, self };
+            may__switch_from(w, self, NULL, 0);
+            return;
+        }
         /* Nothing else to run here.  Counted, so that the monitor sees a
          * coroutine that yields alone as making progress, not as stuck. */
         STAT_INC(w->n_lone_yield);
@@ -425,7 +451,7 @@ void may_yield(void)
     if (self->pinned >= 0) {
         w->hook = (may__hook){ .fn = NULL };
         may__inbox_push(w, self);
-    } else if (may__S.nworkers == 1) {
+    } else if (may__solo()) {
         /* No thieves: nothing can take self off this worker's ring before
          * the switch below is done, so queue it now and skip the hook. */
         w->hook.fn = NULL;
@@ -434,26 +460,6 @@ void may_yield(void)
         w->hook = (may__hook){ may__requeue_hook, self };
     }
     may__switch_from(w, self, next, 0);
-}
-
-/* ---- calls that may block the thread ------------------------------------ */
-
-void may_blocking_begin(void)
-{
-    may__worker *w = may__cur_worker();
-    if (!w || !w->cur)
-        return;
-    if (w->cur->blocking_depth++ == 0)
-        atomic_store_explicit(&w->blocking, 1, memory_order_release);
-}
-
-void may_blocking_end(void)
-{
-    may__worker *w = may__cur_worker();
-    if (!w || !w->cur || w->cur->blocking_depth == 0)
-        return;
-    if (--w->cur->blocking_depth == 0)
-        atomic_store_explicit(&w->blocking, 0, memory_order_release);
 }
 
 /* ---- the worker thread -------------------------------------------------- */

@@ -49,8 +49,11 @@ static inline long may__futex(_Atomic uint32_t *addr, int op, uint32_t val,
 void may__wakep(void);
 /* w has work in its inbox: wake it if it sleeps. */
 void may__wake_worker(may__worker *w);
-/* Every 61st round: outside work first, due timers and fd readiness. */
+/* Every 61st round: outside work first, due timers and fd readiness.
+ * MAY__CO_SIDELINE when the worker is not active: the caller switches to
+ * g0 (may__pick_fast returns NULL), where find_runnable sees to it. */
 MAY_NOINLINE struct may_co *may__pick_fair(may__worker *w);
+#define MAY__CO_SIDELINE ((struct may_co *)1)
 /* The hook of a yield: queue co at the tail of w's ring. */
 void may__requeue_hook(may__worker *w, struct may_co *co);
 /* The body of a worker's thread (start.c creates it): it runs coroutines
@@ -118,7 +121,7 @@ static inline __attribute__((always_inline)) struct may_co *may__pick_fast(may__
 {
     struct may_co *co;
     if (MAY_UNLIKELY(--w->tick == 0) && (co = may__pick_fair(w)))
-        return co;
+        return co == MAY__CO_SIDELINE ? NULL : co;
     if (atomic_load_explicit(&w->runnext, memory_order_relaxed) &&
         (w->runnext_streak < 32 || may__runq_len(w) == 0) && (co = may__runnext_take(w))) {
         w->runnext_streak++;
@@ -129,8 +132,30 @@ static inline __attribute__((always_inline)) struct may_co *may__pick_fast(may__
         return co;
     if ((co = may__inbox_pop(w)))
         return co;
+    /* outside work is for active workers only (handoff.c) */
+    if (MAY_UNLIKELY(atomic_load_explicit(&w->role, memory_order_relaxed) != MAY__ROLE_ACTIVE))
+        return NULL;
     return may__gq_pop(w, MAY__RUNQ_SIZE / 2);
 }
+
+/* ---- handoff.c ---------------------------------------------------------- */
+
+/* A new worker with index index and a stack pool of cap entries, role
+ * ACTIVE, no thread yet (start.c).  NULL when out of memory. */
+may__worker *may__worker_new(int index, size_t cap);
+/* Create w's thread (threads_lock held, or at start).  0 or -errno. */
+int may__worker_thread_start(may__worker *w);
+/* w made no progress for ticks ticks while a coroutine held it: hand it
+ * off if its thread is blocked (monitor).  Nonzero if it did. */
+int may__handoff_check(may__worker *w, int ticks);
+/* Join the threads of spares that left (monitor). */
+void may__handoff_reap(void);
+/* find_runnable of a worker that is not active: 1 run *out, 0 active now,
+ * -1 end the thread. */
+int may__sidelined(may__worker *w, struct may_co **out);
+/* The hook that queues co on the global queue (a lent worker's coroutine
+ * giving its place back). */
+void may__requeue_global_hook(may__worker *w, struct may_co *co);
 
 /* ---- monitor.c ---------------------------------------------------------- */
 
@@ -162,7 +187,7 @@ static inline int64_t may__co_alive(void)
 {
     int64_t n = atomic_load(&may__S.alive);
     if (atomic_load_explicit(&may__S.state, memory_order_acquire) == 2)
-        for (int i = 0; i < may__S.nworkers; i++)
+        for (int i = 0, nall = atomic_load(&may__S.nall); i < nall; i++)
             n += atomic_load(&may__S.workers[i]->alive_delta);
     return n;
 }

@@ -22,18 +22,21 @@
  * start: a caller that sees 2 sees the workers, the poller and everything
  * else the start made.
  *
- * A worker is two things.  worker_new makes what the worker owns (its run
- * queue, runnext and inbox, its stack pool, its counters: Go's P, the
- * processor); the thread that runs it (Go's M) is created here and runs
+ * A worker is two things.  may__worker_new makes what the worker owns (its
+ * run queue, runnext and inbox, its stack pool, its counters); the thread
+ * that runs it is created by may__worker_thread_start (handoff.c) and runs
  * may__worker_main (sched.c), which sets the thread up (the thread-local
  * worker pointer, its name, its signal stack, its CPU affinity, its own
  * stack, g0, for the sanitizers) and runs the scheduler's loop on the
- * worker until the runtime stops.  Today each worker has one thread for
- * its whole life, made at start and joined at shutdown; the two are kept
- * apart so that a worker can change threads.
+ * worker until the runtime stops.  The N workers made here keep their
+ * threads for the runtime's life; the monitor makes spare workers, up to
+ * max_threads, when threads block (src/handoff.c), and their threads may
+ * leave and be made again.  The workers array has room for max_threads
+ * from the start, so it never moves; nall counts the workers in it.
  *
- * Stopping: stopping is set, the monitor stops, every worker is woken
- * (the poller too) and its thread joined; each worker thread empties its
+ * Stopping: stopping is set, the monitor stops (so no spare is made
+ * meanwhile), every worker is woken, spares too (the poller too) and its
+ * thread joined; each worker thread empties its
  * stack pool on its way out (may__stack_pool_drain).  Then the poller, the
  * workers, the timers, the stacks and the global queue's ring are freed,
  * and, after start_lock is released (a job still running may call into the
@@ -63,7 +66,7 @@ static int default_workers(void)
 
 /* What worker index owns: its queues, a stack pool of cap entries, its
  * counters; no thread yet.  NULL when out of memory. */
-static may__worker *worker_new(int index, size_t cap)
+may__worker *may__worker_new(int index, size_t cap)
 {
     may__worker *w = aligned_alloc(MAY_CACHELINE, (sizeof *w + MAY_CACHELINE - 1) &
                                                       ~(size_t)(MAY_CACHELINE - 1));
@@ -89,23 +92,43 @@ static void worker_free(may__worker *w)
     free(w);
 }
 
-static void free_workers(int n)
+static void free_workers(void)
 {
+    int n = atomic_load(&may__S.nall);
     for (int i = 0; i < n; i++)
         worker_free(may__S.workers[i]);
     free(may__S.workers);
     may__S.workers = NULL;
+    atomic_store(&may__S.nall, 0);
 }
 
-static void stop_workers(int started)
+/* Stop every worker thread, spares too: the monitor first, so that no
+ * spare is made meanwhile. */
+static void stop_workers(void)
 {
     atomic_store(&may__S.stopping, 1);
     may__monitor_stop();
-    for (int i = 0; i < started; i++)
+    int n = atomic_load(&may__S.nall);
+    for (int i = 0; i < n; i++)
         may__wake_raw(may__S.workers[i]);
     may__poll_wake();
-    for (int i = 0; i < started; i++)
-        pthread_join(may__S.workers[i]->thread, NULL);
+    may__lock(&may__S.threads_lock, MAY__RANK_THREADS);
+    for (int i = 0; i < n; i++) {
+        may__worker *w = may__S.workers[i];
+        if (w->thread_live) {
+            pthread_join(w->thread, NULL);
+            w->thread_live = 0;
+        }
+    }
+    may__unlock(&may__S.threads_lock, MAY__RANK_THREADS);
+}
+
+static int handoff_wanted(void)
+{
+    if (may__S.cfg.no_handoff)
+        return 0;
+    const char *e = getenv("MAY_HANDOFF");
+    return !(e && strcmp(e, "0") == 0);
 }
 
 int may__ensure_started(void)
@@ -128,31 +151,37 @@ int may__ensure_started(void)
     atomic_store(&may__S.poller_busy, 0);
     atomic_store(&may__S.poller_until, INT64_MIN);
     may__S.idle = NULL;
-    may__S.workers = calloc((size_t)n, sizeof *may__S.workers);
+    may__S.handoff = handoff_wanted();
+    may__S.max_threads = may__S.handoff ? (may__S.cfg.max_threads ? may__S.cfg.max_threads : 10000)
+                                        : n;
+    if (may__S.max_threads < n)
+        may__S.max_threads = n;
+    may__S.solo = n == 1;
+    atomic_store(&may__S.handoffs, 0);
+    atomic_store(&may__S.nall, 0);
+    may__S.workers = calloc((size_t)may__S.max_threads, sizeof *may__S.workers);
     if (!may__S.workers)
         goto out_unlock;
-    int made = 0;
-    for (; made < n; made++) {
-        may__worker *w = worker_new(made, cap);
+    for (int made = 0; made < n; made++) {
+        may__worker *w = may__worker_new(made, cap);
         if (!w)
             goto out_free;
         may__S.workers[made] = w;
+        atomic_store(&may__S.nall, made + 1);
     }
     may__S.nworkers = n;
+    atomic_store(&may__S.nactive, n);
     r = may__poll_init();
     if (r < 0)
         goto out_free;
     may__stack_segv_install();
-    int started = 0;
-    for (; started < n; started++) {
-        int e = pthread_create(&may__S.workers[started]->thread, NULL, may__worker_main,
-                               may__S.workers[started]);
-        if (e) {
-            r = -e;
+    for (int i = 0; i < n; i++) {
+        r = may__worker_thread_start(may__S.workers[i]);
+        if (r < 0)
             goto out_stop;
-        }
     }
-    if (n > 1) { /* with one worker there is nobody to wake */
+    /* with one worker and no hand-off there is nobody to wake or watch */
+    if (n > 1 || may__S.handoff) {
         r = may__monitor_start();
         if (r < 0)
             goto out_stop;
@@ -161,10 +190,10 @@ int may__ensure_started(void)
     may__unlock(&may__S.start_lock, MAY__RANK_START);
     return 0;
 out_stop:
-    stop_workers(started);
+    stop_workers();
     may__poll_close();
 out_free:
-    free_workers(made);
+    free_workers();
     may__S.nworkers = 0;
 out_unlock:
     may__unlock(&may__S.start_lock, MAY__RANK_START);
@@ -203,11 +232,11 @@ int may_shutdown(void)
         may__unlock(&may__S.start_lock, MAY__RANK_START);
         return -EBUSY;
     }
-    stop_workers(may__S.nworkers);
+    stop_workers();
     may__poll_close();
     /* fold the per-worker counts in before the workers go (the sum is 0) */
     atomic_store(&may__S.alive, may__co_alive());
-    free_workers(may__S.nworkers);
+    free_workers();
     may__S.nworkers = 0;
     may__timers_shutdown();
     may__stacks_shutdown();

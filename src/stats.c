@@ -65,9 +65,13 @@ static void stats_fill(may_stats_t *out)
         return;
     }
     out->workers = may__S.nworkers;
+    out->handoffs = atomic_load_explicit(&may__S.handoffs, memory_order_relaxed);
     may__stacks_hold(1);
-    for (int i = 0; i < may__S.nworkers; i++) {
+    int nall = atomic_load_explicit(&may__S.nall, memory_order_acquire);
+    for (int i = 0; i < nall; i++) {
         may__worker *w = may__S.workers[i];
+        if (atomic_load_explicit(&w->role, memory_order_relaxed) != MAY__ROLE_DEAD)
+            out->threads++;
         uint32_t h = atomic_load_explicit(&w->q.head, memory_order_relaxed);
         uint32_t t = atomic_load_explicit(&w->q.tail, memory_order_relaxed);
         may_worker_stats_t s = {

@@ -89,7 +89,9 @@ static int count(const char *text, const char *what)
  * workers with stderr captured; their ids in ids[].  The captured text. */
 static char *run(int n, may_fn_t *fns, const char **names, uint64_t *ids)
 {
-    ASSERT_EQ(may_configure(&(may_config_t){ .workers = 2 }), 0);
+    /* without the hand-off: a blocked worker would be handed off, not
+     * reported (test_handoff) */
+    ASSERT_EQ(may_configure(&(may_config_t){ .workers = 2, .no_handoff = true }), 0);
     ASSERT_EQ(may_start(), 0);
     capture_begin();
     may_co_t *co[2];
