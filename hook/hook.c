@@ -74,6 +74,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1358,7 +1359,7 @@ HOOK_API int getaddrinfo(const char *node, const char *service, const struct add
 
 /* gethostbyname and gethostbyname2: gethostbyname2_r on the pool, into a
  * buffer of the calling thread's (glibc's own is one for the process),
- * valid until the thread's next such call. */
+ * valid until the thread's next such call, freed when the thread exits. */
 typedef struct hbn_job {
     struct hostent h, *out;
     int af, err, rc;
@@ -1366,7 +1367,20 @@ typedef struct hbn_job {
     char buf[8192];
 } hbn_job;
 
-static __thread hbn_job *hbn_last;
+static pthread_key_t hbn_key;
+static pthread_once_t hbn_once = PTHREAD_ONCE_INIT;
+
+static void hbn_free(void *p)
+{
+    hbn_job *j = p;
+    free(j->name);
+    free(j);
+}
+
+static void hbn_key_make(void)
+{
+    pthread_key_create(&hbn_key, hbn_free);
+}
 
 static void *hbn_run(void *arg)
 {
@@ -1380,9 +1394,7 @@ static void hbn_drop(void *arg, void *result, bool ran)
 {
     (void)result;
     (void)ran;
-    hbn_job *j = arg;
-    free(j->name);
-    free(j);
+    hbn_free(arg);
 }
 
 static struct hostent *hbn(const char *name, int af)
@@ -1407,9 +1419,11 @@ static struct hostent *hbn(const char *name, int af)
         hbn_drop(j, NULL, true);
         return NULL;
     }
-    if (hbn_last)
-        hbn_drop(hbn_last, NULL, true);
-    hbn_last = j;
+    pthread_once(&hbn_once, hbn_key_make);
+    hbn_job *last = pthread_getspecific(hbn_key);
+    if (last)
+        hbn_free(last);
+    pthread_setspecific(hbn_key, j);
     return j->out;
 }
 
