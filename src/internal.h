@@ -441,7 +441,14 @@ extern may__sched may__S;
 
 static inline int may__solo(void)
 {
+#ifdef MAY_TSAN
     return __atomic_load_n(&may__S.solo, __ATOMIC_RELAXED);
+#else
+    /* A plain load, so the compiler can compare in memory (cmpl $0): an
+     * atomic one costs an instruction more on every yield.  It races with
+     * the monitor's one store by design (handoff.c, Dekker pair D9). */
+    return may__S.solo == 1;
+#endif
 }
 
 /* The running worker, or NULL on a plain thread.  Set only by the worker
