@@ -523,14 +523,16 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
     }
 }
 
-/* The body of every read and write hook.  CALL is the plain call; op is
- * filled only on the slow path. */
-#define HOOK_IO(fd, CALL, OPINIT, ALL)                                                  \
+/* The body of every read and write hook.  CALL is the plain call; ALL
+ * whether it must transfer LEN bytes (a blocking write); op is filled only
+ * on the slow path. */
+#define HOOK_IO(fd, CALL, OPINIT, ALL, LEN)                                             \
     do {                                                                                \
         may_co_t *co_ = may_self();                                                     \
         if (!co_) {                                                                     \
             ssize_t r_ = CALL;                                                          \
-            if (likely(r_ >= 0 || errno != EAGAIN))                                     \
+            if (likely(r_ >= 0 || errno != EAGAIN) ||                                   \
+                likely(!coop(st_load(may__hook_fd(fd, 0)))))                            \
                 return r_;                                                              \
             io_op op_ = OPINIT;                                                         \
             return io_slow(NULL, fd, NULL, &op_, 0);                                    \
@@ -549,9 +551,9 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
         }                                                                               \
         ssize_t r_ = CALL;                                                              \
         if (r_ >= 0) {                                                                  \
-            io_op op_ = OPINIT;                                                         \
-            if (likely(!(ALL) || r_ == 0 || (size_t)r_ >= op_.len))                     \
+            if (likely(!(ALL) || r_ == 0 || (size_t)r_ >= (LEN)))                       \
                 return r_;                                                              \
+            io_op op_ = OPINIT;                                                         \
             return io_slow(co_, fd, e_, &op_, (size_t)r_);                              \
         }                                                                               \
         if (errno != EAGAIN)                                                            \
@@ -576,13 +578,13 @@ static bool waitall(int fd, int flags)
 HOOK_API ssize_t read(int fd, void *buf, size_t n)
 {
     HOOK_IO(fd, REAL(read)(fd, buf, n),
-            ((io_op){ .call = call_read, .buf = buf, .len = n, .dir = MAY_READ }), false);
+            ((io_op){ .call = call_read, .buf = buf, .len = n, .dir = MAY_READ }), false, SIZE_MAX);
 }
 
 HOOK_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
     HOOK_IO(fd, REAL(readv)(fd, iov, cnt),
-            ((io_op){ .call = call_readv, .iov = iov, .iovcnt = cnt, .dir = MAY_READ }), false);
+            ((io_op){ .call = call_readv, .iov = iov, .iovcnt = cnt, .dir = MAY_READ }), false, SIZE_MAX);
 }
 
 HOOK_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
@@ -593,7 +595,7 @@ HOOK_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockadd
     HOOK_IO(fd, REAL(recvfrom)(fd, buf, n, flags, from, fromlen),
             ((io_op){ .call = call_recvfrom, .buf = buf, .len = n, .flags = flags, .from = from,
                       .fromlen = fromlen, .dir = MAY_READ, .all = waitall(fd, flags) }),
-            (flags & MSG_WAITALL) && op_.all);
+            waitall(fd, flags), n);
 }
 
 HOOK_API ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -603,7 +605,7 @@ HOOK_API ssize_t recv(int fd, void *buf, size_t n, int flags)
     HOOK_IO(fd, REAL(recv)(fd, buf, n, flags),
             ((io_op){ .call = call_recvfrom, .buf = buf, .len = n, .flags = flags,
                       .dir = MAY_READ, .all = waitall(fd, flags) }),
-            (flags & MSG_WAITALL) && op_.all);
+            waitall(fd, flags), n);
 }
 
 HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -612,7 +614,7 @@ HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         return REAL(recvmsg)(fd, msg, flags);
     HOOK_IO(fd, REAL(recvmsg)(fd, msg, flags),
             ((io_op){ .call = call_recvmsg, .msg = msg, .flags = flags, .dir = MAY_READ }),
-            false);
+            false, SIZE_MAX);
 }
 
 HOOK_API ssize_t write(int fd, const void *buf, size_t n)
@@ -620,7 +622,7 @@ HOOK_API ssize_t write(int fd, const void *buf, size_t n)
     HOOK_IO(fd, REAL(write)(fd, buf, n),
             ((io_op){ .call = call_write, .buf = (void *)buf, .len = n, .dir = MAY_WRITE,
                       .all = true }),
-            true);
+            true, n);
 }
 
 HOOK_API ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -628,7 +630,7 @@ HOOK_API ssize_t writev(int fd, const struct iovec *iov, int cnt)
     HOOK_IO(fd, REAL(writev)(fd, iov, cnt),
             ((io_op){ .call = call_writev, .iov = iov, .iovcnt = cnt,
                       .len = iov_len(iov, cnt), .dir = MAY_WRITE, .all = true }),
-            true);
+            true, iov_len(iov, cnt));
 }
 
 HOOK_API ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
@@ -639,7 +641,7 @@ HOOK_API ssize_t sendto(int fd, const void *buf, size_t n, int flags, const stru
     HOOK_IO(fd, REAL(sendto)(fd, buf, n, flags, to, tolen),
             ((io_op){ .call = call_sendto, .buf = (void *)buf, .len = n, .flags = flags,
                       .addr = to, .alen = tolen, .dir = MAY_WRITE, .all = true }),
-            true);
+            true, n);
 }
 
 HOOK_API ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -649,7 +651,7 @@ HOOK_API ssize_t send(int fd, const void *buf, size_t n, int flags)
     HOOK_IO(fd, REAL(send)(fd, buf, n, flags),
             ((io_op){ .call = call_sendto, .buf = (void *)buf, .len = n, .flags = flags,
                       .dir = MAY_WRITE, .all = true }),
-            true);
+            true, n);
 }
 
 HOOK_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -660,7 +662,7 @@ HOOK_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
             ((io_op){ .call = call_sendmsg, .msg = msg, .flags = flags,
                       .len = iov_len(msg->msg_iov, (int)msg->msg_iovlen), .dir = MAY_WRITE,
                       .all = true }),
-            true);
+            true, iov_len(msg->msg_iov, (int)msg->msg_iovlen));
 }
 
 /* _FORTIFY_SOURCE turns read/recv/poll with a known buffer size into these
