@@ -430,7 +430,12 @@ int may_fd_close(int fd)
         return -EBADF;
     may__wakelist wl = { NULL };
     fd_forget(fd, &wl);
+    /* close(2) of a socket with SO_LINGER set waits for the peer: a call
+     * known to block, so the worker is handed off if it lasts (errno read
+     * before the bracket's end, which may switch) */
+    may_blocking_begin();
     int r = close(fd) == 0 || may__errno_now() == EINTR ? 0 : -may__errno_now();
+    may_blocking_end();
     may__wakelist_wake(&wl);
     return r;
 }
