@@ -109,6 +109,9 @@ typedef struct may_config {
     int max_threads;      /* worker threads in all, spares for blocked ones
                              included; 0: 10000 (Go's limit); at least
                              .workers */
+    int spare_idle_ms;    /* a spare thread made for a blocked worker ends
+                             after this long with nothing to do; 0: 10000,
+                             -1: never */
 } may_config_t;
 
 /* Set the configuration.  Only before the runtime has started (it starts

@@ -36,8 +36,11 @@
  * may_lock_thread: pinned means pinned to a thread, so thread-locals,
  * &errno and pthread_self() never change for them), until the monitor
  * makes it active again.  A spare made for a hand-off (index N or more)
- * with nothing locked to it leaves after SPARE_IDLE_NS asleep (its worker
- * is DEAD, and may get a new thread later); the first N never leave.
+ * with nothing locked to it leaves after spare_idle_ms asleep (config;
+ * 10 s by default: its worker is DEAD, and may get a new thread later);
+ * the first N never leave: an idle spare-born worker hands its active
+ * place back to one of them that sits as a spare (may__place_back), so
+ * after a burst of blocking calls the runtime returns to its N threads.
  * Workers are made up to max_threads (config; default 10 000, Go's limit)
  * and freed at shutdown, so a worker pointer stays valid for the runtime's
  * life and every loop over workers reads nall.
@@ -67,7 +70,13 @@
  *   ACTIVE -> LENT    the monitor (CAS), nactive - 1
  *   LENT -> ACTIVE    the worker's own thread, if nactive < N (CAS on it)
  *   LENT -> SPARE     the worker's own thread
- *   SPARE -> ACTIVE   the monitor (CAS), nactive + 1, then wakes it
+ *   SPARE -> ACTIVE   the monitor (CAS), nactive + 1, then wakes it; or
+ *                     a spare-born active worker with nothing to do, for
+ *                     one of the first N, taking its place back
+ *   ACTIVE -> SPARE   that spare-born worker itself (CAS), nactive - 1;
+ *                     or, while it sleeps idle, a worker of the first N
+ *                     coming back lent, which takes its place (CAS under
+ *                     the idle lock, may__idle_take_spareborn)
  *   SPARE -> DEAD     the worker's own thread (CAS), then its thread ends
  *   DEAD -> ACTIVE    the monitor under threads_lock, after joining the
  *                     old thread, with a new thread
@@ -88,7 +97,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 
-#define SPARE_IDLE_NS (10 * 1000000000LL)
+/* How long a spare made for a hand-off sleeps before it leaves (config
+ * spare_idle_ms; -1: never). */
+static int64_t spare_idle_ns(void)
+{
+    int ms = may__S.cfg.spare_idle_ms;
+    return ms < 0 ? -1 : ms == 0 ? 10 * 1000000000LL : (int64_t)ms * 1000000;
+}
 
 /* ---- the bracket -------------------------------------------------------- */
 
@@ -287,6 +302,40 @@ int may__handoff_check(may__worker *w, int ticks)
 
 /* ---- the worker's side ------------------------------------------------------ */
 
+/* w, a spare made for a hand-off and active now, found nothing to run: if
+ * one of the first N sits as a spare (its thread came back while w held
+ * its place), w gives the place back to it and becomes a spare itself, so
+ * that the threads made for blocked ones can leave.  On w's g0.  Nonzero
+ * if w is no longer active. */
+int may__place_back(may__worker *w)
+{
+    int n = may__S.nworkers, found = 0;
+    for (int i = 0; i < n && !found; i++)
+        found = atomic_load_explicit(&may__S.workers[i]->role, memory_order_relaxed) ==
+                MAY__ROLE_SPARE;
+    if (!found)
+        return 0;
+    int r = MAY__ROLE_ACTIVE;
+    if (!atomic_compare_exchange_strong(&w->role, &r, MAY__ROLE_SPARE))
+        return 1; /* the monitor lent it meanwhile */
+    atomic_fetch_sub(&may__S.nactive, 1);
+    for (int i = 0; i < n; i++) {
+        may__worker *o = may__S.workers[i];
+        r = MAY__ROLE_SPARE;
+        if (atomic_compare_exchange_strong(&o->role, &r, MAY__ROLE_ACTIVE)) {
+            atomic_fetch_add(&may__S.nactive, 1);
+            may__wake_raw(o);
+            return 1;
+        }
+    }
+    /* it was made active meanwhile: keep the place (unless the monitor
+     * made w active again itself) */
+    r = MAY__ROLE_SPARE;
+    if (atomic_compare_exchange_strong(&w->role, &r, MAY__ROLE_ACTIVE))
+        atomic_fetch_add(&may__S.nactive, 1);
+    return 0;
+}
+
 /* On g0 of a worker that is not active (find_runnable).  1: run *out;
  * 0: the worker is active now, look for work as usual; -1: the thread
  * should end (the runtime stops, or the spare leaves). */
@@ -308,6 +357,14 @@ int may__sidelined(may__worker *w, struct may_co **out)
                     may__mon_kick();
                     return 0;
                 }
+            /* One of the first N: take the place of an idle spare-born
+             * worker, which becomes the spare (and may leave) instead. */
+            may__worker *sb = w->index < may__S.nworkers ? may__idle_take_spareborn() : NULL;
+            if (sb) {
+                atomic_store(&w->role, MAY__ROLE_ACTIVE);
+                may__wake_raw(sb);
+                return 0;
+            }
             atomic_store(&w->role, MAY__ROLE_SPARE);
             since = may__now();
         }
@@ -327,8 +384,10 @@ int may__sidelined(may__worker *w, struct may_co **out)
             atomic_store(&w->sleep_word, 0);
             continue;
         }
-        int may_leave = w->index >= may__S.nworkers && atomic_load(&w->npinned) == 0;
-        int64_t left = SPARE_IDLE_NS - (may__now() - since);
+        int64_t idle_ns = spare_idle_ns();
+        int may_leave =
+            idle_ns >= 0 && w->index >= may__S.nworkers && atomic_load(&w->npinned) == 0;
+        int64_t left = idle_ns - (may__now() - since);
         if (may_leave && left <= 0) {
             int r = MAY__ROLE_SPARE;
             if (atomic_compare_exchange_strong(&w->role, &r, MAY__ROLE_DEAD)) {

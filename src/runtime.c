@@ -57,6 +57,8 @@ int may_configure_sized(const may_config_t *ucfg, size_t size)
     if (cfg->max_threads < 0 || cfg->max_threads > 100000 ||
         (cfg->max_threads && cfg->max_threads < cfg->workers))
         return -EINVAL;
+    if (cfg->spare_idle_ms < -1)
+        return -EINVAL;
     may__lock(&may__S.start_lock, MAY__RANK_START);
     if (atomic_load(&may__S.state) != 0) {
         may__unlock(&may__S.start_lock, MAY__RANK_START);

@@ -122,6 +122,25 @@ static void idle_remove_locked(may__worker *w)
     }
 }
 
+/* Take an idle worker made for a hand-off (index N or more) off the idle
+ * list, as a spare now (role ACTIVE -> SPARE), for a worker of the first N
+ * to take its place (handoff.c).  The caller wakes it.  NULL if none. */
+may__worker *may__idle_take_spareborn(void)
+{
+    may__worker *got = NULL;
+    may__lock(&may__S.idle_lock, MAY__RANK_IDLE);
+    for (may__worker *i = may__S.idle; i && !got; i = i->idle_next) {
+        int r = MAY__ROLE_ACTIVE;
+        if (i->index >= may__S.nworkers &&
+            atomic_compare_exchange_strong(&i->role, &r, MAY__ROLE_SPARE))
+            got = i;
+    }
+    if (got)
+        idle_remove_locked(got);
+    may__unlock(&may__S.idle_lock, MAY__RANK_IDLE);
+    return got;
+}
+
 /* Wake one idle worker to look for work, unless one is already looking. */
 void may__wakep(void)
 {
@@ -371,6 +390,8 @@ static struct may_co *find_runnable(may__worker *w)
          * microseconds (a spawning or waking coroutine on another worker),
          * and a futex sleep and wake-up costs far more than that. */
         if (many && spin_for_work())
+            continue;
+        if (MAY_UNLIKELY(w->index >= may__S.nworkers) && may__place_back(w))
             continue;
         go_idle(w);
     }

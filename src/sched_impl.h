@@ -60,6 +60,9 @@ void may__requeue_hook(may__worker *w, struct may_co *co);
  * on that worker until the runtime stops. */
 void *may__worker_main(void *arg);
 
+/* An idle worker made for a hand-off, taken off the idle list as a spare
+ * (handoff.c); the caller wakes it.  NULL if none. */
+may__worker *may__idle_take_spareborn(void);
 /* Wake w from its idle sleep, in the poller or on its futex.  w must be off
  * the idle list already (or the runtime stopping). */
 static inline void may__wake_raw(may__worker *w)
@@ -153,6 +156,9 @@ void may__handoff_reap(void);
 /* find_runnable of a worker that is not active: 1 run *out, 0 active now,
  * -1 end the thread. */
 int may__sidelined(may__worker *w, struct may_co **out);
+/* A spare-born active worker w found nothing to run: give its place back
+ * to one of the first N that is a spare.  Nonzero if w is not active. */
+int may__place_back(may__worker *w);
 /* The hook that queues co on the global queue (a lent worker's coroutine
  * giving its place back). */
 void may__requeue_global_hook(may__worker *w, struct may_co *co);

@@ -238,9 +238,29 @@ int main(void)
     ASSERT_LE(st.threads, 2 + 4 + 1);
     ASSERT_EQ(may_shutdown(), 0);
 
+    /* Spares leave after spare_idle_ms with nothing to do. */
+    ASSERT_EQ(may_configure(&(may_config_t){ .workers = 2, .spare_idle_ms = 50 }), 0);
+    may_co_t *cs[3];
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(may_spawn(&cs[i], short_block, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(may_join(cs[i], NULL, -1), MAY_DONE);
+    ASSERT_EQ(may_stats(&st), 0);
+    int peak = st.threads;
+    int64_t until = may_now() + TEST_MS(5000);
+    while (st.threads > 2 && may_now() < until) {
+        may_sleep(TEST_MS(20));
+        ASSERT_EQ(may_stats(&st), 0);
+    }
+    printf("spares: %d threads after the blocking calls, %d once idle\n", peak, st.threads);
+    ASSERT_GT(peak, 2);
+    ASSERT_EQ(st.threads, 2);
+    ASSERT_EQ(may_shutdown(), 0);
+
     /* Bad configuration. */
     ASSERT_EQ(may_configure(&(may_config_t){ .workers = 4, .max_threads = 2 }), -EINVAL);
     ASSERT_EQ(may_configure(&(may_config_t){ .max_threads = -1 }), -EINVAL);
+    ASSERT_EQ(may_configure(&(may_config_t){ .spare_idle_ms = -2 }), -EINVAL);
     puts("test_handoff: ok");
     return 0;
 }
