@@ -20,6 +20,9 @@ enum {
                            blocking calls are bracketed with
                            may_blocking_begin/end */
     HFD_REG = 1 << 6,   /* the hook waited on it in libmay's reactor */
+    HFD_TYPED = 1 << 7, /* HFD_STREAM is known */
+    HFD_STREAM = 1 << 8, /* a byte stream (SOCK_STREAM socket or pipe): a
+                            short read leaves it empty */
 };
 
 /* The application sees a blocking fd that the hook made non-blocking:
@@ -31,6 +34,10 @@ typedef struct hook_fd {
     _Atomic uint32_t st;       /* HFD_* */
     _Atomic int64_t rcvtimeo;  /* SO_RCVTIMEO in ns, 0: none */
     _Atomic int64_t sndtimeo;  /* SO_SNDTIMEO in ns, 0: none */
+    /* 1 + the readiness ticket taken before the last read that came back
+     * short (it emptied a byte stream), 0: none.  A read whose ticket is
+     * still that one would say EAGAIN: it waits without the system call. */
+    _Atomic int64_t drained;
 } hook_fd;
 
 /* The entry of fd, or NULL (fd negative or beyond the table, or create is

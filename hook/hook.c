@@ -310,15 +310,57 @@ static int64_t deadline_after(int64_t ns)
 }
 
 /* A coroutine waits for fd: >0 ready (a hint), -ETIMEDOUT, -ECANCELED,
- * -EBADF (closed meanwhile). */
-static int co_wait(int fd, int events, int64_t dl)
+ * -EBADF (closed meanwhile).  With a ticket (>= 0, taken before the call
+ * that said EAGAIN), for readiness newer than it, without a poll(2). */
+static int co_wait(int fd, int events, int64_t dl, int64_t ticket)
 {
     lock_thread();
     hook_inner = may_self();
-    int r = may_fd_wait(fd, events, dl);
+    int r = ticket >= 0 ? may_fd_wait_ticket(fd, events, ticket, dl)
+                        : may_fd_wait(fd, events, dl);
     hook_inner = NULL;
     unlock_thread();
     return r;
+}
+
+/* Whether fd is a byte stream (asked once: SO_TYPE for a socket). */
+static bool stream_fd(int fd, hook_fd *e)
+{
+    uint32_t st = st_load(e);
+    if (!(st & HFD_TYPED)) {
+        bool stream = true;
+        if (st & HFD_SOCK) {
+            int saved = errno, type = 0;
+            socklen_t l = sizeof type;
+            stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM;
+            errno = saved;
+        }
+        st = atomic_fetch_or_explicit(&e->st, HFD_TYPED | (stream ? HFD_STREAM : 0),
+                                      memory_order_relaxed) |
+             HFD_TYPED | (stream ? HFD_STREAM : 0);
+    }
+    return st & HFD_STREAM;
+}
+
+/* After a read of want bytes with ticket tk that returned r: note whether
+ * it emptied the stream (libmay's may_read keeps the same note). */
+static inline void note_read(int fd, hook_fd *e, int64_t tk, ssize_t r, size_t want)
+{
+    int64_t d = tk >= 0 && r > 0 && (size_t)r < want && stream_fd(fd, e) ? tk + 1 : 0;
+    if (d != atomic_load_explicit(&e->drained, memory_order_relaxed))
+        atomic_store_explicit(&e->drained, d, memory_order_relaxed);
+}
+
+/* The readiness ticket of a cooperative fd before a read (libmay's
+ * registration may call fcntl: hook_inner cuts that loop).  -1 if none. */
+static int64_t read_ticket(may_co_t *co, int fd)
+{
+    int saved = errno;
+    hook_inner = co;
+    int64_t t = may_fd_ticket(fd, MAY_READ);
+    hook_inner = NULL;
+    errno = saved;
+    return t;
 }
 
 static int co_sleep_until(int64_t dl)
@@ -358,13 +400,13 @@ static int plain_wait(int fd, int events, int64_t dl)
     }
 }
 
-static int wait_fd(may_co_t *co, hook_fd *e, int fd, int events, int64_t dl)
+static int wait_fd(may_co_t *co, hook_fd *e, int fd, int events, int64_t dl, int64_t ticket)
 {
     if (!co)
         return plain_wait(fd, events, dl);
     if (!(st_load(e) & HFD_REG))
         atomic_fetch_or_explicit(&e->st, HFD_REG, memory_order_relaxed);
-    int r = co_wait(fd, events, dl);
+    int r = co_wait(fd, events, dl, ticket);
     return r > 0 ? 0 : r;
 }
 
@@ -483,7 +525,7 @@ static ssize_t call_sendmsg(int fd, io_op *op, size_t done)
 /* After the first call said EAGAIN (done == 0), or wrote done bytes of an
  * op that must finish: wait and call again, as the blocking call would.
  * co NULL: a plain thread (poll(2)); e may then be NULL. */
-static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
+static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done, int64_t ticket)
 {
     if (!co) {
         e = may__hook_fd(fd, 0);
@@ -500,7 +542,8 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
     bool wait = done == 0;
     for (;;) {
         if (wait) {
-            int w = wait_fd(co, e, fd, op->dir, dl);
+            int w = wait_fd(co, e, fd, op->dir, dl, ticket);
+            ticket = -1; /* good for the first wait only */
             if (w < 0) {
                 if (done)
                     return (ssize_t)done;
@@ -508,10 +551,15 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
                 return -1;
             }
         }
+        bool shortcut = co && op->dir == MAY_READ && op->len && !op->flags && !op->all;
+        int64_t tk = shortcut ? read_ticket(co, fd) : -1;
         ssize_t r = op->call(fd, op, done);
+        if (shortcut)
+            note_read(fd, e, tk, r, op->len);
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 wait = true;
+                ticket = tk;
                 continue;
             }
             return done ? (ssize_t)done : -1;
@@ -526,7 +574,7 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
 /* The body of every read and write hook.  CALL is the plain call; ALL
  * whether it must transfer LEN bytes (a blocking write); op is filled only
  * on the slow path. */
-#define HOOK_IO(fd, CALL, OPINIT, ALL, LEN)                                             \
+#define HOOK_IO(fd, CALL, OPINIT, ALL, LEN, TICKET, RLEN)                               \
     do {                                                                                \
         may_co_t *co_ = may_self();                                                     \
         if (!co_) {                                                                     \
@@ -535,7 +583,7 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
                 likely(!coop(st_load(may__hook_fd(fd, 0)))))                            \
                 return r_;                                                              \
             io_op op_ = OPINIT;                                                         \
-            return io_slow(NULL, fd, NULL, &op_, 0);                                    \
+            return io_slow(NULL, fd, NULL, &op_, 0, -1);                                \
         }                                                                               \
         hook_fd *e_;                                                                    \
         uint32_t st_ = fd_state(fd, &e_);                                               \
@@ -549,17 +597,26 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done)
             errno = err_;                                                               \
             return r_;                                                                  \
         }                                                                               \
+        int64_t tk_ = TICKET;                                                           \
+        if ((RLEN) && tk_ >= 0 &&                                                       \
+            tk_ + 1 == atomic_load_explicit(&e_->drained, memory_order_relaxed)) {      \
+            /* emptied by the last read, nothing came since: wait first */             \
+            io_op op_ = OPINIT;                                                         \
+            return io_slow(co_, fd, e_, &op_, 0, tk_);                                  \
+        }                                                                               \
         ssize_t r_ = CALL;                                                              \
+        if (RLEN)                                                                       \
+            note_read(fd, e_, tk_, r_, (RLEN));                                         \
         if (r_ >= 0) {                                                                  \
             if (likely(!(ALL) || r_ == 0 || (size_t)r_ >= (LEN)))                       \
                 return r_;                                                              \
             io_op op_ = OPINIT;                                                         \
-            return io_slow(co_, fd, e_, &op_, (size_t)r_);                              \
+            return io_slow(co_, fd, e_, &op_, (size_t)r_, -1);                          \
         }                                                                               \
         if (errno != EAGAIN)                                                            \
             return r_;                                                                  \
         io_op op_ = OPINIT;                                                             \
-        return io_slow(co_, fd, e_, &op_, 0);                                           \
+        return io_slow(co_, fd, e_, &op_, 0, tk_);                                      \
     } while (0)
 
 /* Whether a MSG_WAITALL receive must gather (stream sockets only). */
@@ -578,13 +635,13 @@ static bool waitall(int fd, int flags)
 HOOK_API ssize_t read(int fd, void *buf, size_t n)
 {
     HOOK_IO(fd, REAL(read)(fd, buf, n),
-            ((io_op){ .call = call_read, .buf = buf, .len = n, .dir = MAY_READ }), false, SIZE_MAX);
+            ((io_op){ .call = call_read, .buf = buf, .len = n, .dir = MAY_READ }), false, SIZE_MAX, read_ticket(co_, fd), n);
 }
 
 HOOK_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
     HOOK_IO(fd, REAL(readv)(fd, iov, cnt),
-            ((io_op){ .call = call_readv, .iov = iov, .iovcnt = cnt, .dir = MAY_READ }), false, SIZE_MAX);
+            ((io_op){ .call = call_readv, .iov = iov, .iovcnt = cnt, .dir = MAY_READ }), false, SIZE_MAX, read_ticket(co_, fd), 0);
 }
 
 HOOK_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
@@ -595,7 +652,7 @@ HOOK_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockadd
     HOOK_IO(fd, REAL(recvfrom)(fd, buf, n, flags, from, fromlen),
             ((io_op){ .call = call_recvfrom, .buf = buf, .len = n, .flags = flags, .from = from,
                       .fromlen = fromlen, .dir = MAY_READ, .all = waitall(fd, flags) }),
-            waitall(fd, flags), n);
+            waitall(fd, flags), n, read_ticket(co_, fd), flags ? 0 : n);
 }
 
 HOOK_API ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -605,7 +662,7 @@ HOOK_API ssize_t recv(int fd, void *buf, size_t n, int flags)
     HOOK_IO(fd, REAL(recv)(fd, buf, n, flags),
             ((io_op){ .call = call_recvfrom, .buf = buf, .len = n, .flags = flags,
                       .dir = MAY_READ, .all = waitall(fd, flags) }),
-            waitall(fd, flags), n);
+            waitall(fd, flags), n, read_ticket(co_, fd), flags ? 0 : n);
 }
 
 HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -614,7 +671,7 @@ HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         return REAL(recvmsg)(fd, msg, flags);
     HOOK_IO(fd, REAL(recvmsg)(fd, msg, flags),
             ((io_op){ .call = call_recvmsg, .msg = msg, .flags = flags, .dir = MAY_READ }),
-            false, SIZE_MAX);
+            false, SIZE_MAX, read_ticket(co_, fd), 0);
 }
 
 HOOK_API ssize_t write(int fd, const void *buf, size_t n)
@@ -622,7 +679,7 @@ HOOK_API ssize_t write(int fd, const void *buf, size_t n)
     HOOK_IO(fd, REAL(write)(fd, buf, n),
             ((io_op){ .call = call_write, .buf = (void *)buf, .len = n, .dir = MAY_WRITE,
                       .all = true }),
-            true, n);
+            true, n, -1, 0);
 }
 
 HOOK_API ssize_t writev(int fd, const struct iovec *iov, int cnt)
@@ -630,7 +687,7 @@ HOOK_API ssize_t writev(int fd, const struct iovec *iov, int cnt)
     HOOK_IO(fd, REAL(writev)(fd, iov, cnt),
             ((io_op){ .call = call_writev, .iov = iov, .iovcnt = cnt,
                       .len = iov_len(iov, cnt), .dir = MAY_WRITE, .all = true }),
-            true, iov_len(iov, cnt));
+            true, iov_len(iov, cnt), -1, 0);
 }
 
 HOOK_API ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
@@ -641,7 +698,7 @@ HOOK_API ssize_t sendto(int fd, const void *buf, size_t n, int flags, const stru
     HOOK_IO(fd, REAL(sendto)(fd, buf, n, flags, to, tolen),
             ((io_op){ .call = call_sendto, .buf = (void *)buf, .len = n, .flags = flags,
                       .addr = to, .alen = tolen, .dir = MAY_WRITE, .all = true }),
-            true, n);
+            true, n, -1, 0);
 }
 
 HOOK_API ssize_t send(int fd, const void *buf, size_t n, int flags)
@@ -651,7 +708,7 @@ HOOK_API ssize_t send(int fd, const void *buf, size_t n, int flags)
     HOOK_IO(fd, REAL(send)(fd, buf, n, flags),
             ((io_op){ .call = call_sendto, .buf = (void *)buf, .len = n, .flags = flags,
                       .dir = MAY_WRITE, .all = true }),
-            true, n);
+            true, n, -1, 0);
 }
 
 HOOK_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -662,7 +719,7 @@ HOOK_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
             ((io_op){ .call = call_sendmsg, .msg = msg, .flags = flags,
                       .len = iov_len(msg->msg_iov, (int)msg->msg_iovlen), .dir = MAY_WRITE,
                       .all = true }),
-            true, iov_len(msg->msg_iov, (int)msg->msg_iovlen));
+            true, iov_len(msg->msg_iov, (int)msg->msg_iovlen), -1, 0);
 }
 
 /* _FORTIFY_SOURCE turns read/recv/poll with a known buffer size into these
@@ -715,7 +772,7 @@ static int accept_common(int fd, struct sockaddr *sa, socklen_t *len, int flags)
             return -1;
         if (!dl)
             dl = deadline_after(atomic_load_explicit(&e->rcvtimeo, memory_order_relaxed));
-        int w = wait_fd(co, e, fd, MAY_READ, dl);
+        int w = wait_fd(co, e, fd, MAY_READ, dl, -1);
         if (w < 0) {
             errno = wait_errno(w);
             return -1;
@@ -777,7 +834,7 @@ HOOK_API int connect(int fd, const struct sockaddr *sa, socklen_t len)
         if (errno != EAGAIN && errno != EINPROGRESS)
             return -1;
     }
-    int w = wait_fd(co, e, fd, MAY_WRITE, dl);
+    int w = wait_fd(co, e, fd, MAY_WRITE, dl, -1);
     if (w < 0) {
         errno = w == -ETIMEDOUT ? EINPROGRESS : -w; /* the kernel's, for SO_SNDTIMEO */
         return -1;
@@ -808,7 +865,7 @@ static int co_wait_many(const struct pollfd *fds, nfds_t n, int64_t dl)
         if (st & HFD_POLL) {
             int ev = ((fds[0].events & POLL_READ) ? MAY_READ : 0) |
                      ((fds[0].events & POLL_WRITE) ? MAY_WRITE : 0);
-            int r = wait_fd(may_self(), e, fds[0].fd, ev ? ev : MAY_READ, dl);
+            int r = wait_fd(may_self(), e, fds[0].fd, ev ? ev : MAY_READ, dl, -1);
             return r == -EBADF ? 0 : r;
         }
     }
@@ -846,7 +903,7 @@ static int co_wait_many(const struct pollfd *fds, nfds_t n, int64_t dl)
         r = co_sleep_until(dl);
         r = r < 0 ? r : -ETIMEDOUT;
     } else {
-        r = co_wait(ep, MAY_READ, dl);
+        r = co_wait(ep, MAY_READ, dl, -1);
         r = r > 0 || r == -EBADF ? 0 : r;
     }
     if (ep >= 0) {
@@ -1004,7 +1061,7 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout, 
             return r;
         if (dl >= 0 && may_now() >= dl)
             return 0;
-        int w = co_wait(epfd, MAY_READ, dl);
+        int w = co_wait(epfd, MAY_READ, dl, -1);
         if (w == -ECANCELED || w == -EBADF) {
             errno = -w;
             return -1;

@@ -730,6 +730,17 @@ MAY_API int may_fd_close(int fd);
  * library's close, docs/HOOKS.md).  Takes no lock when fd was never
  * registered.  0, or -EBADF for a negative fd. */
 MAY_API int may_fd_forget(int fd);
+/* A readiness ticket, for code that tries a non-blocking call itself and
+ * waits only on EAGAIN: take may_fd_ticket(fd, MAY_READ or MAY_WRITE)
+ * before the call; if the call says EAGAIN, may_fd_wait_ticket waits for
+ * readiness in that direction newer than the ticket, without asking the
+ * kernel first (may_fd_wait must poll(2) once, as it cannot know what
+ * happened before it was called).  The ticket registers fd as may_fd_wait
+ * does.  A ticket (>= 0) or -errno (-EBADF, -EMFILE, -ENOMEM, -EINVAL);
+ * the wait returns as may_fd_wait does (-EBADF also when fd was closed
+ * since the ticket).  libmay_hook uses it for reads. */
+MAY_API int64_t may_fd_ticket(int fd, int events);
+MAY_API int may_fd_wait_ticket(int fd, int events, int64_t ticket, int64_t deadline);
 /* read(2) / write(2) that park instead of returning EAGAIN: the bytes
  * transferred (> 0; 0 from read at end of file), or -errno, -ETIMEDOUT,
  * -ECANCELED.  A write may be partial, like write(2).  Writing to a pipe

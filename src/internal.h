@@ -344,6 +344,7 @@ typedef struct may__worker {
     uint32_t runnext_streak;        /* consecutive picks from runnext */
     uint64_t rand;                  /* xorshift state for stealing */
     int spinning;                   /* counted in sched.nspinning */
+    int64_t spin_ns;                /* how long it spins before it sleeps (sched.c) */
     /* idle sleep */
     _Atomic uint32_t sleep_word;    /* 1: asleep or going to; 0: woken */
     _Atomic int polling;            /* blocked in the poller */

@@ -388,6 +388,40 @@ int may_fd_wait(int fd, int events, int64_t deadline)
     }
 }
 
+/* A ticket: the close generation (31 bits) and the direction's readiness
+ * count, read with acquire as may_fd_wait reads them. */
+int64_t may_fd_ticket(int fd, int events)
+{
+    if (events != MAY_READ && events != MAY_WRITE)
+        return -EINVAL;
+    fd_ent *e;
+    uint32_t gen;
+    int r = io_enter(fd, &e, &gen);
+    if (r < 0)
+        return r;
+    uint32_t s = atomic_load_explicit(events == MAY_READ ? &e->rseq : &e->wseq,
+                                      memory_order_acquire);
+    return (int64_t)(gen & 0x7fffffffu) << 32 | s;
+}
+
+int may_fd_wait_ticket(int fd, int events, int64_t ticket, int64_t deadline)
+{
+    if ((events != MAY_READ && events != MAY_WRITE) || ticket < 0)
+        return -EINVAL;
+    fd_ent *e;
+    uint32_t gen;
+    int r = io_enter(fd, &e, &gen);
+    if (r < 0)
+        return r;
+    if ((uint32_t)(ticket >> 32) != (gen & 0x7fffffffu))
+        return -EBADF; /* closed since (and the number reused) */
+    uint32_t s = (uint32_t)ticket;
+    uint32_t rs = events == MAY_READ ? s : atomic_load_explicit(&e->rseq, memory_order_acquire);
+    uint32_t ws = events == MAY_WRITE ? s : atomic_load_explicit(&e->wseq, memory_order_acquire);
+    r = io_wait(fd, e, gen, events, rs, ws, deadline);
+    return r < 0 ? r : (r & events ? r & events : events);
+}
+
 /* Bump gen, unregister, and claim every waiter with -EBADF into wl (woken
  * by the caller after the close, so none retries on the old fd). */
 static void fd_forget(int fd, may__wakelist *wl)

@@ -316,6 +316,13 @@ static void go_idle(may__worker *w)
             atomic_store(&may__S.poller_until, INT64_MIN);
             atomic_store(&w->polling, 0);
             atomic_store(&may__S.poller_busy, 0);
+            /* Made a spare while it polled (handoff.c): it will not come
+             * back to poll, and an idle worker may have found the poller
+             * taken and gone to sleep on its futex meanwhile.  Wake one to
+             * take the poller over. */
+            if (MAY_UNLIKELY(atomic_load(&w->role) != MAY__ROLE_ACTIVE) &&
+                atomic_load(&may__S.nidle) > 0)
+                may__wakep();
         } else {
             STAT_INC(w->n_park);
             while (atomic_load(&w->sleep_word) == 1 && !atomic_load(&may__S.stopping))
@@ -330,22 +337,34 @@ static void go_idle(may__worker *w)
 }
 
 #define IDLE_SPIN_NS 50000
+#define IDLE_SPIN_MIN_NS 2000
 
-static int spin_for_work(void)
+/* Spin up to w->spin_ns for work to appear.  The length adapts: a spin that
+ * finds work doubles it (up to IDLE_SPIN_NS), one that finds none halves
+ * it (down to IDLE_SPIN_MIN_NS).  Work handed between workers within
+ * microseconds (spawns, channel hand-offs) keeps it long; work that comes
+ * from the kernel, for which a spinner only burns the CPU a server on the
+ * same machine may need, makes it short.  (With the full 50 us every time,
+ * a hiredis client in 64 coroutines spent a quarter of its CPU here.) */
+static int spin_for_work(may__worker *w)
 {
-    int64_t end = may__now() + IDLE_SPIN_NS;
+    int64_t end = may__now() + w->spin_ns;
     do {
         if (may__stack_prewarm() > 0) { /* spare time put to use */
             if (work_available())
-                return 1;
+                goto found;
             continue;
         }
         for (int i = 0; i < 64; i++)
             cpu_relax();
         if (work_available())
-            return 1;
+            goto found;
     } while (may__now() < end && !atomic_load_explicit(&may__S.stopping, memory_order_relaxed));
+    w->spin_ns = w->spin_ns / 2 > IDLE_SPIN_MIN_NS ? w->spin_ns / 2 : IDLE_SPIN_MIN_NS;
     return 0;
+found:
+    w->spin_ns = w->spin_ns * 2 < IDLE_SPIN_NS ? w->spin_ns * 2 : IDLE_SPIN_NS;
+    return 1;
 }
 
 /* On g0: find something to run, sleeping if there is nothing.  NULL when
@@ -388,8 +407,13 @@ static struct may_co *find_runnable(may__worker *w)
         }
         /* Spin a little before sleeping: work often arrives within
          * microseconds (a spawning or waking coroutine on another worker),
-         * and a futex sleep and wake-up costs far more than that. */
-        if (many && spin_for_work())
+         * and a futex sleep and wake-up costs far more than that.  Not
+         * when coroutines wait for fds and nobody watches the poller: what
+         * they wait for comes from the kernel, which only the poller hears,
+         * so this worker goes idle at once and becomes the poller. */
+        int unwatched = atomic_load_explicit(&may__io_waiters, memory_order_relaxed) > 0 &&
+                        !atomic_load_explicit(&may__S.poller_busy, memory_order_relaxed);
+        if (many && !unwatched && spin_for_work(w))
             continue;
         if (MAY_UNLIKELY(w->index >= may__S.nworkers) && may__place_back(w))
             continue;

@@ -81,6 +81,7 @@ may__worker *may__worker_new(int index, size_t cap)
     w->index = index;
     w->rand = 0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1);
     w->tick = 61;
+    w->spin_ns = 50000; /* IDLE_SPIN_NS */
     pthread_mutex_init(&w->inbox_lock, NULL);
     return w;
 }
