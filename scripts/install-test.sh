@@ -4,7 +4,9 @@
 # in tests/install against it twice:
 #   1. with CMake: find_package(may) + may::may (CMAKE_PREFIX_PATH=prefix);
 #   2. with pkg-config --cflags --libs may (PKG_CONFIG_PATH into the prefix),
-#      linked to the shared library and run with LD_LIBRARY_PATH.
+#      linked to the shared library and run with LD_LIBRARY_PATH;
+# and the same two ways a consumer of libmay_hook (may::hook, may_hook.pc),
+# whose blocking read must park.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build/debug}" && pwd)
@@ -14,7 +16,7 @@ if [[ ! -f $BUILD/CMakeCache.txt ]]; then
     echo "install-test: $BUILD is not a configured build (run make test or the debug stage first)" >&2
     exit 1
 fi
-cmake --build "$BUILD" -j"$(nproc)" --target may_static may_shared
+cmake --build "$BUILD" -j"$(nproc)" --target may_static may_shared may_hook
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -57,6 +59,7 @@ cmake -S "$ROOT/tests/install" -B "$work/cmake-build" -Wno-dev \
 cmake --build "$work/cmake-build" >"$work/build.log" ||
     { cat "$work/build.log"; exit 1; }
 "$work/cmake-build/may_consumer" || fail "CMake consumer"
+LD_LIBRARY_PATH=$libdir "$work/cmake-build/may_hook_consumer" || fail "CMake consumer of may::hook"
 
 echo "--- consumer via pkg-config may"
 export PKG_CONFIG_PATH=$pcdir
@@ -75,5 +78,17 @@ fi
 LD_LIBRARY_PATH=$libdir "$work/pc_consumer" || fail "pkg-config consumer"
 LD_LIBRARY_PATH=$libdir ldd "$work/pc_consumer" | grep "$libdir/libmay.so" >/dev/null ||
     fail "pkg-config consumer did not load $libdir/libmay.so"
+
+echo "--- consumer via pkg-config may_hook"
+[[ -f $pcdir/may_hook.pc ]] || fail "may_hook.pc not installed"
+[[ -f $libdir/libmay_hook.so ]] || fail "libmay_hook.so not installed"
+hk_libs=$(pkg-config --libs may_hook)
+echo "    pkg-config --cflags --libs may_hook: $(pkg-config --cflags may_hook) $hk_libs"
+# shellcheck disable=SC2086  # word splitting of the flags is intended
+"$CC" -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags may_hook) \
+    "$ROOT/tests/install/hook_main.c" -o "$work/pc_hook_consumer" $hk_libs
+LD_LIBRARY_PATH=$libdir ldd "$work/pc_hook_consumer" | grep "$libdir/libmay_hook.so" >/dev/null ||
+    fail "pkg-config consumer did not load $libdir/libmay_hook.so"
+LD_LIBRARY_PATH=$libdir "$work/pc_hook_consumer" || fail "pkg-config consumer of may_hook"
 
 echo "install-test: OK"
