@@ -137,13 +137,33 @@
     X(getaddrinfo, int (*)(const char *, const char *, const struct addrinfo *,         \
                            struct addrinfo **))                                         \
     X(gethostbyname2_r, int (*)(const char *, int, struct hostent *, char *, size_t,    \
-                                struct hostent **, int *))
+                                struct hostent **, int *))                             \
+    X(pread, ssize_t (*)(int, void *, size_t, off_t))                                   \
+    X(pread64, ssize_t (*)(int, void *, size_t, off64_t))                               \
+    X(pwrite, ssize_t (*)(int, const void *, size_t, off_t))                            \
+    X(pwrite64, ssize_t (*)(int, const void *, size_t, off64_t))                        \
+    X(preadv, ssize_t (*)(int, const struct iovec *, int, off_t))                       \
+    X(preadv64, ssize_t (*)(int, const struct iovec *, int, off64_t))                   \
+    X(pwritev, ssize_t (*)(int, const struct iovec *, int, off_t))                      \
+    X(pwritev64, ssize_t (*)(int, const struct iovec *, int, off64_t))                  \
+    X(fsync, int (*)(int))                                                              \
+    X(fdatasync, int (*)(int))                                                          \
+    X(sigaction, int (*)(int, const struct sigaction *, struct sigaction *))            \
+    X(__sigaction, int (*)(int, const struct sigaction *, struct sigaction *))          \
+    X(signal, __sighandler_t (*)(int, __sighandler_t))                                  \
+    X(bsd_signal, __sighandler_t (*)(int, __sighandler_t))                              \
+    X(ssignal, __sighandler_t (*)(int, __sighandler_t))                                 \
+    X(sysv_signal, __sighandler_t (*)(int, __sighandler_t))                             \
+    X(__sysv_signal, __sighandler_t (*)(int, __sighandler_t))                           \
+    X(sigset, __sighandler_t (*)(int, __sighandler_t))
 
 #define X(name, type) static __typeof__(type) real_##name;
 HOOK_REALS(X)
 #undef X
 
 static int no_lock; /* MAY_HOOK_NO_LOCK_THREAD=1: the errno test's negative control */
+static int no_sigtramp; /* MAY_HOOK_NO_SIGTRAMP=1: the signal test's negative control */
+static void sig_fork_child(void);
 
 /* Idempotent; racing callers store the same values.  dlsym takes the
  * loader's lock and may allocate: this runs from the constructor, or from
@@ -165,6 +185,9 @@ __attribute__((constructor(101))) static void hook_init(void)
     resolve();
     const char *s = getenv("MAY_HOOK_NO_LOCK_THREAD");
     no_lock = s && s[0] == '1';
+    s = getenv("MAY_HOOK_NO_SIGTRAMP");
+    no_sigtramp = s && s[0] == '1';
+    pthread_atfork(NULL, NULL, sig_fork_child);
 }
 
 /* The coroutine inside libmay on behalf of a hook, on this thread (see the
@@ -175,6 +198,286 @@ static inline bool from_hook_inner(void)
 {
     return unlikely(hook_inner != NULL) && hook_inner == may_self();
 }
+
+/* ---- signal handlers ---------------------------------------------------- */
+
+/* Handlers running on this thread (see the essay, "Signals").  The
+ * trampolines count them, and note for the innermost SIG_FRAMES the
+ * trampoline's frame and the coroutine it interrupted, so that a handler
+ * left by siglongjmp is found out (in_handler_slow).  Initial-exec: a
+ * trampoline may run at any instruction, and must not allocate. */
+#define SIG_FRAMES 8
+typedef struct sig_tls {
+    int depth;
+    uintptr_t frame[SIG_FRAMES];
+    may_co_t *co[SIG_FRAMES];
+} sig_tls;
+static __thread sig_tls hsig __attribute__((tls_model("initial-exec")));
+
+static bool stack_has(const stack_t *ss, uintptr_t a)
+{
+    return !(ss->ss_flags & SS_DISABLE) && a >= (uintptr_t)ss->ss_sp &&
+           a - (uintptr_t)ss->ss_sp < ss->ss_size;
+}
+
+/* depth > 0: is the caller, in coroutine co, still inside a handler?  A
+ * recorded handler is, if it interrupted co and the caller's frame lies
+ * below its trampoline's on the same stack (the alternate signal stack or
+ * not); one that is not was left by siglongjmp, and is forgotten.  Beyond
+ * SIG_FRAMES nested handlers: inside. */
+static __attribute__((noinline)) bool in_handler_slow(may_co_t *co)
+{
+    int saved = errno;
+    uintptr_t cur = (uintptr_t)__builtin_frame_address(0);
+    stack_t ss;
+    bool alt = sigaltstack(NULL, &ss) == 0;
+    bool cur_alt = alt && stack_has(&ss, cur);
+    int d = hsig.depth;
+    bool in = false;
+    for (; d > 0; d--) {
+        if (d > SIG_FRAMES) {
+            in = true;
+            break;
+        }
+        uintptr_t f = hsig.frame[d - 1];
+        if (hsig.co[d - 1] == co && (alt && stack_has(&ss, f)) == cur_alt && cur < f) {
+            in = true;
+            break;
+        }
+    }
+    hsig.depth = d;
+    errno = saved;
+    return in;
+}
+
+/* Whether a hooked call of coroutine co is made by a signal handler that
+ * interrupted it: then it must not park (it would park the coroutine with
+ * the handler's frame on its stack and the thread's signal mask changed),
+ * but block the thread as the plain call does.  Slow paths only. */
+static inline bool in_handler(may_co_t *co)
+{
+    return unlikely(hsig.depth != 0) && in_handler_slow(co);
+}
+
+typedef void (*sig_plain_fn)(int);
+typedef void (*sig_info_fn)(int, siginfo_t *, void *);
+
+/* The application's handlers, by signal, kind (0 plain, 1 SA_SIGINFO) and
+ * parity.  The kernel runs trampoline [kind][parity], which calls the
+ * handler in that slot.  Installs alternate the parity, so a slot is never
+ * rewritten while the kernel may run its trampoline: the kernel's (handler,
+ * flags, mask) change together, and a signal delivered during an install
+ * runs either the old handler with the old flags or the new with the new.
+ * Written under sig_lock (release), read by the trampolines (acquire). */
+static _Atomic uintptr_t sig_fn[NSIG][2][2];
+static unsigned char sig_par[NSIG]; /* the parity of the last install, under sig_lock */
+static atomic_flag sig_lock = ATOMIC_FLAG_INIT;
+
+static inline int sig_enter(uintptr_t frame, may_co_t **inner)
+{
+    int d = hsig.depth;
+    if (d < SIG_FRAMES) {
+        hsig.frame[d] = frame;
+        hsig.co[d] = may_self();
+    }
+    /* the interrupted code's note is not the handler's (restored below) */
+    *inner = hook_inner;
+    hook_inner = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
+    hsig.depth = d + 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    return d;
+}
+
+static inline void sig_leave(int d, may_co_t *inner)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    hsig.depth = d;
+    hook_inner = inner;
+}
+
+/* Neither touches errno: the handler sees and leaves it as without them. */
+#define SIG_TRAMPS(P)                                                                     \
+    static void tramp_plain##P(int sig)                                                   \
+    {                                                                                     \
+        may_co_t *inner;                                                                  \
+        int d = sig_enter((uintptr_t)__builtin_frame_address(0), &inner);                \
+        uintptr_t f = atomic_load_explicit(&sig_fn[sig][0][P], memory_order_acquire);    \
+        if (f)                                                                            \
+            ((sig_plain_fn)f)(sig);                                                       \
+        sig_leave(d, inner);                                                              \
+    }                                                                                     \
+    static void tramp_info##P(int sig, siginfo_t *si, void *uc)                           \
+    {                                                                                     \
+        may_co_t *inner;                                                                  \
+        int d = sig_enter((uintptr_t)__builtin_frame_address(0), &inner);                \
+        uintptr_t f = atomic_load_explicit(&sig_fn[sig][1][P], memory_order_acquire);    \
+        if (f)                                                                            \
+            ((sig_info_fn)f)(sig, si, uc);                                                \
+        sig_leave(d, inner);                                                              \
+    }
+SIG_TRAMPS(0)
+SIG_TRAMPS(1)
+#undef SIG_TRAMPS
+
+static uintptr_t tramp_of(int kind, int par)
+{
+    return kind ? (par ? (uintptr_t)tramp_info1 : (uintptr_t)tramp_info0)
+                : (par ? (uintptr_t)tramp_plain1 : (uintptr_t)tramp_plain0);
+}
+
+/* A handler of the application's: not SIG_DFL, SIG_IGN, SIG_HOLD, SIG_ERR
+ * nor a trampoline (handed back by a raw query and reinstalled). */
+static bool user_handler(uintptr_t h)
+{
+    if (h == (uintptr_t)SIG_DFL || h == (uintptr_t)SIG_IGN || h == (uintptr_t)SIG_HOLD ||
+        h == (uintptr_t)SIG_ERR)
+        return false;
+    for (int k = 0; k < 2; k++)
+        for (int p = 0; p < 2; p++)
+            if (h == tramp_of(k, p))
+                return false;
+    return true;
+}
+
+/* The kernel's handler h as the application knows it: a trampoline is the
+ * handler that was in its slot (prev, read before the install). */
+static uintptr_t untramp(uintptr_t h, uintptr_t prev[2][2])
+{
+    for (int k = 0; k < 2; k++)
+        for (int p = 0; p < 2; p++)
+            if (h == tramp_of(k, p))
+                return prev[k][p];
+    return h;
+}
+
+/* Installs are serialised, with every signal blocked (a handler of this
+ * thread cannot come in while it holds the lock; one of another thread
+ * spins until the holder, which runs on, lets go). */
+static void sig_lock_take(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, old);
+    while (atomic_flag_test_and_set_explicit(&sig_lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void sig_lock_drop(const sigset_t *old)
+{
+    atomic_flag_clear_explicit(&sig_lock, memory_order_release);
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static void sig_fork_child(void)
+{
+    atomic_flag_clear_explicit(&sig_lock, memory_order_relaxed);
+}
+
+/* The common part of every install: handler h (SIG_DFL... or the
+ * application's, of kind) goes to the kernel through call(sig, tramp),
+ * which returns the kernel's previous handler or SIG_ERR (*prevh). */
+typedef struct sig_install {
+    int sig, kind;   /* kind -1: not the application's handler (passed as is) */
+    uintptr_t h;     /* the application's handler */
+    uintptr_t prev[2][2];
+    int par;
+} sig_install;
+
+static uintptr_t sig_begin(sig_install *si, sigset_t *old)
+{
+    sig_lock_take(old);
+    for (int k = 0; k < 2; k++)
+        for (int p = 0; p < 2; p++)
+            si->prev[k][p] = atomic_load_explicit(&sig_fn[si->sig][k][p], memory_order_relaxed);
+    if (si->kind < 0)
+        return si->h;
+    si->par = sig_par[si->sig] ^ 1;
+    atomic_store_explicit(&sig_fn[si->sig][si->kind][si->par], si->h, memory_order_release);
+    return tramp_of(si->kind, si->par);
+}
+
+static void sig_end(sig_install *si, bool ok, const sigset_t *old)
+{
+    if (si->kind >= 0) {
+        if (ok)
+            sig_par[si->sig] = (unsigned char)si->par;
+        else
+            atomic_store_explicit(&sig_fn[si->sig][si->kind][si->par],
+                                  si->prev[si->kind][si->par], memory_order_relaxed);
+    }
+    sig_lock_drop(old);
+}
+
+static int sigaction_common(int (*rf)(int, const struct sigaction *, struct sigaction *), int sig,
+                            const struct sigaction *act, struct sigaction *oact)
+{
+    if (no_sigtramp || sig <= 0 || sig >= NSIG)
+        return rf(sig, act, oact);
+    struct sigaction a;
+    sig_install si = { .sig = sig, .kind = -1 };
+    if (act) {
+        a = *act; /* before the lock: a bad pointer faults here */
+        si.h = (uintptr_t)a.sa_handler; /* the union: sa_sigaction too */
+        if (user_handler(si.h))
+            si.kind = (a.sa_flags & SA_SIGINFO) ? 1 : 0;
+    }
+    sigset_t old;
+    uintptr_t h = sig_begin(&si, &old);
+    if (act)
+        a.sa_handler = (__sighandler_t)h;
+    int r = rf(sig, act ? &a : NULL, oact);
+    int err = errno;
+    sig_end(&si, r == 0, &old);
+    if (r == 0 && oact)
+        oact->sa_handler = (__sighandler_t)untramp((uintptr_t)oact->sa_handler, si.prev);
+    errno = err;
+    return r;
+}
+
+HOOK_API int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+    return sigaction_common(REAL(sigaction), sig, act, oact);
+}
+
+int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+HOOK_API int __sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+    return sigaction_common(REAL(__sigaction), sig, act, oact);
+}
+
+/* signal and its kin: libc's own, called with the trampoline, so the
+ * flags are libc's (SA_RESTART, or siginterrupt's, SA_RESETHAND for
+ * sysv_signal, SIG_HOLD for sigset). */
+static __sighandler_t signal_common(__sighandler_t (*rf)(int, __sighandler_t), int sig,
+                                    __sighandler_t h)
+{
+    if (no_sigtramp || sig <= 0 || sig >= NSIG)
+        return rf(sig, h);
+    sig_install si = { .sig = sig, .kind = user_handler((uintptr_t)h) ? 0 : -1,
+                       .h = (uintptr_t)h };
+    sigset_t old;
+    __sighandler_t r = rf(sig, (__sighandler_t)sig_begin(&si, &old));
+    int err = errno;
+    sig_end(&si, r != SIG_ERR, &old);
+    if (r != SIG_ERR)
+        r = (__sighandler_t)untramp((uintptr_t)r, si.prev);
+    errno = err;
+    return r;
+}
+
+#define SIGNAL_HOOK(name)                                                                 \
+    HOOK_API __sighandler_t name(int sig, __sighandler_t h)                               \
+    {                                                                                     \
+        return signal_common(REAL(name), sig, h);                                        \
+    }
+SIGNAL_HOOK(signal)
+SIGNAL_HOOK(bsd_signal)
+SIGNAL_HOOK(ssignal)
+SIGNAL_HOOK(sysv_signal)
+SIGNAL_HOOK(__sysv_signal)
+SIGNAL_HOOK(sigset)
+#undef SIGNAL_HOOK
 
 /* ---- fd state ----------------------------------------------------------- */
 
@@ -351,15 +654,22 @@ static inline void note_read(int fd, hook_fd *e, int64_t tk, ssize_t r, size_t w
         atomic_store_explicit(&e->drained, d, memory_order_relaxed);
 }
 
-/* The readiness ticket of a cooperative fd before a read (libmay's
- * registration may call fcntl: hook_inner cuts that loop).  -1 if none. */
-static int64_t read_ticket(may_co_t *co, int fd)
+/* The readiness ticket of a cooperative fd (state st) before a read
+ * (libmay's registration may call fcntl: hook_inner cuts that loop).  -1
+ * if none.  The first one registers fd, under the fd's reactor lock, which
+ * the code a signal handler interrupted may hold: a handler takes none
+ * then (HFD_REG: registered, the ticket is lock-free). */
+static int64_t read_ticket(may_co_t *co, int fd, hook_fd *e, uint32_t st)
 {
+    if (unlikely(!(st & HFD_REG)) && in_handler(co))
+        return -1;
     int saved = errno;
     hook_inner = co;
     int64_t t = may_fd_ticket(fd, MAY_READ);
     hook_inner = NULL;
     errno = saved;
+    if (unlikely(!(st & HFD_REG)) && t >= 0)
+        atomic_fetch_or_explicit(&e->st, HFD_REG, memory_order_relaxed);
     return t;
 }
 
@@ -527,6 +837,8 @@ static ssize_t call_sendmsg(int fd, io_op *op, size_t done)
  * co NULL: a plain thread (poll(2)); e may then be NULL. */
 static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done, int64_t ticket)
 {
+    if (co && in_handler(co))
+        co = NULL; /* a signal handler's call blocks the thread, as the plain call */
     if (!co) {
         e = may__hook_fd(fd, 0);
         if (!coop(st_load(e))) {
@@ -552,7 +864,7 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done,
             }
         }
         bool shortcut = co && op->dir == MAY_READ && op->len && !op->flags && !op->all;
-        int64_t tk = shortcut ? read_ticket(co, fd) : -1;
+        int64_t tk = shortcut ? read_ticket(co, fd, e, st_load(e)) : -1;
         ssize_t r = op->call(fd, op, done);
         if (shortcut)
             note_read(fd, e, tk, r, op->len);
@@ -588,7 +900,7 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done,
         hook_fd *e_;                                                                    \
         uint32_t st_ = fd_state(fd, &e_);                                               \
         if (likely(!coop(st_))) {                                                       \
-            if (likely(!bracketed(st_)))                                                \
+            if (likely(!bracketed(st_)) || in_handler(co_))                             \
                 return CALL;                                                            \
             may_blocking_begin();                                                       \
             ssize_t r_ = CALL;                                                          \
@@ -635,13 +947,13 @@ static bool waitall(int fd, int flags)
 HOOK_API ssize_t read(int fd, void *buf, size_t n)
 {
     HOOK_IO(fd, REAL(read)(fd, buf, n),
-            ((io_op){ .call = call_read, .buf = buf, .len = n, .dir = MAY_READ }), false, SIZE_MAX, read_ticket(co_, fd), n);
+            ((io_op){ .call = call_read, .buf = buf, .len = n, .dir = MAY_READ }), false, SIZE_MAX, read_ticket(co_, fd, e_, st_), n);
 }
 
 HOOK_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
     HOOK_IO(fd, REAL(readv)(fd, iov, cnt),
-            ((io_op){ .call = call_readv, .iov = iov, .iovcnt = cnt, .dir = MAY_READ }), false, SIZE_MAX, read_ticket(co_, fd), 0);
+            ((io_op){ .call = call_readv, .iov = iov, .iovcnt = cnt, .dir = MAY_READ }), false, SIZE_MAX, read_ticket(co_, fd, e_, st_), 0);
 }
 
 HOOK_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
@@ -652,7 +964,7 @@ HOOK_API ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockadd
     HOOK_IO(fd, REAL(recvfrom)(fd, buf, n, flags, from, fromlen),
             ((io_op){ .call = call_recvfrom, .buf = buf, .len = n, .flags = flags, .from = from,
                       .fromlen = fromlen, .dir = MAY_READ, .all = waitall(fd, flags) }),
-            waitall(fd, flags), n, read_ticket(co_, fd), flags ? 0 : n);
+            waitall(fd, flags), n, read_ticket(co_, fd, e_, st_), flags ? 0 : n);
 }
 
 HOOK_API ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -662,7 +974,7 @@ HOOK_API ssize_t recv(int fd, void *buf, size_t n, int flags)
     HOOK_IO(fd, REAL(recv)(fd, buf, n, flags),
             ((io_op){ .call = call_recvfrom, .buf = buf, .len = n, .flags = flags,
                       .dir = MAY_READ, .all = waitall(fd, flags) }),
-            waitall(fd, flags), n, read_ticket(co_, fd), flags ? 0 : n);
+            waitall(fd, flags), n, read_ticket(co_, fd, e_, st_), flags ? 0 : n);
 }
 
 HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
@@ -671,7 +983,7 @@ HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
         return REAL(recvmsg)(fd, msg, flags);
     HOOK_IO(fd, REAL(recvmsg)(fd, msg, flags),
             ((io_op){ .call = call_recvmsg, .msg = msg, .flags = flags, .dir = MAY_READ }),
-            false, SIZE_MAX, read_ticket(co_, fd), 0);
+            false, SIZE_MAX, read_ticket(co_, fd, e_, st_), 0);
 }
 
 HOOK_API ssize_t write(int fd, const void *buf, size_t n)
@@ -748,6 +1060,93 @@ HOOK_API ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int 
     return recvfrom(fd, buf, n, flags, from, fromlen);
 }
 
+/* ---- positioned I/O and syncs: files ------------------------------------ */
+
+/* pread, pwrite, preadv, pwritev, fsync, fdatasync: on anything but a
+ * socket or pipe (which these refuse at once, ESPIPE or EINVAL), the call
+ * may block in the kernel (a disk, NFS): in a coroutine it runs between
+ * may_blocking_begin/end, as read and write of files do.  Otherwise, and
+ * in a signal handler, the plain call. */
+#define HOOK_FILE(fd, CALL)                                                               \
+    do {                                                                                  \
+        may_co_t *co_ = may_self();                                                       \
+        if (!co_)                                                                         \
+            return CALL;                                                                  \
+        hook_fd *e_;                                                                      \
+        if (likely(!(fd_state(fd, &e_) & HFD_FILE)) || in_handler(co_))                 \
+            return CALL;                                                                  \
+        may_blocking_begin();                                                             \
+        __typeof__(CALL) r_ = CALL;                                                       \
+        int err_ = errno;                                                                 \
+        may_blocking_end();                                                               \
+        errno = err_;                                                                     \
+        return r_;                                                                        \
+    } while (0)
+
+HOOK_API ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    HOOK_FILE(fd, REAL(pread)(fd, buf, n, off));
+}
+
+HOOK_API ssize_t pread64(int fd, void *buf, size_t n, off64_t off)
+{
+    HOOK_FILE(fd, REAL(pread64)(fd, buf, n, off));
+}
+
+HOOK_API ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    HOOK_FILE(fd, REAL(pwrite)(fd, buf, n, off));
+}
+
+HOOK_API ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
+{
+    HOOK_FILE(fd, REAL(pwrite64)(fd, buf, n, off));
+}
+
+HOOK_API ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    HOOK_FILE(fd, REAL(preadv)(fd, iov, cnt, off));
+}
+
+HOOK_API ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off64_t off)
+{
+    HOOK_FILE(fd, REAL(preadv64)(fd, iov, cnt, off));
+}
+
+HOOK_API ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    HOOK_FILE(fd, REAL(pwritev)(fd, iov, cnt, off));
+}
+
+HOOK_API ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
+{
+    HOOK_FILE(fd, REAL(pwritev64)(fd, iov, cnt, off));
+}
+
+HOOK_API int fsync(int fd)
+{
+    HOOK_FILE(fd, REAL(fsync)(fd));
+}
+
+HOOK_API int fdatasync(int fd)
+{
+    HOOK_FILE(fd, REAL(fdatasync)(fd));
+}
+
+HOOK_API ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+    if (n > buflen)
+        __chk_fail();
+    return pread(fd, buf, n, off);
+}
+
+HOOK_API ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t buflen)
+{
+    if (n > buflen)
+        __chk_fail();
+    return pread64(fd, buf, n, off);
+}
+
 /* ---- accept and connect ------------------------------------------------- */
 
 static int accept_common(int fd, struct sockaddr *sa, socklen_t *len, int flags)
@@ -766,6 +1165,8 @@ static int accept_common(int fd, struct sockaddr *sa, socklen_t *len, int flags)
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
+        if (co && in_handler(co))
+            co = NULL;
         if (!co)
             e = may__hook_fd(fd, 0);
         if (!coop(st_load(e)))
@@ -800,6 +1201,8 @@ HOOK_API int connect(int fd, const struct sockaddr *sa, socklen_t len)
     int r = REAL(connect)(fd, sa, len);
     if (r == 0 || (errno != EINPROGRESS && errno != EAGAIN))
         return r;
+    if (co && in_handler(co))
+        co = NULL;
     if (!co) {
         e = may__hook_fd(fd, 0);
         st = st_load(e);
@@ -945,18 +1348,22 @@ static int poll_wait(struct pollfd *fds, nfds_t n, int64_t dl, bool pp, const si
 
 HOOK_API int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-    if (timeout == 0 || !may_self() || from_hook_inner())
+    may_co_t *co;
+    if (timeout == 0 || !(co = may_self()) || from_hook_inner())
         return REAL(poll)(fds, n, timeout);
     int64_t dl = deadline_ms(timeout);
     int r = REAL(poll)(fds, n, 0);
     if (r != 0)
         return r;
+    if (in_handler(co))
+        return REAL(poll)(fds, n, timeout);
     return poll_wait(fds, n, dl, false, NULL);
 }
 
 HOOK_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
-    if ((ts && !ts->tv_sec && !ts->tv_nsec) || !may_self() || from_hook_inner() ||
+    may_co_t *co;
+    if ((ts && !ts->tv_sec && !ts->tv_nsec) || !(co = may_self()) || from_hook_inner() ||
         (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000)))
         return REAL(ppoll)(fds, n, ts, mask);
     static const struct timespec zero;
@@ -964,6 +1371,8 @@ HOOK_API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, cons
     int r = REAL(ppoll)(fds, n, &zero, mask);
     if (r != 0)
         return r;
+    if (in_handler(co))
+        return REAL(ppoll)(fds, n, ts, mask);
     return poll_wait(fds, n, dl, true, mask);
 }
 
@@ -984,8 +1393,9 @@ HOOK_API int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts
 
 HOOK_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
-    if ((tv && !tv->tv_sec && !tv->tv_usec) || !may_self() || nfds < 0 || nfds > FD_SETSIZE ||
-        (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)))
+    may_co_t *co;
+    if ((tv && !tv->tv_sec && !tv->tv_usec) || !(co = may_self()) || nfds < 0 ||
+        nfds > FD_SETSIZE || (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 || tv->tv_usec >= 1000000)))
         return REAL(select)(nfds, rd, wr, ex, tv);
     int64_t dl = tv ? may_deadline_in(tv_ns(tv)) : MAY_FOREVER;
     fd_set r0, w0, e0;
@@ -1005,6 +1415,15 @@ HOOK_API int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval
             break;
         if (dl >= 0 && may_now() >= dl)
             break;
+        if (!pfd && in_handler(co)) { /* the plain call, with the sets as they came */
+            if (rd)
+                *rd = r0;
+            if (wr)
+                *wr = w0;
+            if (ex)
+                *ex = e0;
+            return REAL(select)(nfds, rd, wr, ex, tv);
+        }
         if (!pfd) { /* the sets as a poll list, made once */
             nfds_t cnt = 0;
             for (int fd = 0; fd < nfds; fd++)
@@ -1061,6 +1480,9 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int timeout, 
             return r;
         if (dl >= 0 && may_now() >= dl)
             return 0;
+        if (in_handler(may_self()))
+            return pw ? REAL(epoll_pwait)(epfd, ev, max, ms_until(dl), mask)
+                      : REAL(epoll_wait)(epfd, ev, max, ms_until(dl));
         int w = co_wait(epfd, MAY_READ, dl, -1);
         if (w == -ECANCELED || w == -EBADF) {
             errno = -w;
@@ -1098,9 +1520,17 @@ static int64_t co_sleep_left(int64_t dl)
     return left > 0 ? left : 1;
 }
 
+/* Whether a sleep or a lookup is the plain call: not in a coroutine, or in
+ * a signal handler that interrupted one. */
+static inline bool plain_call(void)
+{
+    may_co_t *co = may_self();
+    return !co || in_handler(co);
+}
+
 HOOK_API unsigned sleep(unsigned s)
 {
-    if (!may_self())
+    if (plain_call())
         return REAL(sleep)(s);
     int64_t left = co_sleep_left(may_deadline_in((int64_t)s * 1000000000));
     if (!left)
@@ -1111,7 +1541,7 @@ HOOK_API unsigned sleep(unsigned s)
 
 HOOK_API int usleep(useconds_t us)
 {
-    if (!may_self())
+    if (plain_call())
         return REAL(usleep)(us);
     if (co_sleep_left(may_deadline_in((int64_t)us * 1000))) {
         errno = ECANCELED;
@@ -1133,7 +1563,7 @@ static bool ts_bad(const struct timespec *ts)
 
 HOOK_API int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-    if (!may_self() || !req || ts_bad(req))
+    if (!req || ts_bad(req) || plain_call())
         return REAL(nanosleep)(req, rem);
     int64_t left = co_sleep_left(deadline_ts(req));
     if (!left)
@@ -1147,8 +1577,9 @@ HOOK_API int nanosleep(const struct timespec *req, struct timespec *rem)
 HOOK_API int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
                              struct timespec *rem)
 {
-    if (!may_self() || !req || ts_bad(req) ||
-        (clk != CLOCK_MONOTONIC && clk != CLOCK_REALTIME && clk != CLOCK_BOOTTIME))
+    if (!req || ts_bad(req) ||
+        (clk != CLOCK_MONOTONIC && clk != CLOCK_REALTIME && clk != CLOCK_BOOTTIME) ||
+        plain_call())
         return REAL(clock_nanosleep)(clk, flags, req, rem);
     int64_t ns = (int64_t)req->tv_sec * 1000000000 + req->tv_nsec, dl;
     if (flags & TIMER_ABSTIME) {
@@ -1381,7 +1812,7 @@ static void gai_drop(void *arg, void *result, bool ran)
 HOOK_API int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                          struct addrinfo **res)
 {
-    if (!may_self())
+    if (plain_call())
         return REAL(getaddrinfo)(node, service, hints, res);
     gai_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -1489,7 +1920,7 @@ static struct hostent *hbn(const char *name, int af)
 HOOK_API struct hostent *gethostbyname(const char *name)
 {
     static struct hostent *(*rf)(const char *);
-    if (!may_self() || !name) {
+    if (!name || plain_call()) {
         if (!rf)
             rf = (struct hostent * (*)(const char *)) dlsym(RTLD_NEXT, "gethostbyname");
         return rf(name);
@@ -1500,7 +1931,7 @@ HOOK_API struct hostent *gethostbyname(const char *name)
 HOOK_API struct hostent *gethostbyname2(const char *name, int af)
 {
     static struct hostent *(*rf)(const char *, int);
-    if (!may_self() || !name) {
+    if (!name || plain_call()) {
         if (!rf)
             rf = (struct hostent * (*)(const char *, int)) dlsym(RTLD_NEXT, "gethostbyname2");
         return rf(name, af);
