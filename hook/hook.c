@@ -447,8 +447,8 @@ HOOK_API int __sigaction(int sig, const struct sigaction *act, struct sigaction 
 }
 
 /* signal and its kin: libc's own, called with the trampoline, so the
- * flags are libc's (SA_RESTART, or siginterrupt's, SA_RESETHAND for
- * sysv_signal, SIG_HOLD for sigset). */
+ * flags are libc's (SA_RESTART, or siginterrupt's; SA_RESETHAND for
+ * sysv_signal). */
 static __sighandler_t signal_common(__sighandler_t (*rf)(int, __sighandler_t), int sig,
                                     __sighandler_t h)
 {
@@ -476,8 +476,36 @@ SIGNAL_HOOK(bsd_signal)
 SIGNAL_HOOK(ssignal)
 SIGNAL_HOOK(sysv_signal)
 SIGNAL_HOOK(__sysv_signal)
-SIGNAL_HOOK(sigset)
 #undef SIGNAL_HOOK
+
+/* sigset changes the thread's mask, which the install lock holds blocked:
+ * done here as glibc does it, with the install through sigaction. */
+HOOK_API __sighandler_t sigset(int sig, __sighandler_t disp)
+{
+    if (no_sigtramp)
+        return REAL(sigset)(sig, disp);
+    struct sigaction act, oact;
+    sigset_t set, oset;
+    if (sig <= 0 || sig >= NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    if (disp == SIG_HOLD) {
+        if (pthread_sigmask(SIG_BLOCK, &set, &oset) != 0 ||
+            sigaction_common(REAL(sigaction), sig, NULL, &oact) < 0)
+            return SIG_ERR;
+        return sigismember(&oset, sig) ? SIG_HOLD : oact.sa_handler;
+    }
+    memset(&act, 0, sizeof act);
+    act.sa_handler = disp;
+    sigemptyset(&act.sa_mask);
+    if (sigaction_common(REAL(sigaction), sig, &act, &oact) < 0 ||
+        pthread_sigmask(SIG_UNBLOCK, &set, &oset) != 0)
+        return SIG_ERR;
+    return sigismember(&oset, sig) ? SIG_HOLD : oact.sa_handler;
+}
 
 /* ---- fd state ----------------------------------------------------------- */
 

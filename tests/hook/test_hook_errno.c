@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 {
     alarm(60);
     int nolock = argc > 1 && strcmp(argv[1], "nolock") == 0;
-    ASSERT_EQ(may_configure(&(may_config_t){ .workers = 2, .no_handoff = true }), 0);
+    ASSERT_EQ(may_configure(&(may_config_t){ .workers = 2, .no_handoff = !HOOK_TEST_HANDOFF }), 0);
     may_co_t *h;
     ASSERT_EQ(may_spawn(&h, hog, NULL, &(may_spawn_opts_t){ .worker = 0,
                                                           .flags = MAY_SPAWN_PINNED }), 0);

@@ -6,7 +6,10 @@
  *     the wait that holds the only worker, see hook_test.h);
  *   - test_hook_errno "nolock" with MAY_HOOK_NO_LOCK_THREAD=1 must pass:
  *     it asserts that without the thread lock a coroutine that moved
- *     thread reads a wrong errno through its old &errno. */
+ *     thread reads a wrong errno through its old &errno;
+ *   - test_hook_signal "nosig" with MAY_HOOK_NO_SIGTRAMP=1 must pass: it
+ *     asserts that without the trampolines a handler's hooked call parks
+ *     (other coroutines run on the handler's thread meanwhile). */
 #include "hook_test.h"
 
 #include <spawn.h>
@@ -36,18 +39,22 @@ int main(void)
                                           NOHOOK_DIR "/test_hook_net_nohook",
                                           NOHOOK_DIR "/test_hook_sleep_nohook" };
     enum { N = sizeof nohook / sizeof *nohook };
-    pid_t pid[N + 1];
+    pid_t pid[N + 2];
     for (int i = 0; i < N; i++)
         pid[i] = start(nohook[i], NULL, environ);
     /* the errno test's negative control */
     static char *env[64];
     int k = 0;
     for (char **e = environ; *e && k < 62; e++)
-        if (strncmp(*e, "MAY_HOOK_NO_LOCK_THREAD=", 24) != 0)
+        if (strncmp(*e, "MAY_HOOK_NO_LOCK_THREAD=", 24) != 0 &&
+            strncmp(*e, "MAY_HOOK_NO_SIGTRAMP=", 21) != 0)
             env[k++] = *e;
     env[k++] = "MAY_HOOK_NO_LOCK_THREAD=1";
     env[k] = NULL;
     pid[N] = start(NOHOOK_DIR "/test_hook_errno", "nolock", env);
+    /* the signal test's: handlers installed as they are */
+    env[k - 1] = "MAY_HOOK_NO_SIGTRAMP=1";
+    pid[N + 1] = start(NOHOOK_DIR "/test_hook_signal", "nosig", env);
     for (int i = 0; i < N; i++) {
         int st = status_of(pid[i]);
         printf("%s without the hooks: %s %d (must fail)\n", nohook[i],
@@ -55,6 +62,8 @@ int main(void)
         ASSERT(!WIFEXITED(st) || WEXITSTATUS(st) != 0);
     }
     int st = status_of(pid[N]);
+    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = status_of(pid[N + 1]);
     ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     printf("test_hook_negative: ok\n");
     return 0;
