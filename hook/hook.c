@@ -57,10 +57,34 @@
  * call; bench/hook_cost.c measures it.
  *
  * Signals.  The fast path takes no lock and allocates nothing (the table
- * grows with mmap), so a handler may call the hooks.  The hooks cannot tell
- * a handler from the code it interrupted: a handler's call that would
- * block, on a thread running a coroutine, would park inside the handler.
- * Handlers that write to a self-pipe (the usual pattern) never block.
+ * grows with mmap), so a handler may call the hooks.  But a handler that
+ * interrupted a coroutine runs with may_self() == that coroutine, and a
+ * call of its that has to wait must not park: the coroutine would park
+ * with the handler's frame on its stack and the thread's signal mask
+ * changed (the signal blocked for every coroutine the worker runs
+ * meanwhile), and a nested wait could deadlock on state the interrupted
+ * code holds.  So every handler is installed through a trampoline:
+ * sigaction, signal, bsd_signal, ssignal, sysv_signal, sigset (glibc's
+ * signal & kin call its internal sigaction, not the public symbol) give
+ * the kernel one of four trampolines ([SA_SIGINFO or not][parity]), which
+ * counts the handlers running on the thread (initial-exec TLS: no
+ * allocation, async-signal-safe; errno untouched) around the call of the
+ * application's handler, taken from a table of NSIG slots.  Installs
+ * alternate the parity, so the slot of a trampoline the kernel may be
+ * running is never rewritten, and the kernel's (handler, flags, mask)
+ * still change atomically together.  A query translates a trampoline back
+ * to the application's handler, so oldact and signal()'s result are the
+ * application's own; whatever the kernel has that is not a trampoline
+ * (SIG_DFL after SA_RESETHAND, a handler installed before the hooks were
+ * loaded or by a raw system call) is returned as it is and keeps working.
+ * The slow path of every hook that would park (io waits, poll, select,
+ * epoll_wait, the sleeps, accept/connect, getaddrinfo's offload, and the
+ * may_blocking_begin bracket, which may switch) checks the count first
+ * (in_handler) and makes the plain call instead: the thread blocks, as it
+ * would without the hooks; a switched fd waits in poll(2) as on a plain
+ * thread.  The fast path never reads it.  A handler left by siglongjmp
+ * leaves the count up: in_handler forgets handlers whose trampoline frame
+ * the caller is no longer below (or that interrupted another coroutine).
  * close() of an fd registered with the reactor takes its entry lock
  * (may_fd_forget): do not close, from a handler, an fd in use.
  *
@@ -687,18 +711,31 @@ static inline void note_read(int fd, hook_fd *e, int64_t tk, ssize_t r, size_t w
  * if none.  The first one registers fd, under the fd's reactor lock, which
  * the code a signal handler interrupted may hold: a handler takes none
  * then (HFD_REG: registered, the ticket is lock-free). */
-static int64_t read_ticket(may_co_t *co, int fd, hook_fd *e, uint32_t st)
+static inline int64_t ticket_of(may_co_t *co, int fd)
 {
-    if (unlikely(!(st & HFD_REG)) && in_handler(co))
-        return -1;
     int saved = errno;
     hook_inner = co;
     int64_t t = may_fd_ticket(fd, MAY_READ);
     hook_inner = NULL;
     errno = saved;
-    if (unlikely(!(st & HFD_REG)) && t >= 0)
+    return t;
+}
+
+static __attribute__((noinline, cold)) int64_t first_ticket(may_co_t *co, int fd, hook_fd *e)
+{
+    if (in_handler(co))
+        return -1;
+    int64_t t = ticket_of(co, fd);
+    if (t >= 0)
         atomic_fetch_or_explicit(&e->st, HFD_REG, memory_order_relaxed);
     return t;
+}
+
+static inline int64_t read_ticket(may_co_t *co, int fd, hook_fd *e, uint32_t st)
+{
+    if (unlikely(!(st & HFD_REG)))
+        return first_ticket(co, fd, e);
+    return ticket_of(co, fd);
 }
 
 static int co_sleep_until(int64_t dl)
