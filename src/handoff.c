@@ -94,8 +94,6 @@
 #include "internal.h"
 #include "sched_impl.h"
 
-#include <fcntl.h>
-#include <stdio.h>
 
 /* How long a spare made for a hand-off sleeps before it leaves (config
  * spare_idle_ms; -1: never). */
@@ -255,19 +253,8 @@ void may__handoff_reap(void)
  * runs, -1 while it sleeps outside one). */
 static int in_syscall(int tid)
 {
-    if (tid <= 0)
-        return 0;
-    char path[64], buf[32];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    return buf[0] >= '0' && buf[0] <= '9';
+    char buf[32];
+    return may__task_read(tid, "syscall", buf, sizeof buf) && buf[0] >= '0' && buf[0] <= '9';
 }
 
 /* w, active, made no progress for `ticks` ticks in a row while a coroutine

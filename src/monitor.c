@@ -116,24 +116,32 @@ static int64_t thread_cpu_ns(may__worker *w)
     return clock_ns(cid);
 }
 
+int may__task_read(int tid, const char *file, char *buf, size_t cap)
+{
+    if (tid <= 0 || cap < 2)
+        return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/%s", tid, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    return (int)n;
+}
+
 /* The state letter of thread tid in /proc/self/task/TID/stat (R running or
  * runnable, S sleeping, D in uninterruptible wait, ...), or 0 if /proc
  * cannot tell.  The letter follows the last ')' (the thread's name, in
  * parentheses, may itself hold one). */
 static char thread_state(int tid)
 {
-    if (tid <= 0)
+    char buf[512];
+    if (!may__task_read(tid, "stat", buf, sizeof buf))
         return 0;
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
     char *p = strrchr(buf, ')');
     return p && p[1] == ' ' ? p[2] : 0;
 }

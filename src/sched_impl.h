@@ -179,6 +179,9 @@ static inline void may__mon_kick(void)
         may__futex(&may__mon_word, FUTEX_WAKE_PRIVATE, 1, NULL);
     }
 }
+/* Read /proc/self/task/TID/file into buf (NUL-terminated, at most cap - 1
+ * bytes): its length, or 0 if /proc cannot tell. */
+int may__task_read(int tid, const char *file, char *buf, size_t cap);
 /* Start the monitor thread (start.c, with more than one worker).  0 or
  * -errno. */
 int may__monitor_start(void);

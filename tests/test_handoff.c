@@ -208,8 +208,9 @@ int main(void)
         ASSERT_EQ(on.max_running, 2);
         ASSERT_GE(on.handoffs, 1);
         ASSERT_GE(on.threads, 3);
-        /* ~10 ms here; sanitizers and valgrind (scale < 1) are slower */
-        ASSERT_LT(on.max_late_ms, test_scale_factor() < 1 ? 400 : 60);
+        /* ~10 ms on a quiet machine (the test runs alone: RUN_SERIAL);
+         * sanitizers and valgrind (scale < 1) are slower */
+        ASSERT_LT(on.max_late_ms, test_scale_factor() < 1 ? 400 : 100);
         ASSERT_EQ(off.max_running, 1);
         ASSERT_EQ(off.handoffs, 0);
         ASSERT_EQ(off.threads, 2);
