@@ -33,7 +33,9 @@
  * Waiting.  Every wait is bracketed with may_lock_thread/may_unlock_thread,
  * so a hooked call that parks resumes on the OS thread it was called on:
  * the caller's &errno (which the compiler may have computed before the
- * call) is still its errno.  poll/select on one socket or pipe wait on that
+ * call) is still its errno.  So is every may_blocking_begin/end pair: the
+ * end gives the worker's place back, moving the coroutine, when a hand-off
+ * took it meanwhile; locked, it stays on its thread.  poll/select on one socket or pipe wait on that
  * fd; on several, on a private epoll set made for the call (one
  * epoll_create1 and an epoll_ctl per fd: a call that has to wait costs
  * microseconds anyway).  An application's own epoll_wait waits for its
@@ -967,10 +969,12 @@ static ssize_t io_slow(may_co_t *co, int fd, hook_fd *e, io_op *op, size_t done,
         if (likely(!coop(st_))) {                                                       \
             if (likely(!bracketed(st_)) || in_handler(co_))                             \
                 return CALL;                                                            \
+            lock_thread(); /* may_blocking_end may move it: the errno rule */          \
             may_blocking_begin();                                                       \
             ssize_t r_ = CALL;                                                          \
             int err_ = errno;                                                           \
             may_blocking_end();                                                         \
+            unlock_thread();                                                            \
             errno = err_;                                                               \
             return r_;                                                                  \
         }                                                                               \
@@ -1140,10 +1144,12 @@ HOOK_API ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int 
         hook_fd *e_;                                                                      \
         if (likely(!(fd_state(fd, &e_) & HFD_FILE)) || in_handler(co_))                 \
             return CALL;                                                                  \
+        lock_thread(); /* may_blocking_end may move it: the errno rule */                \
         may_blocking_begin();                                                             \
         __typeof__(CALL) r_ = CALL;                                                       \
         int err_ = errno;                                                                 \
         may_blocking_end();                                                               \
+        unlock_thread();                                                                  \
         errno = err_;                                                                     \
         return r_;                                                                        \
     } while (0)

@@ -23,7 +23,8 @@
  * application's handlers (plain and SA_SIGINFO), never a trampoline;
  * SA_RESETHAND, SA_NODEFER, SA_SIGINFO's siginfo, errno through a handler;
  * a handler installed around the hooks (libc's own sigaction) keeps working
- * and round-trips; and libmay's own SIGSEGV handler still reports a
+ * and round-trips; a coroutine whose handler left by siglongjmp parks
+ * again in its next hooked wait; and libmay's own SIGSEGV handler still reports a
  * coroutine's stack overflow (on its alternate stack) with the hooks.
  *
  * Built with HOOK_TEST_HANDOFF (test_hook_signal_handoff): the same with
@@ -33,8 +34,15 @@
 
 #include <dlfcn.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <sys/wait.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HAVE_VG 1
+#endif
+#endif
 
 /* X/Open's, not declared by glibc for _GNU_SOURCE; sigset is deprecated */
 __sighandler_t bsd_signal(int sig, __sighandler_t h);
@@ -69,7 +77,7 @@ enum { OP_READ, OP_SLEEP, OP_POLL, OPS };
 static const char *const op_name[OPS] = { "read", "nanosleep", "poll" };
 static int op;
 static int p[2], q[2];
-static atomic_int in_call, handled, handler_ok, overlap, mask_bad, stop_tick;
+static atomic_int in_call, handled, handler_ok, overlap, mask_bad, stop_tick, on_alt;
 static atomic_long call_tid;
 
 /* Another coroutine runs on the handler's thread during its call. */
@@ -85,6 +93,9 @@ static void on_usr1(int sig)
     int saved = errno;
     atomic_store(&call_tid, tid());
     atomic_store(&in_call, 1);
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK))
+        atomic_store(&on_alt, 1);
     char buf[16] = { 0 };
     switch (op) {
     case OP_READ:
@@ -137,6 +148,9 @@ static void *signaller_c(void *arg)
     (void)arg;
     ASSERT_EQ(may_sleep(TEST_MS(10)), 0); /* A is parked in its read */
     ASSERT(!blocked_now(SIGUSR1));
+    stack_t ss;
+    ASSERT_EQ(sigaltstack(NULL, &ss), 0);
+    ASSERT(!(ss.ss_flags & SS_DISABLE)); /* workers have one */
     errno = ERANGE;
     ASSERT_EQ(pthread_kill(pthread_self(), SIGUSR1), 0); /* the handler runs here */
     ASSERT_EQ(errno, ERANGE);
@@ -180,6 +194,7 @@ static void test_handler_call(int which)
     atomic_store(&overlap, 0);
     atomic_store(&mask_bad, 0);
     atomic_store(&stop_tick, 0);
+    atomic_store(&on_alt, 0);
     ASSERT_EQ(pipe(p), 0);
     ASSERT_EQ(pipe(q), 0);
     may_co_t *pq, *a, *t, *c;
@@ -196,10 +211,10 @@ static void test_handler_call(int which)
     atomic_store(&stop_tick, 1);
     ASSERT_EQ(may_join(t, NULL, MAY_FOREVER), MAY_DONE);
     pthread_join(f, NULL);
-    printf("handler's %s: ok %d, coroutines run on its thread meanwhile %d, with SIGUSR1 "
+    printf("handler's %s%s: ok %d, coroutines run on its thread meanwhile %d, with SIGUSR1 "
            "blocked %d\n",
-           op_name[which], atomic_load(&handler_ok), atomic_load(&overlap),
-           atomic_load(&mask_bad));
+           op_name[which], atomic_load(&on_alt) ? " (alternate stack)" : "",
+           atomic_load(&handler_ok), atomic_load(&overlap), atomic_load(&mask_bad));
     ASSERT(atomic_load(&handler_ok));
     if (nosig) {
         ASSERT_GT(atomic_load(&overlap), 0); /* the handler parked */
@@ -390,6 +405,64 @@ static void test_foreign(void)
     ASSERT_PTR_EQ(signal(SIGUSR2, SIG_DFL), h_plain);
 }
 
+/* ---- a handler left by siglongjmp --------------------------------------- */
+
+/* The count of handlers stays up; the hooks must notice that the caller is
+ * no longer in the handler, and park again: coroutine B, on the same
+ * worker, runs and writes what C reads.  If C's read blocked the thread, B
+ * could not run (one worker, hand-off off), and the rescue thread writes
+ * after RESCUE_MS. */
+static sigjmp_buf jump_env;
+static int jp[2];
+
+static void h_jump(int sig)
+{
+    (void)sig;
+    siglongjmp(jump_env, 1);
+}
+
+static void *jump_c(void *arg)
+{
+    (void)arg;
+    if (sigsetjmp(jump_env, 1) == 0) {
+        pthread_kill(pthread_self(), SIGUSR2);
+        ASSERT(0); /* the handler jumps back */
+    }
+    ASSERT(!blocked_now(SIGUSR2));
+    char c = 0;
+    ASSERT_EQ(read(jp[0], &c, 1), 1);
+    ASSERT_EQ(c, 'b');
+    ASSERT_EQ(atomic_load(&b_ran), 1);
+    return NULL;
+}
+
+static void *jump_b(void *arg)
+{
+    (void)arg;
+    b_start();
+    ASSERT_EQ(write(jp[1], "b", 1), 1);
+    return NULL;
+}
+
+static void jump_rescue(void *arg)
+{
+    (void)arg;
+    (void)!write(jp[1], "r", 1);
+}
+
+static void test_longjmp(void)
+{
+    ASSERT_EQ(pipe(jp), 0);
+    ASSERT_PTR_EQ(signal(SIGUSR2, h_jump), SIG_DFL);
+    rescue_t r;
+    rescue_start(&r, jump_rescue, NULL);
+    run_pair(jump_c, jump_b, NULL);
+    rescue_stop(&r);
+    ASSERT_PTR_EQ(signal(SIGUSR2, SIG_DFL), h_jump);
+    close(jp[0]);
+    close(jp[1]);
+}
+
 /* ---- libmay's SIGSEGV handler, with the hooks ---------------------------- */
 
 static void *noop(void *arg)
@@ -464,6 +537,19 @@ int main(int argc, char **argv)
     ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
     for (int i = 0; i < OPS; i++)
         test_handler_call(i);
+    /* on the worker's alternate signal stack (not under valgrind: back from
+     * the alternate stack to a coroutine's, with or without the hooks, it
+     * takes the coroutine's stack for invalid memory) */
+    int vg = 0;
+#ifdef HAVE_VG
+    vg = RUNNING_ON_VALGRIND;
+#endif
+    if (!vg) {
+        sa.sa_flags = SA_ONSTACK;
+        ASSERT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+        test_handler_call(OP_READ);
+        ASSERT(atomic_load(&on_alt));
+    }
     ASSERT_PTR_EQ(signal(SIGUSR1, SIG_DFL), on_usr1);
     if (nosig) {
         printf("test_hook_signal nosig: ok\n");
@@ -473,6 +559,7 @@ int main(int argc, char **argv)
     test_flags();
     test_errno();
     test_foreign();
+    test_longjmp();
     printf("test_hook_signal: ok\n");
     return 0;
 }
