@@ -226,8 +226,9 @@ MAY_API int may_unlock_thread(void);
  * the worker's queued coroutines are handed to another thread, so the
  * runtime keeps its full number of workers running (docs/CAVEATS.md rule
  * 1).  Cheap when the call is short.  In between, call no may_ function
- * that waits.  Nested pairs count as one.  On a plain thread both do
- * nothing. */
+ * that waits.  Nested pairs count as one.  Neither switches: errno and
+ * thread-locals read after may_blocking_end are still the call's.  On a
+ * plain thread both do nothing. */
 MAY_API void may_blocking_begin(void);
 MAY_API void may_blocking_end(void);
 

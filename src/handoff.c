@@ -28,8 +28,9 @@
  *
  * The blocked worker becomes LENT.  When its thread comes back it goes on
  * running its coroutine (the runtime is one worker over N meanwhile),
- * until that coroutine switches: at may_blocking_end at once, else within
- * 61 switches (may__pick_fair) or when it runs dry (find_runnable).  Then,
+ * until that coroutine switches: at its next switch after may_blocking_end
+ * (which does not switch itself: the caller reads errno after it), else
+ * within 61 switches (may__pick_fair) or when it runs dry (find_runnable).  Then,
  * on its own stack, it takes an active place back if one is free, or
  * queues what it has for others and becomes a SPARE.  A spare sleeps on
  * its futex and runs only coroutines locked to its thread (MAY_SPAWN_PINNED,
@@ -105,8 +106,9 @@ static int64_t spare_idle_ns(void)
 
 /* ---- the bracket -------------------------------------------------------- */
 
-/* The hook of may_blocking_end on a lent worker: the coroutine queues
- * itself for the active workers, and the thread looks for its place. */
+/* The hook of a lone may_yield on a lent worker (sched.c): the coroutine
+ * queues itself for the active workers, and the thread looks for its
+ * place. */
 void may__requeue_global_hook(may__worker *w, struct may_co *co)
 {
     (void)w;
@@ -132,13 +134,12 @@ void may_blocking_end(void)
     atomic_store_explicit(&w->blocking, 0, memory_order_relaxed);
     /* Dekker pair D9: the store above, then the fast paths' loads of solo */
     atomic_thread_fence(memory_order_seq_cst);
-    if (MAY_UNLIKELY(atomic_load_explicit(&w->role, memory_order_relaxed) != MAY__ROLE_ACTIVE) &&
-        self->pinned < 0) {
-        /* Handed off meanwhile: give the place back now, as Go's
-         * exitsyscall does when its P was taken. */
-        w->hook = (may__hook){ may__requeue_global_hook, self };
-        may__switch_from(w, self, NULL, 0);
-    }
+    /* Handed off meanwhile: give the place back at the coroutine's next
+     * switch (its tick says look now), not here.  Go's exitsyscall
+     * reschedules the goroutine at once; a C caller reads errno (and its
+     * thread-locals) after this call, so it must still be on its thread. */
+    if (MAY_UNLIKELY(atomic_load_explicit(&w->role, memory_order_relaxed) != MAY__ROLE_ACTIVE))
+        w->tick = 1;
 }
 
 /* ---- moving work ---------------------------------------------------------- */

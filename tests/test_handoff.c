@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,11 +118,19 @@ static void *blocker(void *arg)
         pthread_mutex_lock(&held);
         pthread_mutex_unlock(&held);
         break;
-    case HOW_BRACKET:
+    case HOW_BRACKET: {
+        /* may_blocking_end does not switch, though the worker was handed
+         * off meanwhile: the thread and errno after it are the call's */
+        long tid = syscall(SYS_gettid);
         may_blocking_begin();
         ASSERT_EQ(nanosleep(&ts, NULL), 0);
+        ASSERT_EQ(close(-1), -1); /* errno = EBADF */
         may_blocking_end();
+        int e = errno;
+        ASSERT_EQ(syscall(SYS_gettid), tid);
+        ASSERT_EQ(e, EBADF);
         break;
+    }
     }
     atomic_store(&in_block, 0);
     return NULL;
