@@ -90,11 +90,11 @@
  *
  * Locks: threads_lock (rank THREADS) only for making workers and threads
  * and joining threads, by the monitor and by shutdown; the global queue's
- * and inboxes' own locks through the run queue's functions.
+ * and inboxes' own locks through the run queue's functions; the idle lock
+ * to take an idle spare-born worker's place (may__idle_take_spareborn).
  */
 #include "internal.h"
 #include "sched_impl.h"
-
 
 /* How long a spare made for a hand-off sleeps before it leaves (config
  * spare_idle_ms; -1: never). */
