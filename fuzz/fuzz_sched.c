@@ -87,6 +87,9 @@
 #define FZ_DRIVER FZ_MAX_ACTORS /* receiver index of the final drain */
 #define FZ_HANG_S 20
 #define FZ_WORKERS 2
+/* Spare threads stand in for blocked workers (may_worker_id() of a spare
+ * is FZ_WORKERS or more): the runtime's bound on threads in all. */
+#define FZ_MAX_THREADS 64
 
 #define FZ_CHECK(cond)                                                          \
     do {                                                                        \
@@ -265,7 +268,7 @@ static void check_place(actor *a)
         return;
     }
     int w = may_worker_id();
-    FZ_CHECK(may_self() != NULL && may_in_coroutine() && w >= 0 && w < FZ_WORKERS);
+    FZ_CHECK(may_self() != NULL && may_in_coroutine() && w >= 0 && w < FZ_MAX_THREADS);
     if (a->pinned >= 0)
         FZ_CHECK(w == a->pinned);
 }
@@ -646,7 +649,7 @@ static void fuzz_init(void)
         return;
     done = true;
     verbose = getenv("FUZZ_VERBOSE") != NULL;
-    int r = may_configure(&(may_config_t){ .workers = FZ_WORKERS });
+    int r = may_configure(&(may_config_t){ .workers = FZ_WORKERS, .max_threads = FZ_MAX_THREADS });
     FZ_CHECK(r == 0 || r == -EBUSY);
     FZ_CHECK(may_start() == 0);
     FZ_CHECK(may_workers() == FZ_WORKERS);
