@@ -97,9 +97,10 @@ static void check_one_recv_per_request(void)
     /* may_fd_wait after a short read parks without poll(2); without the
      * shortcut it polls twice per request (not ready, then ready).  Some
      * polls remain where an edge is dispatched during the recv (the key
-     * no longer matches): 28 of 100 rounds seen once under qemu. */
+     * no longer matches): 28 of 100 rounds seen once under qemu, 28 of 50
+     * once under valgrind.  Without the shortcut: 2 per round. */
     if (wait_first)
-        ASSERT_LE(np, rounds / 2 + 2);
+        ASSERT_LE(np, rounds * 3 / 4 + 2);
     may_fd_close(lfd);
 }
 
