@@ -1149,7 +1149,7 @@ HOOK_API ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int 
         hook_fd *e_;                                                                      \
         if (likely(!(fd_state(fd, &e_) & HFD_FILE)) || in_handler(co_))                 \
             return CALL;                                                                  \
-        lock_thread(); /* may_blocking_end may move it: the errno rule */                \
+        lock_thread(); /* the errno rule, whatever the bracket does */             \
         may_blocking_begin();                                                             \
         __typeof__(CALL) r_ = CALL;                                                       \
         int err_ = errno;                                                                 \

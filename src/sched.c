@@ -411,9 +411,10 @@ static struct may_co *find_runnable(may__worker *w)
          * when coroutines wait for fds and nobody watches the poller: what
          * they wait for comes from the kernel, which only the poller hears,
          * so this worker goes idle at once and becomes the poller. */
-        int unwatched = atomic_load_explicit(&may__io_waiters, memory_order_relaxed) > 0 &&
-                        !atomic_load_explicit(&may__S.poller_busy, memory_order_relaxed);
-        if (many && !unwatched && spin_for_work(w))
+        if (many &&
+            !(atomic_load_explicit(&may__io_waiters, memory_order_relaxed) > 0 &&
+              !atomic_load_explicit(&may__S.poller_busy, memory_order_relaxed)) &&
+            spin_for_work(w))
             continue;
         if (MAY_UNLIKELY(w->index >= may__S.nworkers) && may__place_back(w))
             continue;
