@@ -25,6 +25,9 @@ PKGS=(
     # real servers and their client libraries (tests/servers, tests/real)
     redis-server redis-tools postgresql-15 postgresql-client-15 mariadb-server
     libhiredis-dev libpq-dev libcurl4-openssl-dev libmariadb-dev
+    # libmay_http's tests and the TechEmpower app (apps/techempower):
+    # a JSON library, third-party clients (ab -k, python3-websockets)
+    libjansson-dev apache2-utils python3-websockets
 )
 # `make bench` only.
 BENCH_PKGS=(golang-go wrk

@@ -1,0 +1,59 @@
+/* http_impl.h - what server.c and ws.c share inside libmay_http.
+ *
+ * server.c owns connections, requests and responses; ws.c takes over a
+ * connection whose request asked for a WebSocket upgrade, through the four
+ * calls at the bottom.  Nothing here is exported (the library is built
+ * with -fvisibility=hidden; only MAY_API names in may_http.h are). */
+#ifndef MAY_HTTP_IMPL_H
+#define MAY_HTTP_IMPL_H
+
+#include "may_http.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct may__http_conn may__http_conn_t;
+
+struct may_http_server {
+    may_http_config_t cfg;       /* copied, defaults filled in */
+    int lfd;                     /* listening socket, -1: none */
+    may_co_t *accept;            /* the accept loop, NULL without lfd */
+    may_scope_t *conns;          /* every connection coroutine */
+    atomic_bool stopping;        /* may_http_stop began: idle connections close */
+    atomic_uint nconns;          /* open connections (max_conns) */
+    may_event_t *room;           /* set when nconns drops below max_conns */
+    size_t server_name_len;
+    _Atomic uint64_t accepted, requests, reads, writes;
+};
+
+/* The request and the response are views of the connection. */
+struct may_http_req {
+    may__http_conn_t *c;
+};
+struct may_http_res {
+    may__http_conn_t *c;
+};
+
+/* The connection's transport: read and write through the configured
+ * transport (or TCP), with libmay's deadlines.  read: > 0, 0 at EOF, or
+ * -errno; write_all: 0 or -errno. */
+ssize_t may__http_read(may__http_conn_t *c, void *buf, size_t n, int64_t deadline);
+int may__http_write_all(may__http_conn_t *c, const void *buf, size_t n, int64_t deadline);
+
+/* For ws.c: take the connection over from HTTP.  Gives the bytes that
+ * followed the upgrade request in the last read (a client may send frames
+ * at once; they stay valid until the handler returns) and marks the
+ * connection so that it closes when the handler returns.  The responses
+ * of pipelined requests before this one have been written already. */
+void may__http_hijack(may_http_res_t *res, const char **rest, size_t *nrest);
+
+/* The server's configuration (ws_max_message, ws_max_queue, write_timeout_ms). */
+const may_http_config_t *may__http_config(const may_http_req_t *req);
+
+/* Answer a status with a short text body and close after it (400 for a
+ * bad handshake).  0 or -errno. */
+int may__http_fail(may_http_res_t *res, int status);
+
+#endif
