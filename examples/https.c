@@ -21,7 +21,7 @@
  * - Handshakes use more stack than plain HTTP: main (and tests/test_https.c)
  *   configure 256 KiB coroutine stacks.
  * - Only this example and its test link OpenSSL; libmay does not. */
-#include "may.h"
+#include "may_http.h"
 #include "usage.h"
 
 #include <errno.h>
@@ -232,35 +232,62 @@ __attribute__((unused)) static void https_fini(void) /* tests: after the server 
     https_ctx = NULL;
 }
 
-/* ---- http.c's connection code over TLS ---------------------------------- */
+/* ---- libmay_http's transport over TLS ------------------------------------ */
 
-struct http_conn;
-static int https_conn_begin(struct http_conn *c);
+/* After accept: the SSL object and the handshake.  0 or -errno (*conn is
+ * set even on failure, for https_close). */
+static int https_open(void *arg, int fd, void **conn, int64_t deadline)
+{
+    (void)deadline; /* the handshake has its own, shorter one */
+    SSL *ssl = SSL_new(arg);
+    *conn = ssl;
+    if (!ssl || SSL_set_fd(ssl, fd) != 1)
+        return -ENOMEM;
+    SSL_set_accept_state(ssl);
+    return tls_handshake(ssl, may_deadline_in(HTTPS_HANDSHAKE_S * 1000000000LL));
+}
 
-#define HTTP_IO_READ(c, buf, n, dl) tls_read((SSL *)(c)->io, buf, n, dl)
-#define HTTP_IO_WRITE_ALL(c, buf, n, dl) tls_write_all((SSL *)(c)->io, buf, n, dl)
-#define HTTP_IO_BEGIN(c) https_conn_begin(c)
-#define HTTP_IO_SHUTDOWN(c) tls_shutdown((SSL *)(c)->io, may_deadline_in(HTTP_LINGER_MS * 1000000LL))
-#define HTTP_IO_END(c) SSL_free((SSL *)(c)->io)
+static ssize_t https_read(void *conn, int fd, void *buf, size_t n, int64_t deadline)
+{
+    (void)fd;
+    return tls_read(conn, buf, n, deadline);
+}
+
+static int https_write_all(void *conn, int fd, const void *buf, size_t n, int64_t deadline)
+{
+    (void)fd;
+    ssize_t r = tls_write_all(conn, buf, n, deadline);
+    return r < 0 ? (int)r : 0;
+}
+
+static void https_shutdown(void *conn, int fd)
+{
+    (void)fd;
+    tls_shutdown(conn, may_deadline_in(1000000000LL));
+}
+
+static void https_close(void *conn)
+{
+    SSL_free(conn);
+}
+
+static const may_http_transport_t https_transport = {
+    .open = https_open,
+    .read = https_read,
+    .write_all = https_write_all,
+    .shutdown = https_shutdown,
+    .close = https_close,
+    .buffered = true, /* TLS records: read, do not wait for the fd first */
+};
+
+/* examples/http.c's routes, served through the transport above (its
+ * open gets https_ctx as its argument). */
+#define HTTP_TRANSPORT &https_transport, .transport_arg = https_ctx
 #ifndef HTTP_NO_MAIN
 #define HTTP_NO_MAIN
 #define HTTPS_MAIN
 #endif
 #include "http.c"
-
-/* After accept: the SSL object and the handshake.  0 or -errno (c->io is
- * then still set when it was made, for HTTP_IO_END to free). */
-static int https_conn_begin(struct http_conn *c)
-{
-    SSL *ssl = SSL_new(https_ctx);
-    if (!ssl)
-        return -ENOMEM;
-    c->io = ssl;
-    if (SSL_set_fd(ssl, c->fd) != 1)
-        return -ENOMEM;
-    SSL_set_accept_state(ssl);
-    return tls_handshake(ssl, may_deadline_in(HTTPS_HANDSHAKE_S * 1000000000LL));
-}
 
 #ifdef HTTPS_MAIN
 static const char usage[] =
@@ -289,7 +316,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "https: listen %s: %s\n", addr, strerror(-lfd));
         return 1;
     }
-    http_server_t srv;
+    may_http_server_t *srv;
     int r = http_start(&srv, lfd);
     if (r < 0) {
         fprintf(stderr, "https: start: %s\n", strerror(-r));
@@ -298,12 +325,10 @@ int main(int argc, char **argv)
     printf("https: listening on https://127.0.0.1:%d (%d workers, %s)\n",
            may_tcp_local_port(lfd), may_workers(), argc > 3 ? argv[3] : "self-signed");
     fflush(stdout);
-    if (seconds > 0) {
-        may_sleep((int64_t)seconds * 1000000000);
-        http_stop(&srv);
-    } else {
-        may_join(srv.accept, NULL, MAY_FOREVER); /* until killed */
-    }
+    do /* seconds 0: until killed */
+        may_sleep((seconds > 0 ? seconds : 3600) * 1000000000LL);
+    while (seconds == 0);
+    may_http_stop(srv, may_deadline_in(1000000000LL));
     may_tcp_close(lfd);
     printf("https: done\n");
     return 0; /* https_ctx stays: connections may still be running */

@@ -20,12 +20,14 @@ struct may_http_server {
     may_http_config_t cfg;       /* copied, defaults filled in */
     int lfd;                     /* listening socket, -1: none */
     may_co_t *accept;            /* the accept loop, NULL without lfd */
-    may_scope_t *conns;          /* every connection coroutine */
-    atomic_bool stopping;        /* may_http_stop began: idle connections close */
-    atomic_uint nconns;          /* open connections (max_conns) */
-    may_event_t *room;           /* set when nconns drops below max_conns */
+    may_mutex_t *list_lock;      /* guards list */
+    may__http_conn_t *list;      /* every open connection */
+    may_wg_t *wg;                /* counts connection coroutines */
+    may_sem_t *room;             /* max_conns tokens, one per open connection */
+    atomic_bool stopping;        /* may_http_stop began: connections close */
+    atomic_uint nconns;          /* open connections */
     size_t server_name_len;
-    _Atomic uint64_t accepted, requests, reads, writes;
+    _Atomic uint64_t accepted, requests, reads, writes, active;
 };
 
 /* The request and the response are views of the connection. */

@@ -31,7 +31,6 @@
  *   414  request target over head_max
  *   417  an Expect other than 100-continue
  *   431  request head over head_max
- *   500  the handler returned without answering after a streaming error
  *   505  an HTTP version other than 1.0 and 1.1
  * The connection limit (max_conns) and EMFILE pause accepting: the kernel's
  * backlog holds new clients until a connection closes (as Go's
@@ -56,8 +55,8 @@ typedef struct may_http_req may_http_req_t;       /* opaque, valid during the ha
 typedef struct may_http_res may_http_res_t;       /* opaque, valid during the handler */
 
 /* The handler: answer req through res.  If it returns without answering,
- * the library answers 204 No Content (or ends a started streaming
- * response).  It may block; a connection's requests are handled one at a
+ * the library sends the status set (200 by default) with an empty body, as
+ * Go's net/http does (or ends a started streaming response).  It may block; a connection's requests are handled one at a
  * time, in order. */
 typedef void (*may_http_handler_t)(may_http_req_t *req, may_http_res_t *res, void *arg);
 
@@ -101,6 +100,7 @@ typedef struct may_http_config {
     size_t ws_max_message;        /* WebSocket message, bytes [16 MiB]: else close 1009 */
     size_t ws_max_queue;          /* WebSocket outgoing bytes queued before sends
                                      wait and reading stops [1 MiB] */
+    size_t stack_size;            /* connection coroutines' stacks [the runtime's] */
 } may_http_config_t;
 
 /* Start serving: an accept loop on listening socket lfd (which stays the
@@ -128,6 +128,7 @@ typedef struct may_http_stats {
     uint64_t requests;    /* requests handled (handler called or library-answered) */
     uint64_t reads;       /* reads that returned data */
     uint64_t writes;      /* writes (each a batch of responses) */
+    uint64_t active;      /* connections holding buffers now (not idle) */
 } may_http_stats_t;
 MAY_API void may_http_stats(may_http_server_t *srv, may_http_stats_t *out);
 

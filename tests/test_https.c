@@ -201,7 +201,7 @@ int main(void)
     ASSERT_GE(lfd, 0);
     port = may_tcp_local_port(lfd);
     ASSERT_GT(port, 0);
-    http_server_t srv;
+    may_http_server_t *srv;
     ASSERT_EQ(http_start(&srv, lfd), 0);
 
     test_curl(); /* from this plain thread: popen blocks it */
@@ -212,7 +212,7 @@ int main(void)
     tls_client(2); /* the same client from a plain thread */
     test_stalled();
 
-    http_stop(&srv);
+    ASSERT_EQ(may_http_stop(srv, may_deadline_in(TEST_MS(5000))), 0);
     ASSERT_EQ(may_tcp_close(lfd), 0);
     /* the connection coroutines end once their clients closed */
     int64_t end = may_deadline_in(TEST_MS(10000));
