@@ -51,6 +51,12 @@ int may__http_write_all(may__http_conn_t *c, const void *buf, size_t n, int64_t 
  * of pipelined requests before this one have been written already. */
 void may__http_hijack(may_http_res_t *res, const char **rest, size_t *nrest);
 
+/* Run fn(arg) once when the handler returns, before the connection
+ * closes (ws.c: the closing handshake and freeing its state).  A hijacked
+ * connection then closes as after a last response: shutdown(SHUT_WR) and
+ * a drain of linger_ms. */
+void may__http_at_end(may_http_res_t *res, void (*fn)(void *), void *arg);
+
 /* The server's configuration (ws_max_message, ws_max_queue, write_timeout_ms). */
 const may_http_config_t *may__http_config(const may_http_req_t *req);
 

@@ -116,6 +116,9 @@ struct may__http_conn {
     char *rh;          /* the user's header lines */
     size_t rhlen, rhcap;
 
+    void (*at_end)(void *); /* ws.c's cleanup, run when the handler returns */
+    void *at_end_arg;
+
     may_http_req_t req;
     may_http_res_t res;
 };
@@ -755,6 +758,12 @@ void may__http_hijack(may_http_res_t *res, const char **rest, size_t *nrest)
     *nrest = c->nrest;
 }
 
+void may__http_at_end(may_http_res_t *res, void (*fn)(void *), void *arg)
+{
+    res->c->at_end = fn;
+    res->c->at_end_arg = arg;
+}
+
 const may_http_config_t *may__http_config(const may_http_req_t *req)
 {
     return &req->c->srv->cfg;
@@ -876,6 +885,13 @@ static int on_header_field_complete(llhttp_t *p)
     may__http_conn_t *c = conn_of(p);
     hdr_t *h = &c->hdrs[c->nhdrs];
     c->in_field = false;
+    /* RFC 9112 5.1: no whitespace between a name and its colon (a request
+     * smuggling vector).  llhttp 8 accepts it, keeping it in the name. */
+    char last = c->alen > h->name ? c->arena[c->alen - 1] : 0;
+    if (last == ' ' || last == '\t') {
+        c->err_status = 400;
+        return -1;
+    }
     if (arena_end(c, h->name, &h->name, NULL) < 0)
         return -1;
     h->value = (uint32_t)c->alen;
@@ -973,6 +989,11 @@ static void run_handler(may__http_conn_t *c)
     if (c->srv->stopping)
         c->close = true;
     cfg->handler(&c->req, &c->res, cfg->arg);
+    if (c->at_end) {
+        void (*fn)(void *) = c->at_end;
+        c->at_end = NULL;
+        fn(c->at_end_arg);
+    }
     if (!c->ended && !c->hijacked)
         may_http_end(&c->res);
     /* the next request (or the idle wait) starts now */
@@ -1133,7 +1154,7 @@ static void serve(may__http_conn_t *c)
         atomic_fetch_add_explicit(&c->srv->reads, 1, memory_order_relaxed);
         bool more = parse(c, c->rbuf, (size_t)n);
         flush(c); /* every response of this read in one write */
-        if (c->hijacked || c->failed)
+        if (c->failed)
             return;
         if (!more || c->close) {
             linger_close(c);
