@@ -5,6 +5,8 @@
 #   goraw   a minimal raw Go server (net, a goroutine per connection,
 #           hand-rolled parsing, one write per read)   (bench/go/httpraw)
 #   nginx   Debian's nginx, `return 200` (bench/nginx/nginx.conf.in)
+#   base    examples/http.c at git revision HTTP_BASE (default 2e0b3fc, the
+#           self-contained server before libmay_http): the A/B of a change
 # and a yardstick:
 #   floor   bench/floor/floor.c: epoll, one recv and one send per
 #           read, no parsing, a constant Date: the kernel's share alone
@@ -66,7 +68,7 @@ if [ -z "${HTTP_WRK_CPUS:-}" ]; then
 fi
 WORKERS=$(count_cpus "$SCPUS")
 WRK_THREADS=${HTTP_WRK_THREADS:-$(count_cpus "$HTTP_WRK_CPUS")}
-ALL_SERVERS=(may go goraw nginx floor)
+ALL_SERVERS=(may go goraw nginx floor base)
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=("${ALL_SERVERS[@]}")
 
@@ -84,6 +86,16 @@ echo "== building examples/http (Release) in $BUILD" >&2
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMAY_BUILD_TESTS=OFF \
     -DMAY_BUILD_EXAMPLES=ON -DMAY_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD" -j"$NCPU" --target http >/dev/null || die "building examples/http failed"
+case " ${SERVERS[*]} " in *" base "*)
+    rev=${HTTP_BASE:-2e0b3fc}
+    echo "== building examples/http at $rev (Release) in $BUILD/base" >&2
+    rm -rf "$BUILD/base-src" && mkdir -p "$BUILD/base-src"
+    git -C "$ROOT" archive "$rev" | tar -x -C "$BUILD/base-src" || die "git archive $rev failed"
+    cmake -S "$BUILD/base-src" -B "$BUILD/base" -DCMAKE_BUILD_TYPE=Release -DMAY_BUILD_TESTS=OFF \
+        -DMAY_BUILD_EXAMPLES=ON -DMAY_BUILD_BENCH=OFF >/dev/null
+    cmake --build "$BUILD/base" -j"$NCPU" --target http >/dev/null || die "building $rev's examples/http failed"
+    cp "$BUILD/base/examples/http" "$BUILD/http-base" ;;
+esac
 case " ${SERVERS[*]} " in *" floor "*)
     ${CC:-cc} -O2 -Wall -Wextra -pthread -o "$BUILD/floor" "$ROOT/bench/floor/floor.c" ||
         die "building bench/floor/floor.c failed" ;;

@@ -151,7 +151,7 @@ nginx_conf() {
 
 # port_of <impl>: the HTTP servers' ports, from $PORT up
 port_of() {
-    case $1 in may) echo "$PORT" ;; go) echo $((PORT + 1)) ;; goraw) echo $((PORT + 2)) ;; nginx) echo $((PORT + 3)) ;; floor) echo $((PORT + 4)) ;; esac
+    case $1 in may) echo "$PORT" ;; go) echo $((PORT + 1)) ;; goraw) echo $((PORT + 2)) ;; nginx) echo $((PORT + 3)) ;; floor) echo $((PORT + 4)) ;; base) echo $((PORT + 5)) ;; esac
 }
 
 # http_serve <impl> <life seconds> <nginx worker_connections>: start an HTTP
@@ -163,6 +163,7 @@ http_serve() {
     port=$(port_of "$impl")
     case $impl in
     may) MAY_WORKERS=$WORKERS taskset -c "$SCPUS" "$BUILD/examples/http" "$port" "$life" >>"$LOG" 2>&1 & ;;
+    base) MAY_WORKERS=$WORKERS taskset -c "$SCPUS" "$BUILD/http-base" "$port" "$life" >>"$LOG" 2>&1 & ;;
     go) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-http" "$port" "$life" >>"$LOG" 2>&1 & ;;
     goraw) GOMAXPROCS=$WORKERS taskset -c "$SCPUS" "$BUILD/go-httpraw" "$port" "$life" >>"$LOG" 2>&1 & ;;
     floor) FLOOR_WORKERS=$WORKERS taskset -c "$SCPUS" "$BUILD/floor" http "$port" "$life" >>"$LOG" 2>&1 & ;;

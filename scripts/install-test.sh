@@ -6,7 +6,8 @@
 #   2. with pkg-config --cflags --libs may (PKG_CONFIG_PATH into the prefix),
 #      linked to the shared library and run with LD_LIBRARY_PATH;
 # and the same two ways a consumer of libmay_hook (may::hook, may_hook.pc),
-# whose blocking read must park.
+# whose blocking read must park, and one of libmay_http (may::http,
+# may_http.pc) when the build has it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build/debug}" && pwd)
@@ -16,7 +17,13 @@ if [[ ! -f $BUILD/CMakeCache.txt ]]; then
     echo "install-test: $BUILD is not a configured build (run make test or the debug stage first)" >&2
     exit 1
 fi
-cmake --build "$BUILD" -j"$(nproc)" --target may_static may_shared may_hook
+targets=(may_static may_shared may_hook)
+http=0
+if [[ -d $BUILD/http/CMakeFiles ]]; then # configured with libmay_http
+    http=1
+    targets+=(may_http_static may_http_shared)
+fi
+cmake --build "$BUILD" -j"$(nproc)" --target "${targets[@]}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -61,6 +68,10 @@ cmake --build "$work/cmake-build" >"$work/build.log" ||
 "$work/cmake-build/may_consumer" || fail "CMake consumer"
 LD_LIBRARY_PATH=$libdir "$work/cmake-build/may_hook_consumer" || fail "CMake consumer of may::hook"
 
+if ((http)); then
+    LD_LIBRARY_PATH=$libdir "$work/cmake-build/may_http_consumer" || fail "CMake consumer of may::http"
+fi
+
 echo "--- consumer via pkg-config may"
 export PKG_CONFIG_PATH=$pcdir
 pc_cflags=$(pkg-config --cflags may)
@@ -90,5 +101,21 @@ echo "    pkg-config --cflags --libs may_hook: $(pkg-config --cflags may_hook) $
 LD_LIBRARY_PATH=$libdir ldd "$work/pc_hook_consumer" | grep "$libdir/libmay_hook.so" >/dev/null ||
     fail "pkg-config consumer did not load $libdir/libmay_hook.so"
 LD_LIBRARY_PATH=$libdir "$work/pc_hook_consumer" || fail "pkg-config consumer of may_hook"
+
+if ((http)); then
+    echo "--- consumer via pkg-config may_http"
+    [[ -f $pcdir/may_http.pc ]] || fail "may_http.pc not installed"
+    [[ -f $libdir/libmay_http.so && -f $libdir/libmay_http.a ]] || fail "libmay_http.so/.a not installed"
+    [[ -f $prefix/include/may_http.h ]] || fail "include/may_http.h not installed"
+    extra=$(nm -D --defined-only "$libdir/libmay_http.so" | awk '{print $3}' |
+        grep -v -E '^(may_|_init$|_fini$|_edata$|_end$|__bss_start$)' || true)
+    [[ -z $extra ]] || fail "libmay_http.so exports more than may_*:" "${extra//$'\n'/ }"
+    ht_libs=$(pkg-config --libs may_http)
+    echo "    pkg-config --cflags --libs may_http: $(pkg-config --cflags may_http) $ht_libs"
+    # shellcheck disable=SC2086  # word splitting of the flags is intended
+    "$CC" -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags may_http) \
+        "$ROOT/tests/install/http_main.c" -o "$work/pc_http_consumer" $ht_libs
+    LD_LIBRARY_PATH=$libdir "$work/pc_http_consumer" || fail "pkg-config consumer of may_http"
+fi
 
 echo "install-test: OK"
