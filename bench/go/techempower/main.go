@@ -11,7 +11,8 @@
 //	                                       seconds > 0: exit then)
 //
 // Environment: TE_DB_URL, the database (a postgres:// URL or libpq keyword
-// string; default TechEmpower's benchmarkdbuser@127.0.0.1/hello_world);
+// string; default TechEmpower's benchmarkdbuser@127.0.0.1/hello_world;
+// bench/techempower.sh passes the server of apps/techempower/with_db.sh);
 // TE_POOL, the pool's connections (default 4 x GOMAXPROCS, at least 4);
 // GOMAXPROCS.
 //
