@@ -27,6 +27,8 @@ struct may_http_server {
     atomic_bool stopping;        /* may_http_stop began: connections close */
     atomic_uint nconns;          /* open connections */
     size_t server_name_len;
+    char head200[320];           /* "HTTP/1.1 200 OK\r\nServer: ...\r\nDate: " */
+    size_t head200_len;
     _Atomic uint64_t accepted, requests, reads, writes, active;
 };
 

@@ -63,9 +63,20 @@
 /* sizeof(may_http_config_t) in the first version of the header */
 #define CONFIG_V1_SIZE (offsetof(may_http_config_t, stack_size) + sizeof(size_t))
 
+/* A string of the request: in the read buffer (zero-copy, the common
+ * case), in the arena (spilled: see spill()), or in pathbuf.  Every one is
+ * NUL-terminated once the head is complete (finish_head). */
+typedef struct span {
+    const char *p;     /* NULL: not begun */
+    uint32_t n;
+} span_t;
+
 typedef struct hdr {
-    uint32_t name, value; /* arena offsets of NUL-terminated strings */
+    span_t name, value;
 } hdr_t;
+
+#define HDRS_INLINE 16 /* headers without a malloc */
+#define PATHBUF 96     /* a path before '?' shorter than this: no malloc */
 
 struct may__http_conn {
     may_http_server_t *srv;
@@ -94,15 +105,19 @@ struct may__http_conn {
     const char *rest;  /* upgrade: the bytes after the request */
     size_t nrest;
 
-    /* The request being read (the arena's strings; see the essay). */
-    char *arena;
-    size_t alen, acap;
-    size_t head_len;   /* bytes of request line and headers so far */
-    uint32_t target, target_len, path, path_len, query, query_len, method;
-    hdr_t *hdrs;
-    size_t nhdrs, hcap;
-    bool in_field;     /* the arena's open string is a header name */
+    /* The request being read (see the essay and span_t). */
+    span_t target, path, query;
+    const char *method;   /* llhttp's static name */
+    hdr_t *hdrs;          /* hdr_inline or malloc'ed */
+    size_t nhdrs, hcap;   /* complete headers; room */
+    enum { OPEN_NONE, OPEN_TARGET, OPEN_NAME, OPEN_VALUE } open; /* the span llhttp is in */
     int nhost;
+    int expect;           /* index of the Expect header, -1: none */
+    size_t head_len;      /* bytes of request line and headers so far */
+    char *arena;          /* spilled strings (a head or body across reads) */
+    size_t alen, acap;
+    char pathbuf[PATHBUF];
+    hdr_t hdr_inline[HDRS_INLINE];
     char *body;
     size_t blen, bcap;
 
@@ -113,6 +128,8 @@ struct may__http_conn {
     bool chunked;      /* ... as chunks (HTTP/1.1) */
     bool ended;        /* the response is complete */
     bool head_only;    /* HEAD: no body bytes */
+    const char *ctype; /* may_http_respond's Content-Type (NULL: none) */
+    size_t ctype_len;
     char *rh;          /* the user's header lines */
     size_t rhlen, rhcap;
 
@@ -294,12 +311,14 @@ static bool activate(may__http_conn_t *c)
 static void release_request(may__http_conn_t *c)
 {
     free(c->arena);
-    free(c->hdrs);
+    if (c->hdrs != c->hdr_inline)
+        free(c->hdrs);
     free(c->body);
     c->arena = NULL;
-    c->hdrs = NULL;
+    c->hdrs = c->hdr_inline;
+    c->hcap = HDRS_INLINE;
     c->body = NULL;
-    c->acap = c->hcap = c->bcap = 0;
+    c->acap = c->alen = c->bcap = 0;
 }
 
 static void deactivate(may__http_conn_t *c)
@@ -318,52 +337,118 @@ static void deactivate(may__http_conn_t *c)
         release_request(c);
 }
 
-/* Append n bytes to the arena (the open string). */
-static int arena_put(may__http_conn_t *c, const char *at, size_t n)
+/* ---- Request strings: spans, the arena, spilling --------------------------- */
+
+static bool in_range(const char *p, const char *base, size_t n)
 {
-    if (c->acap - c->alen < n + 1) {
-        size_t cap = c->acap ? c->acap : 1024;
-        while (cap - c->alen < n + 1)
-            cap *= 2;
-        char *a = realloc(c->arena, cap);
-        if (!a)
-            return -1;
-        c->arena = a;
-        c->acap = cap;
+    return base && (uintptr_t)p - (uintptr_t)base < n;
+}
+
+/* Apply fn to every span of the request being read. */
+#define FOR_SPANS(c, s, body)                                                   \
+    do {                                                                      \
+        span_t *s;                                                            \
+        s = &(c)->target; body;                                               \
+        s = &(c)->path; body;                                                 \
+        s = &(c)->query; body;                                                \
+        for (size_t i_ = 0; i_ <= (c)->nhdrs && i_ < (c)->hcap; i_++) {        \
+            s = &(c)->hdrs[i_].name; body;                                    \
+            s = &(c)->hdrs[i_].value; body;                                   \
+        }                                                                     \
+    } while (0)
+
+/* Room for n more bytes and a NUL in the arena; moving it re-points the
+ * spans that are in it.  0 or -1. */
+static int arena_reserve(may__http_conn_t *c, size_t n)
+{
+    if (c->acap - c->alen >= n + 1)
+        return 0;
+    size_t cap = c->acap ? c->acap : 1024;
+    while (cap - c->alen < n + 1)
+        cap *= 2;
+    char *a = malloc(cap), *old = c->arena;
+    if (!a)
+        return -1;
+    if (old) { /* move (not realloc: the spans are re-pointed from the old base) */
+        memcpy(a, old, c->alen + 1);
+        FOR_SPANS(c, s, if (in_range(s->p, old, c->acap)) s->p = a + (s->p - old));
+        free(old);
     }
+    c->arena = a;
+    c->acap = cap;
+    return 0;
+}
+
+/* Copy a span into the arena (NUL after it).  open: it may grow (it stays
+ * the arena's last string, its NUL not counted in alen). */
+static int spill_span(may__http_conn_t *c, span_t *s, bool open)
+{
+    if (arena_reserve(c, s->n) < 0)
+        return -1;
+    char *d = c->arena + c->alen;
+    memcpy(d, s->p, s->n);
+    d[s->n] = '\0';
+    c->alen += s->n + (open ? 0 : 1);
+    s->p = d;
+    return 0;
+}
+
+/* The read buffer is about to be reused (or freed) with a request half
+ * read: copy its strings that are still there into the arena, the open
+ * one last, so that llhttp's next piece of it appends (span_add). */
+static int spill(may__http_conn_t *c)
+{
+    span_t *open = c->open == OPEN_TARGET ? &c->target
+                   : c->open == OPEN_NAME ? &c->hdrs[c->nhdrs].name
+                   : c->open == OPEN_VALUE ? &c->hdrs[c->nhdrs].value : NULL;
+    int r = 0;
+    FOR_SPANS(c, s, if (r == 0 && s != open && s->p && in_range(s->p, c->rbuf, RBUF)) r = spill_span(c, s, false));
+    if (r == 0 && open && open->p && in_range(open->p, c->rbuf, RBUF))
+        r = spill_span(c, open, true);
+    return r;
+}
+
+/* llhttp hands a span over in pieces only across reads: the first piece
+ * is kept where it is; a later one follows the spilled start (the arena's
+ * last string). */
+static int span_add(may__http_conn_t *c, span_t *s, const char *at, size_t n)
+{
+    if (!s->p) {
+        s->p = at;
+        s->n = (uint32_t)n;
+        return 0;
+    }
+    if (s->p + s->n == at) { /* contiguous (one buffer) */
+        s->n += (uint32_t)n;
+        return 0;
+    }
+    if (arena_reserve(c, n) < 0)
+        return -1;
     memcpy(c->arena + c->alen, at, n);
     c->alen += n;
+    c->arena[c->alen] = '\0';
+    s->n += (uint32_t)n;
     return 0;
 }
 
-/* Append a copy of n bytes already in the arena, at offset off. */
-static int arena_copy(may__http_conn_t *c, size_t off, size_t n)
+/* A span is complete: a spilled one keeps its NUL. */
+static void span_done(may__http_conn_t *c, span_t *s)
 {
-    if (arena_put(c, "", 0) < 0 || c->acap - c->alen < n + 1) {
-        size_t cap = c->acap;
-        while (cap - c->alen < n + 1)
-            cap *= 2;
-        char *a = realloc(c->arena, cap);
-        if (!a)
-            return -1;
-        c->arena = a;
-        c->acap = cap;
-    }
-    memcpy(c->arena + c->alen, c->arena + off, n);
-    c->alen += n;
-    return 0;
+    if (s->p && in_range(s->p, c->arena, c->acap))
+        c->alen++;
+    if (!s->p)
+        s->p = "";
+    c->open = OPEN_NONE;
 }
 
-/* Close the open string; its offset is returned through *off. */
-static int arena_end(may__http_conn_t *c, uint32_t start, uint32_t *off, uint32_t *len)
+static bool span_is(const span_t *s, const char *lower, size_t n)
 {
-    if (arena_put(c, "", 0) < 0) /* room for the NUL */
-        return -1;
-    c->arena[c->alen++] = '\0';
-    *off = start;
-    if (len)
-        *len = (uint32_t)(c->alen - 1 - start);
-    return 0;
+    if (s->n != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((s->p[i] | 0x20) != lower[i])
+            return false;
+    return true;
 }
 
 /* ---- Responses ----------------------------------------------------------- */
@@ -439,26 +524,35 @@ static bool bodiless(int status)
 static int put_head(may__http_conn_t *c, int64_t len)
 {
     const may_http_config_t *cfg = &c->srv->cfg;
-    size_t need = 64 + c->srv->server_name_len + DATE_LEN + c->rhlen + 64;
+    size_t need = 128 + c->srv->server_name_len + DATE_LEN + c->rhlen + c->ctype_len + 64;
     int r = reserve(c, need);
     if (r < 0)
         return r;
     if (c->srv->stopping && !c->close)
         c->close = true;
     char *p = c->wbuf + c->wlen;
-    p = PUT(p, "HTTP/1.1 ");
-    p = put_uint(p, (uint64_t)c->status, 10);
-    *p++ = ' ';
-    const char *rs = reason(c->status);
-    p = put(p, rs, strlen(rs));
-    if (c->srv->server_name_len) {
-        p = PUT(p, "\r\nServer: ");
-        p = put(p, cfg->server_name, c->srv->server_name_len);
+    if (c->status == 200) { /* the common case: made once by may_http_start */
+        p = put(p, c->srv->head200, c->srv->head200_len);
+    } else {
+        p = PUT(p, "HTTP/1.1 ");
+        p = put_uint(p, (uint64_t)c->status, 10);
+        *p++ = ' ';
+        const char *rs = reason(c->status);
+        p = put(p, rs, strlen(rs));
+        if (c->srv->server_name_len) {
+            p = PUT(p, "\r\nServer: ");
+            p = put(p, cfg->server_name, c->srv->server_name_len);
+        }
+        p = PUT(p, "\r\nDate: ");
     }
-    p = PUT(p, "\r\nDate: ");
     date_copy(p);
     p += DATE_LEN;
     p = PUT(p, "\r\n");
+    if (c->ctype) {
+        p = PUT(p, "Content-Type: ");
+        p = put(p, c->ctype, c->ctype_len);
+        p = PUT(p, "\r\n");
+    }
     if (c->rhlen)
         p = put(p, c->rh, c->rhlen);
     if (len >= 0) {
@@ -520,17 +614,11 @@ static void answer_error(may__http_conn_t *c, int status)
     c->rhlen = 0;
     c->head_only = false;
     c->chunked = false;
+    c->ctype = "text/plain";
+    c->ctype_len = 10;
     const char *rs = reason(status);
     char body[64];
     int n = snprintf(body, sizeof body, "%s\n", rs);
-    static const char ct[] = "Content-Type: text/plain\r\n";
-    c->rh = c->rh ? c->rh : malloc(sizeof ct);
-    if (c->rh) {
-        if (c->rhcap < sizeof ct)
-            c->rhcap = sizeof ct;
-        memcpy(c->rh, ct, sizeof ct - 1);
-        c->rhlen = sizeof ct - 1;
-    }
     if (put_head(c, n) == 0)
         put_body(c, body, (size_t)n);
     c->ended = true;
@@ -549,30 +637,32 @@ MAY_API int may_http_status(may_http_res_t *res, int status)
     return 0;
 }
 
+/* RFC 9110 5.6.2 token characters. */
 static bool is_tchar(unsigned char ch)
 {
+    static const char extra[] = "!#$%&'*+-.^_`|~";
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+           (ch && memchr(extra, ch, sizeof extra - 1));
 }
 
-MAY_API int may_http_add_header(may_http_res_t *res, const char *name, const char *value)
+/* The headers the library writes itself. */
+static bool is_own_header(const char *name, size_t n)
 {
-    if (!res || !name || !value || !*name)
-        return -EINVAL;
-    may__http_conn_t *c = res->c;
-    if (c->answered)
-        return -EALREADY;
-    for (const char *s = name; *s; s++)
-        if (!is_tchar((unsigned char)*s))
-            return -EINVAL;
-    if (strpbrk(value, "\r\n"))
-        return -EINVAL;
-    static const char *const own[] = { "server", "date", "content-length", "transfer-encoding",
-                                       "connection" };
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-        if (strcasecmp(name, own[i]) == 0)
-            return -EINVAL;
-    size_t nn = strlen(name), vn = strlen(value), need = c->rhlen + nn + vn + 4;
+    span_t s = { name, (uint32_t)n };
+    switch (n) {
+    case 4: return span_is(&s, "date", 4);
+    case 6: return span_is(&s, "server", 6);
+    case 10: return span_is(&s, "connection", 10);
+    case 14: return span_is(&s, "content-length", 14);
+    case 17: return span_is(&s, "transfer-encoding", 17);
+    default: return false;
+    }
+}
+
+/* Append "name: value\r\n" to the user's header lines. */
+static int append_header(may__http_conn_t *c, const char *name, size_t nn, const char *value, size_t vn)
+{
+    size_t need = c->rhlen + nn + vn + 4;
     if (need > c->rhcap) {
         size_t cap = c->rhcap ? c->rhcap : 256;
         while (cap < need)
@@ -590,6 +680,33 @@ MAY_API int may_http_add_header(may_http_res_t *res, const char *name, const cha
     p = PUT(p, "\r\n");
     c->rhlen = (size_t)(p - c->rh);
     return 0;
+}
+
+/* A header value: no CR, LF or NUL (the NUL ends it).  Its length, or -1. */
+static ssize_t value_len(const char *v)
+{
+    const char *s = v;
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return -1;
+    return s - v;
+}
+
+MAY_API int may_http_add_header(may_http_res_t *res, const char *name, const char *value)
+{
+    if (!res || !name || !value || !*name)
+        return -EINVAL;
+    may__http_conn_t *c = res->c;
+    if (c->answered)
+        return -EALREADY;
+    size_t nn = 0;
+    for (; name[nn]; nn++)
+        if (!is_tchar((unsigned char)name[nn]))
+            return -EINVAL;
+    ssize_t vn = value_len(value);
+    if (vn < 0 || is_own_header(name, nn))
+        return -EINVAL;
+    return append_header(c, name, nn, value, (size_t)vn);
 }
 
 MAY_API int may_http_send(may_http_res_t *res, const void *body, size_t len)
@@ -615,8 +732,13 @@ MAY_API int may_http_respond(may_http_res_t *res, int status, const char *conten
                              const void *body, size_t len)
 {
     int r = may_http_status(res, status);
-    if (r == 0 && content_type)
-        r = may_http_add_header(res, "Content-Type", content_type);
+    if (r == 0 && content_type) { /* written by put_head, not copied here */
+        ssize_t n = value_len(content_type);
+        if (n < 0)
+            return -EINVAL;
+        res->c->ctype = content_type;
+        res->c->ctype_len = (size_t)n;
+    }
     return r < 0 ? r : may_http_send(res, body, len);
 }
 
@@ -672,29 +794,29 @@ MAY_API int may_http_end(may_http_res_t *res)
 
 MAY_API const char *may_http_method(const may_http_req_t *req)
 {
-    return req->c->arena + req->c->method;
+    return req->c->method;
 }
 
-static const char *arena_str(const may__http_conn_t *c, uint32_t off, uint32_t n, size_t *len)
+static const char *span_str(const span_t *s, size_t *len)
 {
     if (len)
-        *len = n;
-    return c->arena + off;
+        *len = s->n;
+    return s->p ? s->p : "";
 }
 
 MAY_API const char *may_http_target(const may_http_req_t *req, size_t *len)
 {
-    return arena_str(req->c, req->c->target, req->c->target_len, len);
+    return span_str(&req->c->target, len);
 }
 
 MAY_API const char *may_http_path(const may_http_req_t *req, size_t *len)
 {
-    return arena_str(req->c, req->c->path, req->c->path_len, len);
+    return span_str(&req->c->path, len);
 }
 
 MAY_API const char *may_http_query(const may_http_req_t *req, size_t *len)
 {
-    return arena_str(req->c, req->c->query, req->c->query_len, len);
+    return span_str(&req->c->query, len);
 }
 
 MAY_API int may_http_version(const may_http_req_t *req)
@@ -705,13 +827,10 @@ MAY_API int may_http_version(const may_http_req_t *req)
 MAY_API const char *may_http_header(const may_http_req_t *req, const char *name, size_t *len)
 {
     const may__http_conn_t *c = req->c;
+    size_t n = strlen(name);
     for (size_t i = 0; i < c->nhdrs; i++)
-        if (strcasecmp(c->arena + c->hdrs[i].name, name) == 0) {
-            const char *v = c->arena + c->hdrs[i].value;
-            if (len)
-                *len = strlen(v);
-            return v;
-        }
+        if (c->hdrs[i].name.n == n && strncasecmp(c->hdrs[i].name.p, name, n) == 0)
+            return span_str(&c->hdrs[i].value, len);
     return NULL;
 }
 
@@ -727,9 +846,9 @@ MAY_API int may_http_header_at(const may_http_req_t *req, size_t i, const char *
     if (i >= c->nhdrs)
         return -ERANGE;
     if (name)
-        *name = c->arena + c->hdrs[i].name;
+        *name = c->hdrs[i].name.p;
     if (value)
-        *value = c->arena + c->hdrs[i].value;
+        *value = c->hdrs[i].value.p;
     return 0;
 }
 
@@ -791,13 +910,19 @@ static int on_message_begin(llhttp_t *p)
     c->in_msg = true;
     c->in_body = false;
     c->upgrade = false;
-    c->alen = c->nhdrs = c->blen = c->head_len = 0;
-    c->in_field = false;
+    c->target = c->path = c->query = (span_t){ NULL, 0 };
+    c->hdrs[0].name = c->hdrs[0].value = (span_t){ NULL, 0 };
+    c->nhdrs = c->blen = c->head_len = 0;
+    c->alen = 0;
+    c->open = OPEN_NONE;
     c->nhost = 0;
+    c->expect = -1;
     c->err_status = 0;
     c->status = 200;
     c->answered = c->streaming = c->chunked = c->ended = false;
     c->rhlen = 0;
+    c->ctype = NULL;
+    c->ctype_len = 0;
     if (!c->first) /* a kept-alive connection: the head's clock starts now */
         c->dl = c->now + c->srv->cfg.header_timeout_ms * NS_MS;
     return 0;
@@ -817,46 +942,33 @@ static int count_head(may__http_conn_t *c, size_t n, int status)
 static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     may__http_conn_t *c = conn_of(p);
-    if (count_head(c, n, 414) < 0 || arena_put(c, at, n) < 0)
+    c->open = OPEN_TARGET;
+    if (count_head(c, n, 414) < 0 || span_add(c, &c->target, at, n) < 0)
         return -1;
     return 0;
 }
 
-/* The target is complete: keep it, then split path and query (an
- * absolute-form target's path is after its authority). */
 static int on_url_complete(llhttp_t *p)
 {
     may__http_conn_t *c = conn_of(p);
-    if (arena_end(c, 0, &c->target, &c->target_len) < 0)
+    span_done(c, &c->target);
+    c->method = llhttp_method_name((llhttp_method_t)p->method);
+    return 0;
+}
+
+/* Room for header nhdrs. */
+static int hdr_room(may__http_conn_t *c)
+{
+    if (c->nhdrs + 1 < c->hcap)
+        return 0;
+    size_t cap = c->hcap * 2;
+    hdr_t *h = c->hdrs == c->hdr_inline ? malloc(cap * sizeof *h) : realloc(c->hdrs, cap * sizeof *h);
+    if (!h)
         return -1;
-    const char *t = c->arena + c->target, *path = t, *end = t + c->target_len;
-    const char *scheme = strstr(t, "://");
-    if (*t != '/' && scheme) {
-        path = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
-        if (!path)
-            path = end;
-    }
-    const char *q = memchr(path, '?', (size_t)(end - path));
-    /* offsets: the copies below may move the arena */
-    size_t poff = (size_t)(path - c->arena), plen = (size_t)((q ? q : end) - path);
-    size_t qoff = q ? (size_t)(q + 1 - c->arena) : 0, qlen = q ? (size_t)(end - q - 1) : 0;
-    uint32_t start = (uint32_t)c->alen;
-    if (plen == 0) { /* "http://host" means "/" */
-        if (arena_put(c, "/", 1) < 0)
-            return -1;
-    } else if (arena_copy(c, poff, plen) < 0) {
-        return -1;
-    }
-    if (arena_end(c, start, &c->path, &c->path_len) < 0)
-        return -1;
-    start = (uint32_t)c->alen;
-    if (arena_copy(c, qoff, qlen) < 0 || arena_end(c, start, &c->query, &c->query_len) < 0)
-        return -1;
-    /* the method's name, for may_http_method */
-    const char *m = llhttp_method_name((llhttp_method_t)p->method);
-    start = (uint32_t)c->alen;
-    if (arena_put(c, m, strlen(m)) < 0 || arena_end(c, start, &c->method, NULL) < 0)
-        return -1;
+    if (c->hdrs == c->hdr_inline)
+        memcpy(h, c->hdr_inline, sizeof c->hdr_inline);
+    c->hdrs = h;
+    c->hcap = cap;
     return 0;
 }
 
@@ -865,38 +977,25 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     may__http_conn_t *c = conn_of(p);
     if (count_head(c, n, 431) < 0)
         return -1;
-    if (c->nhdrs == c->hcap) {
-        size_t cap = c->hcap ? c->hcap * 2 : 16;
-        hdr_t *h = realloc(c->hdrs, cap * sizeof *h);
-        if (!h)
-            return -1;
-        c->hdrs = h;
-        c->hcap = cap;
-    }
-    if (!c->in_field) { /* the first piece of a name */
-        c->in_field = true;
-        c->hdrs[c->nhdrs].name = (uint32_t)c->alen;
-    }
-    return arena_put(c, at, n);
+    c->open = OPEN_NAME;
+    return span_add(c, &c->hdrs[c->nhdrs].name, at, n);
 }
 
 static int on_header_field_complete(llhttp_t *p)
 {
     may__http_conn_t *c = conn_of(p);
-    hdr_t *h = &c->hdrs[c->nhdrs];
-    c->in_field = false;
+    span_t *name = &c->hdrs[c->nhdrs].name;
+    span_done(c, name);
     /* RFC 9112 5.1: no whitespace between a name and its colon (a request
      * smuggling vector).  llhttp 8 accepts it, keeping it in the name. */
-    char last = c->alen > h->name ? c->arena[c->alen - 1] : 0;
-    if (last == ' ' || last == '\t') {
+    if (name->n && (name->p[name->n - 1] == ' ' || name->p[name->n - 1] == '\t')) {
         c->err_status = 400;
         return -1;
     }
-    if (arena_end(c, h->name, &h->name, NULL) < 0)
-        return -1;
-    h->value = (uint32_t)c->alen;
-    if (strcasecmp(c->arena + h->name, "host") == 0)
+    if (span_is(name, "host", 4))
         c->nhost++;
+    else if (span_is(name, "expect", 6))
+        c->expect = (int)c->nhdrs;
     return 0;
 }
 
@@ -905,16 +1004,65 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     may__http_conn_t *c = conn_of(p);
     if (count_head(c, n, 431) < 0)
         return -1;
-    return arena_put(c, at, n);
+    c->open = OPEN_VALUE;
+    return span_add(c, &c->hdrs[c->nhdrs].value, at, n);
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
     may__http_conn_t *c = conn_of(p);
-    hdr_t *h = &c->hdrs[c->nhdrs];
-    if (arena_end(c, h->value, &h->value, NULL) < 0)
+    span_done(c, &c->hdrs[c->nhdrs].value);
+    if (hdr_room(c) < 0)
         return -1;
     c->nhdrs++;
+    c->hdrs[c->nhdrs].name = c->hdrs[c->nhdrs].value = (span_t){ NULL, 0 };
+    return 0;
+}
+
+/* The head is complete: NUL-terminate the strings still in the read
+ * buffer (each is followed by a byte llhttp has consumed: ' ', ':' or
+ * CR) and split the target into path and query (an absolute-form
+ * target's path is after its authority). */
+static int finish_head(may__http_conn_t *c)
+{
+    if (in_range(c->target.p, c->rbuf, RBUF))
+        ((char *)c->target.p)[c->target.n] = '\0';
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        hdr_t *h = &c->hdrs[i];
+        if (in_range(h->name.p, c->rbuf, RBUF))
+            ((char *)h->name.p)[h->name.n] = '\0';
+        if (in_range(h->value.p, c->rbuf, RBUF))
+            ((char *)h->value.p)[h->value.n] = '\0';
+    }
+    const char *t = c->target.p ? c->target.p : "", *path = t, *end = t + c->target.n;
+    if (*t != '/') {
+        const char *scheme = strstr(t, "://");
+        if (scheme) {
+            path = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
+            if (!path)
+                path = end;
+        }
+    }
+    const char *q = memchr(path, '?', (size_t)(end - path));
+    size_t plen = (size_t)((q ? q : end) - path);
+    if (q) {
+        c->query = (span_t){ q + 1, (uint32_t)(end - q - 1) };
+    } else {
+        c->query = (span_t){ end, 0 };
+    }
+    if (plen == 0) { /* "http://host" means "/" */
+        c->path = (span_t){ "/", 1 };
+    } else if (!q) { /* the path ends the target: share its NUL */
+        c->path = (span_t){ path, (uint32_t)plen };
+    } else if (plen < PATHBUF) {
+        memcpy(c->pathbuf, path, plen);
+        c->pathbuf[plen] = '\0';
+        c->path = (span_t){ c->pathbuf, (uint32_t)plen };
+    } else {
+        c->path = (span_t){ path, (uint32_t)plen };
+        if (spill_span(c, &c->path, false) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -922,6 +1070,8 @@ static int on_headers_complete(llhttp_t *p)
 {
     may__http_conn_t *c = conn_of(p);
     const may_http_config_t *cfg = &c->srv->cfg;
+    if (finish_head(c) < 0)
+        return -1;
     if (p->http_major != 1 || p->http_minor > 1) {
         c->err_status = 505;
         return -1;
@@ -938,9 +1088,8 @@ static int on_headers_complete(llhttp_t *p)
         c->err_status = 413;
         return -1;
     }
-    const char *expect = may_http_header(&c->req, "expect", NULL);
-    if (expect) {
-        if (strcasecmp(expect, "100-continue") != 0) {
+    if (c->expect >= 0) {
+        if (strcasecmp(c->hdrs[c->expect].value.p, "100-continue") != 0) {
             c->err_status = 417;
             return -1;
         }
@@ -1035,8 +1184,13 @@ static bool parse(may__http_conn_t *c, const char *buf, size_t n)
 {
     for (;;) {
         llhttp_errno_t e = llhttp_execute(&c->parser, buf, n);
-        if (e == HPE_OK)
+        if (e == HPE_OK) {
+            if (c->in_msg && spill(c) < 0) { /* the buffer will be reused */
+                answer_error(c, 500);
+                return false;
+            }
             return !c->close && !c->failed;
+        }
         if (e == HPE_PAUSED_UPGRADE && c->upgrade) {
             const char *at = llhttp_get_error_pos(&c->parser);
             c->rest = at;
@@ -1180,6 +1334,8 @@ static void *conn_run(void *arg)
     free(st);
     may_http_server_t *srv = c->srv;
     c->co = may_self();
+    c->hdrs = c->hdr_inline;
+    c->hcap = HDRS_INLINE;
     c->first = true;
     c->req.c = c;
     c->res.c = c;
@@ -1311,6 +1467,12 @@ MAY_API int may_http_start_sized(may_http_server_t **out, int lfd, const may_htt
     if (!c->server_name)
         c->server_name = "may";
     srv->server_name_len = strlen(c->server_name);
+    if (srv->server_name_len > 256 || strpbrk(c->server_name, "\r\n")) {
+        free(srv);
+        return -EINVAL;
+    }
+    srv->head200_len = (size_t)snprintf(srv->head200, sizeof srv->head200, "HTTP/1.1 200 OK%s%s\r\nDate: ",
+                                        srv->server_name_len ? "\r\nServer: " : "", c->server_name);
     if (c->header_timeout_ms <= 0)
         c->header_timeout_ms = 10000;
     if (c->idle_timeout_ms <= 0)
