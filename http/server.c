@@ -948,12 +948,14 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static int on_url_complete(llhttp_t *p)
+/* The span llhttp was in is complete (llhttp's *_complete callbacks cost
+ * more than this: a span ends where the next begins). */
+static void close_open(may__http_conn_t *c)
 {
-    may__http_conn_t *c = conn_of(p);
-    span_done(c, &c->target);
-    c->method = llhttp_method_name((llhttp_method_t)p->method);
-    return 0;
+    if (c->open == OPEN_TARGET)
+        span_done(c, &c->target);
+    else if (c->open == OPEN_NAME)
+        span_done(c, &c->hdrs[c->nhdrs].name);
 }
 
 /* Room for header nhdrs. */
@@ -977,17 +979,32 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
     may__http_conn_t *c = conn_of(p);
     if (count_head(c, n, 431) < 0)
         return -1;
+    if (c->open == OPEN_TARGET)
+        close_open(c);
     c->open = OPEN_NAME;
     return span_add(c, &c->hdrs[c->nhdrs].name, at, n);
 }
 
-static int on_header_field_complete(llhttp_t *p)
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     may__http_conn_t *c = conn_of(p);
-    span_t *name = &c->hdrs[c->nhdrs].name;
-    span_done(c, name);
+    if (count_head(c, n, 431) < 0)
+        return -1;
+    if (c->open == OPEN_NAME)
+        close_open(c);
+    c->open = OPEN_VALUE;
+    return span_add(c, &c->hdrs[c->nhdrs].value, at, n);
+}
+
+/* A header is complete (llhttp calls this for empty values too). */
+static int on_header_value_complete(llhttp_t *p)
+{
+    may__http_conn_t *c = conn_of(p);
+    hdr_t *h = &c->hdrs[c->nhdrs];
+    span_done(c, &h->value);
     /* RFC 9112 5.1: no whitespace between a name and its colon (a request
      * smuggling vector).  llhttp 8 accepts it, keeping it in the name. */
+    const span_t *name = &h->name;
     if (name->n && (name->p[name->n - 1] == ' ' || name->p[name->n - 1] == '\t')) {
         c->err_status = 400;
         return -1;
@@ -996,22 +1013,6 @@ static int on_header_field_complete(llhttp_t *p)
         c->nhost++;
     else if (span_is(name, "expect", 6))
         c->expect = (int)c->nhdrs;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-    may__http_conn_t *c = conn_of(p);
-    if (count_head(c, n, 431) < 0)
-        return -1;
-    c->open = OPEN_VALUE;
-    return span_add(c, &c->hdrs[c->nhdrs].value, at, n);
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-    may__http_conn_t *c = conn_of(p);
-    span_done(c, &c->hdrs[c->nhdrs].value);
     if (hdr_room(c) < 0)
         return -1;
     c->nhdrs++;
@@ -1070,6 +1071,8 @@ static int on_headers_complete(llhttp_t *p)
 {
     may__http_conn_t *c = conn_of(p);
     const may_http_config_t *cfg = &c->srv->cfg;
+    close_open(c); /* a request line without headers */
+    c->method = llhttp_method_name((llhttp_method_t)p->method);
     if (finish_head(c) < 0)
         return -1;
     if (p->http_major != 1 || p->http_minor > 1) {
@@ -1169,9 +1172,7 @@ static int on_message_complete(llhttp_t *p)
 static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
-    .on_url_complete = on_url_complete,
     .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
