@@ -1020,6 +1020,20 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* An absolute-form target (RFC 9112 3.2.2): scheme "://" authority ...,
+ * the scheme ALPHA *(ALPHA / DIGIT / "+" / "-" / "."): where the
+ * authority begins, or NULL. */
+static const char *absolute_form(const char *t, const char *end)
+{
+    const char *p = t;
+    if (p == end || !((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))
+        return NULL;
+    while (p < end && (((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || (*p >= '0' && *p <= '9') ||
+                       *p == '+' || *p == '-' || *p == '.'))
+        p++;
+    return end - p >= 3 && memcmp(p, "://", 3) == 0 ? p + 3 : NULL;
+}
+
 /* The head is complete: NUL-terminate the strings still in the read
  * buffer (each is followed by a byte llhttp has consumed: ' ', ':' or
  * CR) and split the target into path and query (an absolute-form
@@ -1036,13 +1050,11 @@ static int finish_head(may__http_conn_t *c)
             ((char *)h->value.p)[h->value.n] = '\0';
     }
     const char *t = c->target.p ? c->target.p : "", *path = t, *end = t + c->target.n;
-    if (*t != '/') {
-        const char *scheme = strstr(t, "://");
-        if (scheme) {
-            path = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
-            if (!path)
-                path = end;
-        }
+    const char *auth = *t != '/' ? absolute_form(t, end) : NULL;
+    if (auth) { /* the authority ends at '/', '?' or '#' (RFC 3986 3.2) */
+        path = auth;
+        while (path < end && *path != '/' && *path != '?' && *path != '#')
+            path++;
     }
     const char *q = memchr(path, '?', (size_t)(end - path));
     size_t plen = (size_t)((q ? q : end) - path);
@@ -1213,7 +1225,9 @@ static bool parse(may__http_conn_t *c, const char *buf, size_t n)
         if (e == HPE_PAUSED) /* after a response that closes */
             return false;
         /* A malformed request, or one of the refusals the callbacks made. */
-        int status = c->err_status ? c->err_status : e == HPE_INVALID_VERSION ? 505 : 400;
+        int status = c->err_status                                            ? c->err_status
+                     : e == HPE_INVALID_VERSION || e == HPE_PAUSED_H2_UPGRADE ? 505
+                                                                              : 400;
         answer_error(c, status);
         return false;
     }

@@ -120,6 +120,24 @@ static void test_rfc(void)
                     &eof);
     EXPECT_PREFIX(r, "HTTP/1.1 404 ");
     free(r);
+    /* the authority ends at '?' too; a "://" inside a non-absolute target
+     * is not a scheme (both found by fuzz_http) */
+    r = hc_exchange("GET http://a?x/hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &eof);
+    EXPECT_PREFIX(r, "HTTP/1.1 404 ");
+    free(r);
+    r = hc_exchange("GET http://a?x=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &eof);
+    EXPECT_PREFIX(r, "HTTP/1.1 404 ");
+    free(r);
+    r = hc_exchange("GET HTTP://a/info?x=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &eof);
+    EXPECT_HAS(r, "\r\n\r\nGET|/info|x=1|11|a|2");
+    free(r);
+    r = hc_exchange("GET *abc://x/hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &eof);
+    EXPECT_PREFIX(r, "HTTP/1.1 404 ");
+    free(r);
+    /* HTTP/2's preface: 505 */
+    r = hc_exchange("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", &eof);
+    EXPECT_PREFIX(r, "HTTP/1.1 505 ");
+    free(r);
     /* unsupported versions: 505 */
     r = hc_exchange("GET /hello HTTP/2.0\r\nHost: a\r\n\r\n", &eof);
     EXPECT_PREFIX(r, "HTTP/1.1 505 HTTP Version Not Supported\r\n");
