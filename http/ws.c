@@ -584,6 +584,7 @@ static int await_close(may_ws_t *ws, int64_t deadline)
             continue;
         ws->close_recvd = true;
         ws->peer_code = ws->clen >= 2 ? ws->ctl[0] << 8 | ws->ctl[1] : 1005;
+        ws->done = -EPIPE;
         return 0;
     }
 }

@@ -5,7 +5,11 @@
  * send text and binary messages of many sizes, whole and fragmented, check
  * the echoes, ping, and close (the server answers with the same code).
  * Bad upgrade requests get 400; a request that is not HTTP gets 400 from
- * the server.  The server then stops with nothing left to cancel.
+ * the server.  The server then stops with nothing left to cancel.  A
+ * second handler speaks and closes first: may_ws_close waits for the
+ * client's answer and may_ws_close_code gives its code, a recv that timed
+ * out can be tried again, and a handler that returns without a close has
+ * the library send 1000.
  * tests/ws/ has the third-party clients (python3-websockets, raw frames). */
 #define WS_NO_MAIN
 #include "../examples/ws_echo.c"
@@ -43,8 +47,8 @@ static void ws_accept_key(const char *key, size_t keylen, char out[WS_ACCEPT_LEN
     out[WS_ACCEPT_LEN] = '\0';
 }
 
-/* Read a response head into c->head (NUL-terminated, its length returned);
- * what follows it is left pending. */
+/* Read a response head into c->head (its length returned; NUL-terminated
+ * after what was read); what follows the head is left pending. */
 static size_t read_head(ws_conn_t *c)
 {
     size_t got = 0;
@@ -59,7 +63,6 @@ static size_t read_head(ws_conn_t *c)
             size_t hlen = (size_t)(e + 4 - c->head);
             c->pend_off = hlen;
             c->pend_len = got - hlen;
-            c->head[hlen] = '\0';
             return hlen;
         }
     }
@@ -249,7 +252,7 @@ static int connect_server(void)
     return fd;
 }
 
-static void client_open(client_t *cl)
+static void client_open(client_t *cl, const char *path)
 {
     memset(cl, 0, sizeof *cl);
     cl->conn.fd = connect_server();
@@ -259,14 +262,15 @@ static void client_open(client_t *cl)
     ASSERT_EQ(EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw), 24);
     char req[512];
     int n = snprintf(req, sizeof req,
-                     "GET /chat HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Origin: http://127.0.0.1\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     port, key);
+                     path, port, key);
     ASSERT_EQ(may_tcp_write_all(cl->conn.fd, req, (size_t)n, MAY_FOREVER), n);
     read_head(&cl->conn);
     ASSERT(strncmp(cl->conn.head, "HTTP/1.1 101 ", 13) == 0);
-    ASSERT_EQ(cl->conn.pend_len, 0); /* the server speaks only when spoken to */
+    if (strcmp(path, "/chat") == 0) /* the echo server speaks only when spoken to */
+        ASSERT_EQ(cl->conn.pend_len, 0);
     size_t vlen;
     const char *v = head_value(cl->conn.head, "Upgrade", &vlen);
     ASSERT(v && vlen == 9 && strncasecmp(v, "websocket", 9) == 0);
@@ -314,7 +318,7 @@ static void client_run(void)
 
     client_t *cl = malloc(sizeof *cl); /* ~8 KiB: not on a coroutine stack */
     ASSERT(cl != NULL);
-    client_open(cl);
+    client_open(cl, "/chat");
     for (int i = 0; i < NSIZES; i++) {
         round_trip(cl, WSLAY_TEXT_FRAME, text, sizes[i], false);
         round_trip(cl, WSLAY_BINARY_FRAME, bin, sizes[i], false);
@@ -386,6 +390,77 @@ static void bad_requests(void)
     }
 }
 
+/* A handler that speaks first and closes first (the echo handler never
+ * does): /bye sends "hi", times out in a recv of 50 ms, echoes the next
+ * message, then closes with 4002 and reports what may_ws_close and
+ * may_ws_close_code said; /quiet sends "x" and returns (the library closes
+ * with 1000). */
+static struct {
+    atomic_int timeout, close, code, after, done;
+} sc;
+
+static void scripted_handler(may_http_req_t *req, may_http_res_t *res, void *arg)
+{
+    (void)arg;
+    may_ws_t *ws;
+    ASSERT_EQ(may_ws_upgrade(req, res, &ws), 0);
+    if (strcmp(may_http_path(req, NULL), "/quiet") == 0) {
+        ASSERT_EQ(may_ws_send(ws, MAY_WS_BINARY, "x", 1, MAY_FOREVER), 0);
+        return;
+    }
+    ASSERT_EQ(may_ws_send(ws, MAY_WS_TEXT, "hi", 2, MAY_FOREVER), 0);
+    may_ws_msg_t m;
+    sc.timeout = may_ws_recv(ws, &m, may_deadline_in(TEST_MS(50)));
+    ASSERT_EQ(may_ws_recv(ws, &m, may_deadline_in(TEST_MS(5000))), 0);
+    ASSERT_EQ(may_ws_send(ws, m.opcode, m.data, m.len, MAY_FOREVER), 0);
+    ASSERT_EQ(may_ws_close(ws, 999, NULL, MAY_FOREVER), -EINVAL);
+    sc.close = may_ws_close(ws, 4002, "server bye", may_deadline_in(TEST_MS(5000)));
+    sc.code = may_ws_close_code(ws);
+    sc.after = may_ws_send(ws, MAY_WS_TEXT, "late", 4, MAY_FOREVER);
+    ASSERT_EQ(may_ws_recv(ws, &m, MAY_FOREVER), -EPIPE);
+    sc.done = 1;
+}
+
+/* Run the client until the server's close and the TCP close; return the
+ * code the server sent. */
+static int client_until_close(client_t *cl)
+{
+    int r;
+    while ((r = ws_pump(cl->ctx, &cl->conn, may_deadline_in(TEST_MS(5000)))) == 0) {
+    }
+    ASSERT_EQ(r, 1);
+    ASSERT(wslay_event_get_close_received(cl->ctx));
+    ASSERT(wslay_event_get_close_sent(cl->ctx)); /* wslay answered it */
+    char c;
+    ASSERT_EQ(may_tcp_read(cl->conn.fd, &c, 1, may_deadline_in(TEST_MS(5000))), 0);
+    return wslay_event_get_status_code_received(cl->ctx);
+}
+
+static void server_closes(void)
+{
+    client_t *cl = malloc(sizeof *cl);
+    ASSERT(cl != NULL);
+    client_open(cl, "/bye");
+    expect_echo(cl, WSLAY_TEXT_FRAME, (const uint8_t *)"hi", 2);
+    may_sleep(TEST_MS(150)); /* past the server's 50 ms recv */
+    round_trip(cl, WSLAY_BINARY_FRAME, (const uint8_t *)"again", 5, false);
+    ASSERT_EQ(client_until_close(cl), 4002);
+    wslay_event_context_free(cl->ctx);
+    ASSERT_EQ(may_tcp_close(cl->conn.fd), 0);
+    ASSERT_EQ(sc.timeout, -ETIMEDOUT); /* and the next recv worked */
+    ASSERT_EQ(sc.close, 0);            /* wslay's answer came */
+    ASSERT_EQ(sc.code, 4002);          /* with our code */
+    ASSERT_EQ(sc.after, -EPIPE);
+    ASSERT_EQ(sc.done, 1);
+
+    client_open(cl, "/quiet");
+    expect_echo(cl, WSLAY_BINARY_FRAME, (const uint8_t *)"x", 1);
+    ASSERT_EQ(client_until_close(cl), 1000);
+    wslay_event_context_free(cl->ctx);
+    ASSERT_EQ(may_tcp_close(cl->conn.fd), 0);
+    free(cl);
+}
+
 static void *client_co(void *arg)
 {
     (void)arg;
@@ -435,7 +510,19 @@ int main(void)
     ASSERT_EQ(st.conns, 0);
     ASSERT_EQ(st.accepted, 4 + NCO + 1);
     ASSERT_EQ(may_http_stop(srv, may_deadline_in(TEST_MS(3000))), 0);
+
+    /* the server speaks and closes first */
+    ASSERT_EQ(may_http_start(&srv, lfd, &(may_http_config_t){ .handler = scripted_handler }), 0);
+    server_closes();
+    ASSERT_EQ(may_http_stop(srv, may_deadline_in(TEST_MS(3000))), 0);
     ASSERT_EQ(may_tcp_close(lfd), 0);
+    /* may_http_stop returns once every connection coroutine said it was
+     * done; the last of them may still be ending */
+    int64_t gone = may_deadline_in(TEST_MS(3000));
+    may_stats_t ms;
+    while (may_stats(&ms), ms.alive > 0 && may_now() < gone)
+        may_sleep(TEST_MS(1));
+    ASSERT_EQ(ms.alive, 0);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;

@@ -88,6 +88,13 @@ int main(int argc, char **argv)
     ASSERT_EQ(s.conns, 0);
     ASSERT_EQ(may_http_stop(srv, may_deadline_in(TEST_MS(3000))), 0);
     ASSERT_EQ(may_tcp_close(lfd), 0);
+    /* may_http_stop returns once every connection coroutine said it was
+     * done; the last of them may still be ending */
+    int64_t gone = may_deadline_in(TEST_MS(3000));
+    may_stats_t ms;
+    while (may_stats(&ms), ms.alive > 0 && may_now() < gone)
+        may_sleep(TEST_MS(1));
+    ASSERT_EQ(ms.alive, 0);
     ASSERT_EQ(may_shutdown(), 0);
     printf("ok\n");
     return 0;
