@@ -323,8 +323,9 @@ static void release_request(may__http_conn_t *c)
 
 static void deactivate(may__http_conn_t *c)
 {
-    if (c->rbuf)
-        atomic_fetch_sub_explicit(&c->srv->active, 1, memory_order_relaxed);
+    if (!c->rbuf)
+        return;
+    atomic_fetch_sub_explicit(&c->srv->active, 1, memory_order_relaxed);
     if (c->wbuf != c->rbuf + RBUF)
         free(c->wbuf);
     free(c->rbuf);
