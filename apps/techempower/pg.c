@@ -43,16 +43,17 @@
  * segment, i.e. after the commit: an UPDATE is visible to every other
  * connection by the time its caller hears of it.
  *
- * Completion handshake.  A job's state goes PENDING -> COMPLETING -> DONE
- * (reader) or PENDING -> ABANDONED (the caller gave up: deadline or
- * cancellation).  Both sides CAS from PENDING, so exactly one wins.  The
- * reader unparks the caller between COMPLETING and DONE and touches
- * neither job nor caller after storing DONE; a caller that sees
- * COMPLETING yields until DONE, so the unpark never reaches a coroutine
- * that may have ended.  An abandoned job is freed by the reader, which
- * also returns its slot.  A stray unpark token can reach a caller that
- * saw DONE before its park consumed the token: every park here loops on
- * the job's state.
+ * Completion handshake.  A job's state goes PENDING -> DONE (the reader,
+ * which then unparks the caller) or PENDING -> ABANDONED (the caller gave
+ * up: deadline or cancellation); both sides CAS from PENDING, so exactly
+ * one wins.  The job has two references, the caller's and the
+ * connection's; the last to drop its own frees it.  The caller must not
+ * end before the reader's may_unpark has reached it: it returns only
+ * after consuming the token (a park that returns 0 with the state DONE),
+ * or, when cancelled (a cancelled park consumes nothing), after seeing the
+ * reader's reference gone.  An abandoned job's slot is returned by the
+ * reader.  Every park here loops on the job's state, so a token from
+ * elsewhere is harmless.
  *
  * Lock order: a connection's lock, then nothing (the job stack and job
  * states are atomics; may_unpark and may_sem_post take no lock of ours).
@@ -79,7 +80,7 @@
 #define BACKOFF_MAX_NS 1000000000LL /* ... doubling up to 1 s */
 
 enum { ST_DOWN, ST_UP, ST_BROKEN }; /* conn.state */
-enum { JOB_PENDING, JOB_COMPLETING, JOB_DONE, JOB_ABANDONED };
+enum { JOB_PENDING, JOB_DONE, JOB_ABANDONED };
 
 /* The prepared statements, the same on every connection. */
 static const struct {
@@ -104,7 +105,8 @@ typedef struct query {
 typedef struct job {
     struct job *next; /* on the connection's stack, then its in-flight list */
     may_co_t *waiter; /* the caller, parked */
-    _Atomic int state;
+    _Atomic int state; /* JOB_* */
+    _Atomic int refs; /* the caller's and the connection's */
     int err;          /* first error (negative errno), 0 if none */
     bool writes;      /* ends with its own Sync */
     bool sync_after;  /* a Sync was sent after its last query (flusher) */
@@ -123,10 +125,12 @@ typedef struct conn {
     int sock;                  /* PQsocket(pc) while up, else -1 */
     job_t *head, *tail;        /* in flight, in the order sent */
     job_t *cur;                /* first job whose results are not all in */
+    unsigned inflight;         /* jobs from head to tail */
     bool got;                  /* cur's current query has its result */
     may_co_t *reader, *flusher;
     /* statistics (relaxed) */
     _Atomic uint64_t n_jobs, n_queries, n_syncs, n_batches, n_reads, n_reconnects, n_errors;
+    _Atomic uint64_t max_inflight;
 } conn_t;
 
 struct te_pg {
@@ -152,6 +156,7 @@ static job_t *job_new(int nq, size_t extra)
     if (j) {
         j->nq = nq;
         atomic_init(&j->state, JOB_PENDING);
+        atomic_init(&j->refs, 2);
     }
     return j;
 }
@@ -168,9 +173,17 @@ static void job_free(job_t *j)
     free(j);
 }
 
-/* Hand j back to its caller (or free it if the caller gave up).  Called by
- * the connection's coroutines with the lock held, or with nobody else left
- * (close). */
+/* Drop one of the two references; the last frees. */
+static void job_unref(job_t *j)
+{
+    /* acq_rel: the other side's reads and writes of j come before the free */
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1)
+        job_free(j);
+}
+
+/* Hand j back to its caller, and drop the connection's reference.  Called
+ * by the connection's coroutines with the lock held, or with nobody else
+ * left (close). */
 static void job_complete(conn_t *c, job_t *j, int err)
 {
     if (err && !j->err)
@@ -180,18 +193,20 @@ static void job_complete(conn_t *c, job_t *j, int err)
         atomic_fetch_add_explicit(&c->n_errors, 1, memory_order_relaxed);
     may_co_t *w = j->waiter;
     int expect = JOB_PENDING;
-    /* acq_rel: pairs with the caller's CAS to ABANDONED and its acquire
-     * load of DONE; the results written before are published by the
-     * release store of DONE below. */
-    if (atomic_compare_exchange_strong_explicit(&j->state, &expect, JOB_COMPLETING,
+    /* acq_rel: publishes the results to the caller's acquire load of the
+     * state; pairs with the caller's CAS to ABANDONED */
+    if (atomic_compare_exchange_strong_explicit(&j->state, &expect, JOB_DONE,
                                                 memory_order_acq_rel, memory_order_acquire)) {
+        /* The caller returns only once it has consumed this token (or, if
+         * cancelled, seen our reference go): w is alive until the unpark's
+         * flag is set, and libmay's parker touches w after that only if w
+         * was parked, when it cannot run before being resumed. */
         may_unpark(w);
-        atomic_store_explicit(&j->state, JOB_DONE, memory_order_release);
     } else {
         /* ABANDONED: the caller has gone; its slot is ours to return */
         may_sem_post(c->pg->slots);
-        job_free(j);
     }
+    job_unref(j);
 }
 
 /* Fail a list of jobs linked by next. */
@@ -246,6 +261,7 @@ static int drain(conn_t *c, int limit)
                 c->head = h->next;
                 if (!c->head)
                     c->tail = NULL;
+                c->inflight--;
                 bool last = h->sync_after;
                 job_complete(c, h, 0);
                 if (last)
@@ -438,6 +454,7 @@ static void conn_teardown(conn_t *c, int err)
     atomic_store_explicit(&c->state, ST_DOWN, memory_order_release);
     job_t *list = c->head;
     c->head = c->tail = c->cur = NULL;
+    c->inflight = 0;
     c->got = false;
     fail_list(c, list, err);
     if (c->pc) {
@@ -528,6 +545,8 @@ static bool send_job(conn_t *c, job_t *j, bool sync)
     c->tail = j;
     if (!c->cur)
         c->cur = j;
+    if (++c->inflight > atomic_load_explicit(&c->max_inflight, memory_order_relaxed))
+        atomic_store_explicit(&c->max_inflight, c->inflight, memory_order_relaxed);
     for (int i = 0; i < j->nq; i++) {
         query_t *q = &j->q[i];
         if (!PQsendQueryPrepared(c->pc, q->stmt, q->nparams, q->params, NULL, NULL, 0))
@@ -667,9 +686,8 @@ static conn_t *pick(te_pg_t *pg, int64_t deadline, int *err)
     }
 }
 
-/* Submit job j and wait for it.  0: j is done and the caller's again (its
- * err and results to read, then job_free).  -errno: j is gone (freed here,
- * or, when the caller gave up while it was in flight, the reader's). */
+/* Submit job j and wait for it.  0: j is done (its err and results to
+ * read, then job_unref).  -errno: j is no longer the caller's. */
 static int exec_job(te_pg_t *pg, job_t *j, int64_t deadline)
 {
     int r;
@@ -693,44 +711,72 @@ static int exec_job(te_pg_t *pg, job_t *j, int64_t deadline)
                                                   memory_order_relaxed));
     if (!top)
         may_unpark(c->flusher); /* it may be parked on an empty stack */
+    /* Wait for the reader's token: the job is done once the state says so
+     * AND the token is consumed (job_complete's comment says why). */
     for (;;) {
-        int s = atomic_load_explicit(&j->state, memory_order_acquire);
-        if (s == JOB_DONE)
-            break;
-        if (s == JOB_COMPLETING) { /* the reader is between its CAS and DONE */
-            may_yield();
-            continue;
-        }
         r = may_park(deadline);
+        if (atomic_load_explicit(&j->state, memory_order_acquire) == JOB_DONE) {
+            if (r == 0)
+                break;
+            if (r == -ETIMEDOUT) { /* done just now: its token is on the way */
+                deadline = MAY_FOREVER;
+                continue;
+            }
+            /* cancelled (no token can be consumed now): wait until the
+             * reader dropped its reference, after its unpark */
+            while (atomic_load_explicit(&j->refs, memory_order_acquire) > 1)
+                may_yield();
+            break;
+        }
         if (r < 0) {
             int expect = JOB_PENDING;
             if (atomic_compare_exchange_strong_explicit(&j->state, &expect, JOB_ABANDONED,
                                                         memory_order_acq_rel,
-                                                        memory_order_acquire))
-                return r; /* the job is the reader's now */
+                                                        memory_order_acquire)) {
+                job_unref(j); /* the connection's reference frees it */
+                return r;
+            }
         }
+        /* r == 0 and not done: a token from elsewhere; wait on */
     }
     may_sem_post(pg->slots);
     return 0;
 
 out_free:
-    job_free(j);
+    job_free(j); /* never submitted: both references are ours */
     return r;
 }
 
-/* exec_job, then the job's own error: 0 (j is the caller's) or -errno (j
- * is gone). */
+/* exec_job, then the job's own error: 0 (j is the caller's: job_unref) or
+ * -errno (j is gone). */
 static int run(te_pg_t *pg, job_t *j, int64_t deadline)
 {
     int r = exec_job(pg, j, deadline);
     if (r == 0 && j->err) {
         r = j->err;
-        job_free(j);
+        job_unref(j);
     }
     return r;
 }
 
 /* ---- the queries ---------------------------------------------------- */
+
+/* v in decimal at out (room for 12 bytes), NUL-terminated: its length. */
+static size_t fmt_int(char *out, int32_t v)
+{
+    char tmp[12];
+    size_t n = 0, len = 0;
+    uint32_t u = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
 
 int te_pg_worlds(te_pg_t *pg, te_world_t *w, int n, int64_t deadline)
 {
@@ -743,7 +789,7 @@ int te_pg_worlds(te_pg_t *pg, te_world_t *w, int n, int64_t deadline)
         query_t *q = &j->q[i];
         q->stmt = "w";
         q->nparams = 1;
-        snprintf(q->buf, sizeof q->buf, "%d", (int)w[i].id);
+        fmt_int(q->buf, w[i].id);
         q->params[0] = q->buf;
     }
     int r = run(pg, j, deadline);
@@ -758,7 +804,7 @@ int te_pg_worlds(te_pg_t *pg, te_world_t *w, int n, int64_t deadline)
         else
             w[i].randomnumber = (int32_t)strtol(PQgetvalue(res, 0, 1), NULL, 10);
     }
-    job_free(j);
+    job_unref(j);
     return r;
 }
 
@@ -776,8 +822,12 @@ int te_pg_update(te_pg_t *pg, const te_world_t *w, int n, int64_t deadline)
     ids[a++] = '{';
     nums[b++] = '{';
     for (int i = 0; i < n; i++) {
-        a += (size_t)snprintf(ids + a, cap - a, "%s%d", i ? "," : "", (int)w[i].id);
-        b += (size_t)snprintf(nums + b, cap - b, "%s%d", i ? "," : "", (int)w[i].randomnumber);
+        if (i) {
+            ids[a++] = ',';
+            nums[b++] = ',';
+        }
+        a += fmt_int(ids + a, w[i].id);
+        b += fmt_int(nums + b, w[i].randomnumber);
     }
     memcpy(ids + a, "}", 2);
     memcpy(nums + b, "}", 2);
@@ -788,7 +838,7 @@ int te_pg_update(te_pg_t *pg, const te_world_t *w, int n, int64_t deadline)
     q->params[1] = nums;
     int r = run(pg, j, deadline);
     if (r == 0)
-        job_free(j);
+        job_unref(j);
     return r;
 }
 
@@ -807,7 +857,7 @@ int te_pg_fortunes(te_pg_t *pg, PGresult **res, int64_t deadline)
         *res = j->q[0].res;
         j->q[0].res = NULL;
     }
-    job_free(j);
+    job_unref(j);
     return r;
 }
 
@@ -917,5 +967,7 @@ void te_pg_stats(te_pg_t *pg, te_pg_stats_t *out)
         out->reads += atomic_load_explicit(&c->n_reads, memory_order_relaxed);
         out->reconnects += atomic_load_explicit(&c->n_reconnects, memory_order_relaxed);
         out->errors += atomic_load_explicit(&c->n_errors, memory_order_relaxed);
+        uint64_t m = atomic_load_explicit(&c->max_inflight, memory_order_relaxed);
+        out->max_inflight = m > out->max_inflight ? m : out->max_inflight;
     }
 }

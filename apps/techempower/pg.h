@@ -69,6 +69,7 @@ typedef struct te_pg_stats {
     uint64_t reads;      /* PQconsumeInput calls after a readiness wait */
     uint64_t reconnects; /* connections made again after a failure */
     uint64_t errors;     /* jobs that failed */
+    uint64_t max_inflight; /* most jobs in flight on one connection at once */
 } te_pg_stats_t;
 void te_pg_stats(te_pg_t *pg, te_pg_stats_t *out);
 

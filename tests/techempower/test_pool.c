@@ -114,12 +114,17 @@ static void test_routing(void)
     long batches = (long)(after.batches - before.batches);
     long syncs = (long)(after.syncs - before.syncs);
     printf("routing: %d coroutines, %ld jobs, %ld rows checked; %ld batches "
-           "(%.1f jobs each), %ld syncs, %llu reads\n",
+           "(%.1f jobs each), %ld syncs, %llu reads, up to %llu jobs in flight on a "
+           "connection\n",
            ncos, jobs, (long)checked, batches, (double)jobs / (double)batches, syncs,
-           (unsigned long long)(after.reads - before.reads));
+           (unsigned long long)(after.reads - before.reads),
+           (unsigned long long)after.max_inflight);
     ASSERT_EQ(after.errors, before.errors);
-    /* pipelining: many jobs per batch, read-only jobs sharing Syncs */
-    ASSERT_LT(batches * 2, jobs);
+    /* pipelining: many jobs in flight on one connection at once (one at a
+     * time would be 1), sent in fewer writes than jobs, read-only jobs
+     * sharing Syncs */
+    ASSERT_GE(after.max_inflight, 10);
+    ASSERT_LT(batches, jobs);
     ASSERT_LT(syncs, jobs);
 }
 
@@ -288,7 +293,7 @@ static void test_reconnect(void)
     te_pg_stats(pool, &before);
     PGresult *r = wexec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                         "WHERE application_name = 'techempower'");
-    ASSERT_EQ(atoi(PQgetvalue(r, 0, 0)), 2);
+    ASSERT_GE(atoi(PQgetvalue(r, 0, 0)), 2); /* (and maybe tiny's, exiting) */
     PQclear(r);
     run_cos(20, reconnect_co, NULL);
     ASSERT_EQ(ok_after, 20);
