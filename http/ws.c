@@ -662,18 +662,19 @@ MAY_API int may_ws_upgrade(may_http_req_t *req, may_http_res_t *res, may_ws_t **
     *out = NULL;
     const char *key = header_one(req, "Sec-WebSocket-Key");
     const char *ver = header_one(req, "Sec-WebSocket-Version");
-    if (!ver || strcmp(ver, "13") != 0) {
-        /* RFC 6455 4.4: say which version we speak */
-        if (may_http_add_header(res, "Sec-WebSocket-Version", "13") < 0)
-            return -EALREADY;
-        may_http_respond(res, 400, "text/plain", "Bad Request\n", 12);
-        return -EPROTO;
-    }
     if (may_http_version(req) != 11 || strcmp(may_http_method(req), "GET") != 0 ||
         !may_http_header(req, "Host", NULL) || !header_has(req, "Upgrade", "websocket") ||
         !header_has(req, "Connection", "upgrade") || !key || !key_ok(key)) {
         int r = may__http_fail(res, 400);
         return r == -EALREADY ? r : -EPROTO;
+    }
+    if (!ver || strcmp(ver, "13") != 0) {
+        /* a handshake but for another version: RFC 6455 4.4 says which one
+         * we speak (and the connection may go on, to try again) */
+        if (may_http_add_header(res, "Sec-WebSocket-Version", "13") < 0)
+            return -EALREADY;
+        may_http_respond(res, 400, "text/plain", "Bad Request\n", 12);
+        return -EPROTO;
     }
     const may_http_config_t *cfg = may__http_config(req);
     may_ws_t *ws = calloc(1, sizeof *ws);
