@@ -24,6 +24,8 @@ loaded; the database itself (psql) is the witness for values.
     clients, 404 with the same headers, and a clean stop on SIGTERM.
 
 Exit 0 pass, 1 fail, 77 skip (no database: not run under with_db.sh).
+TE_TEST_WRAP (environment): a command to run the server under, e.g.
+"valgrind -q --error-exitcode=99 --leak-check=full".
 """
 import concurrent.futures
 import http.client
@@ -61,7 +63,8 @@ def world_table():
 
 class Server:
     def __init__(self, binary):
-        self.proc = subprocess.Popen([binary, "0"], stdout=subprocess.PIPE,
+        wrap = os.environ.get("TE_TEST_WRAP", "").split()  # e.g. "valgrind -q"
+        self.proc = subprocess.Popen(wrap + [binary, "0"], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.out = b""
         deadline = time.monotonic() + 60
