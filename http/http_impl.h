@@ -9,20 +9,27 @@
 
 #include "may_http.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct may__http_conn may__http_conn_t;
+typedef struct conn_start conn_start_t;
 
 struct may_http_server {
     may_http_config_t cfg;       /* copied, defaults filled in */
     int lfd;                     /* listening socket, -1: none */
     may_co_t *accept;            /* the accept loop, NULL without lfd */
-    may_mutex_t *list_lock;      /* guards list */
+    pthread_mutex_t list_lock;   /* guards list and dead; held for a few
+                                    stores, never across a wait (a may_mutex
+                                    would fail to lock in a cancelled one) */
     may__http_conn_t *list;      /* every open connection */
-    may_wg_t *wg;                /* counts connection coroutines */
+    struct conn_start *dead;     /* ended connections for the reaper */
+    may_sem_t *reap;             /* one token per node on dead */
+    may_co_t *reaper;            /* joins ended connection coroutines */
+    may_wg_t *wg;                /* connection coroutines not yet joined */
     may_sem_t *room;             /* max_conns tokens, one per open connection */
     atomic_bool stopping;        /* may_http_stop began: connections close */
     atomic_uint nconns;          /* open connections */

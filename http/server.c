@@ -32,15 +32,21 @@
  * connection over (ws.c, through may__http_hijack) the connection ends
  * with the handler; if not (an h2c upgrade we ignore), parsing resumes.
  *
- * Shutdown.  Every connection is on the server's list (list_lock, a
- * may_mutex) with whether it is idle.  may_http_stop stops the accept
- * loop, cancels the idle connections and marks the rest to close after
- * their current response; at its deadline it cancels the rest.  A wait
- * group counts the connection coroutines; the semaphore `room` holds
- * max_conns tokens, one per open connection, so the accept loop waits
- * while the server is full.
+ * Shutdown.  Every connection is on the server's list (list_lock) with
+ * whether it is idle.  may_http_stop stops the accept loop, cancels the
+ * idle connections and marks the rest to close after their current
+ * response; at its deadline it cancels the rest.  An ended connection
+ * moves to the `dead` list, whose reaper coroutine joins it: a wait group
+ * counts the connections not yet joined, so may_http_stop returns when
+ * every one is gone (a may_shutdown after it finds none).  A cancelled
+ * caller of may_http_stop still waits (yielding): the server's memory must
+ * outlive its coroutines.  The semaphore `room` holds max_conns tokens,
+ * one per open connection, so the accept loop waits while the server is
+ * full.
  *
- * Lock order: list_lock only, never held across a wait; conn_t fields
+ * Lock order: list_lock (a pthread mutex, held for a few stores and
+ * may_cancel calls, never across a wait: a may_mutex could fail with
+ * -ECANCELED in a cancelled coroutine) and nothing else; conn_t fields
  * other than the list links and `idle` belong to the connection's
  * coroutine.
  */
@@ -140,19 +146,25 @@ struct may__http_conn {
     may_http_res_t res;
 };
 
-/* ---- The Date header: one writer (the clock coroutine), a seqlock ------ */
+/* ---- The Date header: formatted once a second, a seqlock ----------------
+ *
+ * No clock coroutine: each read (parse()) looks at the coarse real-time
+ * clock (a vDSO read, no system call) and, when the second changed, one
+ * connection (the CAS on date_writer elects it) formats the new date for
+ * everyone; the others keep copying the old one meanwhile, at most a
+ * second stale, which HTTP's one-second resolution allows. */
 
 static atomic_uint date_seq;
 static _Atomic uint64_t date_words[4]; /* 32 bytes >= DATE_LEN */
-static atomic_int date_users;          /* servers running a clock */
-static may_co_t *date_clock;           /* under date_users' 0 -> 1 winner */
+static _Atomic int64_t date_sec = -1;  /* the second in date_words */
+static atomic_int date_writer;         /* 1 while one formats */
 
-static void date_update(void)
+static void date_write(int64_t sec)
 {
     char s[32] = { 0 };
     struct tm tm;
-    time_t now = time(NULL);
-    strftime(s, sizeof s, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+    time_t t = (time_t)sec;
+    strftime(s, sizeof s, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&t, &tm));
     uint64_t w[4];
     memcpy(w, s, sizeof w);
     unsigned q = atomic_load_explicit(&date_seq, memory_order_relaxed);
@@ -165,6 +177,24 @@ static void date_update(void)
     /* release: the words before the even count (pairs with the acquire
      * load that begins date_copy) */
     atomic_store_explicit(&date_seq, q + 2, memory_order_release);
+    atomic_store_explicit(&date_sec, sec, memory_order_relaxed);
+}
+
+/* Make the date current (called once per read). */
+static void date_refresh(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (atomic_load_explicit(&date_sec, memory_order_relaxed) == ts.tv_sec)
+        return;
+    int idle = 0;
+    /* acquire/release: one writer at a time (the seqlock has one writer) */
+    if (!atomic_compare_exchange_strong_explicit(&date_writer, &idle, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return;
+    if (atomic_load_explicit(&date_sec, memory_order_relaxed) != ts.tv_sec)
+        date_write(ts.tv_sec);
+    atomic_store_explicit(&date_writer, 0, memory_order_release);
 }
 
 static void date_copy(char *out)
@@ -179,55 +209,6 @@ static void date_copy(char *out)
         q2 = atomic_load_explicit(&date_seq, memory_order_relaxed);
     } while (q1 != q2 || (q1 & 1));
     memcpy(out, w, DATE_LEN);
-}
-
-static void *date_loop(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        date_update();
-        struct timespec ts; /* wake just past the next second */
-        clock_gettime(CLOCK_REALTIME, &ts);
-        if (may_sleep(1000000000LL - ts.tv_nsec + NS_MS) == -ECANCELED)
-            return NULL;
-    }
-}
-
-/* The clock runs while any server does.  Starting and stopping servers is
- * rare; a mutex keeps the 0 <-> 1 transitions in order. */
-static may_mutex_t *date_lock;
-static pthread_once_t date_once = PTHREAD_ONCE_INIT;
-static void date_init(void)
-{
-    may_mutex_new(&date_lock);
-}
-
-static int date_start(void)
-{
-    pthread_once(&date_once, date_init);
-    if (!date_lock)
-        return -ENOMEM;
-    may_mutex_lock(date_lock, MAY_FOREVER);
-    int r = 0;
-    if (atomic_load(&date_users) == 0) {
-        date_update();
-        r = may_spawn(&date_clock, date_loop, NULL, &(may_spawn_opts_t){ .name = "http-date" });
-    }
-    if (r == 0)
-        atomic_fetch_add(&date_users, 1);
-    may_mutex_unlock(date_lock);
-    return r;
-}
-
-static void date_stop(void)
-{
-    may_mutex_lock(date_lock, MAY_FOREVER);
-    if (atomic_fetch_sub(&date_users, 1) == 1) {
-        may_cancel(date_clock);
-        may_join(date_clock, NULL, MAY_FOREVER);
-        date_clock = NULL;
-    }
-    may_mutex_unlock(date_lock);
 }
 
 /* ---- Transport ---------------------------------------------------------- */
@@ -531,6 +512,7 @@ static int put_head(may__http_conn_t *c, int64_t len)
         return r;
     if (c->srv->stopping && !c->close)
         c->close = true;
+    date_refresh(); /* the handler may have run long since the read */
     char *p = c->wbuf + c->wlen;
     if (c->status == 200) { /* the common case: made once by may_http_start */
         p = put(p, c->srv->head200, c->srv->head200_len);
@@ -1335,10 +1317,14 @@ static void serve(may__http_conn_t *c)
     }
 }
 
-typedef struct conn_start {
+/* What a connection coroutine starts with; at its end, the reaper's
+ * node (see reaper()). */
+struct conn_start {
     may_http_server_t *srv;
     int fd;
-} conn_start_t;
+    may_co_t *co;
+    conn_start_t *next;
+};
 
 static void *conn_run(void *arg)
 {
@@ -1347,7 +1333,7 @@ static void *conn_run(void *arg)
     memset(c, 0, sizeof *c);
     c->srv = st->srv;
     c->fd = st->fd;
-    free(st);
+    st->co = may_self();
     may_http_server_t *srv = c->srv;
     c->co = may_self();
     c->hdrs = c->hdr_inline;
@@ -1361,12 +1347,12 @@ static void *conn_run(void *arg)
     llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
 
-    may_mutex_lock(srv->list_lock, MAY_FOREVER);
+    pthread_mutex_lock(&srv->list_lock);
     c->next = srv->list;
     if (srv->list)
         srv->list->prev = c;
     srv->list = c;
-    may_mutex_unlock(srv->list_lock);
+    pthread_mutex_unlock(&srv->list_lock);
 
     const may_http_transport_t *t = srv->cfg.transport;
     if (!t || !t->open || t->open(srv->cfg.transport_arg, c->fd, &c->io, c->dl) == 0)
@@ -1378,17 +1364,39 @@ static void *conn_run(void *arg)
     c->in_msg = false;
     release_request(c);
 
-    may_mutex_lock(srv->list_lock, MAY_FOREVER);
+    /* Off the list, onto the reaper's: it joins this coroutine. */
+    pthread_mutex_lock(&srv->list_lock);
     if (c->prev)
         c->prev->next = c->next;
     else
         srv->list = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    may_mutex_unlock(srv->list_lock);
+    st->next = srv->dead;
+    srv->dead = st;
+    pthread_mutex_unlock(&srv->list_lock);
     atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
     may_sem_post(srv->room);
-    may_wg_done(srv->wg);
+    may_sem_post(srv->reap);
+    return NULL;
+}
+
+/* The reaper joins every connection coroutine after its end, so that
+ * may_http_stop returns only when they are all gone (a may_shutdown right
+ * after it finds none).  It is cancelled by may_http_stop once the wait
+ * group says every connection was joined. */
+static void *reaper(void *arg)
+{
+    may_http_server_t *srv = arg;
+    while (may_sem_wait(srv->reap, MAY_FOREVER) == 0) {
+        pthread_mutex_lock(&srv->list_lock);
+        conn_start_t *st = srv->dead;
+        srv->dead = st->next;
+        pthread_mutex_unlock(&srv->list_lock);
+        may_join(st->co, NULL, MAY_FOREVER);
+        free(st);
+        may_wg_done(srv->wg);
+    }
     return NULL;
 }
 
@@ -1405,9 +1413,8 @@ static int start_conn(may_http_server_t *srv, int fd)
     may_wg_add(srv->wg, 1);
     atomic_fetch_add_explicit(&srv->nconns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->accepted, 1, memory_order_relaxed);
-    int r = may_spawn(NULL, conn_run, st,
-                      &(may_spawn_opts_t){ .flags = MAY_SPAWN_DETACHED,
-                                           .stack_size = srv->cfg.stack_size });
+    may_co_t *co;
+    int r = may_spawn(&co, conn_run, st, &(may_spawn_opts_t){ .stack_size = srv->cfg.stack_size });
     if (r < 0) {
         atomic_fetch_sub_explicit(&srv->nconns, 1, memory_order_relaxed);
         may_wg_done(srv->wg);
@@ -1454,11 +1461,20 @@ MAY_API int may_http_serve_conn(may_http_server_t *srv, int fd)
     return r;
 }
 
+/* Join co even when the caller is cancelled (may_join then fails at once):
+ * the server's memory must outlive its coroutines. */
+static void join_all_the_same(may_co_t *co)
+{
+    while (may_join(co, NULL, MAY_FOREVER) == -ECANCELED)
+        may_yield();
+}
+
 static void srv_free(may_http_server_t *srv)
 {
     may_sem_free(srv->room);
     may_wg_free(srv->wg);
-    may_mutex_free(srv->list_lock);
+    may_sem_free(srv->reap);
+    pthread_mutex_destroy(&srv->list_lock);
     free(srv);
 }
 
@@ -1517,18 +1533,21 @@ MAY_API int may_http_start_sized(may_http_server_t **out, int lfd, const may_htt
     }
     srv->lfd = lfd;
     int r;
+    pthread_mutex_init(&srv->list_lock, NULL);
     if ((r = may_sem_new(&srv->room, c->max_conns)) < 0 || (r = may_wg_new(&srv->wg)) < 0 ||
-        (r = may_mutex_new(&srv->list_lock)) < 0)
+        (r = may_sem_new(&srv->reap, 0)) < 0)
         goto out_free;
-    if ((r = date_start()) < 0)
+    date_refresh(); /* valid before the first request */
+    if ((r = may_spawn(&srv->reaper, reaper, srv, &(may_spawn_opts_t){ .name = "http-reaper" })) < 0)
         goto out_free;
     if (lfd >= 0 && (r = may_spawn(&srv->accept, accept_loop, srv,
                                    &(may_spawn_opts_t){ .name = "http-accept" })) < 0)
-        goto out_date;
+        goto out_reaper;
     *out = srv;
     return 0;
-out_date:
-    date_stop();
+out_reaper:
+    may_cancel(srv->reaper);
+    join_all_the_same(srv->reaper);
 out_free:
     srv_free(srv);
     return r;
@@ -1540,24 +1559,26 @@ MAY_API int may_http_stop(may_http_server_t *srv, int64_t deadline)
         return -EINVAL;
     if (srv->accept) {
         may_cancel(srv->accept);
-        may_join(srv->accept, NULL, MAY_FOREVER);
+        join_all_the_same(srv->accept);
     }
-    may_mutex_lock(srv->list_lock, MAY_FOREVER);
+    pthread_mutex_lock(&srv->list_lock);
     atomic_store(&srv->stopping, true); /* seq_cst: see set_idle */
     for (may__http_conn_t *c = srv->list; c; c = c->next)
         if (atomic_load(&c->idle))
             may_cancel(c->co);
-    may_mutex_unlock(srv->list_lock);
+    pthread_mutex_unlock(&srv->list_lock);
     int r = may_wg_wait(srv->wg, deadline);
-    if (r < 0) {
-        may_mutex_lock(srv->list_lock, MAY_FOREVER);
+    if (r != 0) { /* the deadline (or our own cancel): cancel what is left */
+        pthread_mutex_lock(&srv->list_lock);
         for (may__http_conn_t *c = srv->list; c; c = c->next)
             may_cancel(c->co);
-        may_mutex_unlock(srv->list_lock);
-        may_wg_wait(srv->wg, MAY_FOREVER);
-        r = -ETIMEDOUT;
+        pthread_mutex_unlock(&srv->list_lock);
+        while (may_wg_wait(srv->wg, MAY_FOREVER) != 0) /* cancelled: see join_all_the_same */
+            may_yield();
+        r = r == -ECANCELED ? r : -ETIMEDOUT;
     }
-    date_stop();
+    may_cancel(srv->reaper);
+    join_all_the_same(srv->reaper);
     srv_free(srv);
     return r;
 }
