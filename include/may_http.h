@@ -23,8 +23,11 @@
  * Statuses the library itself answers (then closes the connection):
  *   400  malformed request; HTTP/1.1 without Host, two Host headers,
  *        whitespace before a header's colon; CONNECT; a WebSocket handshake
- *        that is not HTTP/1.1 GET with Host, Upgrade, Connection: Upgrade,
- *        Sec-WebSocket-Version 13 and a key that decodes to 16 bytes
+ *        that is not HTTP/1.1 GET with Host, Upgrade, Connection: Upgrade
+ *        and a key that decodes to 16 bytes (may_ws_upgrade); a handshake
+ *        right but for its Sec-WebSocket-Version gets 400 with
+ *        "Sec-WebSocket-Version: 13" and the connection stays open
+ *        (RFC 6455 4.4)
  *   408  the request head did not arrive within header_timeout_ms, or the
  *        body fell below body_min_rate (only if some of the request came)
  *   413  body over body_max (at once if Content-Length says so)
@@ -198,7 +201,7 @@ MAY_API bool may_ws_is_upgrade(const may_http_req_t *req);
 MAY_API int may_ws_upgrade(may_http_req_t *req, may_http_res_t *res, may_ws_t **ws);
 
 /* A received message: opcode MAY_WS_TEXT or MAY_WS_BINARY, data valid
- * until the next may_ws_recv. */
+ * until the next may_ws_recv or may_ws_close. */
 typedef struct may_ws_msg {
     int opcode;
     const void *data;
@@ -208,16 +211,20 @@ typedef struct may_ws_msg {
 /* Wait for the next whole message (pings are answered, fragments joined).
  * 0, or -errno: -EPIPE when the peer closed (may_ws_close_code tells with
  * what), -EMSGSIZE after a message over ws_max_message (close 1009 sent),
- * -EPROTO after a protocol error (close 1002 sent), -ETIMEDOUT, -ECANCELED,
- * -ECONNRESET. */
+ * -EPROTO after a protocol error (close 1002 sent) or a text message that
+ * is not UTF-8 (close 1007 sent), -ETIMEDOUT, -ECANCELED, -ECONNRESET. */
 MAY_API int may_ws_recv(may_ws_t *ws, may_ws_msg_t *msg, int64_t deadline);
 
-/* Queue a message and send what the socket takes; waits while more than
- * ws_max_queue bytes are queued.  0 or -errno (-EPIPE after a close). */
+/* Queue a message; it goes out before the next read (may_ws_recv,
+ * may_ws_close, the handler's return), at once when no received input is
+ * waiting, and this waits while more than ws_max_queue bytes are queued
+ * (back-pressure: nothing is read while anything is owed).  0 or -errno
+ * (-EPIPE after a close). */
 MAY_API int may_ws_send(may_ws_t *ws, int opcode, const void *data, size_t len, int64_t deadline);
 
 /* Send a close frame (code 1000..4999, reason <= 123 bytes, may be NULL)
- * and wait for the peer's (until deadline).  0 or -errno. */
+ * and wait for the peer's (until deadline).  0 or -errno (-EPROTO after a
+ * protocol error, at once: the input is not read any more). */
 MAY_API int may_ws_close(may_ws_t *ws, int code, const char *reason, int64_t deadline);
 
 /* The close code the peer sent (0 if none yet, 1005 if it sent none). */
