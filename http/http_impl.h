@@ -36,7 +36,8 @@ struct may_http_server {
     size_t server_name_len;
     char head200[320];           /* "HTTP/1.1 200 OK\r\nServer: ...\r\nDate: " */
     size_t head200_len;
-    _Atomic uint64_t accepted, requests, reads, writes, active;
+    _Atomic uint64_t accepted;
+    uint64_t requests, reads, writes; /* of ended connections (list_lock) */
 };
 
 /* The request and the response are views of the connection. */

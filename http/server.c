@@ -91,6 +91,11 @@ struct may__http_conn {
     may_co_t *co;      /* this coroutine, for may_http_stop's cancel */
     may__http_conn_t *prev, *next; /* the server's list (list_lock) */
     atomic_bool idle;  /* waiting between requests: see set_idle */
+    /* Counters for may_http_stats, written by this coroutine only (relaxed
+     * stores, no read-modify-write on a shared line), summed by the stats
+     * call over the list (list_lock) plus the ended connections' totals. */
+    _Atomic uint64_t reads, writes, requests;
+    atomic_bool active; /* holding buffers */
 
     llhttp_t parser;
     bool in_msg;       /* a request has begun and not been answered */
@@ -211,6 +216,11 @@ static void date_copy(char *out)
     memcpy(out, w, DATE_LEN);
 }
 
+/* One more of a connection's counters (single writer: see the struct). */
+#define COUNT(c, field)                                                                  \
+    atomic_store_explicit(&(c)->field, atomic_load_explicit(&(c)->field, memory_order_relaxed) + 1, \
+                          memory_order_relaxed)
+
 /* ---- Transport ---------------------------------------------------------- */
 
 ssize_t may__http_read(may__http_conn_t *c, void *buf, size_t n, int64_t deadline)
@@ -240,7 +250,7 @@ static int flush(may__http_conn_t *c)
         return -EPIPE;
     if (c->wlen == 0)
         return 0;
-    atomic_fetch_add_explicit(&c->srv->writes, 1, memory_order_relaxed);
+    COUNT(c, writes);
     int r = may__http_write_all(c, c->wbuf, c->wlen, write_deadline(c));
     c->wlen = 0;
     if (r < 0) {
@@ -285,7 +295,7 @@ static bool activate(may__http_conn_t *c)
     c->wbuf = c->rbuf + RBUF;
     c->wcap = WBUF;
     c->wlen = 0;
-    atomic_fetch_add_explicit(&c->srv->active, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->active, true, memory_order_relaxed);
     return true;
 }
 
@@ -306,7 +316,7 @@ static void deactivate(may__http_conn_t *c)
 {
     if (!c->rbuf)
         return;
-    atomic_fetch_sub_explicit(&c->srv->active, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->active, false, memory_order_relaxed);
     if (c->wbuf != c->rbuf + RBUF)
         free(c->wbuf);
     free(c->rbuf);
@@ -575,7 +585,7 @@ static int put_body(may__http_conn_t *c, const void *data, size_t len)
         c->wlen = len;
         return 0;
     }
-    atomic_fetch_add_explicit(&c->srv->writes, 1, memory_order_relaxed);
+    COUNT(c, writes);
     r = may__http_write_all(c, data, len, write_deadline(c));
     if (r < 0) {
         c->failed = true;
@@ -605,7 +615,7 @@ static void answer_error(may__http_conn_t *c, int status)
     if (put_head(c, n) == 0)
         put_body(c, body, (size_t)n);
     c->ended = true;
-    atomic_fetch_add_explicit(&c->srv->requests, 1, memory_order_relaxed);
+    COUNT(c, requests);
 }
 
 /* ---- The public response calls ------------------------------------------ */
@@ -707,7 +717,7 @@ MAY_API int may_http_send(may_http_res_t *res, const void *body, size_t len)
     if (r == 0)
         r = put_body(c, body, len);
     c->ended = true;
-    atomic_fetch_add_explicit(&c->srv->requests, 1, memory_order_relaxed);
+    COUNT(c, requests);
     return r;
 }
 
@@ -767,7 +777,7 @@ MAY_API int may_http_end(may_http_res_t *res)
     if (!c->answered)
         return may_http_send(res, NULL, 0);
     c->ended = true;
-    atomic_fetch_add_explicit(&c->srv->requests, 1, memory_order_relaxed);
+    COUNT(c, requests);
     if (c->chunked && !c->head_only && !bodiless(c->status))
         return put_body(c, "0\r\n\r\n", 5);
     return c->failed ? -EPIPE : 0;
@@ -1238,8 +1248,13 @@ static void linger_close(may__http_conn_t *c)
  * closes), or both. */
 static void set_idle(may__http_conn_t *c, bool idle)
 {
-    atomic_store(&c->idle, idle);
-    if (idle && atomic_load(&c->srv->stopping))
+    if (!idle) { /* a stop's scan racing with this may still cancel it: any
+                    store order leaves that window, so no fence for it */
+        atomic_store_explicit(&c->idle, false, memory_order_relaxed);
+        return;
+    }
+    atomic_store(&c->idle, true);
+    if (atomic_load(&c->srv->stopping))
         c->close = true;
 }
 
@@ -1303,7 +1318,7 @@ static void serve(may__http_conn_t *c)
                 flush(c);
             return;
         }
-        atomic_fetch_add_explicit(&c->srv->reads, 1, memory_order_relaxed);
+        COUNT(c, reads);
         bool more = parse(c, c->rbuf, (size_t)n);
         flush(c); /* every response of this read in one write */
         if (c->failed)
@@ -1364,8 +1379,12 @@ static void *conn_run(void *arg)
     c->in_msg = false;
     release_request(c);
 
-    /* Off the list, onto the reaper's: it joins this coroutine. */
+    /* Off the list (its counters into the totals), onto the reaper's: it
+     * joins this coroutine. */
     pthread_mutex_lock(&srv->list_lock);
+    srv->reads += c->reads;
+    srv->writes += c->writes;
+    srv->requests += c->requests;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1585,10 +1604,19 @@ MAY_API int may_http_stop(may_http_server_t *srv, int64_t deadline)
 
 MAY_API void may_http_stats(may_http_server_t *srv, may_http_stats_t *out)
 {
+    pthread_mutex_lock(&srv->list_lock);
+    uint64_t reads = srv->reads, writes = srv->writes, requests = srv->requests, active = 0;
+    for (may__http_conn_t *c = srv->list; c; c = c->next) {
+        reads += atomic_load_explicit(&c->reads, memory_order_relaxed);
+        writes += atomic_load_explicit(&c->writes, memory_order_relaxed);
+        requests += atomic_load_explicit(&c->requests, memory_order_relaxed);
+        active += atomic_load_explicit(&c->active, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&srv->list_lock);
     out->conns = atomic_load_explicit(&srv->nconns, memory_order_relaxed);
     out->accepted = atomic_load_explicit(&srv->accepted, memory_order_relaxed);
-    out->requests = atomic_load_explicit(&srv->requests, memory_order_relaxed);
-    out->reads = atomic_load_explicit(&srv->reads, memory_order_relaxed);
-    out->writes = atomic_load_explicit(&srv->writes, memory_order_relaxed);
-    out->active = atomic_load_explicit(&srv->active, memory_order_relaxed);
+    out->requests = requests;
+    out->reads = reads;
+    out->writes = writes;
+    out->active = active;
 }
