@@ -112,6 +112,12 @@ typedef struct may_config {
     int spare_idle_ms;    /* a spare thread made for a blocked worker ends
                              after this long with nothing to do; 0: 10000,
                              -1: never */
+    /* -- added in 0.3 -- */
+    int idle_spin_us;     /* an idle worker spins at most this long for work
+                             before it sleeps (adaptive, from 2 us up); 0:
+                             $MAY_IDLE_SPIN_US, else 50; -1: never spin.
+                             Less spin leaves more CPU to a server (a
+                             database) on the same cores */
 } may_config_t;
 
 /* Set the configuration.  Only before the runtime has started (it starts

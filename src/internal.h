@@ -418,6 +418,7 @@ typedef struct may__sched {
                           MAY__STATE_FORKED */
     pthread_mutex_t start_lock;
     may_config_t cfg;
+    int64_t spin_max_ns;            /* idle spin's longest (cfg.idle_spin_us), 0: none */
     _Atomic int stopping;
     /* global run queue (work from plain threads, overflow) */
     pthread_mutex_t gq_lock;

@@ -59,6 +59,8 @@ int may_configure_sized(const may_config_t *ucfg, size_t size)
         return -EINVAL;
     if (cfg->spare_idle_ms < -1)
         return -EINVAL;
+    if (cfg->idle_spin_us < -1 || cfg->idle_spin_us > 1000000)
+        return -EINVAL;
     may__lock(&may__S.start_lock, MAY__RANK_START);
     if (atomic_load(&may__S.state) != 0) {
         may__unlock(&may__S.start_lock, MAY__RANK_START);

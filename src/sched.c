@@ -336,12 +336,12 @@ static void go_idle(may__worker *w)
     atomic_store(&w->sleep_word, 0); /* running again (see may__wake_worker) */
 }
 
-#define IDLE_SPIN_NS 50000
 #define IDLE_SPIN_MIN_NS 2000
 
 /* Spin up to w->spin_ns for work to appear.  The length adapts: a spin that
- * finds work doubles it (up to IDLE_SPIN_NS), one that finds none halves
- * it (down to IDLE_SPIN_MIN_NS).  Work handed between workers within
+ * finds work doubles it (up to may__S.spin_max_ns: config idle_spin_us,
+ * 50 us by default, 0 for no spin at all), one that finds none halves it
+ * (down to IDLE_SPIN_MIN_NS).  Work handed between workers within
  * microseconds (spawns, channel hand-offs) keeps it long; work that comes
  * from the kernel, for which a spinner only burns the CPU a server on the
  * same machine may need, makes it short.  (With the full 50 us every time,
@@ -361,9 +361,11 @@ static int spin_for_work(may__worker *w)
             goto found;
     } while (may__now() < end && !atomic_load_explicit(&may__S.stopping, memory_order_relaxed));
     w->spin_ns = w->spin_ns / 2 > IDLE_SPIN_MIN_NS ? w->spin_ns / 2 : IDLE_SPIN_MIN_NS;
+    if (w->spin_ns > may__S.spin_max_ns)
+        w->spin_ns = may__S.spin_max_ns;
     return 0;
 found:
-    w->spin_ns = w->spin_ns * 2 < IDLE_SPIN_NS ? w->spin_ns * 2 : IDLE_SPIN_NS;
+    w->spin_ns = w->spin_ns * 2 < may__S.spin_max_ns ? w->spin_ns * 2 : may__S.spin_max_ns;
     return 1;
 }
 
@@ -411,7 +413,7 @@ static struct may_co *find_runnable(may__worker *w)
          * when coroutines wait for fds and nobody watches the poller: what
          * they wait for comes from the kernel, which only the poller hears,
          * so this worker goes idle at once and becomes the poller. */
-        if (many &&
+        if (many && may__S.spin_max_ns > 0 &&
             !(atomic_load_explicit(&may__io_waiters, memory_order_relaxed) > 0 &&
               !atomic_load_explicit(&may__S.poller_busy, memory_order_relaxed)) &&
             spin_for_work(w))

@@ -81,7 +81,7 @@ may__worker *may__worker_new(int index, size_t cap)
     w->index = index;
     w->rand = 0x9e3779b97f4a7c15ULL * (uint64_t)(index + 1);
     w->tick = 61;
-    w->spin_ns = 50000; /* IDLE_SPIN_NS */
+    w->spin_ns = may__S.spin_max_ns;
     pthread_mutex_init(&w->inbox_lock, NULL);
     return w;
 }
@@ -132,6 +132,20 @@ static int handoff_wanted(void)
     return !(e && strcmp(e, "0") == 0);
 }
 
+/* The idle spin's upper bound: config, then $MAY_IDLE_SPIN_US, then 50 us. */
+static int64_t spin_max_ns(void)
+{
+    int us = may__S.cfg.idle_spin_us;
+    const char *e = getenv("MAY_IDLE_SPIN_US");
+    if (us == 0 && e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (*end == '\0' && v >= -1 && v <= 1000000)
+            us = (int)v;
+    }
+    return us < 0 ? 0 : us == 0 ? 50000 : (int64_t)us * 1000;
+}
+
 int may__ensure_started(void)
 {
     if (MAY_LIKELY(atomic_load_explicit(&may__S.state, memory_order_acquire) == 2))
@@ -153,6 +167,7 @@ int may__ensure_started(void)
     atomic_store(&may__S.poller_until, INT64_MIN);
     may__S.idle = NULL;
     may__S.handoff = handoff_wanted();
+    may__S.spin_max_ns = spin_max_ns();
     may__S.max_threads = may__S.handoff ? (may__S.cfg.max_threads ? may__S.cfg.max_threads : 10000)
                                         : n;
     if (may__S.max_threads < n)
