@@ -104,6 +104,7 @@
 #define FZ_WBUF 16384     /* the server's write buffer */
 #define FZ_HEAD_SLACK 256 /* a head needs less room than its length plus this */
 #define FZ_DATE_LEN 29    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+#define FZ_HANG_NS 4000000000LL /* a run longer than this is a hang (libFuzzer's -timeout is 10 s) */
 #define FZ_BYTES_MAX 512  /* run 2 (a read per byte) for inputs up to this */
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -351,8 +352,12 @@ static void fz_serve(fz_conn *f, const uint8_t *in, size_t n, int cut, uint64_t 
     FZ_CHECK(before.conns == 0);
     fz_cur = f;
     FZ_CHECK(may_http_serve_conn(fz_srv, f->fd) == 0);
-    /* 20 s: a server that hangs fails here (libFuzzer's -timeout may first) */
-    FZ_CHECK(may_event_wait(f->done, may_deadline_in(20000000000LL)) == 0);
+    /* a server that hangs fails here, with every coroutine's state */
+    if (may_event_wait(f->done, may_deadline_in(FZ_HANG_NS)) != 0) {
+        fprintf(stderr, "fuzz_http: the connection did not end in %lld s\n", FZ_HANG_NS / 1000000000LL);
+        may_dump(stderr);
+        FZ_CHECK(!"hang");
+    }
     do { /* the connection coroutine's last steps, after the close */
         may_yield();
         may_http_stats(fz_srv, &after);
@@ -1141,7 +1146,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     j->end_err = e == 0 ? 0 : e == 1 ? -ECONNRESET : -ETIMEDOUT;
     may_co_t *co;
     FZ_CHECK(may_spawn(&co, fz_runs, j, &(may_spawn_opts_t){ .name = "fuzz_http" }) == 0);
-    FZ_CHECK(may_join(co, NULL, MAY_FOREVER) == MAY_DONE);
+    int r = may_join(co, NULL, may_deadline_in(2 * FZ_HANG_NS));
+    if (r == -ETIMEDOUT) { /* (fz_serve's wait did not end either) */
+        fprintf(stderr, "fuzz_http: the runs did not end in %lld s\n", 2 * FZ_HANG_NS / 1000000000LL);
+        may_dump(stderr);
+    }
+    FZ_CHECK(r == MAY_DONE);
     fz_conn *whole = &j->run[0];
     if (fz_verbose) { /* FUZZ_VERBOSE=1: what the server wrote, and the model */
         fprintf(stderr, "fuzz_http: %zu bytes in, %d responses predicted%s%s, %d writes:\n", size,
