@@ -14,7 +14,8 @@
 #   goraw   bench/go/httpraw, raw Go (package net): plaintext only
 #   nginx   Debian's nginx, `return 200` (bench/nginx/nginx.conf.in):
 #           plaintext only
-# Tests, as TechEmpower runs them (its request headers, wrk --latency):
+# Tests, as TechEmpower runs them (its Accept and Connection headers, wrk
+# --latency --timeout 8):
 #   plaintext-pipe  /plaintext, bench/pipeline.lua: 16 requests per write
 #   plaintext       /plaintext, one request in flight per connection
 #   json  db  queries (/queries?queries=20)  fortunes  updates (?queries=20)
@@ -29,8 +30,11 @@
 # CPUs (2 vCPUs here): the server on TE_SERVER_CPUS (default CPU 1) with as
 # many workers as CPUs there (may: MAY_WORKERS, Go: GOMAXPROCS, nginx:
 # worker_processes), wrk on TE_WRK_CPUS (default CPU 0, one thread per
-# CPU), PostgreSQL on TE_PG_CPUS (default: unpinned, every CPU; set, its
-# postmaster and backends are pinned with taskset, new backends inherit).
+# CPU), PostgreSQL on TE_PG_CPUS (default CPU 0, with wrk: the server has
+# its CPU to itself, so neither server loses CPU time to the database and
+# its CPU per request is its own; TE_PG_CPUS= leaves PostgreSQL unpinned,
+# on every CPU).  The postmaster and its backends are pinned with taskset;
+# new backends inherit it.
 #
 # Order: each round takes each test in turn and runs every server on it
 # back to back (the servers' order rotates from round to round); a server
@@ -52,17 +56,18 @@
 # targets.  The limit, first that holds:
 #   wrk         wrk used >= 85% of its CPUs
 #   server      the server used >= 85% of its CPUs
-#   postgres    PostgreSQL used >= 85% of its CPUs, or those CPUs were
-#               >= 90% busy and PostgreSQL was their largest user
-#   server+pg   the server's CPUs were >= 90% busy, PostgreSQL (unpinned)
-#               taking part of them
-#   cpu         every CPU was >= 90% busy (shared, no single owner)
+#   postgres    PostgreSQL used >= 85% of its CPUs
+#   server+pg   the server's CPUs were >= 90% busy and PostgreSQL shares
+#               them (pg+server: PostgreSQL used more of them)
+#   wrk+pg      the same for wrk's CPUs (pg+wrk: PostgreSQL used more)
+#   cpu         every CPU was >= 90% busy
 #   latency     no CPU was saturated: round trips, connections, the pool
 # Runs with non-2xx answers or socket errors are flagged (errs column).
 #
 # Environment: TE_ROUNDS=3 TE_SECS=5 TE_CONNS=64 TE_DEPTH=16 TE_QUERIES=20
 # TE_QUICK=0 (1: TE_ROUNDS=1 TE_SECS=3) TE_SERVER_CPUS=1 TE_WRK_CPUS=0
-# TE_PG_CPUS= TE_PORT=18180 (peers: +1, +2, +3) TE_TESTS (a subset of the
+# TE_PG_CPUS=0 (empty: unpinned) TE_TFB_HEADERS=1 (0: wrk's bare requests, Host only, as
+# bench/http.sh) TE_PORT=18180 (peers: +1, +2, +3) TE_TESTS (a subset of the
 # tests, space-separated) TE_PERF=0 (1: after the rounds, perf record -g of
 # the may app on each test) BENCH_BUILD_DIR=build/bench-te BENCH_RETRIES=1
 # BENCH_CLEAN_PCT=10 BENCH_QUIET_WAIT=20 BENCH_QUIET_TOTAL=180.  Installs
@@ -83,7 +88,7 @@ QUERIES=${TE_QUERIES:-20}
 PORT=${TE_PORT:-18180}
 SCPUS=${TE_SERVER_CPUS:-1}
 WCPUS=${TE_WRK_CPUS:-0}
-PCPUS=${TE_PG_CPUS:-}
+PCPUS=${TE_PG_CPUS-0}
 NCPU=$(nproc)
 [ "$NCPU" -ge 2 ] || { SCPUS=0 WCPUS=0; } # a 1-CPU machine: everything on CPU 0
 export BENCH_RETRIES=${BENCH_RETRIES:-1}
@@ -134,6 +139,7 @@ if [ "${1:-}" = --inner ]; then
     : >"$DATA"
     NGINX=$(command -v nginx || echo /usr/sbin/nginx)
     SPID='' WATCHDOG=''
+    # shellcheck disable=SC2317 # called from the trap
     cleanup() {
         [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
         [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
@@ -149,8 +155,14 @@ if [ "${1:-}" = --inner ]; then
     if [ -n "$PCPUS" ]; then
         for p in "$PG_PID" $(pgrep -P "$PG_PID" || true); do taskset -a -p -c "$PCPUS" "$p" >/dev/null; done
     fi
-    PG_NCPU=$NCPU
-    [ -n "$PCPUS" ] && PG_NCPU=$(count_cpus "$PCPUS")
+    PG_NCPU=$NCPU PG_WITH_S=1 PG_WITH_W=1
+    if [ -n "$PCPUS" ]; then
+        PG_NCPU=$(count_cpus "$PCPUS")
+        cpu_list() { echo "$1" | tr , '\n' | awk -F- '{ for (i = $1; i <= (NF == 2 ? $2 : $1); i++) print i }'; }
+        shares() { [ -n "$(comm -12 <(cpu_list "$1" | sort) <(cpu_list "$2" | sort))" ]; }
+        shares "$PCPUS" "$SCPUS" || PG_WITH_S=0
+        shares "$PCPUS" "$WCPUS" || PG_WITH_W=0
+    fi
 
     # pg_ticks: utime+stime of the postmaster, of its live children, and
     # (cutime+cstime) of the children it has reaped.
@@ -234,20 +246,22 @@ if [ "${1:-}" = --inner ]; then
     wrk_run() { # secs test url
         local extra=()
         [ "$2" = plaintext-pipe ] && extra=(-s "$ROOT/bench/pipeline.lua")
+        local hdrs=()
+        [ "${TE_TFB_HEADERS:-1}" = 1 ] && hdrs=(-H "Accept: $(accept_of "$2")" -H 'Connection: keep-alive')
         timeout $(($1 + 30)) taskset -c "$WCPUS" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$1s" --timeout 8 \
-            --latency -H "Accept: $(accept_of "$2")" -H 'Connection: keep-alive' "${extra[@]}" "$3" \
-            ${extra:+-- "$DEPTH"}
+            --latency "${hdrs[@]}" "${extra[@]}" "$3" ${extra:+-- "$DEPTH"}
     }
 
-    # limit_of srv% pg% wrk% busy(S) busy(P) busy(W) busy(all), all in % of
-    # one CPU except the busy() figures (% of their set)
+    # limit_of srv% pg% wrk% busy(S) busy(W) busy(all): srv%, pg% and
+    # wrk% in % of one CPU, the busy() figures in % of their CPU set
     limit_of() {
-        awk -v s="$1" -v p="$2" -v w="$3" -v bs="$4" -v bp="$5" -v ball="$7" -v ns="$WORKERS" -v np="$PG_NCPU" \
-            -v nw="$WRK_THREADS" 'BEGIN {
+        awk -v s="$1" -v p="$2" -v w="$3" -v bs="$4" -v bw="$5" -v ball="$6" -v ns="$WORKERS" \
+            -v np="$PG_NCPU" -v nw="$WRK_THREADS" -v ps="$PG_WITH_S" -v pw="$PG_WITH_W" 'BEGIN {
             if (w >= 85 * nw) print "wrk"
             else if (s >= 85 * ns) print "server"
-            else if (p >= 85 * np || (bp >= 90 && p >= s && p >= w)) print "postgres"
-            else if (bs >= 90) print "server+pg"
+            else if (p >= 85 * np) print "postgres"
+            else if (bs >= 90 && ps) print (s >= p ? "server+pg" : "pg+server")
+            else if (bw >= 90 && pw) print (w >= p ? "wrk+pg" : "pg+wrk")
             else if (ball >= 90) print "cpu"
             else print "latency" }'
     }
@@ -255,7 +269,7 @@ if [ "${1:-}" = --inner ]; then
     # run server test round: one measured run, retried while others were busy
     run() {
         local s=$1 t=$2 r=$3 url try best=999999 row='' out reqs rps p99 errs
-        local s0 s1 g0 g1 b0 b1 c0 c1 w0 wall cli srv pg other spct gpct cpct bs bp bw ball lim rss
+        local s0 s1 g0 g1 b0 b1 c0 c1 w0 wall cli srv pg other spct gpct cpct bs bw ball lim rss
         url=http://127.0.0.1:$(port_of "$s")$(path_of "$t")
         for ((try = 0; try <= BENCH_RETRIES; try++)); do
             serve "$s"
@@ -273,11 +287,11 @@ if [ "${1:-}" = --inner ]; then
             srv=$((s1 - s0)) pg=$((g1 - g0))
             other=$(other_pct $((b1 - b0)) $((srv + pg + cli)) "$wall")
             spct=$(other_pct "$srv" 0 "$wall") gpct=$(other_pct "$pg" 0 "$wall") cpct=$(other_pct "$cli" 0 "$wall")
-            bs=$(set_busy "$c0" "$c1" "$SCPUS" "$wall") bp=$(set_busy "$c0" "$c1" "$PCPUS" "$wall")
+            bs=$(set_busy "$c0" "$c1" "$SCPUS" "$wall")
             bw=$(set_busy "$c0" "$c1" "$WCPUS" "$wall") ball=$(set_busy "$c0" "$c1" "" "$wall")
-            lim=$(limit_of "$spct" "$gpct" "$cpct" "$bs" "$bp" "$bw" "$ball")
+            lim=$(limit_of "$spct" "$gpct" "$cpct" "$bs" "$bw" "$ball")
             { echo "--- round $r: $s $t (try $((try + 1)))"; echo "$out"
-              echo "ticks: server $srv postgres $pg wrk $cli; others $other% of a CPU; busy: server CPUs $bs% pg CPUs $bp% wrk CPUs $bw% all $ball%; VmHWM $rss KiB"; } >>"$LOG"
+              echo "ticks: server $srv postgres $pg wrk $cli; others $other% of a CPU; busy: server CPUs $bs% wrk CPUs $bw% all $ball%; VmHWM $rss KiB"; } >>"$LOG"
             reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
             rps=$(echo "$out" | awk '/^Requests\/sec:/ { printf "%.0f", $2 }')
             p99=$(to_us "$(echo "$out" | awk '$1 == "99%" { print $2 }')")

@@ -226,6 +226,7 @@ func updatesHandler(w http.ResponseWriter, r *http.Request) {
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("go techempower: ")
+	rand.Seed(time.Now().UnixNano()) // Go 1.19's global source starts at seed 1
 	port := "8080"
 	if len(os.Args) > 1 {
 		port = os.Args[1]
