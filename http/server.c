@@ -123,7 +123,8 @@ struct may__http_conn {
     size_t nhdrs, hcap;   /* complete headers; room */
     enum { OPEN_NONE, OPEN_TARGET, OPEN_NAME, OPEN_VALUE } open; /* the span llhttp is in */
     int nhost;
-    int expect;           /* index of the Expect header, -1: none */
+    int expect;           /* index of the Expect header, -1: none, -2: one
+                             that is not 100-continue (417) */
     size_t head_len;      /* bytes of request line and headers so far */
     char *arena;          /* spilled strings (a head or body across reads) */
     size_t alen, acap;
@@ -362,7 +363,7 @@ static int arena_reserve(may__http_conn_t *c, size_t n)
     if (!a)
         return -1;
     if (old) { /* move (not realloc: the spans are re-pointed from the old base) */
-        memcpy(a, old, c->alen + 1);
+        memcpy(a, old, c->alen < c->acap ? c->alen + 1 : c->acap); /* a closed span's NUL may end it */
         FOR_SPANS(c, s, if (in_range(s->p, old, c->acap)) s->p = a + (s->p - old));
         free(old);
     }
@@ -675,14 +676,15 @@ static int append_header(may__http_conn_t *c, const char *name, size_t nn, const
     return 0;
 }
 
-/* A header value: no CR, LF or NUL (the NUL ends it).  Its length, or -1. */
+/* A header value: visible characters, SP and HTAB (RFC 9110 5.5: no CR,
+ * LF or other control; the NUL ends it).  Its length, or -1. */
 static ssize_t value_len(const char *v)
 {
-    const char *s = v;
+    const unsigned char *s = (const unsigned char *)v;
     for (; *s; s++)
-        if (*s == '\r' || *s == '\n')
+        if ((*s < 0x20 && *s != '\t') || *s == 0x7f)
             return -1;
-    return s - v;
+    return (const char *)s - v;
 }
 
 MAY_API int may_http_add_header(may_http_res_t *res, const char *name, const char *value)
@@ -1002,10 +1004,14 @@ static int on_header_value_complete(llhttp_t *p)
         c->err_status = 400;
         return -1;
     }
-    if (span_is(name, "host", 4))
+    if (span_is(name, "host", 4)) {
         c->nhost++;
-    else if (span_is(name, "expect", 6))
-        c->expect = (int)c->nhdrs;
+    } else if (span_is(name, "expect", 6)) { /* a list: every line must be 100-continue */
+        if (c->expect == -2 || !span_is(&h->value, "100-continue", 12))
+            c->expect = -2;
+        else
+            c->expect = (int)c->nhdrs;
+    }
     if (hdr_room(c) < 0)
         return -1;
     c->nhdrs++;
@@ -1096,8 +1102,8 @@ static int on_headers_complete(llhttp_t *p)
         c->err_status = 413;
         return -1;
     }
-    if (c->expect >= 0) {
-        if (strcasecmp(c->hdrs[c->expect].value.p, "100-continue") != 0) {
+    if (c->expect != -1) {
+        if (c->expect == -2) { /* see on_header_value_complete */
             c->err_status = 417;
             return -1;
         }

@@ -163,7 +163,8 @@ MAY_API bool may_http_closing(const may_http_req_t *req);
 /* Set the status (100..999, default 200) and add headers, before the body.
  * The library writes Server, Date, Content-Length or Transfer-Encoding and
  * Connection itself: adding those is -EINVAL, as is a name that is not a
- * token or a value with CR, LF or NUL.  -EALREADY after the head went out. */
+ * token or a value with a control character other than HTAB (CR and LF
+ * included: no response splitting).  -EALREADY after the head went out. */
 MAY_API int may_http_status(may_http_res_t *res, int status);
 MAY_API int may_http_add_header(may_http_res_t *res, const char *name, const char *value);
 
