@@ -106,13 +106,19 @@ int main(int argc, char **argv)
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     ASSERT_GT(n, 0);
     self[n] = '\0';
-    double nospin = run_child(self, "-1"), spin = run_child(self, "");
-    printf("parks per round: no spin %.3f, default spin %.3f\n", nospin, spin);
-    fflush(stdout);
+    double nospin = run_child(self, "-1"), spin = 0;
     /* without spinning, the side that waits sleeps on most rounds */
     ASSERT(nospin > 0.5);
     /* spinning avoids most of those sleeps where threads really run at
-     * once (not under valgrind or qemu, whose threads take turns) */
+     * once (not under valgrind or qemu, whose threads take turns); a
+     * loaded machine can deschedule the spinner's partner, so three tries */
+    for (int i = 0; i < 3; i++) {
+        spin = run_child(self, "");
+        printf("parks per round: no spin %.3f, default spin %.3f\n", nospin, spin);
+        fflush(stdout);
+        if (spin < nospin / 2)
+            break;
+    }
     if (test_scale_factor() >= 1.0)
         ASSERT(spin < nospin / 2);
     printf("ok\n");
