@@ -11,10 +11,11 @@
  * may_tcp_close) runs for real and finds EOF at once.  The handler is
  * examples/http.c's (/plaintext, /json, /echo: the body back, else 404),
  * wrapped to add X-Path and X-Query headers (escaped: fz_escape): the
- * request's view (may_http_path, may_http_query) is checked too.  A driver coroutine, on a
- * runtime of one worker, serves each input several times with different
- * read boundaries, waiting each time for the transport's close callback,
- * which the server calls once at the end of a connection:
+ * request's view (may_http_path, may_http_query) is checked too.  A
+ * coroutine, on a runtime of one worker, serves each input four times with
+ * different read boundaries, waiting each time for the transport's close
+ * callback, which the server calls once at the end of a connection; the
+ * checks run after it, on the fuzzer's thread:
  *
  *   1. reads of up to what the server asks for (16 KiB), then EOF;
  *   2. one byte per read (inputs up to 512 bytes);
@@ -33,11 +34,12 @@
  *   request says Expect: 100-continue and announces a body;
  * - the library's refusals, each closing the connection: 505 for a version
  *   other than 1.0 and 1.1; 400 for HTTP/1.1 without Host, two Hosts,
- *   whitespace before a header's colon, CONNECT or a malformed request; 414 when the target passes head_max,
- *   431 when the rest of the head does; 413 when the body passes body_max
- *   (at once if Content-Length says so); 417 for an Expect other than
- *   100-continue (in any of the Expect headers: the field is a list); 408 when
- *   the read times out with part of a request read;
+ *   whitespace before a header's colon, CONNECT or a malformed request;
+ *   414 when the target passes head_max, 431 when the rest of the head
+ *   does; 413 when the body passes body_max (at once if Content-Length
+ *   says so); 417 for an Expect other than 100-continue (on any of its
+ *   lines: the field is a list); 408 when the read times out with part of
+ *   a request read;
  * - an Upgrade request (h2c, websocket) is answered by the handler like any
  *   other and parsing goes on after it (this handler never takes over);
  * - nothing after a response that closes: a refusal, Connection: close, or
@@ -51,13 +53,15 @@
  * Invariants checked (abort() on a violation, so libFuzzer reports it):
  * - Runs 1-3 write the same bytes (their Date values aside, which the
  *   server's clock may advance between runs): the answer does not depend on
- *   how the stream was cut into reads.  Run 4 writes a prefix of it.
+ *   how the stream was cut into reads (but for a request both malformed and
+ *   over head_max: 400 or 414/431, see model_alt).  Run 4 writes a prefix.
  * - One write per read batch: two writes without a read between them only
  *   when the first ended a 100 Continue, or the second begins the answer to
  *   an Upgrade request (the answers before it go out first), or the buffer
- *   was full (the head the second begins with did not fit beside the first,
- *   or both together are over it: a body that did not fit).  No write over 16 KiB (only a body over 8 KiB
- *   would be written directly, and body_max is below that).
+ *   was full (the head the second begins with did not fit beside the
+ *   first, or both together are over it: a body that did not fit).  No
+ *   write over 16 KiB (only a body over 8 KiB would be written directly,
+ *   and body_max is below that).
  * - Nothing is written after a failed write, the shutdown or the close; no
  *   read after the end of input, a failed write, the shutdown or the close.
  * - The transport's shutdown (before a graceful close) happens exactly
@@ -75,9 +79,7 @@
 #define HTTP_NO_MAIN
 #include "../examples/http.c" /* http_handler: the routes */
 
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -107,7 +109,7 @@
 #define FZ_WBUF 16384     /* the server's write buffer */
 #define FZ_HEAD_SLACK 256 /* a head needs less room than its length plus this */
 #define FZ_DATE_LEN 29    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-#define FZ_HANG_NS 4000000000LL /* a run longer than this is a hang (libFuzzer's -timeout is 10 s) */
+#define FZ_HANG_NS 4000000000LL /* a longer run is a hang (before libFuzzer's 10 s) */
 #define FZ_BYTES_MAX 512  /* run 2 (a read per byte) for inputs up to this */
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -260,8 +262,8 @@ static const may_http_transport_t fz_transport = {
 /* ---- The server ---------------------------------------------------------- */
 
 /* A header value showing s[0..n): bytes other than '!'..'~' and '%' as
- * %XX (a target may hold bytes that a header value may not, such as \f,
- * which llhttp accepts in a target and may_http_add_header in a value). */
+ * %XX (a target may hold bytes that a header value may not: llhttp takes
+ * \f in a target, may_http_add_header refuses it in a value). */
 static char *fz_escape(const char *s, size_t n)
 {
     char *e = malloc(3 * n + 1), *p = e;
@@ -355,7 +357,8 @@ static void fz_serve(fz_conn *f, const uint8_t *in, size_t n, int cut, uint64_t 
     FZ_CHECK(may_http_serve_conn(fz_srv, f->fd) == 0);
     /* a server that hangs fails here, with every coroutine's state */
     if (may_event_wait(f->done, may_deadline_in(FZ_HANG_NS)) != 0) {
-        fprintf(stderr, "fuzz_http: the connection did not end in %lld s\n", FZ_HANG_NS / 1000000000LL);
+        fprintf(stderr, "fuzz_http: the connection did not end in %lld s\n",
+                FZ_HANG_NS / 1000000000LL);
         may_dump(stderr);
         FZ_CHECK(!"hang");
     }
@@ -409,6 +412,7 @@ typedef struct fz_model {
     size_t field_len;
     bool field_long;
     char field_last; /* the name's last byte */
+    bool field_ws, field_host; /* the name ends in whitespace; is Host */
     int nhost;
     bool has_expect, in_expect;
     char expect[16];
@@ -505,16 +509,14 @@ static bool field_is(const fz_model *m, const char *name)
            strncasecmp(m->field, name, m->field_len) == 0;
 }
 
+/* The name is complete; the line is judged when its value is (a line cut
+ * short by the end of input is no request yet). */
 static int m_field_done(llhttp_t *p)
 {
     fz_model *m = p->data;
-    /* whitespace before the colon (llhttp keeps it in the name): 400 */
-    if (m->field_len && (m->field_last == ' ' || m->field_last == '\t')) {
-        m->err = 400;
-        return -1;
-    }
-    if (field_is(m, "host"))
-        m->nhost++;
+    /* whitespace before the colon (llhttp keeps it in the name) */
+    m->field_ws = m->field_len && (m->field_last == ' ' || m->field_last == '\t');
+    m->field_host = field_is(m, "host");
     if (field_is(m, "expect")) { /* every one counts (a list, RFC 9110 10.1.1) */
         m->has_expect = m->in_expect = true;
         m->expect_len = 0;
@@ -541,6 +543,11 @@ static int m_value(llhttp_t *p, const char *at, size_t n)
 static int m_value_done(llhttp_t *p)
 {
     fz_model *m = p->data;
+    if (m->field_ws) { /* 400, at the end of the line */
+        m->err = 400;
+        return -1;
+    }
+    m->nhost += m->field_host;
     static const char c100[] = "100-continue";
     if (m->in_expect && (m->expect_long || m->expect_len != sizeof c100 - 1 ||
                          strncasecmp(m->expect, c100, m->expect_len) != 0))
@@ -1121,7 +1128,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(may_spawn(&co, fz_runs, j, &(may_spawn_opts_t){ .name = "fuzz_http" }) == 0);
     int r = may_join(co, NULL, may_deadline_in(2 * FZ_HANG_NS));
     if (r == -ETIMEDOUT) { /* (fz_serve's wait did not end either) */
-        fprintf(stderr, "fuzz_http: the runs did not end in %lld s\n", 2 * FZ_HANG_NS / 1000000000LL);
+        fprintf(stderr, "fuzz_http: the runs did not end in %lld s\n",
+                2 * FZ_HANG_NS / 1000000000LL);
         may_dump(stderr);
     }
     FZ_CHECK(r == MAY_DONE);
