@@ -111,6 +111,14 @@ static void sk_num(sink *s, uint64_t v, int base)
     sk_mem(s, tmp + i, sizeof tmp - (size_t)i);
 }
 
+/* A signed count (a negative one is a bug worth seeing as such). */
+static void sk_int(sink *s, int v)
+{
+    if (v < 0)
+        sk_str(s, "-");
+    sk_num(s, v < 0 ? (uint64_t)-(int64_t)v : (uint64_t)v, 10);
+}
+
 /* A printable copy of a name that may be changing under us. */
 static void sk_name(sink *s, const char *name, size_t cap)
 {
@@ -376,6 +384,11 @@ NO_SAN static void dump_workers(void *arg)
         sk_str(s, "worker ");
         sk_num(s, (uint64_t)i, 10);
         sk_str(s, ": ");
+        /* the role first when it is not the usual one (src/handoff.c) */
+        static const char *const role_name[] = { "", "lent, ", "spare, ", "dead, " };
+        int role = atomic_load_explicit(&w->role, memory_order_relaxed);
+        if (role > 0 && role < 4)
+            sk_str(s, role_name[role]);
         if (cur) {
             sk_str(s, "running coroutine ");
             sk_num(s, cur->id, 10);
@@ -383,8 +396,13 @@ NO_SAN static void dump_workers(void *arg)
             sk_str(s, atomic_load_explicit(&w->polling, memory_order_relaxed) ? "idle (in poller)"
                                                                                : "idle");
         } else {
-            sk_str(s, "scheduling");
+            sk_str(s, role == MAY__ROLE_DEAD ? "thread ended" : "scheduling");
         }
+        /* the owner's plain fields, read racily (NO_SAN) */
+        if (((volatile may__worker *)w)->idle)
+            sk_str(s, ", on the idle list");
+        if (((volatile may__worker *)w)->spinning)
+            sk_str(s, ", spinning");
         sk_str(s, ", run queue ");
         sk_num(s, (uint64_t)(uint32_t)(t - h), 10);
         sk_str(s, ", inbox ");
@@ -412,6 +430,16 @@ static long dump_to(sink *s, int from_signal)
     sk_str(s, " workers, ");
     sk_num(s, atomic_load_explicit(&may__S.gq_len, memory_order_relaxed), 10);
     sk_str(s, " in the global queue\n");
+    /* the scheduler's counts: a lost wake-up shows here (src/sched.c) */
+    sk_str(s, "active ");
+    sk_int(s, atomic_load_explicit(&may__S.nactive, memory_order_relaxed));
+    sk_str(s, ", idle ");
+    sk_int(s, atomic_load_explicit(&may__S.nidle, memory_order_relaxed));
+    sk_str(s, ", spinning ");
+    sk_int(s, atomic_load_explicit(&may__S.nspinning, memory_order_relaxed));
+    sk_str(s, ", threads made ");
+    sk_int(s, atomic_load_explicit(&may__S.nall, memory_order_relaxed));
+    sk_str(s, "\n");
     dump_ctx d = { .s = s };
     int r = may__stacks_foreach(dump_workers, dump_one, &d, from_signal);
     if (r < 0) {

@@ -82,11 +82,29 @@
  *   DEAD -> ACTIVE    the monitor under threads_lock, after joining the
  *                     old thread, with a new thread
  *
+ * Idle workers and the spinning count.  may__wakep (sched.c) picks a
+ * worker off the idle list for outside work and counts it as spinning
+ * (nspinning), and wakes nobody while the count is not 0; only active
+ * workers take outside work.  So two rules: a worker on the idle list is
+ * active, save for a moment (the monitor wakes a worker it hands off
+ * idle, its coroutine's call having returned since the monitor looked:
+ * it leaves the list; and one that it hands off on the way to sleep sees
+ * its role before it sleeps); and a worker counted as spinning that finds
+ * itself not active gives the count up and passes the wake on
+ * (find_runnable), as one that finds no work does.  Without them a plain
+ * thread's coroutine waited in the global queue for good while the
+ * active workers idled (fuzz_http found it: a spare handed off idle,
+ * picked by may__wakep, gone to sleep as a spare with the count at 1;
+ * tests/test_handoff_wake.c).
+ *
  * Memory ordering.  Roles are seq_cst; a spare's sleep is the idle
  * sleep's Dekker pair (it stores sleep_word = 1, fences, then reads its
  * role and inbox; the monitor stores the role, then sleep_word = 0, then
- * wakes the futex).  nall is stored with release after workers[i] is set
- * and read with acquire by every loop over workers.
+ * wakes the futex).  The hand-off of a worker that may be going idle is
+ * pair D10 in docs/ARCHITECTURE.md (the monitor CASes the role, then
+ * reads sleep_word; the idler stores sleep_word = 1, fences, then reads
+ * its role).  nall is stored with release after workers[i] is set and
+ * read with acquire by every loop over workers.
  *
  * Locks: threads_lock (rank THREADS) only for making workers and threads
  * and joining threads, by the monitor and by shutdown; the global queue's
@@ -285,6 +303,16 @@ int may__handoff_check(may__worker *w, int ticks)
     uint32_t moved = drain_to_global(w);
     if (activate_spare() < 0 && moved)
         may__wakep(); /* no spare: at least let idle workers have it */
+    /* Its coroutine's call may have returned since we looked, and the
+     * worker gone idle: a worker that is not active must not sleep on the
+     * idle list, where may__wakep would pick it for outside work that it
+     * does not take (and nidle would count it among the active ones).
+     * Wake it: it leaves the list, and in may__sidelined takes a place
+     * that is free or becomes a spare.  (After activate_spare, so that the
+     * spare has the place.)  Dekker pair D10: the role's CAS, then
+     * sleep_word (seq_cst, in may__wake_worker); the idler stores
+     * sleep_word = 1, fences, then reads its role (go_idle). */
+    may__wake_worker(w);
     return 1;
 }
 

@@ -66,7 +66,7 @@
  * read-modify-write and a seq_cst load (ordered in C11's single total
  * order S).  A release store followed by a load is not enough, on either
  * machine.  docs/ARCHITECTURE.md ("Dekker pairs") lists every pair in the
- * tree, D1-D9, with both sides and the barrier of each.
+ * tree, D1-D10, with both sides and the barrier of each.
  *
  * Locks: idle_lock (rank IDLE) guards the idle list and is taken alone
  * here; whoever readies a coroutine may hold an outer lock meanwhile (an
@@ -295,9 +295,15 @@ static void go_idle(may__worker *w)
     /* Dekker pairs D1-D3 (docs/ARCHITECTURE.md): the idler's side.  Its
      * stores (nidle, sleep_word) are ordered before the re-check of every
      * queue by this fence, so a producer that read nidle == 0 (or
-     * sleep_word == 0) has its work seen here. */
+     * sleep_word == 0) has its work seen here.  And D10: a worker handed
+     * off since find_runnable looked at its role (the monitor saw its
+     * coroutine's blocking call just before it returned) must not sleep on
+     * the idle list, where may__wakep would pick it for work it does not
+     * take (outside work is for active workers); either its role reads
+     * LENT here, or the monitor reads sleep_word == 1 and wakes it. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (!work_available() && !atomic_load(&may__S.stopping)) {
+    if (!work_available() && !atomic_load(&may__S.stopping) &&
+        atomic_load(&w->role) == MAY__ROLE_ACTIVE) {
         int zero = 0;
         if (atomic_compare_exchange_strong(&may__S.poller_busy, &zero, 1)) {
             atomic_store(&w->polling, 1);
@@ -316,10 +322,10 @@ static void go_idle(may__worker *w)
             atomic_store(&may__S.poller_until, INT64_MIN);
             atomic_store(&w->polling, 0);
             atomic_store(&may__S.poller_busy, 0);
-            /* Made a spare while it polled (handoff.c): it will not come
-             * back to poll, and an idle worker may have found the poller
-             * taken and gone to sleep on its futex meanwhile.  Wake one to
-             * take the poller over. */
+            /* Made a spare, or handed off, while it polled (handoff.c):
+             * it will not come back to poll, and an idle worker may have
+             * found the poller taken and gone to sleep on its futex
+             * meanwhile.  Wake one to take the poller over. */
             if (MAY_UNLIKELY(atomic_load(&w->role) != MAY__ROLE_ACTIVE) &&
                 atomic_load(&may__S.nidle) > 0)
                 may__wakep();
@@ -378,6 +384,15 @@ static struct may_co *find_runnable(may__worker *w)
             return NULL;
         struct may_co *co;
         if (MAY_UNLIKELY(atomic_load_explicit(&w->role, memory_order_relaxed) != MAY__ROLE_ACTIVE)) {
+            /* Woken by may__wakep as its spinning worker, and handed off
+             * before it looked (src/handoff.c): it will not take the
+             * outside work it was woken for, so it passes the wake on.
+             * Kept, the count would stay at 1 while this thread sleeps as
+             * a spare, or leaves, and no may__wakep would wake anyone
+             * again (it wakes only when nobody spins): a coroutine queued
+             * by a plain thread would wait for good while every active
+             * worker idles. */
+            stop_spinning(w);
             int r = may__sidelined(w, &co);
             if (r < 0)
                 return NULL;
