@@ -47,7 +47,10 @@
 # children's and its reaped children's), wrk's (bash `time`), each CPU's
 # busy time, and the CPU others used meanwhile (a run where that was over
 # BENCH_CLEAN_PCT, 10, percent of a CPU is repeated, BENCH_RETRIES, 1,
-# times at most; the cleanest try counts).
+# times at most, and TE_RETRIES_TOTAL, 4 per round, times in all; the
+# cleanest try counts).  On a quiet machine the default run takes about
+# 7 minutes, TE_QUICK=1 about 2; a busy one adds the waits (at most
+# BENCH_QUIET_TOTAL, here 120 s) and the repeats.
 #
 # Printed per run and as medians over the rounds: requests/s, p99 latency,
 # server CPU per request (us), PostgreSQL CPU per request (us), peak RSS
@@ -58,8 +61,10 @@
 #   server      the server used >= 85% of its CPUs
 #   postgres    PostgreSQL used >= 85% of its CPUs
 #   server+pg   the server's CPUs were >= 90% busy and PostgreSQL shares
-#               them (pg+server: PostgreSQL used more of them)
-#   wrk+pg      the same for wrk's CPUs (pg+wrk: PostgreSQL used more)
+#               them and used >= 10% of a CPU (pg+server: PostgreSQL used
+#               more of them than the server; without PostgreSQL there:
+#               server)
+#   wrk+pg      the same for wrk's CPUs (pg+wrk; or wrk)
 #   cpu         every CPU was >= 90% busy
 #   latency     no CPU was saturated: round trips, connections, the pool
 # Runs with non-2xx answers or socket errors are flagged (errs column).
@@ -70,7 +75,8 @@
 # bench/http.sh) TE_PORT=18180 (peers: +1, +2, +3) TE_TESTS (a subset of the
 # tests, space-separated) TE_PERF=0 (1: after the rounds, perf record -g of
 # the may app on each test) BENCH_BUILD_DIR=build/bench-te BENCH_RETRIES=1
-# BENCH_CLEAN_PCT=10 BENCH_QUIET_WAIT=20 BENCH_QUIET_TOTAL=180.  Installs
+# TE_RETRIES_TOTAL BENCH_CLEAN_PCT=10 BENCH_QUIET_WAIT=20
+# BENCH_QUIET_TOTAL=120.  Installs
 # wrk, Go and nginx from Debian when missing (scripts/deps.sh bench).
 set -euo pipefail
 
@@ -91,7 +97,7 @@ WCPUS=${TE_WRK_CPUS:-0}
 PCPUS=${TE_PG_CPUS-0}
 NCPU=$(nproc)
 [ "$NCPU" -ge 2 ] || { SCPUS=0 WCPUS=0; } # a 1-CPU machine: everything on CPU 0
-export BENCH_RETRIES=${BENCH_RETRIES:-1}
+export BENCH_RETRIES=${BENCH_RETRIES:-1} BENCH_QUIET_TOTAL=${BENCH_QUIET_TOTAL:-120}
 # shellcheck source=bench/io_lib.sh
 . "$ROOT/bench/io_lib.sh"
 WORKERS=$(count_cpus "$SCPUS")
@@ -260,8 +266,8 @@ if [ "${1:-}" = --inner ]; then
             if (w >= 85 * nw) print "wrk"
             else if (s >= 85 * ns) print "server"
             else if (p >= 85 * np) print "postgres"
-            else if (bs >= 90 && ps) print (s >= p ? "server+pg" : "pg+server")
-            else if (bw >= 90 && pw) print (w >= p ? "wrk+pg" : "pg+wrk")
+            else if (bs >= 90) print (ps && p >= 10 ? (s >= p ? "server+pg" : "pg+server") : "server")
+            else if (bw >= 90) print (pw && p >= 10 ? (w >= p ? "wrk+pg" : "pg+wrk") : "wrk")
             else if (ball >= 90) print "cpu"
             else print "latency" }'
     }
@@ -311,10 +317,16 @@ if [ "${1:-}" = --inner ]; then
                     "$other" "$lim" "$errs")
             fi
             [ "$other" -le "${BENCH_CLEAN_PCT:-10}" ] && break
-            [ "$try" -lt "$BENCH_RETRIES" ] && echo "   (others used $other% of a CPU: again)" >&2
+            [ "$RETRIES_LEFT" -gt 0 ] || break
+            if [ "$try" -lt "$BENCH_RETRIES" ]; then
+                RETRIES_LEFT=$((RETRIES_LEFT - 1))
+                echo "   (others used $other% of a CPU: again)" >&2
+            fi
         done
         echo "${row%$'\t'}" >>"$DATA"
     }
+
+    RETRIES_LEFT=${TE_RETRIES_TOTAL:-$((ROUNDS * 4))}
 
     # The may app's command line (apps/techempower/README.md): PORT, the
     # database from DATABASE_URL (with_db.sh sets it).
