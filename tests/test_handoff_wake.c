@@ -4,8 +4,8 @@
  *
  * The fuzz_http fuzzer (ASan, two busy cores) once left a coroutine that a
  * plain thread had spawned in the global queue for good, while every
- * worker idled.  The monitor had read that worker 1 (made for an earlier
- * hand-off) ran a coroutine, and before it looked at /proc the coroutine
+ * worker idled.  The monitor had read that a worker made for an earlier
+ * hand-off ran a coroutine, and before it looked at /proc the coroutine
  * ended and the worker went to sleep in the poller: the monitor found its
  * thread inside a system call and handed it off, idle as it was, while it
  * sat on the idle list.  A plain thread's may__wakep then picked it (it
@@ -22,16 +22,20 @@
  * worker, spares that leave after 2 ms asleep, a coroutine waiting on a
  * socket all along (so an idle worker goes straight to the poller), and
  * two plain threads that each spawn a coroutine and join it, over and
- * over: for 50 ms coroutines that block their thread (a raw nanosleep of
- * 1.2-2.8 ms, handed off after two ticks, often just as it returns; or
- * may_blocking_begin / usleep / _end), then for 50 ms coroutines that do
- * not (socket calls with a child, spawns, nothing), in which the spares
- * leave and a wake-up lost is not made up by the next hand-off, and so on.
- * Each join has a deadline of 2 s (10 s under MAY_TEST_SCALE < 1), a
- * thousand times what a driver takes; one that passes prints may_dump
- * (with the scheduler's counts and each worker's role) and fails.  Runs
- * 3 s (MAY_TEST_SCALE shortens it, down to 0.6 s).  Without the fix it
- * failed every run, within the first second. */
+ * over.  For 50 ms the coroutines block their threads: one thread's in a
+ * raw nanosleep of 20-40 ms (the worker it holds is handed off, and the
+ * spares that take its place serve the other thread), the other's in one
+ * of 1.5-4 ms (handed off after two ticks, often just as it returns) or
+ * in may_blocking_begin / usleep / _end, with a pause of up to 2 ms after
+ * each join, in which the worker idles in the poller.  Then for 50 ms
+ * coroutines that do not block (socket calls with a child, spawns,
+ * nothing): the spares leave, and a wake-up lost is not made up by the
+ * next hand-off.  And so on.  Each join has a deadline of 2 s (10 s under
+ * MAY_TEST_SCALE < 1), hundreds of times what a driver takes; one that
+ * passes prints may_dump (with the scheduler's counts and each worker's
+ * role) and fails.  Runs 3 s (MAY_TEST_SCALE shortens it, down to
+ * 0.6 s).  Without the fix it failed 10 runs of 10, after 0.2-2.5 s, and
+ * 5 of 5 under ASan (scale 0.1 and 1). */
 #include "test.h"
 
 #include <errno.h>
@@ -182,7 +186,7 @@ static void *plain(void *arg)
         if (rc == -ETIMEDOUT && !atomic_exchange(&dumped, 1)) {
             fprintf(stderr,
                     "test_handoff_wake: a driver spawned from a plain thread did not end in "
-                    "%d ms (its %ld-th): a lost wake-up\n",
+                    "%d ms (spawn %ld of this thread): a lost wake-up\n",
                     join_deadline_ms, n + 1);
             may_dump(stderr);
         }
