@@ -12,11 +12,11 @@
  * conn_t on its coroutine's stack.  A read allocates the "active" block
  * (read and write buffers, 16 KiB each); a short read (the socket is
  * drained) frees it again once no request is half-read.  The request's
- * head is copied into an arena as llhttp hands it over in pieces (a head
- * may span reads, and llhttp keeps no pointer into the read buffer), so the
- * handler sees NUL-terminated strings; the body goes to its own buffer.
- * Both grow on demand up to head_max and body_max and are freed with the
- * active block.
+ * strings are spans into the read buffer (NUL-terminated in place once the
+ * head is complete: the byte after each is one llhttp has consumed); only
+ * a request that spans reads is copied ("spilled") into an arena before
+ * the buffer is reused.  The body goes to its own buffer.  Both grow on
+ * demand up to head_max and body_max and are freed with the active block.
  *
  * Deadlines (one per read, conn_t.dl).  A new connection's first request
  * head must arrive within header_timeout_ms of the accept; after a
@@ -154,8 +154,8 @@ struct may__http_conn {
 
 /* ---- The Date header: formatted once a second, a seqlock ----------------
  *
- * No clock coroutine: each read (parse()) looks at the coarse real-time
- * clock (a vDSO read, no system call) and, when the second changed, one
+ * No clock coroutine: each response head (put_head) looks at the coarse
+ * real-time clock (a vDSO read, no system call) and, when the second changed, one
  * connection (the CAS on date_writer elects it) formats the new date for
  * everyone; the others keep copying the old one meanwhile, at most a
  * second stale, which HTTP's one-second resolution allows. */
