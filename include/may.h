@@ -907,6 +907,91 @@ MAY_API int may_unix_socketpair(int type, int fds[2]);
 
 /* ==== END IO ============================================================ */
 
+/* ==== BEGIN SIGNALS (src/signal.c, docs/SIGNALS.md) ===================== */
+
+/*
+ * Signals for coroutines, as Go's signal.Notify and libuv's uv_signal.  A
+ * watcher catches a set of signals; each delivery is queued on the
+ * watcher (up to its queue length; more are dropped, as Go drops on a full
+ * channel) until a coroutine or thread takes it with may_signal_wait, or
+ * through may_select with a MAY_CASE_RECV on may_signal_chan.  Every
+ * watcher of a signal gets every delivery of it.  When the last watcher of
+ * a signal is freed, the disposition it had before the first is restored.
+ */
+#include <signal.h>
+typedef struct may_signal may_signal_t;
+/* Watch the n signals sigs[] (n >= 1).  queue: deliveries kept while nobody
+ * takes them (0: 16).  0, -EINVAL (n 0, a signal that cannot be caught:
+ * SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, or out of range),
+ * -ENOMEM, -errno. */
+MAY_API int may_signal_new(may_signal_t **s, const int *sigs, size_t n, size_t queue);
+/* The next delivered signal's number (> 0), -ETIMEDOUT, -ECANCELED. */
+MAY_API int may_signal_wait(may_signal_t *s, int64_t deadline);
+/* The watcher's queue: a channel of int (the signal numbers), for select.
+ * Receive only; it is closed by may_signal_free. */
+MAY_API may_chan_t *may_signal_chan(may_signal_t *s);
+/* Deliveries dropped so far because the queue was full. */
+MAY_API uint64_t may_signal_dropped(may_signal_t *s);
+/* Stop watching and free the watcher (after every waiter has returned). */
+MAY_API void may_signal_free(may_signal_t *s);
+
+/* ==== END SIGNALS ======================================================= */
+
+/* ==== BEGIN PROCESS (src/process.c, docs/PROCESS.md) ==================== */
+
+/*
+ * Child processes, as libuv's uv_spawn and Go's os/exec: spawn with argv,
+ * environment, working directory and pipes; the pipes are ordinary fds
+ * (non-blocking, close-on-exec in the parent, registered with the poller)
+ * that may_read / may_write wait on; wait for the exit with a deadline;
+ * kill.  No zombie is left behind: a process freed before it was waited
+ * for is reaped in the background.
+ */
+typedef struct may_process may_process_t;
+
+enum {
+    MAY_STDIO_INHERIT = 0, /* the child shares the parent's descriptor */
+    MAY_STDIO_PIPE = 1,    /* a pipe; the parent's end: may_process_stdio */
+    MAY_STDIO_NULL = 2,    /* /dev/null */
+    MAY_STDIO_FD = 3,      /* the descriptor given in .fd[i] */
+};
+
+typedef struct may_process_opts {
+    const char *const *env; /* NULL-terminated "K=V" list; NULL: inherit */
+    const char *cwd;        /* NULL: the parent's */
+    int stdio[3];           /* MAY_STDIO_* for stdin, stdout, stderr */
+    int fd[3];              /* with MAY_STDIO_FD */
+    unsigned flags;         /* MAY_PROCESS_* */
+} may_process_opts_t;
+
+#define MAY_PROCESS_SETSID 1u   /* the child starts a new session */
+#define MAY_PROCESS_NO_PIDFD 2u /* wait through SIGCHLD even where pidfd works */
+
+/* Spawn file (looked up in $PATH when it has no slash) with argv (argv[0]
+ * included, NULL-terminated).  0, -EINVAL, -ENOENT, -EACCES (exec failed:
+ * the child's exec errno is returned), -ENOMEM, -EMFILE, -errno. */
+MAY_API int may_process_spawn_sized(may_process_t **p, const char *file,
+                                    const char *const argv[],
+                                    const may_process_opts_t *opts, size_t opts_size);
+#define may_process_spawn(p, file, argv, ...) \
+    may_process_spawn_sized((p), (file), (argv), (__VA_ARGS__), sizeof(may_process_opts_t))
+MAY_API pid_t may_process_pid(const may_process_t *p);
+/* The parent's end of pipe i (0 stdin, 1 stdout, 2 stderr), or -1.  Close it
+ * with may_process_close_stdio (or may_fd_close after taking it over). */
+MAY_API int may_process_stdio(const may_process_t *p, int i);
+MAY_API int may_process_close_stdio(may_process_t *p, int i);
+/* Wait for the exit: 0 with *status (may be NULL) the wait status
+ * (WIFEXITED...), -ETIMEDOUT, -ECANCELED.  Once it returned 0 it returns 0
+ * again with the same status. */
+MAY_API int may_process_wait(may_process_t *p, int *status, int64_t deadline);
+/* Send sig: 0, -ESRCH once reaped, -errno. */
+MAY_API int may_process_kill(may_process_t *p, int sig);
+/* Close the pipes and free p; a child still running is reaped in the
+ * background when it ends (it is not killed). */
+MAY_API void may_process_free(may_process_t *p);
+
+/* ==== END PROCESS ======================================================= */
+
 #ifdef __cplusplus
 }
 #endif

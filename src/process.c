@@ -1,0 +1,2 @@
+/* process.c - being written (issue 13). */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* signal.c - being written (issue 13). */
+#include "internal.h"
