@@ -131,7 +131,7 @@ size_t may__default_stack_size(void)
 static long read_max_map_count(void)
 {
     long v = 65530;
-    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
     if (f) {
         if (fscanf(f, "%ld", &v) != 1)
             v = 65530;
