@@ -169,13 +169,20 @@ enum {
                                     for code that relies on thread-locals */
     MAY_SPAWN_TRACK_STACK = 1 << 3, /* record this coroutine's peak stack use
                                        (as config .track_stack does for all) */
+    MAY_SPAWN_NO_CTX = 1 << 4, /* under no context, even if the spawner is */
 };
+
+typedef struct may_ctx may_ctx_t; /* a context (see "Contexts") */
 
 typedef struct may_spawn_opts {
     const char *name;  /* copied; at most 31 bytes kept; NULL: no name */
     size_t stack_size; /* 0: the configured default */
     int worker;        /* with MAY_SPAWN_WORKER / MAY_SPAWN_PINNED */
     unsigned flags;    /* MAY_SPAWN_* */
+    /* -- added in 0.4 -- */
+    may_ctx_t *ctx;    /* the context it runs under (see "Contexts");
+                          NULL: the spawner's, if the spawner is a
+                          coroutine under one (MAY_SPAWN_NO_CTX: none) */
 } may_spawn_opts_t;
 
 /* Spawn a coroutine running fn(arg).  *co receives the handle (may be NULL
@@ -692,6 +699,188 @@ typedef struct may_select_case {
  * op, or NULL cases with n > 0), -ENOMEM (n too large to keep on the
  * stack, and no memory). */
 MAY_API int may_select(may_select_case_t *cases, size_t n, int64_t deadline);
+
+/* ---- Timers and tickers (src/timer.c) ---------------------------------- */
+
+/* Go's time.Timer and time.Ticker (with Go 1.23's semantics): a timer fires
+ * once at its deadline, or every period after it; a firing is kept pending
+ * (one at most) until someone takes it with may_timer_wait or a select's
+ * MAY_CASE_TIMER, so a ticker drops the ticks nobody takes; reset and stop
+ * discard a pending firing, so no stale one is seen after them.  Armed
+ * timers sit in the runtime's timer heap (O(log n) to arm and stop); a
+ * stopped one costs nothing.  Usable from plain threads too (the runtime
+ * starts, as its workers run the timers). */
+typedef struct may_timer may_timer_t;
+/* A stopped timer.  0, -EINVAL, -ENOMEM, -ENOTRECOVERABLE (fork child). */
+MAY_API int may_timer_new(may_timer_t **t);
+/* A ticker: a new timer reset to fire every period ns (> 0; else -EINVAL),
+ * first at may_now() + period. */
+MAY_API int may_ticker_new(may_timer_t **t, int64_t period);
+/* (Re)arm t to fire at deadline (absolute; one already passed fires at
+ * once), then every period ns (0: once).  Returns 1 if t was armed or had a
+ * firing pending (now discarded), 0 if not; -EINVAL (t NULL, deadline or
+ * period negative). */
+MAY_API int may_timer_reset(may_timer_t *t, int64_t deadline, int64_t period);
+/* Disarm t and discard a pending firing: 1 if that stopped a firing (t was
+ * armed, or one was pending), 0 if not (it had been taken, or t was
+ * stopped); -EINVAL. */
+MAY_API int may_timer_stop(may_timer_t *t);
+/* Take one firing, waiting for it: 0, -ETIMEDOUT, -ECANCELED, -EINVAL.  A
+ * firing that arrives just as the wait fails is left for the next taker. */
+MAY_API int may_timer_wait(may_timer_t *t, int64_t deadline);
+/* Stop and free t (nobody may be waiting on it). */
+MAY_API void may_timer_free(may_timer_t *t);
+
+/* ---- Select over any event (src/select.c) ------------------------------ */
+
+enum {
+    MAY_CASE_NONE = 0,     /* never ready (a nil channel in Go) */
+    MAY_CASE_RECV = 1,     /* .chan, .elem the destination (NULL: discard)
+                              -> 0, or -EPIPE (closed and drained) */
+    MAY_CASE_SEND = 2,     /* .chan, .elem the source -> 0, or -EPIPE */
+    MAY_CASE_FD = 3,       /* .fd ready for .events (MAY_READ | MAY_WRITE)
+                              -> the ready subset (a hint, as may_fd_wait's),
+                              or -EBADF (not open, or closed while waiting) */
+    MAY_CASE_DEADLINE = 4, /* .deadline (absolute) has passed -> 0; Go's
+                              time.After without the timer */
+    MAY_CASE_TIMER = 5,    /* .timer fired: takes the firing -> 0 */
+    MAY_CASE_JOIN = 6,     /* .co ended: joins it (the handle is released,
+                              as by may_join) -> MAY_DONE, MAY_CANCELED or
+                              MAY_PANICKED; its result into *(void **).elem
+                              unless .elem is NULL */
+    MAY_CASE_EVENT = 7,    /* .event fired -> 0 */
+    MAY_CASE_CTX = 8,      /* .ctx done -> may_ctx_err: -ECANCELED or
+                              -ETIMEDOUT */
+};
+
+typedef struct may_case {
+    int op;     /* MAY_CASE_* */
+    int events; /* MAY_CASE_FD: MAY_READ | MAY_WRITE */
+    union {
+        may_chan_t *chan;
+        int fd;
+        int64_t deadline;
+        may_timer_t *timer;
+        may_co_t *co;
+        may_event_t *event;
+        may_ctx_t *ctx;
+    };
+    void *elem;  /* RECV: destination; SEND: source; JOIN: void ** */
+    int result;  /* out, for the chosen case (see each op) */
+} may_case_t;
+
+/* Wait until one case can proceed, perform it and return its index, as
+ * Go's select: only that case takes effect (the others send, receive,
+ * take, join nothing); among cases ready at once the choice is uniformly
+ * random.  Otherwise -ETIMEDOUT (the deadline argument passed; with
+ * MAY_NOWAIT: nothing was ready), -ECANCELED (the caller was cancelled:
+ * ready cases are still taken first, by the contract at the top),
+ * -EINVAL (a bad op; NULL cases with n > 0; a SEND without .elem on a
+ * channel with elements; FD with no or unknown events; JOIN of NULL, of a
+ * detached coroutine, of a scope's child, of one another caller joins, or
+ * of the caller itself), -ENOMEM (n over 16 and no memory).  A case whose
+ * object is NULL is never ready.  Two cases may name one object (a select
+ * never meets itself on a channel). */
+MAY_API int may_select_any(may_case_t *cases, size_t n, int64_t deadline);
+
+/* Case builders: may_case_t c[] = { may_case_recv(ch, &v),
+ * may_case_deadline(may_deadline_in(MS)) }. */
+static inline may_case_t may_case_recv(may_chan_t *ch, void *elem)
+{
+    may_case_t c = { .op = MAY_CASE_RECV, .chan = ch, .elem = elem };
+    return c;
+}
+static inline may_case_t may_case_send(may_chan_t *ch, const void *elem)
+{
+    may_case_t c = { .op = MAY_CASE_SEND, .chan = ch, .elem = (void *)elem };
+    return c;
+}
+static inline may_case_t may_case_fd(int fd, int events)
+{
+    may_case_t c = { .op = MAY_CASE_FD, .events = events, .fd = fd };
+    return c;
+}
+static inline may_case_t may_case_deadline(int64_t deadline)
+{
+    may_case_t c = { .op = MAY_CASE_DEADLINE, .deadline = deadline };
+    return c;
+}
+static inline may_case_t may_case_timer(may_timer_t *t)
+{
+    may_case_t c = { .op = MAY_CASE_TIMER, .timer = t };
+    return c;
+}
+static inline may_case_t may_case_join(may_co_t *co, void **result)
+{
+    may_case_t c = { .op = MAY_CASE_JOIN, .co = co, .elem = (void *)result };
+    return c;
+}
+static inline may_case_t may_case_event(may_event_t *e)
+{
+    may_case_t c = { .op = MAY_CASE_EVENT, .event = e };
+    return c;
+}
+static inline may_case_t may_case_ctx(may_ctx_t *ctx)
+{
+    may_case_t c = { .op = MAY_CASE_CTX, .ctx = ctx };
+    return c;
+}
+
+/* ---- Contexts: a cancellation tree (src/ctx.c) ------------------------- */
+
+/*
+ * Go's context.Context, for cancellation: contexts form a tree, and
+ * cancelling one (or its deadline passing) cancels its whole subtree and
+ * every coroutine running under any context of it.  A coroutine runs under
+ * the context given at its spawn (may_spawn_opts_t.ctx), else under its
+ * spawner's (so everything a request's coroutine starts is under the
+ * request's context), else under none.
+ *
+ * What a coroutine under a context sees when the context ends: it is
+ * cancelled, exactly as by may_cancel (sticky; its blocking calls fail
+ * with -ECANCELED, by the contract at the top; its scopes' children are
+ * cancelled).  That holds for a deadline too: -ETIMEDOUT stays the answer
+ * of a call whose own deadline passed (try again later), -ECANCELED says
+ * the whole operation is over; why it is over is may_ctx_err (-ECANCELED
+ * or -ETIMEDOUT) and may_ctx_cause (the cause given to may_ctx_cancel, or
+ * -ETIMEDOUT) of may_ctx_current().  Code that is not under the context
+ * can wait for it: may_ctx_wait, or a select's MAY_CASE_CTX.
+ *
+ * Scopes and contexts: a scope owns coroutines (it joins them; its owner's
+ * cancellation reaches them); a context reaches coroutines that need not
+ * be owned by one another (detached ones, a connection's workers) and
+ * carries a deadline and a cause.  They nest: a scope's children inherit
+ * their spawner's context.
+ */
+/* A new context under parent (NULL: a root).  deadline: absolute, or
+ * MAY_FOREVER; it ends at the earlier of its deadline and its parent's.  A
+ * context made under an ended parent starts ended.  0, -EINVAL, -ENOMEM. */
+MAY_API int may_ctx_new(may_ctx_t **ctx, may_ctx_t *parent, int64_t deadline);
+/* End ctx and its subtree with cause (a negative errno value or any
+ * non-zero code of the program's; 0 means -ECANCELED), cancelling every
+ * coroutine under them.  0, or -EALREADY when ctx had ended (the first
+ * cause stays), -EINVAL. */
+MAY_API int may_ctx_cancel(may_ctx_t *ctx, int cause);
+/* 0 while live; -ECANCELED (cancelled, itself or through an ancestor) or
+ * -ETIMEDOUT (a deadline passed). */
+MAY_API int may_ctx_err(const may_ctx_t *ctx);
+/* Why it ended: the cause given to the may_ctx_cancel that ended it (or an
+ * ancestor), -ETIMEDOUT for a deadline; 0 while live. */
+MAY_API int may_ctx_cause(const may_ctx_t *ctx);
+/* Its deadline (the earlier of its own and its ancestors'), or MAY_FOREVER. */
+MAY_API int64_t may_ctx_deadline(const may_ctx_t *ctx);
+/* Wait until ctx ends: 0, -ETIMEDOUT, -ECANCELED (the caller was
+ * cancelled; a caller under ctx itself is, when ctx ends: 0 comes first,
+ * as the call can complete without waiting then). */
+MAY_API int may_ctx_wait(may_ctx_t *ctx, int64_t deadline);
+/* The context the calling coroutine runs under, or NULL (none, or a plain
+ * thread). */
+MAY_API may_ctx_t *may_ctx_current(void);
+/* End ctx (as may_ctx_cancel with -ECANCELED, unless it had ended) and
+ * drop the handle, as Go's `defer cancel()`.  Its memory lives on while
+ * child contexts or coroutines still hold it; children stay valid handles
+ * (ended) until freed themselves. */
+MAY_API void may_ctx_free(may_ctx_t *ctx);
 
 /* ==== END SYNC ========================================================== */
 

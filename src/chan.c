@@ -31,30 +31,15 @@
  * keeps the completed operation (it did happen: a receiver did get the
  * element).
  *
- * Select.  A select puts one node per case on the case's channel, all
- * pointing at one sel_waiter on its stack: the parker plus an atomic
- * `fired' (-1 pending, else the index of the case that happened, or
- * SEL_ABANDONED).  A waker that pops a node of a select claims it with a CAS
- * of fired -1 -> index; if the CAS fails that select is done elsewhere, the
- * node is stale and the waker drops it and looks at the next.  Exactly one
- * case of a select completes.  The selecting caller locks every channel of
- * the select (in address order, so two selects cannot deadlock), polls the
- * cases in a random order (fairness), and if none is ready enqueues all its
- * nodes before unlocking, so nobody can complete one of its cases while it
- * is still looking at the others.  On timeout or cancellation it CASes
- * fired -1 -> SEL_ABANDONED: success means no case can happen any more;
- * failure means one did, and it takes that one.  Afterwards it removes its
- * remaining nodes, one channel lock at a time; a node that a waker dropped
- * as stale is marked STALE (not WAITING: it is off its queue) and owed no
- * wake.
+ * Select (src/select.c) queues one node per case, all of one select,
+ * marked with its may__sel; a waker that pops such a node claims it only
+ * by winning the select's CAS (may__wnode_take, waitq.h), else it drops
+ * the node as STALE and looks at the next.  So exactly one case of a
+ * select completes.  The three steps select needs from a channel are at
+ * the end of this file: poll (perform now), reg (say it became ready, or
+ * queue the node), withdraw.
  *
- * sel_waiter is the general "waiter with a claimed flag": an I/O readiness
- * source or a coroutine's end could complete a select case the same way
- * (queue a node; the event claims it with the CAS, fills in the result and
- * wakes the parker).
- *
- * Lock order: channel locks in increasing address order (only select holds
- * more than one); a channel lock is otherwise a leaf, except that may__wake,
+ * Lock order: a channel lock is a leaf (select holds one at a time), except that may__wake,
  * which takes scheduler locks, may run under it (it does not here: wakes
  * happen after unlocking).  Never held across may__wait.
  *
@@ -69,52 +54,26 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "select.h"
 #include "spin.h"
 #include "waitq.h"
 
 /* ---- waiter nodes ------------------------------------------------------- */
 
-#define SEL_PENDING (-1)
-#define SEL_ABANDONED (-2)
-
-/* The shared part of a select's nodes. */
-typedef struct sel_waiter {
-    _Atomic int fired; /* SEL_PENDING, SEL_ABANDONED, or a case index */
-} sel_waiter;
-
-/* A node's grants (waitq.h), and the mark of a select's dropped node. */
+/* A node's grants (waitq.h). */
 enum {
     CN_DONE = 1,   /* the operation happened */
     CN_CLOSED = 2, /* it failed with -EPIPE: the channel was closed */
-    CN_STALE = 3,  /* a select's node dropped by a waker (its select was
-                      done elsewhere): off its queue and owed no wake */
 };
 
-typedef struct cnode {
-    may__wnode wn;   /* parker, queue links, state (CN_*) */
-    sel_waiter *sel; /* NULL: a plain send/recv, claimed by unlinking */
-    void *elem;      /* send: the source; recv: the destination or NULL */
-    int idx;         /* case index (select) */
-} cnode;
+typedef may__cnode cnode;
 
 /* Pop the first node whose waiter we can claim; stale select nodes are
  * dropped on the way.  Channel lock held. */
-static cnode *cq_claim(may__waitq *q)
+static inline cnode *cq_claim(may__waitq *q)
 {
-    may__wnode *w;
-    while ((w = may__waitq_pop(q))) {
-        cnode *n = may__wnode_entry(w, cnode, wn);
-        if (!n->sel)
-            return n;
-        int e = SEL_PENDING;
-        /* acq_rel: exactly one completer per select */
-        if (atomic_compare_exchange_strong_explicit(&n->sel->fired, &e, n->idx,
-                                                    memory_order_acq_rel, memory_order_acquire))
-            return n;
-        /* relaxed: read by its select under this channel's lock */
-        atomic_store_explicit(&n->wn.state, CN_STALE, memory_order_relaxed);
-    }
-    return NULL;
+    may__wnode *w = may__waitq_take(q);
+    return w ? may__wnode_entry(w, cnode, wn) : NULL;
 }
 
 /* Wake the waiter an operation completed, if any (after unlocking). */
@@ -334,7 +293,6 @@ static int chan_op(may_chan_t *ch, void *elem, int64_t deadline, int send)
         return may__wait_nowait_error(p);
     }
     cnode n;
-    n.sel = NULL;
     n.elem = elem;
     may__wnode_arm(&n.wn, p);
     may__waitq *q = send ? &ch->sendq : &ch->recvq;
@@ -438,165 +396,61 @@ size_t may_chan_cap(may_chan_t *ch)
     return ch->cap;
 }
 
-/* ---- select ------------------------------------------------------------- */
+/* ---- select's side (src/select.c) ---------------------------------------- */
 
-#define SEL_STACK 16 /* cases handled without malloc */
-
-static __thread uint64_t sel_rng;
-
-/* Not inlined: it reads a thread-local, and the caller may park. */
-static MAY_NOINLINE uint32_t sel_rand(void)
+int may__chan_sel_poll(may_chan_t *ch, void *elem, int send, int *res)
 {
-    uint64_t x = sel_rng;
-    if (!x)
-        x = (uint64_t)may__now() ^ (uint64_t)(uintptr_t)&sel_rng ^ 0x9e3779b97f4a7c15ULL;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    sel_rng = x;
-    return (uint32_t)(x >> 32);
+    may__parker *wk = NULL;
+    spin_lock(&ch->lock);
+    int done = try_op_locked(ch, elem, send, res, &wk);
+    spin_unlock(&ch->lock);
+    wake(wk);
+    return done;
 }
 
-static void lock_all(may_chan_t **chans, size_t k)
+/* Whether q holds a node some waker could claim other than self's own
+ * (a select never meets itself): a plain one, or one of a select that is
+ * still pending.  Channel lock held. */
+static int cq_has_peer(const may__waitq *q, const may__sel *self)
 {
-    for (size_t i = 0; i < k; i++)
-        spin_lock(&chans[i]->lock);
+    for (const may__wnode *w = q->head; w; w = w->next) {
+        if (!w->sel)
+            return 1;
+        /* relaxed: a hint; the claim itself is the CAS */
+        if (w->sel != self &&
+            atomic_load_explicit(&w->sel->fired, memory_order_relaxed) == MAY__SEL_PENDING)
+            return 1;
+    }
+    return 0;
 }
 
-static void unlock_all(may_chan_t **chans, size_t k)
+int may__chan_sel_reg(may_chan_t *ch, cnode *n, int send)
 {
-    for (size_t i = k; i-- > 0;)
-        spin_unlock(&chans[i]->lock);
+    spin_lock(&ch->lock);
+    int ready;
+    if (send)
+        ready = ch->closed || has_room(ch) || cq_has_peer(&ch->recvq, n->wn.sel);
+    else
+        ready = ch->len || ch->closed || cq_has_peer(&ch->sendq, n->wn.sel);
+    if (!ready)
+        may__waitq_push(send ? &ch->sendq : &ch->recvq, &n->wn);
+    spin_unlock(&ch->lock);
+    return ready;
 }
 
-int may_select(may_select_case_t *cases, size_t n, int64_t deadline)
+void may__chan_sel_withdraw(may_chan_t *ch, cnode *n, int send)
 {
-    if (!cases && n)
-        return -EINVAL;
-    if (n > (size_t)INT32_MAX)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        int op = cases[i].op;
-        if (op != MAY_SELECT_NONE && op != MAY_SELECT_RECV && op != MAY_SELECT_SEND)
-            return -EINVAL;
-        if (op == MAY_SELECT_SEND && cases[i].chan && !cases[i].elem && cases[i].chan->esz)
-            return -EINVAL;
-    }
+    spin_lock(&ch->lock);
+    may__waitq_abandon_locked(send ? &ch->sendq : &ch->recvq, &n->wn);
+    spin_unlock(&ch->lock);
+}
 
-    uint32_t order_s[SEL_STACK];
-    may_chan_t *chans_s[SEL_STACK];
-    cnode nodes_s[SEL_STACK];
-    uint32_t *order = order_s;
-    may_chan_t **chans = chans_s;
-    cnode *nodes = nodes_s;
-    void *heap = NULL;
-    if (n > SEL_STACK) {
-        heap = malloc(n * (sizeof *order + sizeof *chans + sizeof *nodes));
-        if (!heap)
-            return -ENOMEM;
-        nodes = heap;
-        chans = (may_chan_t **)(nodes + n);
-        order = (uint32_t *)(chans + n);
-    }
+int may__chan_sel_result(int grant)
+{
+    return cnode_result(grant);
+}
 
-    /* Poll order: the active cases, randomly permuted (Fisher-Yates).
-     * Lock order: their channels sorted by address, without duplicates. */
-    size_t k = 0, nch = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (cases[i].op == MAY_SELECT_NONE || !cases[i].chan)
-            continue;
-        size_t j = sel_rand() % (uint32_t)(k + 1);
-        order[k] = order[j];
-        order[j] = (uint32_t)i;
-        k++;
-        may_chan_t *c = cases[i].chan;
-        size_t at = nch;
-        while (at > 0 && (uintptr_t)chans[at - 1] > (uintptr_t)c)
-            at--;
-        if (at > 0 && chans[at - 1] == c)
-            continue;
-        memmove(&chans[at + 1], &chans[at], (nch - at) * sizeof *chans);
-        chans[at] = c;
-        nch++;
-    }
-
-    int ret = 0;
-    may__parker *p = may__self_parker();
-    lock_all(chans, nch);
-    for (size_t j = 0; j < k; j++) {
-        uint32_t i = order[j];
-        may_select_case_t *c = &cases[i];
-        may__parker *wk = NULL;
-        int res;
-        int done = try_op_locked(c->chan, c->elem, c->op == MAY_SELECT_SEND, &res, &wk);
-        if (done) {
-            unlock_all(chans, nch);
-            wake(wk);
-            c->result = res;
-            ret = (int)i;
-            goto out;
-        }
-    }
-    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
-        unlock_all(chans, nch);
-        ret = may__wait_nowait_error(p);
-        goto out;
-    }
-    sel_waiter sw;
-    atomic_store_explicit(&sw.fired, SEL_PENDING, memory_order_relaxed);
-    for (size_t j = 0; j < k; j++) {
-        uint32_t i = order[j];
-        cnode *nd = &nodes[i];
-        nd->sel = &sw;
-        nd->elem = cases[i].elem;
-        nd->idx = (int)i;
-        may__wnode_arm(&nd->wn, p);
-        may_chan_t *ch = cases[i].chan;
-        may__waitq_push(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq, &nd->wn);
-    }
-    unlock_all(chans, nch);
-
-    int fired, grant = 0;
-    may__wait_note(p, "select", NULL);
-    for (;;) {
-        int r = may__wait(p, deadline, 0);
-        if (r == 0) {
-            fired = atomic_load_explicit(&sw.fired, memory_order_acquire);
-            /* acquire: pairs with the claim (waitq.c) */
-            if (fired >= 0 &&
-                (grant = atomic_load_explicit(&nodes[fired].wn.state, memory_order_acquire)))
-                break;
-            continue; /* spurious */
-        }
-        int e = SEL_PENDING;
-        if (atomic_compare_exchange_strong_explicit(&sw.fired, &e, SEL_ABANDONED,
-                                                    memory_order_acq_rel, memory_order_acquire)) {
-            fired = -1;
-            ret = r;
-            break;
-        }
-        /* A case fired meanwhile: its wake is due, and it happened. */
-        fired = e;
-        grant = may__wnode_park_claimed(&nodes[fired].wn);
-        break;
-    }
-    /* Withdraw the nodes still queued (no waker can claim them now, so a
-     * node that is not WAITING any more is stale: owed no wake). */
-    for (size_t j = 0; j < k; j++) {
-        uint32_t i = order[j];
-        if ((int)i == fired)
-            continue;
-        may_chan_t *ch = cases[i].chan;
-        spin_lock(&ch->lock);
-        may__waitq_abandon_locked(cases[i].op == MAY_SELECT_SEND ? &ch->sendq : &ch->recvq,
-                                  &nodes[i].wn);
-        spin_unlock(&ch->lock);
-    }
-    if (fired >= 0) {
-        cases[fired].result = cnode_result(grant);
-        ret = fired;
-    }
-out:
-    free(heap);
-    return ret;
+bool may__chan_elem_ok(const may_chan_t *ch, const void *elem)
+{
+    return elem || !ch->esz;
 }

@@ -60,6 +60,7 @@
  */
 #include "internal.h"
 #include "sched_impl.h"
+#include "select.h"
 #include "waitq.h"
 
 #include <sched.h>
@@ -106,6 +107,26 @@ static void finish_direct_hook(may__worker *w, struct may_co *co)
     atomic_store_explicit(&co->join_state, MAY__JS_DONE, memory_order_release);
 }
 
+/* A select waiting for a coroutine's end (MAY_CASE_JOIN) puts its case's
+ * node in the joiner slot, tagged with bit 0 (nodes are aligned; the
+ * sentinel 1 is not a node). */
+#define JOINER_IS_SEL(j) (((uintptr_t)(j) & 1) && (j) != (may__parker *)1)
+#define JOINER_SEL(n) ((may__parker *)((uintptr_t)(n) | 1))
+
+/* The ending coroutine took a select's node from the joiner slot: claim it
+ * for that select (then its parker is the joiner to wake, as any joiner's),
+ * or find the select done elsewhere: mark the node STALE, our last touch of
+ * it (the select's withdraw waits for that mark), and wake nobody. */
+static MAY_NOINLINE may__parker *join_sel_claim(may__parker *j)
+{
+    may__wnode *n = (may__wnode *)((uintptr_t)j & ~(uintptr_t)1);
+    if (may__wnode_take(n))
+        return may__wnode_claim(n, 1);
+    /* release: pairs with the acquire in may__join_sel_withdraw */
+    atomic_store_explicit(&n->state, MAY__WN_STALE, memory_order_release);
+    return NULL;
+}
+
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
 {
     may__cleanups_run(&co->cleanup);
@@ -113,6 +134,8 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
         may__cls_run_destructors(co->cls);
     if (co->owned)
         may__scope_owner_exit(co);
+    if (co->mctx)
+        may__ctx_detach(co);
     if (kind == MAY_DONE && atomic_load(&co->cancelled))
         kind = MAY_CANCELED;
     co->result = result;
@@ -140,6 +163,8 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
     while (!atomic_compare_exchange_weak(&co->joiner, &j,
                                          j ? (may__parker *)2 : (may__parker *)1))
         ;
+    if (MAY_UNLIKELY(JOINER_IS_SEL(j)))
+        j = join_sel_claim(j);
     co->exit_joiner = j;
     if (j && j->co && (j->co->pinned < 0 || j->co->pinned == w->index)) {
         uint32_t v = atomic_load_explicit(&j->word, memory_order_acquire);
@@ -244,7 +269,7 @@ int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts
     } else {
         co->id = atomic_fetch_add_explicit(&may__S.next_id, 1, memory_order_relaxed) + 1;
     }
-    co->timer_idx = SIZE_MAX;
+    co->tn.idx = SIZE_MAX; /* tn.fire NULL, zeroed above */
     co->pinned = (opts->flags & MAY_SPAWN_PINNED) ? target : -1;
     if (opts->flags & MAY_SPAWN_DETACHED)
         atomic_store_explicit(&co->join_state, MAY__JS_DETACHED, memory_order_relaxed);
@@ -261,6 +286,12 @@ int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts
     }
     may__ctx_make(&co->ctx, top, co_entry, co);
     co->tsan_fiber = san_fiber_new();
+    co->mctx = NULL;
+    struct may_ctx *mc = opts->ctx;
+    if (!mc && !(opts->flags & MAY_SPAWN_NO_CTX) && w && w->cur)
+        mc = w->cur->mctx; /* the spawner's */
+    if (MAY_UNLIKELY(mc != NULL))
+        may__ctx_attach(mc, co);
     /* release: may_dump reads the fields above once it sees the magic */
     atomic_store_explicit(&co->magic, MAY__CO_MAGIC, memory_order_release);
     if (w) {
@@ -351,6 +382,60 @@ int may_join(may_co_t *co, void **result, int64_t deadline)
     int r = may__join_wait(co, deadline, 0);
     if (r < 0)
         return r;
+    return may__join_reap(co, result);
+}
+
+/* ---- select's side (src/select.c): MAY_CASE_JOIN ------------------------ */
+
+/* The end of a coroutine that is ending now (its joiner slot says so):
+ * DONE follows within a few instructions. */
+static void join_settle(may_co_t *co)
+{
+    while (atomic_load(&co->join_state) != MAY__JS_DONE)
+        sched_yield();
+}
+
+int may__join_sel_poll(may_co_t *co, void **result, int *res)
+{
+    if (atomic_load(&co->join_state) != MAY__JS_DONE) {
+        if (atomic_load(&co->joiner) != (may__parker *)1)
+            return 0;
+        join_settle(co);
+    }
+    *res = may__join_reap(co, result);
+    return 1;
+}
+
+int may__join_sel_reg(may_co_t *co, may__wnode *n)
+{
+    may__parker *expect = NULL;
+    /* seq_cst: pairs with may__co_finish's CAS, as a joiner's */
+    if (atomic_compare_exchange_strong(&co->joiner, &expect, JOINER_SEL(n)))
+        return 0;
+    return expect == (may__parker *)1 ? 1 : -EINVAL;
+}
+
+void may__join_sel_withdraw(may_co_t *co, may__wnode *n)
+{
+    may__parker *expect = JOINER_SEL(n);
+    if (atomic_compare_exchange_strong(&co->joiner, &expect, NULL))
+        return;
+    /* It ended and took the node: wait until it has marked it (it is not
+     * ours to claim: another case of the select happened), then leave the
+     * slot as "ended with no joiner", so that a may_join can follow. */
+    for (int i = 0; atomic_load_explicit(&n->state, memory_order_acquire) == MAY__WN_WAITING; i++) {
+        if (i < 64)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+    expect = (may__parker *)2;
+    atomic_compare_exchange_strong(&co->joiner, &expect, (may__parker *)1);
+}
+
+int may__join_sel_reap(may_co_t *co, void **result)
+{
+    join_settle(co);
     return may__join_reap(co, result);
 }
 

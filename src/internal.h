@@ -184,6 +184,24 @@ int may__park_common(may__parker *p, uint32_t mask, int64_t deadline);
 
 /* ---- coroutines -------------------------------------------------------- */
 
+/* A node of the timer heap (src/timer.c): a parked coroutine's deadline, a
+ * timer object's next firing, a context's deadline. */
+typedef struct may__tnode {
+    size_t idx;                          /* index in the heap, or SIZE_MAX */
+    void (*fire)(struct may__tnode *tn); /* NULL: a coroutine's (wake it);
+                                            else run under the timer lock */
+    int deferred;                        /* it is a may__tdefer's */
+} may__tnode;
+
+/* A node whose fire takes locks that rank above the timer lock (a
+ * context's cancel): it runs after the timer lock is released, and
+ * disarming waits for a fire in progress. */
+typedef struct may__tdefer {
+    may__tnode tn;
+    struct may__tdefer *next; /* on the list of due ones (timer.c) */
+    _Atomic int firing;       /* its fire runs now */
+} may__tdefer;
+
 /* struct may_co.magic while the coroutine exists (spawned, not yet freed). */
 #define MAY__CO_MAGIC 0x6d6179636f21u /* "may co!" */
 
@@ -211,7 +229,7 @@ struct may_co {
     int track;                   /* stack-use tracking is on for it */
     uint32_t park_mask;          /* flags that end the current park */
     _Atomic size_t stack_peak;   /* track_stack: peak use, set at its end */
-    size_t timer_idx;            /* index in the timer heap, or SIZE_MAX */
+    may__tnode tn;               /* its node in the timer heap (timer.c) */
     may_cleanup_t *cleanup;      /* cleanup handler stack */
     struct may__cls_slot *cls;   /* coroutine-local values, lazily made (cls.c) */
     struct may_scope *scope;     /* the scope it was spawned into */
@@ -230,6 +248,10 @@ struct may_co {
     _Atomic uint64_t magic;      /* MAY__CO_MAGIC from spawn until freed */
     const char *wait_what;       /* what its latest park waits for */
     const void *wait_obj;        /* and on which object (the fd itself for "fd ...") */
+    struct may_ctx *mctx;        /* the context it runs under (ctx.c), or NULL;
+                                    set by spawn (not zeroed) */
+    struct may_co *ctx_next, *ctx_prev; /* on mctx's list, under the ctx lock */
+
     char name[32];
 };
 
@@ -494,6 +516,11 @@ int may__errno_now(void);
 void may__timer_arm(struct may_co *co, int64_t deadline);
 /* Disarm co's timer; after it returns the timer can no longer fire. */
 void may__timer_disarm(struct may_co *co);
+/* The same for any node: arm (re-arm) tn at deadline; disarm it, and once
+ * that returns its fire neither runs nor will.  arm returns whether it was
+ * armed before. */
+int may__tnode_arm(may__tnode *tn, int64_t deadline);
+int may__tnode_disarm(may__tnode *tn);
 /* Fire due timers; returns how many coroutines it readied. */
 int may__timers_run(int64_t now);
 /* Earliest armed deadline or INT64_MAX (relaxed; may be stale). */
@@ -585,6 +612,10 @@ void may__timers_hold(int on);
  * fork made while the runtime ran (src/fork.c).  Not under any lock. */
 int may__fork_guard(void);
 void may__scope_child_cancel_owned(struct may_co *co);
+/* ctx.c: put co (being spawned) under ctx, cancelled at once if ctx has
+ * ended; take an ending co off its context. */
+void may__ctx_attach(struct may_ctx *ctx, struct may_co *co);
+void may__ctx_detach(struct may_co *co);
 void may__scope_owner_exit(struct may_co *co);
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind);
 /* End the caller with result and kind (MAY_DONE, MAY_PANICKED): may_exit

@@ -108,16 +108,17 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "select.h"
 #include "waitq.h"
 
 #define CHUNK_BITS 10
 #define CHUNK_SIZE (1 << CHUNK_BITS)
 #define NCHUNKS 4096 /* fds below 4M */
 
-typedef struct io_waiter {
-    may__wnode wn; /* its grant (waitq.h): the fired MAY__IO_* bits, or -EBADF */
-    int events;    /* MAY__IO_* wanted */
-} io_waiter;
+/* A waiter: its node's grant (waitq.h) is the fired MAY__IO_* bits, or
+ * -EBADF; events are the MAY__IO_* it wants (select.h: select queues the
+ * same nodes). */
+typedef may__io_waiter io_waiter;
 
 typedef struct fd_ent {
     pthread_mutex_t lock;
@@ -215,7 +216,8 @@ void may__io_ready(uint64_t tag, uint32_t io)
             continue;
         may__waitq_unlink(&e->waiters, n);
         io_waiters_add(-1);
-        may__wakelist_add(&wl, n, fired);
+        if (may__wnode_take(n)) /* not a select's done elsewhere */
+            may__wakelist_add(&wl, n, fired);
     }
     may__unlock(&e->lock, MAY__RANK_OBJECT);
     may__wakelist_wake(&wl);
@@ -386,6 +388,70 @@ int may_fd_wait(int fd, int events, int64_t deadline)
         if (r < 0)
             return r;
     }
+}
+
+/* ---- select's side (src/select.c) ---------------------------------------- */
+
+/* As may_fd_wait's first look, keeping what the reg step needs. */
+int may__io_sel_poll(int fd, int events, may__io_sel *st)
+{
+    fd_ent *e;
+    int r = io_enter(fd, &e, &st->gen);
+    if (r < 0)
+        return r;
+    st->ent = e;
+    st->w.events = events;
+    /* acquire: pairs with the release bump in may__io_ready */
+    st->rs = atomic_load_explicit(&e->rseq, memory_order_acquire);
+    st->ws = atomic_load_explicit(&e->wseq, memory_order_acquire);
+    if (atomic_load_explicit(&e->nopoll, memory_order_relaxed))
+        return events; /* a regular file: always ready */
+    struct pollfd pfd = { .fd = fd,
+                          .events = (short)(((events & MAY_READ) ? POLLIN : 0) |
+                                            ((events & MAY_WRITE) ? POLLOUT : 0)) };
+    int n;
+    while ((n = poll(&pfd, 1, 0)) < 0 && may__errno_now() == EINTR)
+        ;
+    if (n < 0)
+        return -may__errno_now();
+    if (n == 0)
+        return 0;
+    if (pfd.revents & POLLNVAL)
+        return -EBADF;
+    if (pfd.revents & (POLLERR | POLLHUP))
+        return events;
+    return ((pfd.revents & POLLIN) ? MAY_READ : 0) | ((pfd.revents & POLLOUT) ? MAY_WRITE : 0);
+}
+
+/* Queue st's node unless an event came since the poll (then 1: ready). */
+int may__io_sel_reg(may__io_sel *st)
+{
+    fd_ent *e = st->ent;
+    int ready = 0;
+    may__lock(&e->lock, MAY__RANK_OBJECT);
+    if (atomic_load_explicit(&e->gen, memory_order_relaxed) != st->gen)
+        ready = 1; /* closed: the poll says -EBADF */
+    else if ((st->w.events & MAY__IO_R) &&
+             atomic_load_explicit(&e->rseq, memory_order_relaxed) != st->rs)
+        ready = 1;
+    else if ((st->w.events & MAY__IO_W) &&
+             atomic_load_explicit(&e->wseq, memory_order_relaxed) != st->ws)
+        ready = 1;
+    if (!ready) {
+        may__waitq_push(&e->waiters, &st->w.wn);
+        io_waiters_add(1);
+    }
+    may__unlock(&e->lock, MAY__RANK_OBJECT);
+    return ready;
+}
+
+void may__io_sel_withdraw(may__io_sel *st)
+{
+    fd_ent *e = st->ent;
+    may__lock(&e->lock, MAY__RANK_OBJECT);
+    if (may__waitq_abandon_locked(&e->waiters, &st->w.wn))
+        io_waiters_add(-1);
+    may__unlock(&e->lock, MAY__RANK_OBJECT);
 }
 
 /* A ticket: the close generation (31 bits) and the direction's readiness

@@ -15,6 +15,9 @@
  *            may_dump hold it while they read the workers and the stacks
  *   THREADS  sched threads_lock: the monitor making a spare worker and its
  *            thread, joining the thread of one that left (handoff.c)
+ *   CTX      ctx.c ctx_lock: the context tree and the coroutines under
+ *            each context; cancelling a context cancels them (SCOPE) and
+ *            fires its event (OBJECT)
  *   SCOPE    scope.c: a scope's children; cancelling them wakes them.
  *            Recursive: cancelling a child cancels the scopes it owns
  *   KEY      cls.c key_lock: key create and delete (a leaf)
@@ -22,6 +25,8 @@
  *            per-fd entry lock of io.c: a waker takes a waiter off the
  *            object's queue and may wake it (may__wake) before it unlocks
  *   TIMER    timer.c tlock: timers fire under it, readying coroutines
+ *   TOBJ     a timer object's spinlock (timer.c): its firing, taken and
+ *            woken from under the timer lock
  *   INBOX    a worker's inbox_lock (readying a pinned coroutine)
  *   GQ       the global run queue's lock (readying from a plain thread)
  *   IDLE     sched idle_lock: the idle list (wakep, go_idle)
@@ -49,10 +54,12 @@ enum may__rank {
     MAY__RANK_NONE = 0,
     MAY__RANK_START,
     MAY__RANK_THREADS,
+    MAY__RANK_CTX,
     MAY__RANK_SCOPE,
     MAY__RANK_KEY,
     MAY__RANK_OBJECT,
     MAY__RANK_TIMER,
+    MAY__RANK_TOBJ,
     MAY__RANK_INBOX,
     MAY__RANK_GQ,
     MAY__RANK_IDLE,

@@ -38,6 +38,25 @@ static MAY_NOINLINE void spin_lock_slow(spin_t *l)
     }
 }
 
+/* With a rank other than OBJECT (src/lockrank.h): the timer objects'
+ * locks, taken under the timer lock. */
+static inline void spin_lock_ranked(spin_t *l, int rank)
+{
+    (void)rank;
+    MAY__RANK_ACQUIRE(rank, l);
+    /* acquire: pairs with the release in spin_unlock_ranked */
+    if (MAY_LIKELY(!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)))
+        return;
+    spin_lock_slow(l);
+}
+
+static inline void spin_unlock_ranked(spin_t *l, int rank)
+{
+    (void)rank;
+    MAY__RANK_RELEASE(rank, l);
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
 static inline void spin_lock(spin_t *l)
 {
     MAY__RANK_ACQUIRE(MAY__RANK_OBJECT, l); /* src/lockrank.h */

@@ -73,6 +73,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "select.h"
 #include "spin.h"
 #include "waitq.h"
 
@@ -1029,6 +1030,32 @@ int may_event_wait(may_event_t *e, int64_t deadline)
     }
     /* A late grant: it did fire. */
     return queue_and_wait(&e->qlock, &e->q, p, "event", e, deadline, NULL);
+}
+
+/* select's side (src/select.c): an event case is ready once fired. */
+int may__event_sel_poll(may_event_t *e)
+{
+    if (!atomic_load_explicit(&e->fired, memory_order_acquire))
+        return 0;
+    settle(&e->fired, 2); /* the firer is done with e */
+    return 1;
+}
+
+int may__event_sel_reg(may_event_t *e, may__wnode *n)
+{
+    spin_lock(&e->qlock);
+    int ready = atomic_load_explicit(&e->fired, memory_order_relaxed) != 0;
+    if (!ready)
+        may__waitq_push(&e->q, n);
+    spin_unlock(&e->qlock);
+    return ready;
+}
+
+void may__event_sel_withdraw(may_event_t *e, may__wnode *n)
+{
+    spin_lock(&e->qlock);
+    may__waitq_abandon_locked(&e->q, n);
+    spin_unlock(&e->qlock);
 }
 
 /* ========================================================================= */

@@ -1,12 +1,15 @@
 /*
- * timer.c - deadlines of parked coroutines.
+ * timer.c - deadlines of parked coroutines, timer and ticker objects, and
+ * contexts' deadlines.
  *
- * One 4-ary min-heap of coroutines ordered by deadline, under one mutex.
- * A coroutine has at most one armed timer (it can only wait for one thing),
- * so the heap node is embedded in struct may_co: arming never allocates
+ * One 4-ary min-heap of timer nodes (may__tnode) ordered by deadline, under
+ * one mutex.  A coroutine has at most one armed deadline (it can only wait
+ * for one thing), so its node is embedded in struct may_co; a timer object
+ * (may_timer_t) and a context embed theirs too.  Arming never allocates
  * except to grow the heap array, and disarming removes the node in
- * O(log n) through the index the coroutine keeps (timer_idx).  A cancelled
- * sleep therefore frees its timer at once instead of leaving a tombstone.
+ * O(log n) through the index the node keeps (idx).  A cancelled sleep or a
+ * stopped timer therefore frees its slot at once instead of leaving a
+ * tombstone, and a stopped timer costs nothing: it is not in the heap.
  * While the array cannot grow, a small static spare heap takes new timers
  * (timer_idx then carries SPARE_TAG), so running out of memory never makes
  * a wait end early.
@@ -16,10 +19,25 @@
  * runs out of work and every 61 scheduling rounds.  Arming a deadline earlier
  * than the one the poller sleeps until wakes the poller.
  *
- * Firing happens under the lock: the timer sets TIMEOUT on the coroutine's
- * parker, which readies it if it is parked.  Because may__timer_disarm takes
- * the same lock, once disarm returns the timer can no longer fire, so a
- * stale timeout can never reach a later wait.
+ * Firing happens under the lock: a coroutine's node sets TIMEOUT on its
+ * parker, which readies it if it is parked; a timer object's takes the
+ * object's own spinlock (rank TOBJ, below TIMER), hands the firing to its
+ * first waiter or keeps it pending, and a ticker's goes back into the heap
+ * at its next period.  Because disarming takes the same lock, once it
+ * returns the node can no longer fire, so a stale timeout can never reach a
+ * later wait, and a stopped timer never delivers.  A context's deadline
+ * (ctx.c) cancels a tree, which takes locks ranked above this one, so its
+ * node is "deferred" (may__tdefer): it is taken out of the heap under the
+ * lock and fired after the lock is released; its disarm waits for a fire
+ * in progress to end (the firing flag), which keeps the same guarantee.
+ *
+ * Timer objects follow Go 1.23's time.Timer: one firing at most is kept
+ * pending until taken (may_timer_wait, or a select's MAY_CASE_TIMER); a
+ * ticker drops the ticks nobody takes; reset and stop discard a pending
+ * firing, so no stale tick is seen after them.  Arming, re-arming and
+ * stopping are serialised by the timer lock, which also guards `armed'
+ * (the node in the heap); the object's spinlock guards the pending firing
+ * and the waiters, which the firing reaches from under the timer lock.
  *
  * Memory ordering: next_deadline is a relaxed hint; whoever acts on it takes
  * the lock and re-reads the heap.  The one exception is the poller's choice
@@ -29,6 +47,10 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <sched.h>
+
+#include "spin.h"
+#include "waitq.h"
 
 static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
 /* Entries carry their deadline, so sifting compares within the array and
@@ -37,7 +59,7 @@ static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
  * and TLB misses.  4-ary: half the levels of a binary heap. */
 struct entry {
     int64_t deadline;
-    struct may_co *co;
+    may__tnode *n;
 };
 struct theap {
     struct entry *a;
@@ -61,7 +83,7 @@ static _Atomic int64_t next_deadline = INT64_MAX;
 static inline void heap_set(struct theap *h, size_t i, struct entry e)
 {
     h->a[i] = e;
-    e.co->timer_idx = h->tag | i;
+    e.n->idx = h->tag | i;
 }
 
 static void sift_up(struct theap *h, size_t i)
@@ -100,11 +122,11 @@ static void sift_down(struct theap *h, size_t i)
 static void heap_remove(struct theap *h, size_t i)
 {
     struct entry last = h->a[--h->len];
-    h->a[i].co->timer_idx = SIZE_MAX;
+    h->a[i].n->idx = SIZE_MAX;
     if (i < h->len) {
         heap_set(h, i, last);
         sift_down(h, i);
-        sift_up(h, last.co->timer_idx & ~h->tag);
+        sift_up(h, last.n->idx & ~h->tag);
     }
 }
 
@@ -124,9 +146,12 @@ static void publish_next(void)
     atomic_store_explicit(&next_deadline, heap_min(first_heap()), memory_order_relaxed);
 }
 
-void may__timer_arm(struct may_co *co, int64_t deadline)
+/* Put tn into a heap at deadline (tlock held, tn not in any).  Returns
+ * whether it is the earliest now, or -1 when it could not be armed at all
+ * (no memory, spare full): the caller fires it at once rather than never. */
+static int heap_insert(may__tnode *tn, int64_t deadline)
 {
-    may__lock(&tlock, MAY__RANK_TIMER);
+    MAY__ASSERT_HELD(MAY__RANK_TIMER, &tlock);
     struct theap *h = &heap;
     if (heap.len == heap.cap) {
         size_t ncap = heap.cap ? heap.cap * 2 : 256;
@@ -137,43 +162,118 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
         } else if (spare.len < spare.cap) {
             h = &spare;
         } else {
-            /* Cannot arm: fire at once rather than sleep forever. */
-            may__unlock(&tlock, MAY__RANK_TIMER);
-            may__wake(&co->parker, MAY__P_TIMEOUT);
-            return;
+            return -1;
         }
     }
-    heap_set(h, h->len++, (struct entry){ deadline, co });
+    heap_set(h, h->len++, (struct entry){ deadline, tn });
     sift_up(h, h->len - 1);
-    int earliest = first_heap()->a[0].co == co;
+    int earliest = first_heap()->a[0].n == tn;
     publish_next();
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    return earliest;
+}
+
+/* Take tn out of its heap, if it is in one (tlock held).  Whether it was. */
+static int heap_take(may__tnode *tn)
+{
+    MAY__ASSERT_HELD(MAY__RANK_TIMER, &tlock);
+    size_t idx = tn->idx;
+    if (idx == SIZE_MAX)
+        return 0;
+    if (idx & SPARE_TAG)
+        heap_remove(&spare, idx & ~SPARE_TAG);
+    else
+        heap_remove(&heap, idx);
+    publish_next();
+    return 1;
+}
+
+/* After arming a new earliest deadline, tlock released: wake the poller
+ * if it sleeps past it. */
+static void poke_poller(int64_t deadline)
+{
     /* Dekker pair D5 (docs/ARCHITECTURE.md) with the poller's entry in
-     * sched.c go_idle: next_deadline was stored above (relaxed, under the
-     * lock), then this fence, then the load of poller_until; the poller
-     * stores poller_until, fences, then loads next_deadline.  One of the
-     * two sees the other's store, so the poller never sleeps past this
-     * deadline.  Only a new earliest deadline needs the check (and the
-     * fence): a later one is covered by the earlier timer's own arming. */
-    if (earliest) {
-        atomic_thread_fence(memory_order_seq_cst);
-        if (deadline < atomic_load_explicit(&may__S.poller_until, memory_order_relaxed))
-            may__poll_wake();
-    }
+     * sched.c go_idle: next_deadline was stored (relaxed, under the lock),
+     * then this fence, then the load of poller_until; the poller stores
+     * poller_until, fences, then loads next_deadline.  One of the two sees
+     * the other's store, so the poller never sleeps past this deadline.
+     * Only a new earliest deadline needs the check (and the fence): a
+     * later one is covered by the earlier timer's own arming. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (deadline < atomic_load_explicit(&may__S.poller_until, memory_order_relaxed))
+        may__poll_wake();
+}
+
+static void fire_node(may__tnode *tn);
+
+void may__timer_arm(struct may_co *co, int64_t deadline)
+{
+    may__lock(&tlock, MAY__RANK_TIMER);
+    int earliest = heap_insert(&co->tn, deadline);
+    may__unlock(&tlock, MAY__RANK_TIMER);
+    if (earliest < 0)
+        may__wake(&co->parker, MAY__P_TIMEOUT); /* fire at once rather than never */
+    else if (earliest)
+        poke_poller(deadline);
 }
 
 void may__timer_disarm(struct may_co *co)
 {
     may__lock(&tlock, MAY__RANK_TIMER);
-    size_t idx = co->timer_idx;
-    if (idx != SIZE_MAX) {
-        if (idx & SPARE_TAG)
-            heap_remove(&spare, idx & ~SPARE_TAG);
+    heap_take(&co->tn);
+    may__unlock(&tlock, MAY__RANK_TIMER);
+}
+
+/* Wait for a deferred node's fire in progress to end (tlock not held). */
+static void defer_settle(may__tnode *tn)
+{
+    if (!tn->deferred)
+        return;
+    may__tdefer *d = (may__tdefer *)(void *)tn;
+    /* acquire: pairs with the release that ends the fire in may__timers_run */
+    for (int i = 0; atomic_load_explicit(&d->firing, memory_order_acquire); i++) {
+        if (i < 64)
+            cpu_relax();
         else
-            heap_remove(&heap, idx);
-        publish_next();
+            sched_yield();
+    }
+}
+
+int may__tnode_arm(may__tnode *tn, int64_t deadline)
+{
+    may__lock(&tlock, MAY__RANK_TIMER);
+    int was = heap_take(tn);
+    int earliest = heap_insert(tn, deadline);
+    if (earliest < 0 && !tn->deferred) {
+        fire_node(tn); /* at once rather than never */
+        earliest = 0;
     }
     may__unlock(&tlock, MAY__RANK_TIMER);
+    if (earliest < 0) {
+        defer_settle(tn);
+        tn->fire(tn);
+    } else if (earliest) {
+        poke_poller(deadline);
+    }
+    return was;
+}
+
+int may__tnode_disarm(may__tnode *tn)
+{
+    may__lock(&tlock, MAY__RANK_TIMER);
+    int was = heap_take(tn);
+    may__unlock(&tlock, MAY__RANK_TIMER);
+    defer_settle(tn);
+    return was;
+}
+
+/* Fire a node taken out of the heap (tlock held, not deferred). */
+static void fire_node(may__tnode *tn)
+{
+    if (MAY_LIKELY(!tn->fire))
+        may__wake(&((struct may_co *)((char *)tn - offsetof(struct may_co, tn)))->parker,
+                  MAY__P_TIMEOUT);
+    else
+        tn->fire(tn);
 }
 
 int may__timers_run(int64_t now)
@@ -181,18 +281,34 @@ int may__timers_run(int64_t now)
     if (atomic_load_explicit(&next_deadline, memory_order_relaxed) > now)
         return 0;
     int n = 0;
+    may__tdefer *due = NULL;
     may__lock(&tlock, MAY__RANK_TIMER);
     for (;;) {
         struct theap *h = first_heap();
         if (!h->len || h->a[0].deadline > now)
             break;
-        struct may_co *co = h->a[0].co;
+        may__tnode *tn = h->a[0].n;
         heap_remove(h, 0);
-        may__wake(&co->parker, MAY__P_TIMEOUT);
+        if (MAY_UNLIKELY(tn->deferred)) {
+            may__tdefer *d = (may__tdefer *)(void *)tn;
+            /* relaxed: the release at the fire's end publishes it */
+            atomic_store_explicit(&d->firing, 1, memory_order_relaxed);
+            d->next = due;
+            due = d;
+        } else {
+            fire_node(tn); /* a ticker goes back into the heap, later */
+        }
         n++;
     }
     publish_next();
     may__unlock(&tlock, MAY__RANK_TIMER);
+    while (due) {
+        may__tdefer *d = due;
+        due = d->next;
+        d->tn.fire(&d->tn);
+        /* release: pairs with the acquire in defer_settle; our last touch */
+        atomic_store_explicit(&d->firing, 0, memory_order_release);
+    }
     return n;
 }
 
@@ -227,4 +343,210 @@ void may__timers_shutdown(void)
     spare.len = 0; /* empty already: no coroutine is alive */
     publish_next();
     may__unlock(&tlock, MAY__RANK_TIMER);
+}
+
+/* ---- timer and ticker objects (may_timer_t) ------------------------------ */
+
+struct may_timer {
+    may__tnode tn;  /* in the heap while armed (tlock) */
+    int64_t period; /* ns between firings, 0: once (tlock) */
+    int64_t when;   /* the deadline it is armed for (tlock) */
+    spin_t lock;    /* rank TOBJ: pending and q */
+    int pending;    /* a firing nobody has taken yet (0 or 1) */
+    may__waitq q;   /* waiters for a firing (may_timer_wait, select) */
+};
+
+#define TIMER_GRANT 1
+
+static inline may_timer_t *timer_of(may__tnode *tn)
+{
+    return (may_timer_t *)(void *)((char *)tn - offsetof(may_timer_t, tn));
+}
+
+/* Hand a firing to the first waiter, or keep it pending (t->lock held).
+ * Returns the parker to wake once the lock is released, or NULL. */
+static may__parker *timer_deliver_locked(may_timer_t *t)
+{
+    may__wnode *n = may__waitq_take(&t->q);
+    if (n)
+        return may__wnode_claim(n, TIMER_GRANT);
+    t->pending = 1;
+    return NULL;
+}
+
+/* The node's fire, under tlock: deliver, and a ticker goes back into the
+ * heap at its next period after now (ticks nobody could take are dropped,
+ * as Go's ticker drops them). */
+static void timer_fire(may__tnode *tn)
+{
+    may_timer_t *t = timer_of(tn);
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    may__parker *wk = timer_deliver_locked(t);
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+    if (wk)
+        may__wake_claimed(wk);
+    if (t->period > 0) {
+        int64_t now = may__now();
+        int64_t next = t->when + t->period;
+        if (next <= now)
+            next += ((now - next) / t->period + 1) * t->period;
+        t->when = next;
+        if (heap_insert(tn, next) < 0) /* no memory: the ticker stops */
+            t->period = 0;
+    }
+}
+
+int may_timer_new(may_timer_t **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    int r = may__ensure_started(); /* the workers run the heap */
+    if (r < 0)
+        return r;
+    may_timer_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->tn.idx = SIZE_MAX;
+    t->tn.fire = timer_fire;
+    *out = t;
+    return 0;
+}
+
+int may_ticker_new(may_timer_t **out, int64_t period)
+{
+    if (period <= 0) {
+        if (out)
+            *out = NULL;
+        return -EINVAL;
+    }
+    int r = may_timer_new(out);
+    if (r == 0)
+        may_timer_reset(*out, may_deadline_in(period), period);
+    return r;
+}
+
+/* Disarm t and discard its pending firing (tlock held); whether either
+ * was there. */
+static int timer_stop_locked(may_timer_t *t)
+{
+    int was = heap_take(&t->tn);
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    was |= t->pending;
+    t->pending = 0;
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+    return was;
+}
+
+int may_timer_reset(may_timer_t *t, int64_t deadline, int64_t period)
+{
+    if (!t || deadline < 0 || period < 0)
+        return -EINVAL;
+    may__lock(&tlock, MAY__RANK_TIMER);
+    int was = timer_stop_locked(t);
+    t->period = period;
+    t->when = deadline;
+    int earliest = heap_insert(&t->tn, deadline);
+    if (earliest < 0) {
+        timer_fire(&t->tn); /* no memory: fire at once rather than never */
+        earliest = 0;
+    }
+    may__unlock(&tlock, MAY__RANK_TIMER);
+    if (earliest)
+        poke_poller(deadline);
+    return was;
+}
+
+int may_timer_stop(may_timer_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    may__lock(&tlock, MAY__RANK_TIMER);
+    int was = timer_stop_locked(t);
+    may__unlock(&tlock, MAY__RANK_TIMER);
+    return was;
+}
+
+/* Take the pending firing (t->lock held): 1 if there was one. */
+static inline int timer_take_locked(may_timer_t *t)
+{
+    if (!t->pending)
+        return 0;
+    t->pending = 0;
+    return 1;
+}
+
+int may_timer_wait(may_timer_t *t, int64_t deadline)
+{
+    if (!t)
+        return -EINVAL;
+    may__parker *p = may__self_parker();
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    if (timer_take_locked(t)) {
+        spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+        return 0;
+    }
+    if (deadline == MAY_NOWAIT || may__wait_cancelled(p)) {
+        spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+        return may__wait_nowait_error(p);
+    }
+    may__wnode n;
+    may__wnode_arm(&n, p);
+    may__waitq_push(&t->q, &n);
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+    may__wait_note(p, "timer", t);
+    int r = may__wnode_park(&n, deadline, 0);
+    if (r == 0)
+        return 0;
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    bool gone = may__waitq_abandon_locked(&t->q, &n);
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+    if (gone)
+        return r;
+    /* A firing reached us after the wait failed: pass it on, as if we had
+     * never waited (to the next waiter, or pending). */
+    may__wnode_park_claimed(&n);
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    may__parker *wk = timer_deliver_locked(t);
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+    if (wk)
+        may__wake_claimed(wk);
+    return r;
+}
+
+void may_timer_free(may_timer_t *t)
+{
+    if (!t)
+        return;
+    may__lock(&tlock, MAY__RANK_TIMER);
+    heap_take(&t->tn);
+    may__unlock(&tlock, MAY__RANK_TIMER);
+    free(t);
+}
+
+/* ---- select's side (src/select.c) ---------------------------------------- */
+
+int may__timer_sel_poll(may_timer_t *t)
+{
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    int r = timer_take_locked(t);
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+    return r;
+}
+
+int may__timer_sel_reg(may_timer_t *t, may__wnode *n)
+{
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    int ready = t->pending;
+    if (!ready)
+        may__waitq_push(&t->q, n);
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
+    return ready;
+}
+
+void may__timer_sel_withdraw(may_timer_t *t, may__wnode *n)
+{
+    spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
+    may__waitq_abandon_locked(&t->q, n);
+    spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
 }

@@ -17,10 +17,21 @@
 #include <stddef.h>
 
 /* A node's state.  WAITING means "on its queue, nobody has claimed it";
- * every other value is the object's own: what the waker granted (a lock, a
- * unit, an element, the fired I/O directions, an error), stored by the
- * claim, and returned by may__wnode_park_claimed. */
-enum { MAY__WN_WAITING = 0 };
+ * STALE marks a select's node that a waker dropped because its select was
+ * done elsewhere (off its queue, owed no wake); every other value is the
+ * object's own: what the waker granted (a lock, a unit, an element, the
+ * fired I/O directions, an error), stored by the claim, and returned by
+ * may__wnode_park_claimed. */
+enum { MAY__WN_WAITING = 0, MAY__WN_STALE = -0x7fffffff };
+
+/* The shared part of a select's nodes (src/select.c): one waiter with one
+ * node per case, on as many queues.  fired: PENDING, ABANDONED (the select
+ * gave up: no case may happen any more), or the index of the one case that
+ * happened, set by whoever wins the CAS from PENDING. */
+enum { MAY__SEL_PENDING = -1, MAY__SEL_ABANDONED = -2 };
+typedef struct may__sel {
+    _Atomic int fired;
+} may__sel;
 
 /* A waiter node: embedded in the waiter's own record (usually on its
  * stack; offload.c's jobs are on the heap), which the waiter keeps until
@@ -31,6 +42,9 @@ typedef struct may__wnode {
     may__parker *p;                 /* whom to wake; set by may__wnode_arm */
     _Atomic int state;              /* MAY__WN_WAITING or the grant: release by the
                                        claim, acquire by the woken waiter */
+    int idx;                        /* with sel: the case's index */
+    may__sel *sel;                  /* NULL, or the select it is a case of: a
+                                       waker claims it only by winning sel's CAS */
 } may__wnode;
 
 /* The record that holds node n as its field `member`. */
@@ -60,6 +74,7 @@ typedef struct may__wakelist {
 static inline void may__wnode_arm(may__wnode *n, may__parker *p)
 {
     n->p = p;
+    n->sel = NULL;
     /* relaxed: the queue's lock publishes it with the node */
     atomic_store_explicit(&n->state, MAY__WN_WAITING, memory_order_relaxed);
     may__wait_prepare(p);
@@ -129,6 +144,38 @@ static inline may__wnode *may__waitq_pop(may__waitq *q)
 
 /* ---- the waker's side (the queue's lock held, n off the queue) ----------- */
 
+/* Whether a waker that took n off its queue may claim it: always for a
+ * plain node; for a select's node only by winning its select's CAS (then
+ * this case is the one that happens).  Losing it, the select is done
+ * elsewhere: n is marked STALE, is owed no wake, and the waker goes on to
+ * the next node.  acq_rel: exactly one case of a select happens, and the
+ * winner sees what the select wrote before it queued its nodes. */
+static inline bool may__wnode_take(may__wnode *n)
+{
+    if (MAY_LIKELY(!n->sel))
+        return true;
+    int e = MAY__SEL_PENDING;
+    if (atomic_compare_exchange_strong_explicit(&n->sel->fired, &e, n->idx,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return true;
+    /* relaxed: read by its select under this queue's lock */
+    atomic_store_explicit(&n->state, MAY__WN_STALE, memory_order_relaxed);
+    return false;
+}
+
+/* The first node of q that may be claimed (may__wnode_take), unlinked, or
+ * NULL; stale select nodes are dropped on the way. */
+static inline may__wnode *may__waitq_take(may__waitq *q)
+{
+    may__wnode *n;
+    while ((n = q->head)) {
+        may__waitq_unlink(q, n);
+        if (may__wnode_take(n))
+            return n;
+    }
+    return NULL;
+}
+
 /* Claim n with grant (!= MAY__WN_WAITING): from here on the waker owes n
  * exactly one wake, and may read n (not write it) until that wake.  Returns
  * the parker to wake with may__wake_claimed once the lock is released (a
@@ -173,7 +220,7 @@ static inline void may__wakelist_wake(may__wakelist *wl)
 static inline void may__waitq_claim_all(may__waitq *q, may__wakelist *wl, int grant)
 {
     may__wnode *n;
-    while ((n = may__waitq_pop(q)))
+    while ((n = may__waitq_take(q)))
         may__wakelist_add(wl, n, grant);
 }
 
