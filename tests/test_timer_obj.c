@@ -40,7 +40,6 @@ static void t_basic(void)
     ASSERT_EQ(may_timer_stop(NULL), -EINVAL);
     ASSERT_EQ(may_timer_wait(NULL, 0), -EINVAL);
     ASSERT_EQ(may_timer_new(NULL), -EINVAL);
-    ASSERT_EQ(may_ticker_new(&t, 0) == -EINVAL || 1, 1);
     may_timer_free(t);
     may_timer_t *z = (may_timer_t *)1;
     ASSERT_EQ(may_ticker_new(&z, 0), -EINVAL);
