@@ -1099,29 +1099,51 @@ MAY_API int may_unix_socketpair(int type, int fds[2]);
 /* ==== BEGIN SIGNALS (src/signal.c, docs/SIGNALS.md) ===================== */
 
 /*
- * Signals for coroutines, as Go's signal.Notify and libuv's uv_signal.  A
- * watcher catches a set of signals; each delivery is queued on the
- * watcher (up to its queue length; more are dropped, as Go drops on a full
- * channel) until a coroutine or thread takes it with may_signal_wait, or
- * through may_select with a MAY_CASE_RECV on may_signal_chan.  Every
- * watcher of a signal gets every delivery of it.  When the last watcher of
- * a signal is freed, the disposition it had before the first is restored.
+ * Signals for coroutines and threads, as Go's signal.Notify and libuv's
+ * uv_signal.  A watcher catches a set of signals; each delivery is queued
+ * on the watcher (up to its queue length; more are dropped and counted, as
+ * Go drops on a full channel) until a coroutine or thread takes it with
+ * may_signal_wait, or with a select on may_signal_chan (may_select's
+ * MAY_SELECT_RECV, may_select_any's may_case_recv).  Every watcher of a
+ * signal gets every delivery of it; several waiters on one watcher share
+ * its deliveries (each goes to one).  The first watcher of a signal
+ * installs libmay's handler (even over SIG_IGN, as Go does); when the last
+ * watcher of it is freed, the disposition it had before the first is
+ * restored, and a signal that arrives in between is dropped, never given a
+ * default action the program did not have.  Do not change a watched
+ * signal's disposition yourself meanwhile (the restore would undo it).
+ * The kernel merges a standard signal sent again before its handler ran,
+ * so count events, not signals, unless they are real-time ones.
+ *
+ * SIGPIPE: libmay's socket calls never raise it (MSG_NOSIGNAL; -EPIPE);
+ * may_write on a pipe or socket raises it as write(2) does, which kills
+ * the process by default.  Ignore it, or watch it to make it an event (the
+ * write then returns -EPIPE).  Two descriptors (a close-on-exec self-pipe)
+ * stay open from the first watcher on; a thread named "may-signal" runs
+ * while any watcher exists (it is not a coroutine: may_shutdown is not
+ * held up by watchers).  A fork child should exec (docs/SIGNALS.md).
  */
 #include <signal.h>
 typedef struct may_signal may_signal_t;
-/* Watch the n signals sigs[] (n >= 1).  queue: deliveries kept while nobody
- * takes them (0: 16).  0, -EINVAL (n 0, a signal that cannot be caught:
- * SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, or out of range),
- * -ENOMEM, -errno. */
+/* Watch the n signals sigs[] (n >= 1; repeats allowed).  queue: deliveries
+ * kept while nobody takes them (0: 16; MAY_CHAN_UNBOUNDED refused).  0,
+ * -EINVAL (NULL, n 0, a signal that cannot or must not be caught:
+ * SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGILL, SIGFPE, the C library's own,
+ * or out of range), -ENOMEM, -ENOTRECOVERABLE (in the child of a fork made
+ * while watchers existed), -errno (no descriptors for the pipe, no
+ * thread). */
 MAY_API int may_signal_new(may_signal_t **s, const int *sigs, size_t n, size_t queue);
-/* The next delivered signal's number (> 0), -ETIMEDOUT, -ECANCELED. */
+/* Take the next delivery: the signal's number (> 0), -ETIMEDOUT,
+ * -ECANCELED (by the contract at the top: a queued delivery is still
+ * taken), -EINVAL (s NULL). */
 MAY_API int may_signal_wait(may_signal_t *s, int64_t deadline);
 /* The watcher's queue: a channel of int (the signal numbers), for select.
- * Receive only; it is closed by may_signal_free. */
+ * Receive only; it is closed and freed by may_signal_free. */
 MAY_API may_chan_t *may_signal_chan(may_signal_t *s);
 /* Deliveries dropped so far because the queue was full. */
 MAY_API uint64_t may_signal_dropped(may_signal_t *s);
-/* Stop watching and free the watcher (after every waiter has returned). */
+/* Stop watching and free the watcher (after every waiter has returned);
+ * restores a signal's old disposition when s was its last watcher. */
 MAY_API void may_signal_free(may_signal_t *s);
 
 /* ==== END SIGNALS ======================================================= */

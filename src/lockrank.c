@@ -24,7 +24,7 @@ static const char *const rank_names[] = {
     [MAY__RANK_TOBJ] = "timer object",
     [MAY__RANK_INBOX] = "inbox",     [MAY__RANK_GQ] = "global queue",
     [MAY__RANK_IDLE] = "idle",       [MAY__RANK_STACK] = "stack",
-    [MAY__RANK_OFFLOAD] = "offload",
+    [MAY__RANK_OFFLOAD] = "offload", [MAY__RANK_SIGNAL] = "signal",
 };
 
 /* TSan sees each coroutine as a fiber of its own, so two coroutines that

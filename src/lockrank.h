@@ -21,6 +21,8 @@
  *   SCOPE    scope.c: a scope's children; cancelling them wakes them.
  *            Recursive: cancelling a child cancels the scopes it owns
  *   KEY      cls.c key_lock: key create and delete (a leaf)
+ *   SIGNAL   signal.c sig_lock: the signal watchers and dispositions; the
+ *            dispatcher sends into watchers' channels (OBJECT) under it
  *   OBJECT   the spinlock of a sync object or channel (src/spin.h) and the
  *            per-fd entry lock of io.c: a waker takes a waiter off the
  *            object's queue and may wake it (may__wake) before it unlocks
@@ -57,6 +59,7 @@ enum may__rank {
     MAY__RANK_CTX,
     MAY__RANK_SCOPE,
     MAY__RANK_KEY,
+    MAY__RANK_SIGNAL,
     MAY__RANK_OBJECT,
     MAY__RANK_TIMER,
     MAY__RANK_TOBJ,
