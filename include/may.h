@@ -129,7 +129,9 @@ MAY_API int may_configure_sized(const may_config_t *cfg, size_t size);
 MAY_API int may_start(void);
 /* Stop the worker threads and free every cached resource.  -EBUSY while
  * coroutines are alive (joined or detached ones that have not ended).  The
- * runtime starts again lazily on next use.  Not from a coroutine (-EPERM). */
+ * runtime starts again lazily on next use.  Armed timers and tickers and
+ * contexts' deadlines are stopped (reset them to arm them again).  Not from
+ * a coroutine (-EPERM). */
 MAY_API int may_shutdown(void);
 /* Number of worker threads (starts the runtime). */
 MAY_API int may_workers(void);
@@ -1153,10 +1155,25 @@ MAY_API void may_signal_free(may_signal_t *s);
 /*
  * Child processes, as libuv's uv_spawn and Go's os/exec: spawn with argv,
  * environment, working directory and pipes; the pipes are ordinary fds
- * (non-blocking, close-on-exec in the parent, registered with the poller)
- * that may_read / may_write wait on; wait for the exit with a deadline;
- * kill.  No zombie is left behind: a process freed before it was waited
- * for is reaped in the background.
+ * (non-blocking, close-on-exec in the parent; the first may_read /
+ * may_write registers them with the poller as for any fd) that may_read /
+ * may_write wait on; wait for the exit with a deadline; kill.
+ *
+ * The child gets descriptors 0, 1 and 2 as .stdio says and no other (every
+ * descriptor from 3 up is closed in it, including any the program made
+ * without close-on-exec), every signal at its default disposition and none
+ * blocked.  The exit is watched through a pidfd where the kernel has one
+ * (Linux 5.3), else through SIGCHLD (may_signal_new; only this library's
+ * own children are reaped, never with waitpid(-1)).
+ *
+ * No zombie is left behind: a process freed before it was waited for is
+ * reaped in the background when it ends, by a helper thread (not a
+ * coroutine), so it never holds up may_shutdown.  Not supported: SIGCHLD
+ * set to SIG_IGN, or a waitpid(-1) elsewhere in the program, which reap
+ * these children behind the library's back (may_process_wait: -ECHILD).
+ *
+ * A write to a stdin pipe whose child has gone raises SIGPIPE, as
+ * may_write does: ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)) to get -EPIPE.
  */
 typedef struct may_process may_process_t;
 
@@ -1164,7 +1181,9 @@ enum {
     MAY_STDIO_INHERIT = 0, /* the child shares the parent's descriptor */
     MAY_STDIO_PIPE = 1,    /* a pipe; the parent's end: may_process_stdio */
     MAY_STDIO_NULL = 2,    /* /dev/null */
-    MAY_STDIO_FD = 3,      /* the descriptor given in .fd[i] */
+    MAY_STDIO_FD = 3,      /* the descriptor given in .fd[i] (the parent's
+                              stays open; it may be one of 0, 1, 2: .fd[2] = 1
+                              with .stdio[1] INHERIT is "2>&1") */
 };
 
 typedef struct may_process_opts {
@@ -1176,29 +1195,51 @@ typedef struct may_process_opts {
 } may_process_opts_t;
 
 #define MAY_PROCESS_SETSID 1u   /* the child starts a new session */
-#define MAY_PROCESS_NO_PIDFD 2u /* wait through SIGCHLD even where pidfd works */
+#define MAY_PROCESS_NO_PIDFD 2u /* wait through SIGCHLD even where pidfd works
+                                   (also: $MAY_NO_PIDFD=1 for every process) */
 
-/* Spawn file (looked up in $PATH when it has no slash) with argv (argv[0]
- * included, NULL-terminated).  0, -EINVAL, -ENOENT, -EACCES (exec failed:
- * the child's exec errno is returned), -ENOMEM, -EMFILE, -errno. */
+/* Spawn file with argv (argv[0] included, NULL-terminated).  A file without
+ * a slash is looked up in the parent's $PATH (as Go's exec.LookPath;
+ * "/bin:/usr/bin" when unset), one with a slash is taken relative to .cwd
+ * when it is relative.  opts may be NULL (inherit everything).  0 with *p
+ * set; or, with *p NULL: -EINVAL (bad arguments or flags), -EBADF (.fd[i]
+ * negative), -ENOENT, -EACCES, -ENOEXEC... (the program is missing or not
+ * executable, or its exec failed: the child's exec errno), -ENOENT,
+ * -ENOTDIR (.cwd), -ENOMEM, -EMFILE, -EAGAIN (process limit), -errno.
+ * Called from a coroutine, the worker is suspended until the child has
+ * exec'd (vfork semantics; the call is bracketed as may_blocking_begin
+ * does, so a slow one is handed off). */
 MAY_API int may_process_spawn_sized(may_process_t **p, const char *file,
                                     const char *const argv[],
                                     const may_process_opts_t *opts, size_t opts_size);
 #define may_process_spawn(p, file, argv, ...) \
     may_process_spawn_sized((p), (file), (argv), (__VA_ARGS__), sizeof(may_process_opts_t))
 MAY_API pid_t may_process_pid(const may_process_t *p);
-/* The parent's end of pipe i (0 stdin, 1 stdout, 2 stderr), or -1.  Close it
- * with may_process_close_stdio (or may_fd_close after taking it over). */
+/* The parent's end of pipe i (0 stdin, 1 stdout, 2 stderr), or -1.  It
+ * belongs to p: may_process_free closes it.  Close it earlier with
+ * may_process_close_stdio (stdin: the child reads end of file), or take it
+ * over with may_process_take_stdio and close it yourself (may_fd_close). */
 MAY_API int may_process_stdio(const may_process_t *p, int i);
+/* 0, -EBADF (no such pipe, or closed already), -EINVAL, -errno. */
 MAY_API int may_process_close_stdio(may_process_t *p, int i);
+/* Hand pipe i over to the caller (p forgets it): the fd, -EBADF, -EINVAL.
+ * (Added to the first draft of this API: a pipe that outlives p, say
+ * handed to another coroutine, and may_process_stdio's "taking it over",
+ * need it.) */
+MAY_API int may_process_take_stdio(may_process_t *p, int i);
 /* Wait for the exit: 0 with *status (may be NULL) the wait status
- * (WIFEXITED...), -ETIMEDOUT, -ECANCELED.  Once it returned 0 it returns 0
- * again with the same status. */
+ * (WIFEXITED...), -ETIMEDOUT, -ECANCELED, -ECHILD (reaped by someone else,
+ * see above), -EINVAL.  Once it returned 0 it returns 0 again with the
+ * same status; a child that has exited is reaped even by a cancelled
+ * caller or with MAY_NOWAIT.  Any number of coroutines and threads may
+ * wait at once. */
 MAY_API int may_process_wait(may_process_t *p, int *status, int64_t deadline);
-/* Send sig: 0, -ESRCH once reaped, -errno. */
+/* Send sig (0: only check): 0, -ESRCH once reaped (a pid that may be
+ * another process's by now is never signalled), -EINVAL, -errno. */
 MAY_API int may_process_kill(may_process_t *p, int sig);
-/* Close the pipes and free p; a child still running is reaped in the
- * background when it ends (it is not killed). */
+/* Close the pipes p still owns and free p; a child still running is
+ * reaped in the background when it ends (it is not killed: kill it first
+ * if it should stop).  No call on p may be in progress or follow. */
 MAY_API void may_process_free(may_process_t *p);
 
 /* ==== END PROCESS ======================================================= */
