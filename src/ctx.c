@@ -270,3 +270,11 @@ void may__ctx_detach(struct may_co *co)
     may__unlock(&ctx_lock, MAY__RANK_CTX);
     co->mctx = NULL;
 }
+
+void may__ctx_hold(int on)
+{
+    if (on)
+        may__lock(&ctx_lock, MAY__RANK_CTX);
+    else
+        may__unlock(&ctx_lock, MAY__RANK_CTX);
+}

@@ -54,7 +54,8 @@
  * start lock: glibc runs the prepare handlers under its own atfork lock,
  * which registering under the start lock would invert).
  *
- * Lock order in rt_fork_prepare: start_lock, the scope lock, key_lock,
+ * Lock order in rt_fork_prepare: start_lock, threads_lock, the context
+ * lock, the scope lock, key_lock,
  * the timer lock, then, while the
  * runtime runs, every worker's inbox lock (in index order; the rank
  * checker does not see these, as it forbids two locks of one rank, and
@@ -76,6 +77,7 @@ static void rt_fork_prepare(void)
 {
     may__lock(&may__S.start_lock, MAY__RANK_START);
     may__lock(&may__S.threads_lock, MAY__RANK_THREADS);
+    may__ctx_hold(1);
     may__scope_hold(1);
     may__cls_hold(1);
     ran_at_fork = atomic_load_explicit(&may__S.state, memory_order_relaxed) == 2;
@@ -102,6 +104,7 @@ static void rt_release_all(int child)
     may__timers_hold(0);
     may__cls_hold(0);
     may__scope_hold(child ? -1 : 0);
+    may__ctx_hold(0);
     may__unlock(&may__S.threads_lock, MAY__RANK_THREADS);
     may__unlock(&may__S.start_lock, MAY__RANK_START);
 }

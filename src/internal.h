@@ -616,6 +616,8 @@ void may__scope_child_cancel_owned(struct may_co *co);
  * ended; take an ending co off its context. */
 void may__ctx_attach(struct may_ctx *ctx, struct may_co *co);
 void may__ctx_detach(struct may_co *co);
+/* Take (1) or release (0) the context lock: the fork handlers (fork.c). */
+void may__ctx_hold(int on);
 void may__scope_owner_exit(struct may_co *co);
 _Noreturn void may__co_finish(struct may_co *co, void *result, int kind);
 /* End the caller with result and kind (MAY_DONE, MAY_PANICKED): may_exit

@@ -337,10 +337,16 @@ uint64_t may__timers_count(void)
 void may__timers_shutdown(void)
 {
     may__lock(&tlock, MAY__RANK_TIMER);
+    /* No coroutine is alive, but timer objects and contexts may be armed:
+     * they are stopped (their nodes leave the heap with it). */
+    for (size_t i = 0; i < heap.len; i++)
+        heap.a[i].n->idx = SIZE_MAX;
+    for (size_t i = 0; i < spare.len; i++)
+        spare.a[i].n->idx = SIZE_MAX;
     free(heap.a);
     heap.a = NULL;
     heap.len = heap.cap = 0;
-    spare.len = 0; /* empty already: no coroutine is alive */
+    spare.len = 0;
     publish_next();
     may__unlock(&tlock, MAY__RANK_TIMER);
 }
@@ -442,6 +448,9 @@ int may_timer_reset(may_timer_t *t, int64_t deadline, int64_t period)
 {
     if (!t || deadline < 0 || period < 0)
         return -EINVAL;
+    int r = may__ensure_started(); /* again, after a may_shutdown */
+    if (r < 0)
+        return r;
     may__lock(&tlock, MAY__RANK_TIMER);
     int was = timer_stop_locked(t);
     t->period = period;

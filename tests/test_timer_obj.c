@@ -154,6 +154,19 @@ static void t_many(void)
     free(ts);
 }
 
+/* may_shutdown stops armed timers; they work again after it. */
+static void t_shutdown(void)
+{
+    may_timer_t *t;
+    ASSERT_EQ(may_ticker_new(&t, TEST_MS(1000)), 0);
+    while (may_shutdown() == -EBUSY)
+        may_sleep(TEST_MS(1));
+    ASSERT_EQ(may_timer_stop(t), 0);
+    ASSERT_EQ(may_timer_reset(t, may_now() + TEST_MS(5), 0), 0);
+    ASSERT_EQ(may_timer_wait(t, may_now() + TEST_MS(5000)), 0);
+    may_timer_free(t);
+}
+
 int main(void)
 {
     test_run_both(t_basic);
@@ -161,6 +174,7 @@ int main(void)
     t_waiters();
     t_cancel();
     t_many();
+    t_shutdown();
     printf("ok\n");
     return 0;
 }
