@@ -353,8 +353,6 @@ static void proc_sigchld_scan(void)
     }
 }
 
-#define PROC_HAVE_SIGNALS 0 /* TEMPORARY: until src/signal.c lands */
-#if PROC_HAVE_SIGNALS
 static void *proc_sigchld_main(void *arg)
 {
     may_signal_t *w = arg;
@@ -381,14 +379,6 @@ static void proc_sigchld_start(void *arg)
     }
     proc_sc.err = r;
 }
-#else
-static void proc_sigchld_start(void *arg)
-{
-    (void)arg;
-    (void)proc_sigchld_scan;
-    proc_sc.err = -ENOSYS;
-}
-#endif
 
 /* ---- spawning ------------------------------------------------------------ */
 
