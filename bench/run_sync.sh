@@ -3,6 +3,7 @@
 # benchmarks against their Go peers; print medians and ratios as markdown.
 #
 #   bench/run_sync.sh                 every pair: pingpong chan mutex sieve
+#                                     select timer
 #   bench/run_sync.sh pingpong sieve  a subset
 #
 # Environment:
@@ -11,6 +12,8 @@
 #   BENCH_BUILD_DIR=build/bench-sync
 #   PINGPONG_N=2000000  CHAN_N=4000000  MUTEX_N=10000000  MUTEX_CO=1000
 #   SIEVE_N=10000
+#   SELECT_N=1000000  SELECT_CAP=0  SELECT_FIRE_N=500  SELECT_FIRE_US=100
+#   TIMER_N=2000000  TIMER_ARMED=1000000
 #
 # pingpong runs twice: on one worker (GOMAXPROCS=1) and on two; the others
 # use the default worker count on both sides (every allowed CPU).  Each
@@ -28,16 +31,22 @@ CHAN_N=${CHAN_N:-4000000}
 MUTEX_N=${MUTEX_N:-10000000}
 MUTEX_CO=${MUTEX_CO:-1000}
 SIEVE_N=${SIEVE_N:-10000}
-ALL="pingpong chan mutex sieve"
+SELECT_N=${SELECT_N:-1000000}
+SELECT_CAP=${SELECT_CAP:-0}
+SELECT_FIRE_N=${SELECT_FIRE_N:-500}
+SELECT_FIRE_US=${SELECT_FIRE_US:-100}
+TIMER_N=${TIMER_N:-2000000}
+TIMER_ARMED=${TIMER_ARMED:-1000000}
+ALL="pingpong chan mutex sieve select timer"
 
 die() { echo "run_sync.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 benches=()
 for a in "$@"; do
     case $a in
     -h | --help) usage 0 ;;
-    pingpong | chan | mutex | sieve) benches+=("$a") ;;
+    pingpong | chan | mutex | sieve | select | timer) benches+=("$a") ;;
     *) echo "run_sync.sh: unknown benchmark '$a'" >&2; usage 2 ;;
     esac
 done
@@ -136,6 +145,12 @@ for b in "${benches[@]}"; do
     sieve)
         echo "== sieve" >&2
         run_pair sieve "$SIEVE_N" ;;
+    select)
+        echo "== select" >&2
+        run_pair select "$SELECT_N" "$SELECT_CAP" "$SELECT_FIRE_N" "$SELECT_FIRE_US" ;;
+    timer)
+        echo "== timer" >&2
+        run_pair timer "$TIMER_N" "$TIMER_ARMED" ;;
     esac
 done
 
@@ -149,6 +164,16 @@ mutex mutex_co ns_per_op ns go mutex_co contended mutex, $MUTEX_CO coroutines vs
 mutex mutex_co ns_per_op ns c mutex_pthread contended mutex: may coroutines vs pthread_mutex threads -
 mutex mutex_may_threads ns_per_op ns c mutex_pthread contended mutex between threads: may_mutex vs pthread_mutex -
 sieve sieve ms ms go sieve prime sieve to prime #$SIEVE_N 1
+select select_deadline ns_per_select ns go select_after select on 2 channels + a timeout each round: MAY_CASE_DEADLINE vs time.After 2
+select select_newtimer ns_per_select ns go select_after select on 2 channels + a timeout each round: a new may_timer vs time.After 2
+select select_timer ns_per_select ns go select_reset select on 2 channels + a reused timer: may_timer_reset + MAY_CASE_TIMER vs Timer.Reset 2
+select select_deadline ns_per_select ns go select_reset select on 2 channels + a timeout: MAY_CASE_DEADLINE vs a reused Timer.Reset 2
+select select_fire ns_per_select ns go select_fire select on 2 silent channels + a ${SELECT_FIRE_US} us timeout that fires -
+timer timer_create_stop ns_per_op ns go timer_create_stop timer create + stop, one coroutine vs time.NewTimer + Stop 2
+timer timer_create_stop_par ns_per_op ns go timer_create_stop_par timer create + stop, one coroutine (goroutine) per worker 2
+timer timer_reset_stop ns_per_op ns go timer_reset_stop timer reset + stop, one timer -
+timer timer_armed_create ns_per_op ns go timer_armed_create create + arm with up to $TIMER_ARMED armed (random deadlines) -
+timer timer_armed_stop ns_per_op ns go timer_armed_stop stop each of $TIMER_ARMED armed timers -
 EOF
 }
 
