@@ -353,6 +353,18 @@ static void proc_sigchld_scan(void)
     }
 }
 
+/* The reaper also scans this often without a SIGCHLD: a safety net for one
+ * that never reaches its watcher.  The program may have changed SIGCHLD's
+ * disposition behind the watcher's back; and under TSan, which runs a
+ * signal handler only at the receiving thread's next intercepted call, a
+ * SIGCHLD taken by a thread asleep in a raw futex (a parked plain thread,
+ * an idle worker) waits for as long as that thread sleeps. */
+#ifdef MAY_TSAN
+#define PROC_RESCAN_NS 10000000LL /* 10 ms */
+#else
+#define PROC_RESCAN_NS 1000000000LL /* 1 s */
+#endif
+
 static void *proc_sigchld_main(void *arg)
 {
     may_signal_t *w = arg;
@@ -360,9 +372,7 @@ static void *proc_sigchld_main(void *arg)
         /* Scan first: a child may have exited before the watcher was in
          * place (see the essay). */
         proc_sigchld_scan();
-        int r = may_signal_wait(w, MAY_FOREVER);
-        if (r < 0 && r != -EINTR)
-            usleep(10000); /* should not happen: do not spin */
+        may_signal_wait(w, may_deadline_in(PROC_RESCAN_NS));
     }
     return NULL;
 }
