@@ -211,6 +211,19 @@ static inline __attribute__((always_inline)) void zero_co_prefix(struct may_co *
     }
 }
 
+/* Put a coroutine being spawned under its context (ctx.c): the one given,
+ * else its spawner's unless MAY_SPAWN_NO_CTX.  Out of line: the common
+ * spawn has none. */
+static MAY_NOINLINE void spawn_ctx(struct may_co *co, const may_spawn_opts_t *opts,
+                                   may__worker *w)
+{
+    struct may_ctx *mc = opts->ctx;
+    if (!mc && !(opts->flags & MAY_SPAWN_NO_CTX))
+        mc = w->cur->mctx;
+    if (mc)
+        may__ctx_attach(mc, co);
+}
+
 int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts_t *opts,
                     size_t opts_size)
 {
@@ -269,7 +282,9 @@ int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts
     } else {
         co->id = atomic_fetch_add_explicit(&may__S.next_id, 1, memory_order_relaxed) + 1;
     }
-    co->tn.idx = SIZE_MAX; /* tn.fire NULL, zeroed above */
+    co->tn.idx = SIZE_MAX;
+    co->tn.fire = NULL;
+    co->tn.deferred = 0;
     co->pinned = (opts->flags & MAY_SPAWN_PINNED) ? target : -1;
     if (opts->flags & MAY_SPAWN_DETACHED)
         atomic_store_explicit(&co->join_state, MAY__JS_DETACHED, memory_order_relaxed);
@@ -286,12 +301,9 @@ int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts
     }
     may__ctx_make(&co->ctx, top, co_entry, co);
     co->tsan_fiber = san_fiber_new();
-    co->mctx = NULL;
-    struct may_ctx *mc = opts->ctx;
-    if (!mc && !(opts->flags & MAY_SPAWN_NO_CTX) && w && w->cur)
-        mc = w->cur->mctx; /* the spawner's */
-    if (MAY_UNLIKELY(mc != NULL))
-        may__ctx_attach(mc, co);
+    /* co->mctx: NULL, zeroed above; a context given, or the spawner's */
+    if (MAY_UNLIKELY(opts->ctx != NULL) || (w && w->cur && MAY_UNLIKELY(w->cur->mctx != NULL)))
+        spawn_ctx(co, opts, w);
     /* release: may_dump reads the fields above once it sees the magic */
     atomic_store_explicit(&co->magic, MAY__CO_MAGIC, memory_order_release);
     if (w) {

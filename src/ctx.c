@@ -241,7 +241,7 @@ void may_ctx_free(may_ctx_t *ctx)
     may__unlock(&ctx_lock, MAY__RANK_CTX);
 }
 
-void may__ctx_attach(may_ctx_t *ctx, struct may_co *co)
+MAY_NOINLINE void may__ctx_attach(may_ctx_t *ctx, struct may_co *co)
 {
     may__lock(&ctx_lock, MAY__RANK_CTX);
     co->mctx = ctx;
@@ -256,7 +256,7 @@ void may__ctx_attach(may_ctx_t *ctx, struct may_co *co)
     may__unlock(&ctx_lock, MAY__RANK_CTX);
 }
 
-void may__ctx_detach(struct may_co *co)
+MAY_NOINLINE void may__ctx_detach(struct may_co *co)
 {
     may_ctx_t *ctx = co->mctx;
     may__lock(&ctx_lock, MAY__RANK_CTX);

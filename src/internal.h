@@ -229,7 +229,6 @@ struct may_co {
     int track;                   /* stack-use tracking is on for it */
     uint32_t park_mask;          /* flags that end the current park */
     _Atomic size_t stack_peak;   /* track_stack: peak use, set at its end */
-    may__tnode tn;               /* its node in the timer heap (timer.c) */
     may_cleanup_t *cleanup;      /* cleanup handler stack */
     struct may__cls_slot *cls;   /* coroutine-local values, lazily made (cls.c) */
     struct may_scope *scope;     /* the scope it was spawned into */
@@ -241,6 +240,7 @@ struct may_co {
     int lock_depth;              /* may_lock_thread nesting */
     int lock_pinned;             /* pinned was set by may_lock_thread */
     int blocking_depth;          /* may_blocking_begin nesting */
+    struct may_ctx *mctx;        /* the context it runs under (ctx.c), or NULL */
     /* Spawn zeroes everything above this line in one go (keep that part
      * small enough for the compiler to use vector stores, not rep stos)
      * and sets the fields below one by one. */
@@ -248,8 +248,8 @@ struct may_co {
     _Atomic uint64_t magic;      /* MAY__CO_MAGIC from spawn until freed */
     const char *wait_what;       /* what its latest park waits for */
     const void *wait_obj;        /* and on which object (the fd itself for "fd ...") */
-    struct may_ctx *mctx;        /* the context it runs under (ctx.c), or NULL;
-                                    set by spawn (not zeroed) */
+    may__tnode tn;               /* its node in the timer heap (timer.c); set
+                                    by spawn (not zeroed) */
     struct may_co *ctx_next, *ctx_prev; /* on mctx's list, under the ctx lock */
 
     char name[32];
