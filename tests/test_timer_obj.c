@@ -55,10 +55,13 @@ static void t_ticker(void)
     int64_t t0 = may_now();
     for (int i = 0; i < 5; i++)
         ASSERT_EQ(may_timer_wait(t, may_now() + TEST_MS(5000)), 0);
-    ASSERT_GE(may_now() - t0, TEST_MS(25));
+    ASSERT_GE(may_now() - t0, TEST_MS(20));
     may_sleep(TEST_MS(40)); /* about 8 ticks pass: one stays pending */
-    ASSERT_EQ(may_timer_wait(t, MAY_NOWAIT), 0);
-    ASSERT_EQ(may_timer_wait(t, MAY_NOWAIT), -ETIMEDOUT);
+    int taken = 0;
+    while (may_timer_wait(t, MAY_NOWAIT) == 0)
+        taken++;
+    ASSERT_GE(taken, 1);
+    ASSERT_LE(taken, 2); /* dropped, not queued (one more may tick meanwhile) */
     ASSERT_EQ(may_timer_stop(t), 1);
     may_sleep(TEST_MS(20));
     ASSERT_EQ(may_timer_wait(t, MAY_NOWAIT), -ETIMEDOUT); /* no stale tick */
