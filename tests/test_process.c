@@ -4,8 +4,8 @@
  * programs, 200 coroutines spawning at once, no zombie after a free, no
  * descriptor or signal state leaking into the child, and may_shutdown with
  * an orphan still running.  The whole suite runs twice: with pidfds, then
- * with MAY_PROCESS_NO_PIDFD (the SIGCHLD reaper); $MAY_NO_PIDFD=1 runs
- * both passes through the SIGCHLD reaper.
+ * with MAY_PROCESS_NO_PIDFD (the SIGCHLD reaper); then it runs itself
+ * with $MAY_NO_PIDFD=1, where both passes use the SIGCHLD reaper.
  *
  * The test is also its own helper: "test_process --list-fds" prints the
  * descriptors it was started with. */
@@ -764,6 +764,29 @@ int main(int argc, char **argv)
         wait_gone(pid);
     }
     ASSERT_EQ(may_shutdown(), 0);
+
+    /* Once more, in a child with $MAY_NO_PIDFD=1: both passes through the
+     * SIGCHLD reaper, pidfds off for the whole process. */
+    if (!(e && e[0] == '1')) {
+        extern char **environ;
+        size_t n = 0;
+        while (environ[n])
+            n++;
+        const char **env = calloc(n + 2, sizeof *env);
+        ASSERT(env != NULL);
+        memcpy(env, environ, n * sizeof *env);
+        env[n] = "MAY_NO_PIDFD=1";
+        const char *cargv[] = { self_exe, NULL };
+        may_process_t *p;
+        ASSERT_EQ(may_process_spawn(&p, self_exe, cargv, &(may_process_opts_t){ .env = env }), 0);
+        int st = -1;
+        ASSERT_EQ(may_process_wait(p, &st, MAY_FOREVER), 0);
+        ASSERT(WIFEXITED(st));
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+        may_process_free(p);
+        free(env);
+        ASSERT_EQ(may_shutdown(), 0);
+    }
     printf("test_process: ok\n");
     return 0;
 }
