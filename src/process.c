@@ -33,7 +33,8 @@
  * The program is looked up here, not by posix_spawnp: in $PATH of the
  * parent (as Go's exec.LookPath; "/bin:/usr/bin" when unset) when the name
  * has no slash, else relative to .cwd (or the current directory), and it
- * must be an executable regular file (-ENOENT, -EACCES).  That also gives
+ * must be an executable regular file (-ENOENT, -EACCES); a match through a
+ * relative $PATH entry is made absolute when .cwd is set.  That also gives
  * these errors where posix_spawn cannot report the exec errno: valgrind and
  * qemu-user turn the vfork-like clone into a fork, and an exec that fails
  * there shows only as exit status 127.  .cwd is checked the same way
@@ -59,7 +60,9 @@
  *            nothing to reap): so the spawner tries waitpid itself once it
  *            is on the list, and the reaper scans once after its watcher
  *            is in place.  An exit after either of those raises a SIGCHLD
- *            that the next scan sees.
+ *            that the next scan sees.  The reaper also rescans once a
+ *            second (PROC_RESCAN_NS), a safety net for a SIGCHLD that never
+ *            reaches the watcher.
  *
  * No zombie.  A process is reaped (waitpid) exactly once, under proc_lock,
  * by whoever finds it exited first: a waiter, may_process_free, or a
@@ -465,6 +468,16 @@ static int proc_lookup(const char *file, const char *cwd, char *out)
         /* an empty entry is the current directory, as for execvp */
         if (proc_join(out, len ? s : ".", len ? len : 1, file) == 0) {
             int r = proc_check_exec(out);
+            if (r == 0 && out[0] != '/' && cwd) {
+                /* a relative $PATH entry names the parent's directory, and
+                 * the child execs after its chdir */
+                char *abs = realpath(out, NULL);
+                if (!abs || strlen(abs) >= PATH_MAX)
+                    r = abs ? -ENAMETOOLONG : -may__errno_now();
+                else
+                    strcpy(out, abs);
+                free(abs);
+            }
             if (r == 0)
                 return 0;
             if (r == -EACCES)

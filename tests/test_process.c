@@ -347,6 +347,35 @@ static void test_modes(void)
     may_process_free(p);
     may_fd_close(q[0]);
 
+    /* FD with the parent's 0 and 1 swapped (stdin from our fd 1, stdout to
+     * our fd 0): each source is copied above 2 before any dup2, or the
+     * first dup2 would clobber the second's source */
+    int in[2], outp[2];
+    ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+    ASSERT_EQ(pipe2(outp, O_CLOEXEC), 0);
+    fflush(stdout);
+    int save0 = fcntl(0, F_DUPFD_CLOEXEC, 3), save1 = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    ASSERT(save0 >= 0 && save1 >= 0);
+    ASSERT_EQ(dup2(in[0], 1), 1);
+    ASSERT_EQ(dup2(outp[1], 0), 0);
+    const char *a5[] = { "cat", NULL };
+    p = spawn_opts("cat", a5,
+                   (may_process_opts_t){ .stdio = { MAY_STDIO_FD, MAY_STDIO_FD, MAY_STDIO_NULL },
+                                         .fd = { 1, 0, -1 } });
+    ASSERT_EQ(dup2(save0, 0), 0);
+    ASSERT_EQ(dup2(save1, 1), 1);
+    close(save0);
+    close(save1);
+    close(in[0]);
+    close(outp[1]);
+    ASSERT_EQ(write(in[1], "swap", 4), 4);
+    close(in[1]);
+    read_all(outp[0], out, sizeof out);
+    ASSERT_EQ(strcmp(out, "swap"), 0);
+    ASSERT_EQ(wait_status(p), 0);
+    may_process_free(p);
+    may_fd_close(outp[0]);
+
     /* take a pipe over: it outlives the process handle */
     p = spawn_sh("echo taken", 0);
     int fd = may_process_take_stdio(p, 1);
