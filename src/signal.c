@@ -151,6 +151,9 @@ static _Atomic int sig_wfd = -1;         /* the pipe's write end (non-blocking) 
 static int sig_pipe_pid;                 /* the process that made the pipe */
 static _Atomic unsigned sig_pending[NSIG]; /* counted by the handler */
 
+/* An atomic that is not lock-free is a lock: not for a handler. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler needs lock-free atomics");
+
 /* The handler: async-signal-safe, no thread's state touched.  The byte is
  * static, so even an instrumented write(2) interceptor reads no stack. */
 static void sig_handler(int sig)
