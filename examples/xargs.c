@@ -151,11 +151,12 @@ int main(int argc, char **argv)
         if (len == 0)
             continue;
         job_t *nj = realloc(jobs, (njobs + 1) * sizeof *jobs);
-        if (!nj || !(line = strdup(line)))
+        if (!nj)
             die("out of memory");
         jobs = nj;
-        jobs[njobs++] = (job_t){ .line = line };
+        jobs[njobs++] = (job_t){ .line = line }; /* the job keeps getline's buffer */
         line = NULL;
+        cap = 0;
     }
     free(line);
 
