@@ -225,7 +225,6 @@ static int proc_thread_start(void *(*fn)(void *), void *arg)
     if (e)
         return -e;
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     e = pthread_create(&t, &attr, fn, arg);

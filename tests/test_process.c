@@ -680,7 +680,10 @@ static void test_inherit(void)
     pid_t pid;
     char *argv[] = { self_exe, (char *)"--list-fds", NULL };
     extern char **environ;
-    ASSERT_EQ(posix_spawn(&pid, self_exe, &fa, NULL, argv, environ), 0);
+    may_blocking_begin(); /* vfork-like: the thread waits for the exec */
+    int sr = posix_spawn(&pid, self_exe, &fa, NULL, argv, environ);
+    may_blocking_end();
+    ASSERT_EQ(sr, 0);
     posix_spawn_file_actions_destroy(&fa);
     close(q[1]);
     char out[1024];
