@@ -164,6 +164,7 @@ mutex mutex_co ns_per_op ns go mutex_co contended mutex, $MUTEX_CO coroutines vs
 mutex mutex_co ns_per_op ns c mutex_pthread contended mutex: may coroutines vs pthread_mutex threads -
 mutex mutex_may_threads ns_per_op ns c mutex_pthread contended mutex between threads: may_mutex vs pthread_mutex -
 sieve sieve ms ms go sieve prime sieve to prime #$SIEVE_N 1
+select select_chans ns_per_select ns go select_chans select on 2 channels alone (the baseline) -
 select select_deadline ns_per_select ns go select_after select on 2 channels + a timeout each round: MAY_CASE_DEADLINE vs time.After 2
 select select_newtimer ns_per_select ns go select_after select on 2 channels + a timeout each round: a new may_timer vs time.After 2
 select select_timer ns_per_select ns go select_reset select on 2 channels + a reused timer: may_timer_reset + MAY_CASE_TIMER vs Timer.Reset 2

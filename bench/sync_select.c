@@ -12,6 +12,8 @@
  *                    literal translation of time.After)
  *   select_timer     one may_timer_t, may_timer_reset to now + 1 min each
  *                    round, MAY_CASE_TIMER (Go: one Timer, t.Reset(d))
+ *   select_chans     no timeout case: the two channels alone (the baseline:
+ *                    what the timeout adds is the difference)
  *   select_fire      nothing is sent: each select ends on its deadline case,
  *                    FIRE_US microseconds after it began (the latency of a
  *                    timeout that fires; FIRE_N rounds)
@@ -21,17 +23,19 @@
  *          capacity (default 0: unbuffered), FIRE_N rounds of select_fire
  *          (default 500), FIRE_US its timeout (default 100)
  *
+ * SELECT_ONLY=<name> runs that variant alone (for profiling).
+ *
  * Workers: may's default (MAY_WORKERS or every allowed CPU), as Go's
  * GOMAXPROCS.  Peer: bench/go/sync_select (same arguments; its metrics are
- * select_after, select_reset and select_fire).
+ * select_chans, select_after, select_reset and select_fire).
  */
 #include "bench_common.h"
 
 #define TIMEOUT_NS ((int64_t)60 * 1000000000) /* never fires */
 
-enum { V_DEADLINE, V_NEWTIMER, V_TIMER, V_FIRE, NVARIANTS };
+enum { V_DEADLINE, V_NEWTIMER, V_TIMER, V_FIRE, V_CHANS, NVARIANTS };
 static const char *const names[NVARIANTS] = {
-    "select_deadline", "select_newtimer", "select_timer", "select_fire",
+    "select_deadline", "select_newtimer", "select_timer", "select_fire", "select_chans",
 };
 
 static may_chan_t *chans[2];
@@ -82,8 +86,10 @@ static void *consumer(void *arg)
         case V_FIRE:
             cases[2] = may_case_deadline(may_deadline_in(c->fire_ns));
             break;
+        case V_CHANS:
+            break;
         }
-        int k = may_select_any(cases, 3, MAY_FOREVER);
+        int k = may_select_any(cases, c->variant == V_CHANS ? 2 : 3, MAY_FOREVER);
         BENCH_CHECK(k);
         if ((k == 2) != (timeout_case == 2)) {
             fprintf(stderr, "%s: round %ld chose case %d\n", names[c->variant], i, k);
@@ -107,6 +113,9 @@ static void *consumer(void *arg)
  * consumer; prints its RESULT line. */
 static void run(int variant, long rounds, size_t cap, int64_t fire_ns)
 {
+    const char *only = getenv("SELECT_ONLY");
+    if (only != NULL && strcmp(only, names[variant]) != 0)
+        return;
     for (int i = 0; i < 2; i++)
         BENCH_CHECK(may_chan_new(&chans[i], sizeof(long long), cap));
     struct consumer c = { .variant = variant, .rounds = rounds, .fire_ns = fire_ns };
@@ -149,6 +158,7 @@ int main(int argc, char **argv)
     printf("%d workers\n", may_workers());
     /* The order of the Go peer, which runs time.After last (its timers
      * stay armed and weigh on what runs after). */
+    run(V_CHANS, n, (size_t)cap, 0);
     run(V_TIMER, n, (size_t)cap, 0);
     run(V_FIRE, fire_n, (size_t)cap, (int64_t)fire_us * 1000);
     run(V_DEADLINE, n, (size_t)cap, 0);

@@ -1,6 +1,7 @@
 // sync_select: one goroutine selects over two channels and a timeout while
 // two producer goroutines send on the channels.  Peer of bench/sync_select.c.
 //
+//	select_chans  the two channels alone (the baseline)
 //	select_after  `case <-time.After(time.Minute)` each round (never fires)
 //	select_reset  one Timer, t.Reset(time.Minute) each round, `case <-t.C`
 //	select_fire   nothing is sent: `case <-time.After(FIRE_US µs)` wins
@@ -45,6 +46,13 @@ func run(name string, rounds, capacity int, fire time.Duration) {
 	t0 := time.Now()
 	for i := 0; i < rounds; i++ {
 		switch name {
+		case "select_chans":
+			select {
+			case v := <-a:
+				sum += v
+			case v := <-b:
+				sum += v
+			}
 		case "select_after":
 			select {
 			case v := <-a:
@@ -126,6 +134,7 @@ func main() {
 	// select_after last: its million timers stay in the timer heap (and
 	// in memory) until they fire, a minute later, and would weigh on the
 	// others.
+	run("select_chans", n, capacity, 0)
 	run("select_reset", n, capacity, 0)
 	run("select_fire", fireN, capacity, time.Duration(fireUs)*time.Microsecond)
 	run("select_after", n, capacity, 0)
