@@ -39,7 +39,7 @@
  * than SEL_STACK cases), and nobody touches them once the select returns.
  *
  * Fairness: the poll order is a fresh random permutation per call (a
- * xorshift per thread), so among cases ready together each is chosen with
+ * xorshift seed per thread and call, stepped as an LCG per case), so among cases ready together each is chosen with
  * equal chance.  A select never meets itself: a channel's reg step ignores
  * the select's own nodes, so a select that sends and receives on one
  * channel waits for someone else, as in Go.
@@ -78,8 +78,9 @@ typedef union snode {
 
 static __thread uint64_t sel_rng;
 
-/* Not inlined: it reads a thread-local, and the caller may park. */
-static MAY_NOINLINE uint32_t sel_rand(void)
+/* A random seed per select (xorshift64 per thread).  Not inlined: it
+ * reads a thread-local, and the caller may park and resume elsewhere. */
+static MAY_NOINLINE uint64_t sel_seed(void)
 {
     uint64_t x = sel_rng;
     if (!x)
@@ -88,7 +89,15 @@ static MAY_NOINLINE uint32_t sel_rand(void)
     x ^= x >> 7;
     x ^= x << 17;
     sel_rng = x;
-    return (uint32_t)(x >> 32);
+    return x;
+}
+
+/* A uniform index below m from the seed, stepped as an LCG (its high bits;
+ * multiply-shift instead of a division). */
+static inline uint32_t sel_below(uint64_t *r, uint32_t m)
+{
+    *r = *r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(((*r >> 32) * (uint64_t)m) >> 32);
 }
 
 /* Whether c can ever be ready (a NULL object, a negative fd or deadline:
@@ -256,6 +265,7 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
     size_t k = 0;
     int64_t park_dl = deadline;
     int ret = 0;
+    uint64_t rnd = sel_seed();
     for (size_t i = 0; i < n; i++) {
         int a = case_active(&cases[i]);
         if (a < 0) {
@@ -264,7 +274,7 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
         }
         if (!a)
             continue;
-        size_t j = sel_rand() % (uint32_t)(k + 1);
+        size_t j = sel_below(&rnd, (uint32_t)(k + 1));
         order[k] = order[j];
         order[j] = (uint32_t)i;
         k++;
