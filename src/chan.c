@@ -424,18 +424,24 @@ static int cq_has_peer(const may__waitq *q, const may__sel *self)
     return 0;
 }
 
-int may__chan_sel_reg(may_chan_t *ch, cnode *n, int send)
+int may__chan_sel_step(may_chan_t *ch, cnode *n, int send, int perform, int *res)
 {
+    may__parker *wk = NULL;
     spin_lock(&ch->lock);
-    int ready;
-    if (send)
-        ready = ch->closed || has_room(ch) || cq_has_peer(&ch->recvq, n->wn.sel);
-    else
-        ready = ch->len || ch->closed || cq_has_peer(&ch->sendq, n->wn.sel);
-    if (!ready)
-        may__waitq_push(send ? &ch->sendq : &ch->recvq, &n->wn);
+    if (perform) {
+        if (try_op_locked(ch, n->elem, send, res, &wk)) {
+            spin_unlock(&ch->lock);
+            wake(wk);
+            return 1;
+        }
+    } else if (send ? ch->closed || has_room(ch) || cq_has_peer(&ch->recvq, n->wn.sel)
+                    : ch->len || ch->closed || cq_has_peer(&ch->sendq, n->wn.sel)) {
+        spin_unlock(&ch->lock);
+        return 2;
+    }
+    may__waitq_push(send ? &ch->sendq : &ch->recvq, &n->wn);
     spin_unlock(&ch->lock);
-    return ready;
+    return 0;
 }
 
 void may__chan_sel_withdraw(may_chan_t *ch, cnode *n, int send)

@@ -64,11 +64,15 @@
 #include "internal.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "select.h"
 #include "waitq.h"
 
 #define SEL_STACK 16 /* cases handled without malloc */
+/* A deadline further than this past the coarse clock has not passed (the
+ * coarse clock lags the exact one by a tick, 1 to 10 ms, at most). */
+#define SEL_COARSE_SLACK ((int64_t)50 * 1000000)
 
 typedef union snode {
     may__wnode wn;
@@ -137,6 +141,25 @@ static int case_active(const may_case_t *c)
     }
 }
 
+/* Whether deadline has passed.  *now caches the clock for one pass (0:
+ * not read yet; -1: read the exact clock only).  Most deadlines are far
+ * off: when the coarse clock (a few ns to read, a tick behind at most)
+ * says so with room to spare, the exact clock is not read at all. */
+static int deadline_passed(int64_t deadline, int64_t *now)
+{
+    if (*now <= 0) {
+        if (*now == 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+            int64_t coarse = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            if (deadline > coarse + SEL_COARSE_SLACK)
+                return 0;
+        }
+        *now = may__now();
+    }
+    return *now >= deadline;
+}
+
 /* Perform c now if it can proceed: 1 with *res, else 0. */
 static int case_poll(may_case_t *c, snode *nd, int64_t *now)
 {
@@ -152,9 +175,7 @@ static int case_poll(may_case_t *c, snode *nd, int64_t *now)
         c->result = r;
         return 1;
     case MAY_CASE_DEADLINE:
-        if (!*now)
-            *now = may__now();
-        if (*now < c->deadline)
+        if (!deadline_passed(c->deadline, now))
             return 0;
         c->result = 0;
         return 1;
@@ -175,26 +196,49 @@ static int case_poll(may_case_t *c, snode *nd, int64_t *now)
     return 0;
 }
 
-/* Queue c's node: 0, or 1 when c has become ready, or -errno. */
-static int case_reg(may_case_t *c, snode *nd)
+/* Poll c and queue its node in one go.  perform (nothing of the select is
+ * queued yet): 1 when c was performed (as case_poll), else its node is
+ * queued (0).  Without: 2 when c has become ready (the select starts over),
+ * else 0 with the node queued; or -errno. */
+static int case_step(may_case_t *c, snode *nd, int perform, int64_t *now)
 {
+    int r;
     switch (c->op) {
     case MAY_CASE_RECV:
     case MAY_CASE_SEND:
         nd->c.elem = c->elem;
-        return may__chan_sel_reg(c->chan, &nd->c, c->op == MAY_CASE_SEND);
+        return may__chan_sel_step(c->chan, &nd->c, c->op == MAY_CASE_SEND, perform, &c->result);
     case MAY_CASE_FD:
-        return may__io_sel_reg(&nd->io);
+        if ((r = may__io_sel_poll(c->fd, c->events, &nd->io)) != 0) {
+            if (!perform)
+                return 2;
+            c->result = r;
+            return 1;
+        }
+        return may__io_sel_reg(&nd->io) ? 2 : 0;
     case MAY_CASE_DEADLINE:
-        return 0; /* the park's deadline */
+        if (!deadline_passed(c->deadline, now))
+            return 0; /* the park's deadline */
+        if (!perform)
+            return 2;
+        c->result = 0;
+        return 1;
     case MAY_CASE_TIMER:
-        return may__timer_sel_reg(c->timer, &nd->wn);
+        c->result = 0;
+        return may__timer_sel_step(c->timer, &nd->wn, perform);
     case MAY_CASE_EVENT:
-        return may__event_sel_reg(c->event, &nd->wn);
+        c->result = 0;
+        return may__event_sel_step(c->event, &nd->wn, perform);
     case MAY_CASE_CTX:
-        return may__event_sel_reg(may__ctx_done(c->ctx), &nd->wn);
+        r = may__event_sel_step(may__ctx_done(c->ctx), &nd->wn, perform);
+        if (r == 1)
+            c->result = may_ctx_err(c->ctx);
+        return r;
     case MAY_CASE_JOIN:
-        return may__join_sel_reg(c->co, &nd->wn);
+        if (perform && may__join_sel_poll(c->co, (void **)c->elem, &c->result))
+            return 1;
+        r = may__join_sel_reg(c->co, &nd->wn);
+        return r == 1 ? 2 : r;
     }
     return 0;
 }
@@ -285,22 +329,29 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
 
     may__parker *p = may__self_parker();
     may__sel sel;
-    int timed_out = 0;
+    int timed_out = 0, again = 0;
     for (;;) {
-        int64_t now = 0;
-        for (size_t j = 0; j < k; j++) {
-            uint32_t i = order[j];
-            if (case_poll(&cases[i], &nodes[i], &now)) {
-                ret = (int)i;
+        /* Without waiting (MAY_NOWAIT, cancelled, the deadline passed),
+         * or starting over: a poll alone first. */
+        int64_t now = timed_out ? -1 : 0;
+        int stop = deadline == MAY_NOWAIT || may__wait_cancelled(p) ||
+                   (timed_out && deadline > 0 && may__now() >= deadline);
+        if (stop || again) {
+            for (size_t j = 0; j < k; j++) {
+                uint32_t i = order[j];
+                if (case_poll(&cases[i], &nodes[i], &now)) {
+                    ret = (int)i;
+                    goto out;
+                }
+            }
+            if (stop) {
+                ret = may__wait_nowait_error(p);
                 goto out;
             }
         }
-        if (deadline == MAY_NOWAIT || may__wait_cancelled(p) ||
-            (timed_out && deadline > 0 && may__now() >= deadline)) {
-            ret = may__wait_nowait_error(p);
-            goto out;
-        }
 
+        /* Poll and queue: each case under its object's lock once; the
+         * first one ready is performed while nothing is queued yet. */
         atomic_store_explicit(&sel.fired, MAY__SEL_PENDING, memory_order_relaxed);
         /* Once, before any node can be seen: a per-node arm would clear
          * the wake of a case claimed while later ones are being queued. */
@@ -315,13 +366,17 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
             w->idx = (int)i;
             /* relaxed: the object's lock publishes it with the node */
             atomic_store_explicit(&w->state, MAY__WN_WAITING, memory_order_relaxed);
-            if ((r = case_reg(&cases[i], &nodes[i])) != 0)
+            if ((r = case_step(&cases[i], &nodes[i], nreg == 0, &now)) != 0)
                 break;
+        }
+        if (r == 1) { /* performed, nothing queued */
+            ret = (int)order[0];
+            goto out;
         }
         if (r == 0) {
             may__wait_note(p, "select", NULL);
             r = may__wait(p, park_dl, 0);
-        } else if (r > 0) {
+        } else if (r == 2) {
             r = -EAGAIN; /* a case became ready: start over */
         }
         int fired;
@@ -373,6 +428,7 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
         }
         if (r == -ETIMEDOUT)
             timed_out = 1;
+        again = 1;
     }
 out:
     free(heap);

@@ -1,15 +1,19 @@
 /*
  * select.h - what src/select.c needs from each kind of object it waits on.
  *
- * A select case goes through three steps, each the object's own (under the
- * object's own lock):
+ * What select needs of each kind of object, each step under the object's
+ * own lock:
  *   poll      (nothing of the select is queued anywhere): perform the case
- *             now if it can be, and say so;
- *   reg       (the select's nodes may be queued elsewhere already): say that
- *             the case has become ready (the select then withdraws and polls
- *             again), or queue the case's node;
+ *             now if it can be, and say so (1), else 0;
+ *   step      poll and queue in one go: with perform (nothing of the select
+ *             queued yet) as poll, and if the case cannot proceed, queue its
+ *             node (0); without (nodes queued elsewhere already) say that
+ *             the case has become ready (2: the select then withdraws and
+ *             polls again), or queue the node (0);
  *   withdraw  take the node off its queue if a waker has not (a node a
  *             waker dropped is STALE, owed no wake).
+ * fds and a coroutine's end have a separate reg step (0 queued, 1 ready,
+ * or -errno) instead of step.
  * A waker claims a select's node only through may__wnode_take (waitq.h),
  * so exactly one case of a select happens.  The essay is in select.c.
  */
@@ -39,7 +43,7 @@ typedef struct may__io_sel {
 
 /* chan.c: 1 with *res when done (poll) or ready (reg), else 0. */
 int may__chan_sel_poll(may_chan_t *ch, void *elem, int send, int *res);
-int may__chan_sel_reg(may_chan_t *ch, may__cnode *n, int send);
+int may__chan_sel_step(may_chan_t *ch, may__cnode *n, int send, int perform, int *res);
 void may__chan_sel_withdraw(may_chan_t *ch, may__cnode *n, int send);
 int may__chan_sel_result(int grant);
 bool may__chan_elem_ok(const may_chan_t *ch, const void *elem);
@@ -52,12 +56,12 @@ void may__io_sel_withdraw(may__io_sel *st);
 
 /* timer.c */
 int may__timer_sel_poll(may_timer_t *t);
-int may__timer_sel_reg(may_timer_t *t, may__wnode *n);
+int may__timer_sel_step(may_timer_t *t, may__wnode *n, int perform);
 void may__timer_sel_withdraw(may_timer_t *t, may__wnode *n);
 
 /* sync.c (events; a context's done is an event) */
 int may__event_sel_poll(may_event_t *e);
-int may__event_sel_reg(may_event_t *e, may__wnode *n);
+int may__event_sel_step(may_event_t *e, may__wnode *n, int perform);
 void may__event_sel_withdraw(may_event_t *e, may__wnode *n);
 
 /* coroutine.c (a coroutine's end, through its joiner slot) */

@@ -1041,14 +1041,19 @@ int may__event_sel_poll(may_event_t *e)
     return 1;
 }
 
-int may__event_sel_reg(may_event_t *e, may__wnode *n)
+int may__event_sel_step(may_event_t *e, may__wnode *n, int perform)
 {
+    if (may__event_sel_poll(e))
+        return perform ? 1 : 2;
     spin_lock(&e->qlock);
     int ready = atomic_load_explicit(&e->fired, memory_order_relaxed) != 0;
     if (!ready)
         may__waitq_push(&e->q, n);
     spin_unlock(&e->qlock);
-    return ready;
+    if (!ready)
+        return 0;
+    settle(&e->fired, 2); /* the firer is done with e */
+    return perform ? 1 : 2;
 }
 
 void may__event_sel_withdraw(may_event_t *e, may__wnode *n)

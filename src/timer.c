@@ -3,7 +3,7 @@
  * contexts' deadlines.
  *
  * One 4-ary min-heap of timer nodes (may__tnode) ordered by deadline, under
- * one mutex.  A coroutine has at most one armed deadline (it can only wait
+ * one spinlock.  A coroutine has at most one armed deadline (it can only wait
  * for one thing), so its node is embedded in struct may_co; a timer object
  * (may_timer_t) and a context embed theirs too.  Arming never allocates
  * except to grow the heap array, and disarming removes the node in
@@ -52,7 +52,10 @@
 #include "spin.h"
 #include "waitq.h"
 
-static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
+/* A spinlock: held for a few hundred instructions at most (a sift of the
+ * heap, a firing's hand-off), where a pthread mutex cost more in its
+ * calls than in the wait, and parked in the kernel under contention. */
+static spin_t tlock;
 /* Entries carry their deadline, so sifting compares within the array and
  * touches a coroutine only to update its index: control blocks are each on
  * their own page, and a heap of a million scattered ones was bound by cache
@@ -207,9 +210,9 @@ static void fire_node(may__tnode *tn);
 
 void may__timer_arm(struct may_co *co, int64_t deadline)
 {
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     int earliest = heap_insert(&co->tn, deadline);
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     if (earliest < 0)
         may__wake(&co->parker, MAY__P_TIMEOUT); /* fire at once rather than never */
     else if (earliest)
@@ -218,9 +221,9 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
 
 void may__timer_disarm(struct may_co *co)
 {
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     heap_take(&co->tn);
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
 }
 
 /* Wait for a deferred node's fire in progress to end (tlock not held). */
@@ -240,14 +243,14 @@ static void defer_settle(may__tnode *tn)
 
 int may__tnode_arm(may__tnode *tn, int64_t deadline)
 {
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     int was = heap_take(tn);
     int earliest = heap_insert(tn, deadline);
     if (earliest < 0 && !tn->deferred) {
         fire_node(tn); /* at once rather than never */
         earliest = 0;
     }
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     if (earliest < 0) {
         defer_settle(tn);
         tn->fire(tn);
@@ -259,9 +262,9 @@ int may__tnode_arm(may__tnode *tn, int64_t deadline)
 
 int may__tnode_disarm(may__tnode *tn)
 {
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     int was = heap_take(tn);
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     defer_settle(tn);
     return was;
 }
@@ -282,7 +285,7 @@ int may__timers_run(int64_t now)
         return 0;
     int n = 0;
     may__tdefer *due = NULL;
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     for (;;) {
         struct theap *h = first_heap();
         if (!h->len || h->a[0].deadline > now)
@@ -301,7 +304,7 @@ int may__timers_run(int64_t now)
         n++;
     }
     publish_next();
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     while (due) {
         may__tdefer *d = due;
         due = d->next;
@@ -321,22 +324,22 @@ int64_t may__timers_next(void)
 void may__timers_hold(int on)
 {
     if (on)
-        may__lock(&tlock, MAY__RANK_TIMER);
+        spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     else
-        may__unlock(&tlock, MAY__RANK_TIMER);
+        spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
 }
 
 uint64_t may__timers_count(void)
 {
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     size_t n = heap.len + spare.len;
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     return n;
 }
 
 void may__timers_shutdown(void)
 {
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     /* No coroutine is alive, but timer objects and contexts may be armed:
      * they are stopped (their nodes leave the heap with it). */
     for (size_t i = 0; i < heap.len; i++)
@@ -348,7 +351,7 @@ void may__timers_shutdown(void)
     heap.len = heap.cap = 0;
     spare.len = 0;
     publish_next();
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
 }
 
 /* ---- timer and ticker objects (may_timer_t) ------------------------------ */
@@ -451,7 +454,7 @@ int may_timer_reset(may_timer_t *t, int64_t deadline, int64_t period)
     int r = may__ensure_started(); /* again, after a may_shutdown */
     if (r < 0)
         return r;
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     int was = timer_stop_locked(t);
     t->period = period;
     t->when = deadline;
@@ -460,7 +463,7 @@ int may_timer_reset(may_timer_t *t, int64_t deadline, int64_t period)
         timer_fire(&t->tn); /* no memory: fire at once rather than never */
         earliest = 0;
     }
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     if (earliest)
         poke_poller(deadline);
     return was;
@@ -470,9 +473,9 @@ int may_timer_stop(may_timer_t *t)
 {
     if (!t)
         return -EINVAL;
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     int was = timer_stop_locked(t);
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     return was;
 }
 
@@ -527,9 +530,9 @@ void may_timer_free(may_timer_t *t)
 {
     if (!t)
         return;
-    may__lock(&tlock, MAY__RANK_TIMER);
+    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
     heap_take(&t->tn);
-    may__unlock(&tlock, MAY__RANK_TIMER);
+    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
     free(t);
 }
 
@@ -543,14 +546,14 @@ int may__timer_sel_poll(may_timer_t *t)
     return r;
 }
 
-int may__timer_sel_reg(may_timer_t *t, may__wnode *n)
+int may__timer_sel_step(may_timer_t *t, may__wnode *n, int perform)
 {
     spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
-    int ready = t->pending;
-    if (!ready)
+    int r = t->pending ? (perform ? timer_take_locked(t) : 2) : 0;
+    if (!r)
         may__waitq_push(&t->q, n);
     spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
-    return ready;
+    return r;
 }
 
 void may__timer_sel_withdraw(may_timer_t *t, may__wnode *n)
