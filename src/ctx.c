@@ -140,9 +140,7 @@ int may_ctx_new(may_ctx_t **out, may_ctx_t *parent, int64_t deadline)
         free(ctx);
         return r;
     }
-    ctx->dl.tn.idx = SIZE_MAX;
-    ctx->dl.tn.fire = ctx_deadline_fire;
-    ctx->dl.tn.deferred = 1;
+    may__tnode_init(&ctx->dl.tn, ctx_deadline_fire, 1);
     ctx->refs = 1;
     int arm = deadline >= 0;
     may__lock(&ctx_lock, MAY__RANK_CTX);

@@ -191,6 +191,7 @@ typedef struct may__tnode {
     void (*fire)(struct may__tnode *tn); /* NULL: a coroutine's (wake it);
                                             else run under the timer lock */
     int deferred;                        /* it is a may__tdefer's */
+    int shard;                           /* the heap it is (was) in */
 } may__tnode;
 
 /* A node whose fire takes locks that rank above the timer lock (a
@@ -519,6 +520,9 @@ void may__timer_disarm(struct may_co *co);
 /* The same for any node: arm (re-arm) tn at deadline; disarm it, and once
  * that returns its fire neither runs nor will.  arm returns whether it was
  * armed before. */
+/* A node that is not a coroutine's: fire runs under the heap's lock (or,
+ * deferred, after it); its heap is the calling worker's. */
+void may__tnode_init(may__tnode *tn, void (*fire)(may__tnode *), int deferred);
 int may__tnode_arm(may__tnode *tn, int64_t deadline);
 int may__tnode_disarm(may__tnode *tn);
 /* Fire due timers; returns how many coroutines it readied. */

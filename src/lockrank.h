@@ -26,7 +26,9 @@
  *   OBJECT   the spinlock of a sync object or channel (src/spin.h) and the
  *            per-fd entry lock of io.c: a waker takes a waiter off the
  *            object's queue and may wake it (may__wake) before it unlocks
- *   TIMER    timer.c tlock: timers fire under it, readying coroutines
+ *   TIMER    a timer.c shard's lock (one heap per worker): timers fire
+ *            under it, readying coroutines; shards nest only in address
+ *            order (the fork handler holds them all)
  *   TOBJ     a timer object's spinlock (timer.c): its firing, taken and
  *            woken from under the timer lock
  *   INBOX    a worker's inbox_lock (readying a pinned coroutine)

@@ -2,8 +2,8 @@
  * timer.c - deadlines of parked coroutines, timer and ticker objects, and
  * contexts' deadlines.
  *
- * One 4-ary min-heap of timer nodes (may__tnode) ordered by deadline, under
- * one spinlock.  A coroutine has at most one armed deadline (it can only wait
+ * 4-ary min-heaps of timer nodes (may__tnode) ordered by deadline, one per
+ * worker (a shard, below), each under its spinlock.  A coroutine has at most one armed deadline (it can only wait
  * for one thing), so its node is embedded in struct may_co; a timer object
  * (may_timer_t) and a context embed theirs too.  Arming never allocates
  * except to grow the heap array, and disarming removes the node in
@@ -19,7 +19,7 @@
  * runs out of work and every 61 scheduling rounds.  Arming a deadline earlier
  * than the one the poller sleeps until wakes the poller.
  *
- * Firing happens under the lock: a coroutine's node sets TIMEOUT on its
+ * Firing happens under the shard's lock: a coroutine's node sets TIMEOUT on its
  * parker, which readies it if it is parked; a timer object's takes the
  * object's own spinlock (rank TOBJ, below TIMER), hands the firing to its
  * first waiter or keeps it pending, and a ticker's goes back into the heap
@@ -34,10 +34,12 @@
  * Timer objects follow Go 1.23's time.Timer: one firing at most is kept
  * pending until taken (may_timer_wait, or a select's MAY_CASE_TIMER); a
  * ticker drops the ticks nobody takes; reset and stop discard a pending
- * firing, so no stale tick is seen after them.  Arming, re-arming and
- * stopping are serialised by the timer lock, which also guards `armed'
- * (the node in the heap); the object's spinlock guards the pending firing
- * and the waiters, which the firing reaches from under the timer lock.
+ * firing, so no stale tick is seen after them.  A timer object lives in
+ * the shard of the worker that made it, for good, so arming, re-arming
+ * and stopping are serialised by that shard's lock, which also guards its
+ * period and deadline; the object's spinlock (rank TOBJ) guards the
+ * pending firing and the waiters, which the firing reaches from under the
+ * shard's lock.
  *
  * Memory ordering: next_deadline is a relaxed hint; whoever acts on it takes
  * the lock and re-reads the heap.  The one exception is the poller's choice
@@ -52,12 +54,8 @@
 #include "spin.h"
 #include "waitq.h"
 
-/* A spinlock: held for a few hundred instructions at most (a sift of the
- * heap, a firing's hand-off), where a pthread mutex cost more in its
- * calls than in the wait, and parked in the kernel under contention. */
-static spin_t tlock;
 /* Entries carry their deadline, so sifting compares within the array and
- * touches a coroutine only to update its index: control blocks are each on
+ * touches a node only to update its index: control blocks are each on
  * their own page, and a heap of a million scattered ones was bound by cache
  * and TLB misses.  4-ary: half the levels of a binary heap. */
 struct entry {
@@ -67,19 +65,77 @@ struct entry {
 struct theap {
     struct entry *a;
     size_t len, cap;
-    size_t tag; /* or'ed into the timer_idx of the coroutines in it */
+    size_t tag; /* or'ed into the idx of the nodes in it */
 };
-/* The heap grows by doubling.  When it cannot grow (out of memory), timers
+/* A heap grows by doubling.  When it cannot grow (out of memory), timers
  * go to a small static spare heap instead: arming cannot fail, so a wait
  * never times out early (a spurious -ETIMEDOUT, or a sleep that returns at
  * once) because memory ran short.  Only when the spare is full too does a
  * timer fire at once. */
 #define SPARE 64
 #define SPARE_TAG ((size_t)1 << (sizeof(size_t) * 8 - 2))
-static struct theap heap;
-static struct entry spare_entries[SPARE];
-static struct theap spare = { spare_entries, 0, SPARE, SPARE_TAG };
-static _Atomic int64_t next_deadline = INT64_MAX;
+
+/* One heap per worker (shard), as Go has one per P: a coroutine arms its
+ * deadline in its worker's shard, a timer object or a context in the shard
+ * of the worker that made it (shard 0 from a plain thread), so workers that
+ * arm and stop timers at once do not share a lock or a cache line.  A
+ * node remembers its shard (tn->shard); disarming takes that shard's lock
+ * wherever it runs.  Every worker runs the due timers of every shard
+ * (may__timers_run looks at each shard's published earliest deadline, one
+ * relaxed load each, and locks only a shard with something due), and the
+ * poller sleeps until the earliest of them all.  The lock is a spinlock:
+ * held for a few hundred instructions at most (a sift, a firing's
+ * hand-off), where a pthread mutex cost more in its calls than in the wait. */
+#define NSHARDS 64
+struct shard {
+    spin_t lock;               /* rank TIMER; shards nest in address order
+                                  only in may__timers_hold (fork) */
+    struct theap heap, spare;  /* under lock */
+    _Atomic int64_t next;      /* earliest deadline, INT64_MAX: none (relaxed) */
+    struct entry spare_entries[SPARE];
+} __attribute__((aligned(MAY_CACHELINE)));
+static struct shard shards[NSHARDS];
+static _Atomic int nshards_used; /* shards ever armed in: 0 .. this - 1 */
+
+static inline void shard_lock(struct shard *sh)
+{
+    spin_lock_ranked(&sh->lock, MAY__RANK_TIMER);
+}
+
+static inline void shard_unlock(struct shard *sh)
+{
+    spin_unlock_ranked(&sh->lock, MAY__RANK_TIMER);
+}
+
+/* The shard for a node armed now from here: the worker's own. */
+static inline int shard_here(void)
+{
+    int w = may_worker_id();
+    return w < 0 ? 0 : w & (NSHARDS - 1);
+}
+
+/* Make shard i ready for use (its spare heap) and visible to the runners. */
+static struct shard *shard_get(int i)
+{
+    struct shard *sh = &shards[i];
+    int used = atomic_load_explicit(&nshards_used, memory_order_acquire);
+    if (i >= used) {
+        shard_lock(sh);
+        if (!sh->spare.a) {
+            sh->spare.a = sh->spare_entries;
+            sh->spare.cap = SPARE;
+            sh->spare.tag = SPARE_TAG;
+            atomic_store_explicit(&sh->next, INT64_MAX, memory_order_relaxed);
+        }
+        shard_unlock(sh);
+        /* release: the shard's setup before a runner looks at it */
+        while (used <= i && !atomic_compare_exchange_weak_explicit(&nshards_used, &used, i + 1,
+                                                                   memory_order_acq_rel,
+                                                                   memory_order_acquire))
+            ;
+    }
+    return sh;
+}
 
 #define ARITY 4
 
@@ -138,69 +194,73 @@ static int64_t heap_min(const struct theap *h)
     return h->len ? h->a[0].deadline : INT64_MAX;
 }
 
-/* The heap whose earliest deadline is earliest (either when both are empty). */
-static struct theap *first_heap(void)
+/* The shard's heap whose earliest deadline is earliest. */
+static struct theap *first_heap(struct shard *sh)
 {
-    return heap_min(&spare) < heap_min(&heap) ? &spare : &heap;
+    return heap_min(&sh->spare) < heap_min(&sh->heap) ? &sh->spare : &sh->heap;
 }
 
-static void publish_next(void)
+static void publish_next(struct shard *sh)
 {
-    atomic_store_explicit(&next_deadline, heap_min(first_heap()), memory_order_relaxed);
+    atomic_store_explicit(&sh->next, heap_min(first_heap(sh)), memory_order_relaxed);
 }
 
-/* Put tn into a heap at deadline (tlock held, tn not in any).  Returns
- * whether it is the earliest now, or -1 when it could not be armed at all
+/* Put tn into sh at deadline (sh locked, tn in no heap).  Returns whether
+ * it is the shard's earliest now, or -1 when it could not be armed at all
  * (no memory, spare full): the caller fires it at once rather than never. */
-static int heap_insert(may__tnode *tn, int64_t deadline)
+static int heap_insert(struct shard *sh, may__tnode *tn, int64_t deadline)
 {
-    MAY__ASSERT_HELD(MAY__RANK_TIMER, &tlock);
-    struct theap *h = &heap;
-    if (heap.len == heap.cap) {
-        size_t ncap = heap.cap ? heap.cap * 2 : 256;
-        struct entry *n = realloc(heap.a, ncap * sizeof *n);
+    MAY__ASSERT_HELD(MAY__RANK_TIMER, &sh->lock);
+    struct theap *h = &sh->heap;
+    if (h->len == h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 256;
+        struct entry *n = realloc(h->a, ncap * sizeof *n);
         if (n) {
-            heap.a = n;
-            heap.cap = ncap;
-        } else if (spare.len < spare.cap) {
-            h = &spare;
+            h->a = n;
+            h->cap = ncap;
+        } else if (sh->spare.len < sh->spare.cap) {
+            h = &sh->spare;
         } else {
             return -1;
         }
     }
+    tn->shard = (int)(sh - shards);
     heap_set(h, h->len++, (struct entry){ deadline, tn });
     sift_up(h, h->len - 1);
-    int earliest = first_heap()->a[0].n == tn;
-    publish_next();
+    int earliest = first_heap(sh)->a[0].n == tn;
+    if (earliest)
+        publish_next(sh);
     return earliest;
 }
 
-/* Take tn out of its heap, if it is in one (tlock held).  Whether it was. */
-static int heap_take(may__tnode *tn)
+/* Take tn out of its heap in sh, if it is in one (sh locked).  Whether it
+ * was. */
+static int heap_take(struct shard *sh, may__tnode *tn)
 {
-    MAY__ASSERT_HELD(MAY__RANK_TIMER, &tlock);
+    MAY__ASSERT_HELD(MAY__RANK_TIMER, &sh->lock);
     size_t idx = tn->idx;
     if (idx == SIZE_MAX)
         return 0;
     if (idx & SPARE_TAG)
-        heap_remove(&spare, idx & ~SPARE_TAG);
+        heap_remove(&sh->spare, idx & ~SPARE_TAG);
     else
-        heap_remove(&heap, idx);
-    publish_next();
+        heap_remove(&sh->heap, idx);
+    publish_next(sh);
     return 1;
 }
 
-/* After arming a new earliest deadline, tlock released: wake the poller
- * if it sleeps past it. */
+/* After arming a new earliest deadline of a shard, its lock released: wake
+ * the poller if it sleeps past it. */
 static void poke_poller(int64_t deadline)
 {
     /* Dekker pair D5 (docs/ARCHITECTURE.md) with the poller's entry in
-     * sched.c go_idle: next_deadline was stored (relaxed, under the lock),
-     * then this fence, then the load of poller_until; the poller stores
-     * poller_until, fences, then loads next_deadline.  One of the two sees
-     * the other's store, so the poller never sleeps past this deadline.
-     * Only a new earliest deadline needs the check (and the fence): a
-     * later one is covered by the earlier timer's own arming. */
+     * sched.c go_idle: the shard's next was stored (relaxed, under its
+     * lock), then this fence, then the load of poller_until; the poller
+     * stores poller_until, fences, then loads every shard's next
+     * (may__timers_next).  One of the two sees the other's store, so the
+     * poller never sleeps past this deadline.  Only a new earliest
+     * deadline of its shard needs the check (and the fence): a later one
+     * is covered by the earlier timer's own arming. */
     atomic_thread_fence(memory_order_seq_cst);
     if (deadline < atomic_load_explicit(&may__S.poller_until, memory_order_relaxed))
         may__poll_wake();
@@ -210,9 +270,10 @@ static void fire_node(may__tnode *tn);
 
 void may__timer_arm(struct may_co *co, int64_t deadline)
 {
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    int earliest = heap_insert(&co->tn, deadline);
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    struct shard *sh = shard_get(shard_here());
+    shard_lock(sh);
+    int earliest = heap_insert(sh, &co->tn, deadline);
+    shard_unlock(sh);
     if (earliest < 0)
         may__wake(&co->parker, MAY__P_TIMEOUT); /* fire at once rather than never */
     else if (earliest)
@@ -221,12 +282,15 @@ void may__timer_arm(struct may_co *co, int64_t deadline)
 
 void may__timer_disarm(struct may_co *co)
 {
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    heap_take(&co->tn);
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    /* Always the lock, even when it fired: a runner fires under it, so
+     * once we hold it no firing of this arming is still on its way. */
+    struct shard *sh = &shards[co->tn.shard];
+    shard_lock(sh);
+    heap_take(sh, &co->tn);
+    shard_unlock(sh);
 }
 
-/* Wait for a deferred node's fire in progress to end (tlock not held). */
+/* Wait for a deferred node's fire in progress to end (no shard locked). */
 static void defer_settle(may__tnode *tn)
 {
     if (!tn->deferred)
@@ -241,16 +305,27 @@ static void defer_settle(may__tnode *tn)
     }
 }
 
+/* The home shard of a node that is not a coroutine's: where it was made. */
+void may__tnode_init(may__tnode *tn, void (*fire)(may__tnode *), int deferred)
+{
+    tn->idx = SIZE_MAX;
+    tn->fire = fire;
+    tn->deferred = deferred;
+    tn->shard = shard_here();
+    shard_get(tn->shard);
+}
+
 int may__tnode_arm(may__tnode *tn, int64_t deadline)
 {
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    int was = heap_take(tn);
-    int earliest = heap_insert(tn, deadline);
+    struct shard *sh = &shards[tn->shard];
+    shard_lock(sh);
+    int was = heap_take(sh, tn);
+    int earliest = heap_insert(sh, tn, deadline);
     if (earliest < 0 && !tn->deferred) {
         fire_node(tn); /* at once rather than never */
         earliest = 0;
     }
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    shard_unlock(sh);
     if (earliest < 0) {
         defer_settle(tn);
         tn->fire(tn);
@@ -262,14 +337,15 @@ int may__tnode_arm(may__tnode *tn, int64_t deadline)
 
 int may__tnode_disarm(may__tnode *tn)
 {
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    int was = heap_take(tn);
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    struct shard *sh = &shards[tn->shard];
+    shard_lock(sh);
+    int was = heap_take(sh, tn);
+    shard_unlock(sh);
     defer_settle(tn);
     return was;
 }
 
-/* Fire a node taken out of the heap (tlock held, not deferred). */
+/* Fire a node taken out of the heap (its shard locked, not deferred). */
 static void fire_node(may__tnode *tn)
 {
     if (MAY_LIKELY(!tn->fire))
@@ -279,15 +355,14 @@ static void fire_node(may__tnode *tn)
         tn->fire(tn);
 }
 
-int may__timers_run(int64_t now)
+/* Run shard sh's due timers (its next is due). */
+static int shard_run(struct shard *sh, int64_t now)
 {
-    if (atomic_load_explicit(&next_deadline, memory_order_relaxed) > now)
-        return 0;
     int n = 0;
     may__tdefer *due = NULL;
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
+    shard_lock(sh);
     for (;;) {
-        struct theap *h = first_heap();
+        struct theap *h = first_heap(sh);
         if (!h->len || h->a[0].deadline > now)
             break;
         may__tnode *tn = h->a[0].n;
@@ -303,8 +378,8 @@ int may__timers_run(int64_t now)
         }
         n++;
     }
-    publish_next();
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    publish_next(sh);
+    shard_unlock(sh);
     while (due) {
         may__tdefer *d = due;
         due = d->next;
@@ -315,51 +390,79 @@ int may__timers_run(int64_t now)
     return n;
 }
 
-int64_t may__timers_next(void)
+int may__timers_run(int64_t now)
 {
-    return atomic_load_explicit(&next_deadline, memory_order_relaxed);
+    int n = 0, used = atomic_load_explicit(&nshards_used, memory_order_acquire);
+    for (int i = 0; i < used; i++)
+        if (atomic_load_explicit(&shards[i].next, memory_order_relaxed) <= now)
+            n += shard_run(&shards[i], now);
+    return n;
 }
 
-/* Take (on) or release the timer lock: the fork handlers (src/fork.c). */
+int64_t may__timers_next(void)
+{
+    int64_t m = INT64_MAX;
+    int used = atomic_load_explicit(&nshards_used, memory_order_acquire);
+    for (int i = 0; i < used; i++) {
+        int64_t t = atomic_load_explicit(&shards[i].next, memory_order_relaxed);
+        if (t < m)
+            m = t;
+    }
+    return m;
+}
+
+/* Take (on) or release every shard's lock, in address order: the fork
+ * handlers (src/fork.c). */
 void may__timers_hold(int on)
 {
-    if (on)
-        spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    else
-        spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    if (on) {
+        for (int i = 0; i < NSHARDS; i++)
+            shard_lock(&shards[i]);
+    } else {
+        for (int i = NSHARDS - 1; i >= 0; i--)
+            shard_unlock(&shards[i]);
+    }
 }
 
 uint64_t may__timers_count(void)
 {
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    size_t n = heap.len + spare.len;
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    uint64_t n = 0;
+    int used = atomic_load_explicit(&nshards_used, memory_order_acquire);
+    for (int i = 0; i < used; i++) {
+        shard_lock(&shards[i]);
+        n += shards[i].heap.len + shards[i].spare.len;
+        shard_unlock(&shards[i]);
+    }
     return n;
 }
 
 void may__timers_shutdown(void)
 {
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    /* No coroutine is alive, but timer objects and contexts may be armed:
-     * they are stopped (their nodes leave the heap with it). */
-    for (size_t i = 0; i < heap.len; i++)
-        heap.a[i].n->idx = SIZE_MAX;
-    for (size_t i = 0; i < spare.len; i++)
-        spare.a[i].n->idx = SIZE_MAX;
-    free(heap.a);
-    heap.a = NULL;
-    heap.len = heap.cap = 0;
-    spare.len = 0;
-    publish_next();
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    int used = atomic_load_explicit(&nshards_used, memory_order_acquire);
+    for (int s = 0; s < used; s++) {
+        struct shard *sh = &shards[s];
+        shard_lock(sh);
+        /* No coroutine is alive, but timer objects and contexts may be
+         * armed: they are stopped (their nodes leave the heap with it). */
+        for (size_t i = 0; i < sh->heap.len; i++)
+            sh->heap.a[i].n->idx = SIZE_MAX;
+        for (size_t i = 0; i < sh->spare.len; i++)
+            sh->spare.a[i].n->idx = SIZE_MAX;
+        free(sh->heap.a);
+        sh->heap.a = NULL;
+        sh->heap.len = sh->heap.cap = 0;
+        sh->spare.len = 0;
+        publish_next(sh);
+        shard_unlock(sh);
+    }
 }
 
 /* ---- timer and ticker objects (may_timer_t) ------------------------------ */
 
 struct may_timer {
-    may__tnode tn;  /* in the heap while armed (tlock) */
-    int64_t period; /* ns between firings, 0: once (tlock) */
-    int64_t when;   /* the deadline it is armed for (tlock) */
+    may__tnode tn;  /* in its home shard's heap while armed */
+    int64_t period; /* ns between firings, 0: once (home shard's lock) */
+    int64_t when;   /* the deadline it is armed for (home shard's lock) */
     spin_t lock;    /* rank TOBJ: pending and q */
     int pending;    /* a firing nobody has taken yet (0 or 1) */
     may__waitq q;   /* waiters for a firing (may_timer_wait, select) */
@@ -383,7 +486,7 @@ static may__parker *timer_deliver_locked(may_timer_t *t)
     return NULL;
 }
 
-/* The node's fire, under tlock: deliver, and a ticker goes back into the
+/* The node's fire, under its shard's lock: deliver, and a ticker goes back into the
  * heap at its next period after now (ticks nobody could take are dropped,
  * as Go's ticker drops them). */
 static void timer_fire(may__tnode *tn)
@@ -400,7 +503,7 @@ static void timer_fire(may__tnode *tn)
         if (next <= now)
             next += ((now - next) / t->period + 1) * t->period;
         t->when = next;
-        if (heap_insert(tn, next) < 0) /* no memory: the ticker stops */
+        if (heap_insert(&shards[tn->shard], tn, next) < 0) /* no memory: it stops */
             t->period = 0;
     }
 }
@@ -416,8 +519,7 @@ int may_timer_new(may_timer_t **out)
     may_timer_t *t = calloc(1, sizeof *t);
     if (!t)
         return -ENOMEM;
-    t->tn.idx = SIZE_MAX;
-    t->tn.fire = timer_fire;
+    may__tnode_init(&t->tn, timer_fire, 0);
     *out = t;
     return 0;
 }
@@ -435,11 +537,11 @@ int may_ticker_new(may_timer_t **out, int64_t period)
     return r;
 }
 
-/* Disarm t and discard its pending firing (tlock held); whether either
- * was there. */
+/* Disarm t and discard its pending firing (its shard locked); whether
+ * either was there. */
 static int timer_stop_locked(may_timer_t *t)
 {
-    int was = heap_take(&t->tn);
+    int was = heap_take(&shards[t->tn.shard], &t->tn);
     spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
     was |= t->pending;
     t->pending = 0;
@@ -454,16 +556,17 @@ int may_timer_reset(may_timer_t *t, int64_t deadline, int64_t period)
     int r = may__ensure_started(); /* again, after a may_shutdown */
     if (r < 0)
         return r;
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
+    struct shard *sh = &shards[t->tn.shard];
+    shard_lock(sh);
     int was = timer_stop_locked(t);
     t->period = period;
     t->when = deadline;
-    int earliest = heap_insert(&t->tn, deadline);
+    int earliest = heap_insert(sh, &t->tn, deadline);
     if (earliest < 0) {
         timer_fire(&t->tn); /* no memory: fire at once rather than never */
         earliest = 0;
     }
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    shard_unlock(sh);
     if (earliest)
         poke_poller(deadline);
     return was;
@@ -473,9 +576,10 @@ int may_timer_stop(may_timer_t *t)
 {
     if (!t)
         return -EINVAL;
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
+    struct shard *sh = &shards[t->tn.shard];
+    shard_lock(sh);
     int was = timer_stop_locked(t);
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    shard_unlock(sh);
     return was;
 }
 
@@ -530,9 +634,10 @@ void may_timer_free(may_timer_t *t)
 {
     if (!t)
         return;
-    spin_lock_ranked(&tlock, MAY__RANK_TIMER);
-    heap_take(&t->tn);
-    spin_unlock_ranked(&tlock, MAY__RANK_TIMER);
+    struct shard *sh = &shards[t->tn.shard];
+    shard_lock(sh);
+    heap_take(sh, &t->tn);
+    shard_unlock(sh);
     free(t);
 }
 
