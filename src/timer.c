@@ -224,7 +224,6 @@ static int heap_insert(struct shard *sh, may__tnode *tn, int64_t deadline)
             return -1;
         }
     }
-    tn->shard = (int)(sh - shards);
     heap_set(h, h->len++, (struct entry){ deadline, tn });
     sift_up(h, h->len - 1);
     int earliest = first_heap(sh)->a[0].n == tn;
@@ -270,7 +269,10 @@ static void fire_node(may__tnode *tn);
 
 void may__timer_arm(struct may_co *co, int64_t deadline)
 {
-    struct shard *sh = shard_get(shard_here());
+    /* Written by the coroutine itself, read by its disarm: no one else
+     * reads it (runners know their shard). */
+    co->tn.shard = shard_here();
+    struct shard *sh = shard_get(co->tn.shard);
     shard_lock(sh);
     int earliest = heap_insert(sh, &co->tn, deadline);
     shard_unlock(sh);
