@@ -716,17 +716,6 @@ int may_process_stdio(const may_process_t *p, int i)
     return p && i >= 0 && i < 3 ? p->fd[i] : -1;
 }
 
-int may_process_close_stdio(may_process_t *p, int i)
-{
-    if (!p || i < 0 || i > 2)
-        return -EINVAL;
-    int fd = p->fd[i];
-    if (fd < 0)
-        return -EBADF;
-    p->fd[i] = -1;
-    return may_fd_close(fd);
-}
-
 int may_process_take_stdio(may_process_t *p, int i)
 {
     if (!p || i < 0 || i > 2)
@@ -736,6 +725,12 @@ int may_process_take_stdio(may_process_t *p, int i)
         return -EBADF;
     p->fd[i] = -1;
     return fd;
+}
+
+int may_process_close_stdio(may_process_t *p, int i)
+{
+    int fd = may_process_take_stdio(p, i);
+    return fd < 0 ? fd : may_fd_close(fd);
 }
 
 int may_process_wait(may_process_t *p, int *status, int64_t deadline)
