@@ -201,6 +201,25 @@ int main(void)
         printf("skipped: no echo example at %s (set ECHO_BIN)\n", echo_bin);
         return 0;
     }
+    /* Under qemu-user without binfmt (the aarch64 stage) the example, an
+     * aarch64 binary, cannot be run from here: skip (77). */
+    {
+        pid_t pid;
+        char *pargv[] = { echo_bin, (char *)"-h", NULL };
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        extern char **environ;
+        int st = -1, ok = posix_spawn(&pid, echo_bin, &fa, NULL, pargv, environ) == 0 &&
+                          waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+                          WEXITSTATUS(st) == 0;
+        posix_spawn_file_actions_destroy(&fa);
+        if (!ok) {
+            printf("skipped: %s cannot be run from here (an emulator?)\n", echo_bin);
+            return 77;
+        }
+    }
     printf("sigterm, an idle connection cancelled after the grace:\n");
     sigterm_with_an_idle_connection();
     printf("sigint, every connection finishes:\n");
