@@ -74,6 +74,13 @@ static void *writer(void *arg)
     return NULL;
 }
 
+static void *closer(void *arg)
+{
+    may_sleep(TEST_MS(20));
+    ASSERT_EQ(may_fd_close((int)(intptr_t)arg), 0);
+    return NULL;
+}
+
 static void t_fd(void)
 {
     int p[2];
@@ -97,8 +104,13 @@ static void t_fd(void)
     cs[0] = may_case_fd(-1, MAY_READ);
     ASSERT_EQ(may_select_any(cs, 1, MAY_NOWAIT), -ETIMEDOUT);
     /* closed while waiting: -EBADF as the case's result */
+    may_co_t *cl;
+    ASSERT_EQ(may_spawn(&cl, closer, (void *)(intptr_t)p[0], NULL), 0);
+    cs[0] = may_case_fd(p[0], MAY_READ);
+    ASSERT_EQ(may_select_any(cs, 2, MAY_FOREVER), 0);
+    ASSERT_EQ(cs[0].result, -EBADF);
+    ASSERT_EQ(may_join(cl, NULL, MAY_FOREVER), MAY_DONE);
     may_fd_close(p[1]);
-    may_fd_close(p[0]);
 }
 
 static void *ret42(void *arg)
@@ -131,6 +143,12 @@ static void t_join(void)
     cs[0] = may_case_join(c, NULL);
     ASSERT_EQ(may_select_any(cs, 1, MAY_NOWAIT), 0);
     ASSERT_EQ(cs[0].result, MAY_DONE);
+    /* a detached one (still running: its handle is valid): -EINVAL */
+    may_co_t *kid;
+    ASSERT_EQ(may_spawn(&kid, ret42, (void *)(intptr_t)TEST_MS(300), NULL), 0);
+    ASSERT_EQ(may_detach(kid), 0);
+    cs[0] = may_case_join(kid, NULL);
+    ASSERT_EQ(may_select_any(cs, 1, MAY_NOWAIT), -EINVAL);
     /* self: -EINVAL */
     if (may_self()) {
         cs[0] = may_case_join(may_self(), NULL);
