@@ -314,6 +314,44 @@ static void t_stress(void)
     may_chan_free(sb);
 }
 
+/* Selects meeting selects on rendezvous channels, each also waiting on a
+ * timer that never fires: every exchange needs one side queued and the
+ * other finding it, the case where a select can start over.  Both must
+ * make progress. */
+static may_chan_t *ra, *rb;
+static void *sel_peer(void *arg)
+{
+    int side = (int)(intptr_t)arg;
+    may_timer_t *t;
+    ASSERT_EQ(may_timer_new(&t), 0);
+    long v = side, got = 0, n = test_scale(20000);
+    for (long i = 0; i < n; i++) {
+        may_case_t cs[] = { side ? may_case_send(ra, &v) : may_case_recv(ra, &got),
+                            side ? may_case_recv(rb, &got) : may_case_send(rb, &v),
+                            may_case_timer(t) };
+        int r = may_select_any(cs, 3, may_now() + TEST_MS(10000));
+        ASSERT(r == 0 || r == 1);
+    }
+    may_timer_free(t);
+    return NULL;
+}
+
+static void t_select_pairs(void)
+{
+    ASSERT_EQ(may_chan_make(&ra, long, 0), 0);
+    ASSERT_EQ(may_chan_make(&rb, long, 0), 0);
+    may_co_t *a, *b;
+    int64_t t0 = may_now();
+    ASSERT_EQ(may_spawn(&a, sel_peer, (void *)0, NULL), 0);
+    ASSERT_EQ(may_spawn(&b, sel_peer, (void *)1, NULL), 0);
+    ASSERT_EQ(may_join(a, NULL, MAY_FOREVER), MAY_DONE);
+    ASSERT_EQ(may_join(b, NULL, MAY_FOREVER), MAY_DONE);
+    printf("select pairs: %ld exchanges in %.1f ms\n", test_scale(20000),
+           (may_now() - t0) / 1e6);
+    may_chan_free(ra);
+    may_chan_free(rb);
+}
+
 /* Cancellation: a waiting select fails with -ECANCELED; a ready case
  * still wins over it. */
 static void *sel_forever(void *arg)
@@ -390,6 +428,7 @@ int main(void)
     test_run_both(t_compat);
     test_run_both(t_many);
     t_stress();
+    t_select_pairs();
     t_cancel();
     printf("ok\n");
     return 0;
