@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# scripts/deps.sh [bench] - install the Debian packages the build and tests need.
+# scripts/deps.sh [bench] [windows] - install the Debian packages the build and tests need.
 #
 # Idempotent: packages already installed are skipped (checked with dpkg-query),
 # and `apt-get update` runs only when something is missing.  With the argument
-# `bench`, the benchmark dependencies (Go, wrk) are added.  Not root: uses sudo when
-# available, else prints what to install and fails.
+# `bench`, the benchmark dependencies (Go, wrk) are added; with `windows`, the
+# mingw-w64 cross compiler and wine64 for scripts/win-test.sh (docs/WINDOWS.md).
+# Not root: uses sudo when available, else prints what to install and fails.
 #
 # The servers (redis-server, PostgreSQL 15, MariaDB) are for tests/servers/,
 # which starts private instances in temporary directories.  Installing them
@@ -32,13 +33,16 @@ PKGS=(
 # `make bench` only.
 BENCH_PKGS=(golang-go wrk
     golang-github-gomodule-redigo-dev golang-github-jackc-pgx-v4-dev)
+# `bash scripts/deps.sh windows` only (scripts/win-test.sh).
+WINDOWS_PKGS=(gcc-mingw-w64-x86-64 wine64)
 
 for arg in "$@"; do
     case "$arg" in
     bench) PKGS+=("${BENCH_PKGS[@]}") ;;
+    windows) PKGS+=("${WINDOWS_PKGS[@]}") ;;
     test | all) ;;
     *)
-        echo "usage: $0 [bench]" >&2
+        echo "usage: $0 [bench] [windows]" >&2
         exit 2
         ;;
     esac
