@@ -230,6 +230,8 @@ int may__win_errno(DWORD err)
         return -ENOTSOCK;
     case WSAEBADF:
     case ERROR_INVALID_HANDLE:
+    case ERROR_HANDLES_CLOSED: /* wine: an operation in flight at closesocket
+                                  (Windows says ERROR_OPERATION_ABORTED) */
         return -EBADF;
     case WSAEINVAL:
     case ERROR_INVALID_PARAMETER:
@@ -368,6 +370,11 @@ void may__iocp_close(void)
         CloseHandle(iocp_port);
     iocp_afd = iocp_port = NULL;
     WSACleanup();
+}
+
+const char *may__iocp_name(void)
+{
+    return iocp_afd != NULL ? "iocp+afd" : "iocp";
 }
 
 int may__iocp_associate(SOCKET s)
@@ -589,13 +596,14 @@ static void iocp_finish(may__iocp_op *op, DWORD bytes)
         return;
     }
     if (st < 0) {
-        /* the Winsock error for this NTSTATUS, as Winsock maps it */
-        DWORD n, fl;
-        SOCKET s = op->s;
-        if (!WSAGetOverlappedResult(s, &op->ov, &n, FALSE, &fl))
-            op->res = may__win_errno((DWORD)WSAGetLastError());
-        else
-            op->res = may__win_errno(RtlNtStatusToDosError(st));
+        /* The NTSTATUS mapped by ntdll, not WSAGetOverlappedResult: that
+         * needs the socket, which may_fd_close may have closed by now
+         * (and then says WSAENOTSOCK).  Winsock's own mapping only for a
+         * status ntdll does not know. */
+        DWORD e = RtlNtStatusToDosError(st), n, fl;
+        if (e == ERROR_MR_MID_NOT_FOUND && !WSAGetOverlappedResult(op->s, &op->ov, &n, FALSE, &fl))
+            e = (DWORD)WSAGetLastError();
+        op->res = may__win_errno(e);
         if (op->kind == MAY__IOCP_ACCEPT) {
             closesocket(op->accepted);
             op->accepted = INVALID_SOCKET;

@@ -127,6 +127,10 @@ int may__iocp_wait(int64_t deadline, may__iocp_cb cb, void *arg);
  * thread; wakes sent before the waiter dequeues one are merged. */
 void may__iocp_wake(void);
 
+/* may__poll_name's answer: "iocp+afd", or "iocp" when the AFD helper
+ * could not be opened (polls then go on the socket's own handle). */
+const char *may__iocp_name(void);
+
 /* Monotonic clock, ns (QueryPerformanceCounter). */
 int64_t may__iocp_now(void);
 
