@@ -257,6 +257,44 @@ static void test_cancel(SOCKET l)
     printf("cancel: a pending recv and a pending accept cancelled with -ECANCELED; op reused after dequeue\n");
 }
 
+/* IPv6: AcceptEx and ConnectEx on ::1 (the accept socket takes the
+ * listener's family; ConnectEx binds the IPv6 wildcard). */
+static void test_ipv6(void)
+{
+    SOCKET l = WSASocketW(AF_INET6, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    CHECK(l != INVALID_SOCKET);
+    CHECK_EQ(may__iocp_associate(l), 0);
+    struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    if (bind(l, (struct sockaddr *)&a, sizeof a) != 0) {
+        printf("ipv6: no ::1 here (%d), skipped\n", WSAGetLastError());
+        closesocket(l);
+        return;
+    }
+    CHECK_EQ(listen(l, 4), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    SOCKET c = WSASocketW(AF_INET6, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
+    CHECK(c != INVALID_SOCKET);
+    CHECK_EQ(may__iocp_associate(c), 0);
+    may__iocp_op ao = { 0 }, co = { 0 }, so = { 0 };
+    CHECK_EQ(may__iocp_accept(&ao, l), 0);
+    CHECK_EQ(pump(&co, may__iocp_connect(&co, c, (struct sockaddr *)&a, sizeof a)), 0);
+    int64_t r = pump(&ao, 0);
+    CHECK(r >= 0);
+    SOCKET s = (SOCKET)r;
+    struct sockaddr_storage re;
+    may__iocp_accept_addrs(&ao, NULL, &re);
+    CHECK_EQ(re.ss_family, AF_INET6);
+    char buf[8];
+    CHECK_EQ(pump(&so, may__iocp_send(&so, c, "six", 3)), 3);
+    CHECK_EQ(pump(&so, may__iocp_recv(&so, s, buf, sizeof buf)), 3);
+    CHECK(memcmp(buf, "six", 3) == 0);
+    closesocket(s);
+    closesocket(c);
+    closesocket(l);
+    printf("ipv6: accept, connect, send, recv on ::1\n");
+}
+
 /* The child: reuse an op whose completion is owed.  Must abort (exit 3). */
 static int child_reuse(void)
 {
@@ -575,6 +613,7 @@ int main(int argc, char **argv)
     test_cancel(l);
     test_poll(l);
     closesocket(l);
+    test_ipv6();
     test_reuse_aborts(argv[0]);
 
     HANDLE poller = CreateThread(NULL, 0, poller_main, NULL, 0, NULL);
