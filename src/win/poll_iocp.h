@@ -91,7 +91,11 @@ int may__iocp_associate(SOCKET s);
  * exactly once (even after a cancel, even when it completed at once);
  * -errno: it failed at once, no completion will come and op is the
  * caller's again. */
+/* accept: res is the new socket, already associated with the port and
+ * with SO_UPDATE_ACCEPT_CONTEXT done (so getpeername and shutdown work). */
 int may__iocp_accept(may__iocp_op *op, SOCKET lsock);
+/* connect: binds the wildcard first if s is not bound (ConnectEx needs it);
+ * SO_UPDATE_CONNECT_CONTEXT is done at dispatch. */
 int may__iocp_connect(may__iocp_op *op, SOCKET s, const struct sockaddr *sa, int salen);
 int may__iocp_recv(may__iocp_op *op, SOCKET s, void *buf, size_t n);
 int may__iocp_send(may__iocp_op *op, SOCKET s, const void *buf, size_t n);
