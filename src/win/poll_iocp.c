@@ -103,8 +103,11 @@
  * the documented Winsock calls.  What cannot be supported: may_fd_wait on
  * a handle that is not a socket (pipes, consoles, files, events) returns
  * -ENOTSUP (Windows has no readiness for them: a pipe read is overlapped
- * ReadFile, a console is WaitForSingleObject), as does may_fd_wait_ticket
- * (nothing counts edges; AFD polls are level-triggered snapshots).
+ * ReadFile, a console is WaitForSingleObject; a CRT fd from _open is not
+ * a handle at all).  may_fd_wait_ticket needs no ticket here: an AFD poll
+ * is level-triggered (it completes at once if the socket is ready when
+ * issued), so a readiness that came between the caller's EAGAIN and the
+ * poll cannot be missed; the ticket is accepted and ignored.
  * A socket with a non-IFS layered provider (LSP) is polled through its
  * base handle (SIO_BASE_HANDLE), as wepoll does.
  *
