@@ -341,6 +341,10 @@ static void test_poll(SOCKET l)
     /* data comes: readable, and nothing was consumed */
     CHECK_EQ(pump(&so, may__iocp_send(&so, a, "q", 1)), 1);
     CHECK_EQ(pump(&p, 0), MAY__IOCP_R);
+    /* level-triggered: polled again with the byte still queued, ready at once */
+    CHECK_EQ(pump(&p, may__iocp_poll(&p, c, MAY__IOCP_R)), MAY__IOCP_R);
+    CHECK_EQ(pump(&p, may__iocp_poll(&p, c, MAY__IOCP_R | MAY__IOCP_W)),
+             MAY__IOCP_R | MAY__IOCP_W);
     char ch = 0;
     CHECK_EQ(pump(&so, may__iocp_recv(&so, c, &ch, 1)), 1);
     CHECK_EQ(ch, 'q');
