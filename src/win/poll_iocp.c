@@ -670,7 +670,11 @@ int may__iocp_wait(int64_t deadline, may__iocp_cb cb, void *arg)
         }
         for (ULONG i = 0; i < n; i++) {
             if (ents[i].lpOverlapped == NULL) {
-                /* full barrier: a wake posted after this is a new packet */
+                /* full barrier, pairs with the exchange in may__iocp_wake:
+                 * a waker that saw 1 and skipped its packet did so before
+                 * this reset, so what it stored before waking is visible
+                 * to our caller once this wait returns; a wake after the
+                 * reset posts a new packet */
                 InterlockedExchange(&iocp_wake_pending, 0);
                 continue;
             }
