@@ -24,6 +24,21 @@
  * so the dispatcher and our handler run in that committed headroom.  Both
  * Windows and wine work this way (wine: virtual.c, grow_thread_stack).
  *
+ * Why the reservation is PAGE_READWRITE.  The protection given at
+ * MEM_RESERVE is what a page gets when the system commits it without a
+ * protection of its own, and wine's stack growth commits the next guard
+ * page that way: it sets the committed and guard bits and leaves the
+ * access bits as the reservation made them (wine 8.0
+ * dlls/ntdll/unix/virtual.c, grow_thread_stack; the guarantee it commits
+ * on overflow alike).  Reserved PAGE_NOACCESS, a lazily committed stack
+ * gets a no-access page at its first growth and the next touch kills the
+ * process, and an overflow runs its handler on no-access headroom (exit
+ * 139 under wine 8.0).  wine's own thread stacks are mapped read-write in
+ * full (virtual_alloc_thread_stack), so wine never meets this.  Windows
+ * reserves thread stacks PAGE_READWRITE as well (RtlpCreateUserStack, as
+ * ReactOS's lib/rtl/thread.c shows), so this is a stack's natural
+ * reservation, not a workaround.
+ *
  * A stack, from the lowest address up:
  *
  *   alloc  floor: 1 page, reserved, never committed: the hard end, where
@@ -100,7 +115,8 @@ int may__win_stack_alloc(may__win_stack *s, size_t size, size_t commit, const ch
         return -EINVAL;
     size_t usable = (size + sizeof(struct winstk_hdr) + page - 1) & ~(page - 1);
     size_t total = page + MAY__WIN_STACK_HEADROOM + page + usable;
-    char *a = VirtualAlloc(NULL, total, MEM_RESERVE, PAGE_NOACCESS);
+    /* PAGE_READWRITE: what the system commits growth with (above). */
+    char *a = VirtualAlloc(NULL, total, MEM_RESERVE, PAGE_READWRITE);
     if (!a)
         return -ENOMEM;
     char *top = a + total;

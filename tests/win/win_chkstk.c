@@ -1,10 +1,12 @@
 /*
  * win_chkstk.c - frames larger than a page on a coroutine stack: the
  * compiler calls ___chkstk_ms for each, which touches every page in order
- * from the top; then one 400 KiB alloca.  The stack is committed in full:
- * a lazily committed one (commit > 0), which the system should grow at its
- * guard page, crashes wine 8.0 itself at the first growth (docs/WINDOWS.md),
- * so that case is not run yet.
+ * from the top; then one 400 KiB alloca.  Twice: on a stack committed in
+ * full, and on one with only its top page committed, which the system
+ * grows a page at a time at its guard page (the case that crashed wine
+ * while stack_win.c reserved with PAGE_NOACCESS: docs/WINDOWS.md).  After
+ * the lazy run the guard page must have moved down, and the bottom of the
+ * stack must still be only reserved.
  */
 #include "../../src/win/win.h"
 #include "win_test.h"
@@ -38,23 +40,40 @@ static void co_main(void *arg)
     WCHECK(0);
 }
 
-int main(void)
+static void run(size_t commit)
 {
-    WCHECK_EQ(may__win_stack_thread_init(), 0);
-    WCHECK_EQ(may__win_overflow_install(), 0);
-    WCHECK_EQ(may__win_stack_alloc(&co_stack, 1024 * 1024, 0, "chkstk"), 0);
+    WCHECK_EQ(may__win_stack_alloc(&co_stack, 1024 * 1024, commit, "chkstk"), 0);
     char *limit0 = co_stack.limit;
+    result = 0;
     may__win_stack_ctx(&co_stack, &co_ctx, co_main, NULL);
     may__win_ctx_switch(&main_ctx, &co_ctx);
     uint64_t want = 0;
     for (int n = 0; n <= 40; n++)
         want += (uint64_t)(unsigned char)n + (unsigned char)(n + 1);
     WCHECK_EQ(result, want + 0x5a + 0x5a);
-    /* Nothing ran into the guard page: it is still one. */
     MEMORY_BASIC_INFORMATION mbi;
     WCHECK(VirtualQuery(limit0 - 1, &mbi, sizeof mbi));
-    WCHECK(mbi.Protect & PAGE_GUARD);
-    printf("win_chkstk: 800 KB of 20 KB frames and a 400 KB alloca on a 1 MiB coroutine stack\n");
+    if (commit == 0) {
+        /* Nothing ran into the guard page: it is still one. */
+        WCHECK(mbi.Protect & PAGE_GUARD);
+    } else {
+        /* The first guard page became stack; the bottom is untouched. */
+        WCHECK_EQ(mbi.State, MEM_COMMIT);
+        WCHECK_EQ(mbi.Protect, PAGE_READWRITE);
+        char *low = co_stack.alloc + 4096 + MAY__WIN_STACK_HEADROOM + 4096;
+        WCHECK(VirtualQuery(low, &mbi, sizeof mbi));
+        WCHECK_EQ(mbi.State, MEM_RESERVE);
+    }
     may__win_stack_free(&co_stack);
+}
+
+int main(void)
+{
+    WCHECK_EQ(may__win_stack_thread_init(), 0);
+    WCHECK_EQ(may__win_overflow_install(), 0);
+    run(0);
+    run(4096);
+    printf("win_chkstk: 800 KB of 20 KB frames and a 400 KB alloca on a 1 MiB coroutine stack, "
+           "committed in full and grown from one page\n");
     return 0;
 }
