@@ -12,7 +12,14 @@
  *   out[28]     MXCSR (low 4 bytes), x87 control word (next 2)
  *               (rounding mode (seed & 3) in both: MXCSR 0x1f80 | r << 13,
  *               CW 0x27f | r << 10)
+ *
+ * The switch it calls is may__win_ctx_switch, or the function named by
+ * -DWIN_REGS_TARGET=name, with the same arguments (win_jump.c passes one
+ * that switches with the inline jump_win64.h).
  */
+#ifndef WIN_REGS_TARGET
+#define WIN_REGS_TARGET may__win_ctx_switch
+#endif
         .text
         .globl  win_regs_switch
         .def    win_regs_switch; .scl 2; .type 32; .endef
@@ -68,7 +75,7 @@ win_regs_switch:
         orl     $0x27f, %eax
         movw    %ax, 28(%rsp)
         fldcw   28(%rsp)            /* x87 rounding mode from the seed */
-        call    may__win_ctx_switch /* rcx, rdx: still from, to */
+        call    WIN_REGS_TARGET     /* rcx, rdx: still from, to */
         movq    200(%rsp), %r9
         movq    %rbx, 0(%r9)
         movq    %rbp, 8(%r9)

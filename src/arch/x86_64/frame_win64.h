@@ -19,6 +19,20 @@
  *   S+264   rbp, the frame pointer                          MAY__WFRAME_FP
  *   S+272   return address of the call to may__win_ctx_switch
  *
+ * The inline switch (jump_win64.h) leaves a shorter frame, the same in its
+ * first 40 bytes:
+ *
+ *   S+0     resume address (the label after the asm)      MAY__WJFRAME_PC
+ *   S+8     MXCSR (4 bytes), x87 control word (2), unused (2)
+ *   S+16    TIB StackBase, StackLimit, DeallocationStack    MAY__WJFRAME_TIB
+ *   S+40    rbp, the frame pointer                          MAY__WJFRAME_FP
+ *   S+48    the enclosing function's frame                  MAY__WJFRAME_SIZE
+ *
+ * Every other register of the inline switch's context lives where the
+ * compiler put it in the enclosing function's frame.  Either switch can
+ * resume a context the other saved: the resume address restores its own
+ * frame (jump_win64.h says what differs).
+ *
  * A context that has never run was made by may__win_ctx_make below: its
  * resume address is may__win_ctx_start, which pops the rest (see there).
  */
@@ -30,6 +44,11 @@
 #define MAY__WFRAME_XMM 40   /* xmm6 .. xmm15 */
 #define MAY__WFRAME_FP 264   /* byte offset of the saved rbp */
 #define MAY__WFRAME_SIZE 272 /* saved sp + this = the return address */
+
+#define MAY__WJFRAME_PC 0    /* the inline switch's frame (jump_win64.h) */
+#define MAY__WJFRAME_TIB 16
+#define MAY__WJFRAME_FP 40
+#define MAY__WJFRAME_SIZE 48 /* saved sp + this = the enclosing frame's sp */
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
