@@ -4,9 +4,10 @@
  * The protocol is switch.S's: a saved context is a stack pointer; the word
  * it points at is the address to resume at.  Whoever switches to a context
  * loads its stack pointer, pops that address and jumps to it; the code at
- * the resume address restores everything else from the stack.  Only the
- * out-of-line switch exists so far (no inline jump.h for Windows yet: that
- * comes with the scheduler port, docs/WINDOWS.md).
+ * the resume address restores everything else from the stack.  This is the
+ * out-of-line switch, for plain C callers; the scheduler's hot path is the
+ * inline jump_win64.h, which saves a shorter frame (frame_win64.h), and
+ * either resumes a context the other saved.
  *
  * What Windows adds to System V.  The Windows x64 ABI makes more registers
  * callee-saved: rbx, rbp, rdi, rsi, r12-r15 and rsp, and xmm6-xmm15 (all
