@@ -22,6 +22,8 @@ static volatile uint64_t result;
 __attribute__((noinline)) static uint64_t big(int n)
 {
     volatile unsigned char a[20000]; /* > 1 page: a ___chkstk_ms call */
+    for (size_t i = 0; i < sizeof a; i += 512) /* all of it (clang shrinks it else) */
+        a[i] = 0;
     a[0] = (unsigned char)n;
     a[sizeof a - 1] = (unsigned char)(n + 1);
     uint64_t r = n ? big(n - 1) : 0;
