@@ -427,21 +427,33 @@ static int cq_has_peer(const may__waitq *q, const may__sel *self)
 int may__chan_sel_step(may_chan_t *ch, cnode *n, int send, int perform, int *res)
 {
     may__parker *wk = NULL;
+    int r;
     spin_lock(&ch->lock);
     if (perform) {
-        if (try_op_locked(ch, n->elem, send, res, &wk)) {
-            spin_unlock(&ch->lock);
-            wake(wk);
-            return 1;
-        }
+        if (try_op_locked(ch, n->elem, send, res, &wk))
+            goto done;
     } else if (send ? ch->closed || has_room(ch) || cq_has_peer(&ch->recvq, n->wn.sel)
                     : ch->len || ch->closed || cq_has_peer(&ch->sendq, n->wn.sel)) {
+        /* Ready, with nodes of this select queued elsewhere: the select
+         * claims this case for itself, then performs it (its own nodes met
+         * on the way are dropped as stale: its fired is taken) */
+        if (!may__sel_claim_self(&n->wn)) {
+            spin_unlock(&ch->lock);
+            return 4; /* a waker completed another case first */
+        }
+        if (try_op_locked(ch, n->elem, send, res, &wk))
+            goto done;
         spin_unlock(&ch->lock);
-        return 2;
+        return 3; /* the partner was a select done elsewhere: start over */
     }
     may__waitq_push(send ? &ch->sendq : &ch->recvq, &n->wn);
     spin_unlock(&ch->lock);
     return 0;
+done:
+    spin_unlock(&ch->lock);
+    wake(wk);
+    r = 1;
+    return r;
 }
 
 void may__chan_sel_withdraw(may_chan_t *ch, cnode *n, int send)

@@ -10,19 +10,24 @@
  * case may be an fd (a mutex in io.c), a timer (a spinlock taken under the
  * timer lock), a coroutine's end (a lock-free joiner slot), an event or a
  * context: no one order of all their locks exists.  So a select takes one
- * object's lock at a time, and a case that becomes ready while the select
- * is half queued makes it start over:
+ * object's lock at a time, and claims a case that becomes ready while it is
+ * half queued with the same CAS its wakers use:
  *
  *   loop:
- *     poll   each case, in a random order, under its object's lock; the
- *            first that can proceed is performed there and then, and is
- *            the result (nothing of this select is queued anywhere, so no
- *            one else can complete one of its cases meanwhile)
+ *     poll   (only when it must not wait, or starting over) each case, in
+ *            a random order, under its object's lock; the first that can
+ *            proceed is performed there and then (nothing of this select is
+ *            queued anywhere, so no one else can complete one of its cases
+ *            meanwhile)
  *     stop   if none was ready and it must not wait (MAY_NOWAIT, the
  *            deadline passed, the caller is cancelled)
- *     queue  a node per case, in the same order; the object's reg step
- *            says instead that the case has just become ready: then give
- *            up the nodes queued so far (below) and go round again
+ *     queue  a node per case, in a random order, under the object's lock,
+ *            polling it again on the way (one lock round per case in all:
+ *            the first case polled is performed at once if it can be);
+ *            a case found ready once nodes are queued is claimed by the
+ *            select itself, with the same CAS a waker uses (so no waker
+ *            can complete another case), performed there, and the nodes
+ *            queued so far withdrawn
  *     park   until a waker completes one case; or, on a timeout or a
  *            cancellation, give up the nodes and go round again (ready
  *            cases still win over the error, by the cancellation contract)
@@ -38,19 +43,20 @@
  * nothing.  Nodes live in the select's frame (or a malloc'd array for more
  * than SEL_STACK cases), and nobody touches them once the select returns.
  *
- * Fairness: the poll order is a fresh random permutation per call (a
- * xorshift seed per thread and call, stepped as an LCG per case), so among cases ready together each is chosen with
- * equal chance.  A select never meets itself: a channel's reg step ignores
+ * Fairness: the order is a fresh random permutation per call (a xorshift
+ * seed per thread and call, stepped as an LCG per case), so among cases
+ * ready together each is chosen with equal chance.  A select never meets itself: a channel's reg step ignores
  * the select's own nodes, so a select that sends and receives on one
  * channel waits for someone else, as in Go.
  *
- * Progress.  Starting over needs a case to turn ready during the short
- * queueing step; the next round's poll then performs it.  Two selects that
- * keep turning each other's cases ready (each the other's only partner, on
- * rendezvous channels) could in theory chase each other; in practice the
- * random order and the different timing of the two ends it in a round or
- * two, as with Go's own lock-free select prototypes.  Measured: the select
- * ping-pong tests never went past 3 rounds.
+ * Progress.  A select starts over only when a case it claimed could not
+ * happen after all (its partner on a channel was a select done elsewhere
+ * in between), or an fd turned ready between its poll and its queueing:
+ * the next round's poll then performs whatever is ready.  Two selects that
+ * are each other's only partners on rendezvous channels (tests:
+ * test_select_any "select pairs") make progress: a select that finds the
+ * other's node claims its own case and then the other's node, which can
+ * fail only if the other was completed by someone else.
  *
  * Deadlines: the park's deadline is the earliest of the call's and of the
  * DEADLINE cases'; when it passes the select starts over, and the poll
@@ -198,8 +204,12 @@ static int case_poll(may_case_t *c, snode *nd, int64_t *now)
 
 /* Poll c and queue its node in one go.  perform (nothing of the select is
  * queued yet): 1 when c was performed (as case_poll), else its node is
- * queued (0).  Without: 2 when c has become ready (the select starts over),
- * else 0 with the node queued; or -errno. */
+ * queued (0).  Without (nodes queued already): a case that can proceed is
+ * claimed for this select (may__sel_claim_self) and performed (1); 4 when
+ * a waker completed another case first; 3 when the claim won but the case
+ * could not be performed after all, 2 when it turned ready in a way that
+ * cannot be claimed here (start over, both); else 0 with the node queued;
+ * or -errno. */
 static int case_step(may_case_t *c, snode *nd, int perform, int64_t *now)
 {
     int r;
@@ -210,17 +220,17 @@ static int case_step(may_case_t *c, snode *nd, int perform, int64_t *now)
         return may__chan_sel_step(c->chan, &nd->c, c->op == MAY_CASE_SEND, perform, &c->result);
     case MAY_CASE_FD:
         if ((r = may__io_sel_poll(c->fd, c->events, &nd->io)) != 0) {
-            if (!perform)
-                return 2;
+            if (!perform && !may__sel_claim_self(&nd->wn))
+                return 4;
             c->result = r;
             return 1;
         }
-        return may__io_sel_reg(&nd->io) ? 2 : 0;
+        return may__io_sel_reg(&nd->io) ? 2 : 0; /* readiness since the poll */
     case MAY_CASE_DEADLINE:
         if (!deadline_passed(c->deadline, now))
             return 0; /* the park's deadline */
-        if (!perform)
-            return 2;
+        if (!perform && !may__sel_claim_self(&nd->wn))
+            return 4;
         c->result = 0;
         return 1;
     case MAY_CASE_TIMER:
@@ -237,8 +247,12 @@ static int case_step(may_case_t *c, snode *nd, int perform, int64_t *now)
     case MAY_CASE_JOIN:
         if (perform && may__join_sel_poll(c->co, (void **)c->elem, &c->result))
             return 1;
-        r = may__join_sel_reg(c->co, &nd->wn);
-        return r == 1 ? 2 : r;
+        if ((r = may__join_sel_reg(c->co, &nd->wn)) != 1)
+            return r; /* queued (0), or -EINVAL */
+        /* it has ended (and nothing is queued in its slot) */
+        if (!perform && !may__sel_claim_self(&nd->wn))
+            return 4;
+        return may__join_sel_poll(c->co, (void **)c->elem, &c->result) ? 1 : 3;
     }
     return 0;
 }
@@ -369,9 +383,25 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
             if ((r = case_step(&cases[i], &nodes[i], nreg == 0, &now)) != 0)
                 break;
         }
-        if (r == 1) { /* performed, nothing queued */
-            ret = (int)order[0];
-            goto out;
+        if (r == 1 || r == 3) {
+            /* The select claimed a case itself (or, nothing queued yet,
+             * performed one): no waker can complete another, and the
+             * nodes queued so far are withdrawn (or dropped as stale). */
+            for (size_t j = 0; j < nreg; j++)
+                case_withdraw(&cases[order[j]], &nodes[order[j]]);
+            if (r == 1) {
+                ret = (int)order[nreg];
+                goto out;
+            }
+            again = 1; /* 3: claimed, but it could not happen: start over */
+            continue;
+        }
+        int fired;
+        if (r == 4) {
+            /* A waker completed a queued case first: its wake is due. */
+            fired = atomic_load_explicit(&sel.fired, memory_order_acquire);
+            may__wait_claimed(p);
+            goto take;
         }
         if (r == 0) {
             may__wait_note(p, "select", NULL);
@@ -379,7 +409,6 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
         } else if (r == 2) {
             r = -EAGAIN; /* a case became ready: start over */
         }
-        int fired;
         if (r == 0) {
             /* acquire: pairs with the winner's CAS */
             fired = atomic_load_explicit(&sel.fired, memory_order_acquire);
@@ -409,6 +438,7 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
                 may__wait_claimed(p);
             }
         }
+    take:
         /* Withdraw the nodes queued (none can be claimed any more). */
         for (size_t j = 0; j < nreg; j++) {
             uint32_t i = order[j];

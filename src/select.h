@@ -7,13 +7,16 @@
  *             now if it can be, and say so (1), else 0;
  *   step      poll and queue in one go: with perform (nothing of the select
  *             queued yet) as poll, and if the case cannot proceed, queue its
- *             node (0); without (nodes queued elsewhere already) say that
- *             the case has become ready (2: the select then withdraws and
- *             polls again), or queue the node (0);
+ *             node (0); without (nodes queued elsewhere already), a case
+ *             that can proceed is claimed for the select itself (its CAS,
+ *             may__sel_claim_self) and performed (1); 4 when that CAS
+ *             lost (a waker completed another case: take that one); 3 when
+ *             it won but the case could not be performed after all (the
+ *             select starts over); else the node is queued (0);
  *   withdraw  take the node off its queue if a waker has not (a node a
  *             waker dropped is STALE, owed no wake).
  * fds and a coroutine's end have a separate reg step (0 queued, 1 ready,
- * or -errno) instead of step.
+ * or -errno) instead of step; select.c claims them itself.
  * A waker claims a select's node only through may__wnode_take (waitq.h),
  * so exactly one case of a select happens.  The essay is in select.c.
  */

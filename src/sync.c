@@ -1043,17 +1043,17 @@ int may__event_sel_poll(may_event_t *e)
 
 int may__event_sel_step(may_event_t *e, may__wnode *n, int perform)
 {
-    if (may__event_sel_poll(e))
-        return perform ? 1 : 2;
-    spin_lock(&e->qlock);
-    int ready = atomic_load_explicit(&e->fired, memory_order_relaxed) != 0;
-    if (!ready)
-        may__waitq_push(&e->q, n);
-    spin_unlock(&e->qlock);
-    if (!ready)
-        return 0;
-    settle(&e->fired, 2); /* the firer is done with e */
-    return perform ? 1 : 2;
+    if (!may__event_sel_poll(e)) {
+        spin_lock(&e->qlock);
+        int ready = atomic_load_explicit(&e->fired, memory_order_relaxed) != 0;
+        if (!ready)
+            may__waitq_push(&e->q, n);
+        spin_unlock(&e->qlock);
+        if (!ready)
+            return 0;
+        settle(&e->fired, 2); /* the firer is done with e */
+    }
+    return perform || may__sel_claim_self(n) ? 1 : 4;
 }
 
 void may__event_sel_withdraw(may_event_t *e, may__wnode *n)

@@ -656,8 +656,10 @@ int may__timer_sel_poll(may_timer_t *t)
 int may__timer_sel_step(may_timer_t *t, may__wnode *n, int perform)
 {
     spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
-    int r = t->pending ? (perform ? timer_take_locked(t) : 2) : 0;
-    if (!r)
+    int r = 0;
+    if (t->pending)
+        r = perform || may__sel_claim_self(n) ? timer_take_locked(t) : 4;
+    else
         may__waitq_push(&t->q, n);
     spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
     return r;

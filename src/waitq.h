@@ -163,6 +163,17 @@ static inline bool may__wnode_take(may__wnode *n)
     return false;
 }
 
+/* A select claiming one of its own cases (n's, not queued) for itself:
+ * true when it won its CAS, so that case is the one that happens; false
+ * when a waker completed another of its cases first. */
+static inline bool may__sel_claim_self(may__wnode *n)
+{
+    int e = MAY__SEL_PENDING;
+    /* acq_rel: as a waker's CAS (may__wnode_take) */
+    return atomic_compare_exchange_strong_explicit(&n->sel->fired, &e, n->idx,
+                                                   memory_order_acq_rel, memory_order_acquire);
+}
+
 /* The first node of q that may be claimed (may__wnode_take), unlinked, or
  * NULL; stale select nodes are dropped on the way. */
 static inline may__wnode *may__waitq_take(may__waitq *q)
