@@ -427,7 +427,6 @@ static int cq_has_peer(const may__waitq *q, const may__sel *self)
 int may__chan_sel_step(may_chan_t *ch, cnode *n, int send, int perform, int *res)
 {
     may__parker *wk = NULL;
-    int r;
     spin_lock(&ch->lock);
     if (perform) {
         if (try_op_locked(ch, n->elem, send, res, &wk))
@@ -452,8 +451,7 @@ int may__chan_sel_step(may_chan_t *ch, cnode *n, int send, int perform, int *res
 done:
     spin_unlock(&ch->lock);
     wake(wk);
-    r = 1;
-    return r;
+    return 1;
 }
 
 void may__chan_sel_withdraw(may_chan_t *ch, cnode *n, int send)
