@@ -438,20 +438,20 @@ int may__chan_sel_step(may_chan_t *ch, cnode *n, int send, int perform, int *res
          * on the way are dropped as stale: its fired is taken) */
         if (!may__sel_claim_self(&n->wn)) {
             spin_unlock(&ch->lock);
-            return 4; /* a waker completed another case first */
+            return MAY__STEP_LOST;
         }
         if (try_op_locked(ch, n->elem, send, res, &wk))
             goto done;
         spin_unlock(&ch->lock);
-        return 3; /* the partner was a select done elsewhere: start over */
+        return MAY__STEP_VOID; /* the partner was a select done elsewhere */
     }
     may__waitq_push(send ? &ch->sendq : &ch->recvq, &n->wn);
     spin_unlock(&ch->lock);
-    return 0;
+    return MAY__STEP_QUEUED;
 done:
     spin_unlock(&ch->lock);
     wake(wk);
-    return 1;
+    return MAY__STEP_DONE;
 }
 
 void may__chan_sel_withdraw(may_chan_t *ch, cnode *n, int send)

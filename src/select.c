@@ -202,14 +202,10 @@ static int case_poll(may_case_t *c, snode *nd, int64_t *now)
     return 0;
 }
 
-/* Poll c and queue its node in one go.  perform (nothing of the select is
- * queued yet): 1 when c was performed (as case_poll), else its node is
- * queued (0).  Without (nodes queued already): a case that can proceed is
- * claimed for this select (may__sel_claim_self) and performed (1); 4 when
- * a waker completed another case first; 3 when the claim won but the case
- * could not be performed after all, 2 when it turned ready in a way that
- * cannot be claimed here (start over, both); else 0 with the node queued;
- * or -errno. */
+/* Poll c and queue its node in one go: a MAY__STEP_* (select.h), or
+ * -errno.  perform: nothing of the select is queued yet, so a case that
+ * can proceed is performed as case_poll would; without, it is claimed for
+ * this select first (may__sel_claim_self). */
 static int case_step(may_case_t *c, snode *nd, int perform, int64_t *now)
 {
     int r;
@@ -221,18 +217,19 @@ static int case_step(may_case_t *c, snode *nd, int perform, int64_t *now)
     case MAY_CASE_FD:
         if ((r = may__io_sel_poll(c->fd, c->events, &nd->io)) != 0) {
             if (!perform && !may__sel_claim_self(&nd->wn))
-                return 4;
+                return MAY__STEP_LOST;
             c->result = r;
-            return 1;
+            return MAY__STEP_DONE;
         }
-        return may__io_sel_reg(&nd->io) ? 2 : 0; /* readiness since the poll */
+        /* readiness since the poll: its events unknown, poll again */
+        return may__io_sel_reg(&nd->io) ? MAY__STEP_RETRY : MAY__STEP_QUEUED;
     case MAY_CASE_DEADLINE:
         if (!deadline_passed(c->deadline, now))
-            return 0; /* the park's deadline */
+            return MAY__STEP_QUEUED; /* nothing to queue: the park's deadline */
         if (!perform && !may__sel_claim_self(&nd->wn))
-            return 4;
+            return MAY__STEP_LOST;
         c->result = 0;
-        return 1;
+        return MAY__STEP_DONE;
     case MAY_CASE_TIMER:
         c->result = 0;
         return may__timer_sel_step(c->timer, &nd->wn, perform);
@@ -241,20 +238,21 @@ static int case_step(may_case_t *c, snode *nd, int perform, int64_t *now)
         return may__event_sel_step(c->event, &nd->wn, perform);
     case MAY_CASE_CTX:
         r = may__event_sel_step(may__ctx_done(c->ctx), &nd->wn, perform);
-        if (r == 1)
+        if (r == MAY__STEP_DONE)
             c->result = may_ctx_err(c->ctx);
         return r;
     case MAY_CASE_JOIN:
         if (perform && may__join_sel_poll(c->co, (void **)c->elem, &c->result))
-            return 1;
+            return MAY__STEP_DONE;
         if ((r = may__join_sel_reg(c->co, &nd->wn)) != 1)
             return r; /* queued (0), or -EINVAL */
         /* it has ended (and nothing is queued in its slot) */
         if (!perform && !may__sel_claim_self(&nd->wn))
-            return 4;
-        return may__join_sel_poll(c->co, (void **)c->elem, &c->result) ? 1 : 3;
+            return MAY__STEP_LOST;
+        return may__join_sel_poll(c->co, (void **)c->elem, &c->result) ? MAY__STEP_DONE
+                                                                         : MAY__STEP_VOID;
     }
-    return 0;
+    return MAY__STEP_QUEUED;
 }
 
 static void case_withdraw(may_case_t *c, snode *nd)
@@ -297,6 +295,19 @@ static int case_result(may_case_t *c, int grant)
         return may__join_sel_reap(c->co, (void **)c->elem);
     }
     return 0;
+}
+
+/* Give up: no case may happen any more (-1), unless one did already, by a
+ * waker's CAS; then wait for that waker's wake (it may still read the
+ * node) and return the case's index. */
+static int sel_give_up(may__sel *sel, may__parker *p)
+{
+    int e = MAY__SEL_PENDING;
+    if (atomic_compare_exchange_strong_explicit(&sel->fired, &e, MAY__SEL_ABANDONED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return -1;
+    may__wait_claimed(p);
+    return e;
 }
 
 int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
@@ -380,65 +391,41 @@ int may_select_any(may_case_t *cases, size_t n, int64_t deadline)
             w->idx = (int)i;
             /* relaxed: the object's lock publishes it with the node */
             atomic_store_explicit(&w->state, MAY__WN_WAITING, memory_order_relaxed);
-            if ((r = case_step(&cases[i], &nodes[i], nreg == 0, &now)) != 0)
+            if ((r = case_step(&cases[i], &nodes[i], nreg == 0, &now)) != MAY__STEP_QUEUED)
                 break;
         }
-        if (r == 1 || r == 3) {
+        if (r == MAY__STEP_DONE || r == MAY__STEP_VOID) {
             /* The select claimed a case itself (or, nothing queued yet,
              * performed one): no waker can complete another, and the
              * nodes queued so far are withdrawn (or dropped as stale). */
             for (size_t j = 0; j < nreg; j++)
                 case_withdraw(&cases[order[j]], &nodes[order[j]]);
-            if (r == 1) {
+            if (r == MAY__STEP_DONE) {
                 ret = (int)order[nreg];
                 goto out;
             }
-            again = 1; /* 3: claimed, but it could not happen: start over */
+            again = 1; /* it could not happen after all: start over */
             continue;
         }
         int fired;
-        if (r == 4) {
+        if (r == MAY__STEP_LOST) {
             /* A waker completed a queued case first: its wake is due. */
             fired = atomic_load_explicit(&sel.fired, memory_order_acquire);
             may__wait_claimed(p);
-            goto take;
-        }
-        if (r == 0) {
-            may__wait_note(p, "select", NULL);
-            r = may__wait(p, park_dl, 0);
-        } else if (r == 2) {
-            r = -EAGAIN; /* a case became ready: start over */
-        }
-        if (r == 0) {
-            /* acquire: pairs with the winner's CAS */
-            fired = atomic_load_explicit(&sel.fired, memory_order_acquire);
-            /* acquire: pairs with the claim (waitq.c) */
-            if (fired < 0 ||
+        } else {
+            if (r == MAY__STEP_QUEUED) {
+                may__wait_note(p, "select", NULL);
+                r = may__wait(p, park_dl, 0);
+            } else if (r == MAY__STEP_RETRY) {
+                r = -EAGAIN;
+            }
+            /* acquire: pairs with the winner's CAS, then with its claim
+             * (waitq.c); a woken select whose case is claimed is done */
+            if (r != 0 || (fired = atomic_load_explicit(&sel.fired, memory_order_acquire)) < 0 ||
                 atomic_load_explicit(&nodes[fired].wn.state, memory_order_acquire) ==
                     MAY__WN_WAITING)
-                fired = -1; /* a stray wake: withdraw and look again */
-        } else {
-            int e = MAY__SEL_PENDING;
-            if (atomic_compare_exchange_strong_explicit(&sel.fired, &e, MAY__SEL_ABANDONED,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire)) {
-                fired = -1;
-            } else {
-                /* A case happened meanwhile: its wake is due. */
-                fired = e;
-                may__wait_claimed(p);
-            }
+                fired = sel_give_up(&sel, p); /* timeout, cancel, start over, stray wake */
         }
-        if (fired < 0 && r == 0) {
-            int e = MAY__SEL_PENDING;
-            if (!atomic_compare_exchange_strong_explicit(&sel.fired, &e, MAY__SEL_ABANDONED,
-                                                         memory_order_acq_rel,
-                                                         memory_order_acquire)) {
-                fired = e;
-                may__wait_claimed(p);
-            }
-        }
-    take:
         /* Withdraw the nodes queued (none can be claimed any more). */
         for (size_t j = 0; j < nreg; j++) {
             uint32_t i = order[j];

@@ -7,14 +7,12 @@
  *             now if it can be, and say so (1), else 0;
  *   step      poll and queue in one go: with perform (nothing of the select
  *             queued yet) as poll, and if the case cannot proceed, queue its
- *             node (0); without (nodes queued elsewhere already), a case
+ *             node; without (nodes queued elsewhere already), a case
  *             that can proceed is claimed for the select itself (its CAS,
- *             may__sel_claim_self) and performed (1); 4 when that CAS
- *             lost (a waker completed another case: take that one); 3 when
- *             it won but the case could not be performed after all (the
- *             select starts over); else the node is queued (0);
+ *             may__sel_claim_self) and performed, or the node is queued;
  *   withdraw  take the node off its queue if a waker has not (a node a
  *             waker dropped is STALE, owed no wake).
+ * The step's answers are the MAY__STEP_* below.
  * fds and a coroutine's end have a separate reg step (0 queued, 1 ready,
  * or -errno) instead of step; select.c claims them itself.
  * A waker claims a select's node only through may__wnode_take (waitq.h),
@@ -24,6 +22,17 @@
 #define MAY_SELECT_H
 #include "internal.h"
 #include "waitq.h"
+
+/* What a select's step (poll and queue in one go) answers. */
+enum {
+    MAY__STEP_QUEUED = 0, /* not ready: the case's node is queued */
+    MAY__STEP_DONE = 1,   /* performed (claimed by the select itself when
+                             nodes were queued already) */
+    MAY__STEP_RETRY = 2,  /* turned ready where it cannot be claimed: start over */
+    MAY__STEP_VOID = 3,   /* claimed, but it could not happen after all:
+                             start over */
+    MAY__STEP_LOST = 4,   /* a waker completed another case first */
+};
 
 /* A channel's waiter node (chan.c). */
 typedef struct may__cnode {

@@ -1050,10 +1050,10 @@ int may__event_sel_step(may_event_t *e, may__wnode *n, int perform)
             may__waitq_push(&e->q, n);
         spin_unlock(&e->qlock);
         if (!ready)
-            return 0;
+            return MAY__STEP_QUEUED;
         settle(&e->fired, 2); /* the firer is done with e */
     }
-    return perform || may__sel_claim_self(n) ? 1 : 4;
+    return perform || may__sel_claim_self(n) ? MAY__STEP_DONE : MAY__STEP_LOST;
 }
 
 void may__event_sel_withdraw(may_event_t *e, may__wnode *n)

@@ -656,9 +656,9 @@ int may__timer_sel_poll(may_timer_t *t)
 int may__timer_sel_step(may_timer_t *t, may__wnode *n, int perform)
 {
     spin_lock_ranked(&t->lock, MAY__RANK_TOBJ);
-    int r = 0;
+    int r = MAY__STEP_QUEUED;
     if (t->pending)
-        r = perform || may__sel_claim_self(n) ? timer_take_locked(t) : 4;
+        r = perform || may__sel_claim_self(n) ? timer_take_locked(t) : MAY__STEP_LOST;
     else
         may__waitq_push(&t->q, n);
     spin_unlock_ranked(&t->lock, MAY__RANK_TOBJ);
