@@ -46,19 +46,6 @@ void win_jump_switch(may__win_ctx *from, may__win_ctx *to)
         bad_handoffs++;
 }
 
-static void check_regs(const uint64_t out[29], uint64_t seed)
-{
-    for (int i = 0; i < 8; i++)
-        WCHECK_EQ(out[i], seed + 1 + i);
-    for (int n = 6; n <= 15; n++) {
-        WCHECK_EQ(out[8 + 2 * (n - 6)], seed + 0x100 + n);
-        WCHECK_EQ(out[9 + 2 * (n - 6)], seed + 0x200 + n);
-    }
-    uint64_t r = seed & 3;
-    WCHECK_EQ(out[28] & 0xffffffff, 0x1f80 | r << 13);
-    WCHECK_EQ((out[28] >> 32) & 0xffff, 0x27f | r << 10);
-}
-
 static void co_regs(void *arg)
 {
     (void)arg;

@@ -39,4 +39,20 @@ static inline void *wteb(uintptr_t off)
 #define WTEB_STACK_LIMIT 0x10
 #define WTEB_DEALLOC 0x1478
 
+/* Check what win_regs.S stored after a switch (out[0..7] the callee-saved
+ * GPRs, out[8..27] both halves of xmm6-15, out[28] MXCSR | x87 CW << 32)
+ * against the values derived from seed that it loaded before it. */
+static inline void check_regs(const uint64_t out[29], uint64_t seed)
+{
+    for (int i = 0; i < 8; i++)
+        WCHECK_EQ(out[i], seed + 1 + i);
+    for (int n = 6; n <= 15; n++) {
+        WCHECK_EQ(out[8 + 2 * (n - 6)], seed + 0x100 + n);
+        WCHECK_EQ(out[9 + 2 * (n - 6)], seed + 0x200 + n);
+    }
+    uint64_t r = seed & 3;
+    WCHECK_EQ(out[28] & 0xffffffff, 0x1f80 | r << 13);
+    WCHECK_EQ((out[28] >> 32) & 0xffff, 0x27f | r << 10);
+}
+
 #endif
