@@ -98,9 +98,12 @@ static void check_one_recv_per_request(void)
      * shortcut it polls twice per request (not ready, then ready).  Some
      * polls remain where an edge is dispatched during the recv (the key
      * no longer matches): 28 of 100 rounds seen once under qemu, 28 of 50
-     * once under valgrind.  Without the shortcut: 2 per round. */
+     * once under valgrind, 44 of 50 another time.  Without the shortcut:
+     * 2 per round.  So the slowed stages (a MAY_TEST_SCALE below 1:
+     * valgrind, qemu, the sanitizers) check only that it is under 2 per
+     * round, the native run that most rounds need no poll. */
     if (wait_first)
-        ASSERT_LE(np, rounds * 3 / 4 + 2);
+        ASSERT_LE(np, test_scale_factor() < 1 ? rounds + 2 : rounds * 3 / 4 + 2);
     may_fd_close(lfd);
 }
 
