@@ -61,7 +61,18 @@
 extern "C" {
 #endif
 
-#if defined(MAY_BUILDING) && defined(__GNUC__)
+/* Exported names.  On Windows (MinGW or clang targeting it) the DLL exports
+ * exactly the MAY_API functions (CMakeLists.txt defines MAY_DLL while
+ * building it); a program links them through the import library, which
+ * needs no attribute on a function.  Elsewhere the library is built with
+ * -fvisibility=hidden and MAY_API is what stays visible. */
+#if defined(_WIN32)
+#if defined(MAY_DLL)
+#define MAY_API __declspec(dllexport)
+#else
+#define MAY_API
+#endif
+#elif defined(MAY_BUILDING) && defined(__GNUC__)
 #define MAY_API __attribute__((visibility("default")))
 #else
 #define MAY_API
@@ -441,8 +452,16 @@ MAY_API int may_dump_on_signal(int sig);
  * abandons it (it runs to its end on the helper, its result is dropped);
  * the file calls below instead wait for it, because it uses the caller's
  * buffer, and return its result. */
+#ifdef _WIN32
+/* Winsock 2: socklen_t, struct sockaddr_storage.  Include it before
+ * <windows.h> (or define WIN32_LEAN_AND_MEAN), as with any Winsock program. */
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <sys/types.h> /* ssize_t (MinGW), mode_t */
+#else
 #include <sys/socket.h> /* socklen_t, struct sockaddr_storage */
 #include <sys/types.h>  /* ssize_t, mode_t */
+#endif
 
 /* Run fn(arg) on a helper and return 0 with *result = its value (result may
  * be NULL); -EINVAL (fn NULL), -EAGAIN (saturated: max_threads calls running

@@ -294,12 +294,15 @@ int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts
         memcpy(co->name, opts->name, namelen);
     }
     co->name[namelen] = 0;
+#ifdef _WIN32
+    may__win_stack_set_name(co->stack.base + co->stack.size, co->name); /* src/win/stack_win.c */
+#endif
     char *top = (char *)((uintptr_t)co & ~(uintptr_t)15);
     if (MAY_UNLIKELY(may__S.cfg.track_stack || (opts->flags & MAY_SPAWN_TRACK_STACK))) {
         co->track = 1;
         may__stack_fill_mark(&co->stack, top);
     }
-    may__ctx_make(&co->ctx, top, co_entry, co);
+    MAY__CTX_MAKE(&co->ctx, &co->stack, top, co_entry, co);
     co->tsan_fiber = san_fiber_new();
     /* co->mctx: NULL, zeroed above; a context given, or the spawner's */
     if (MAY_UNLIKELY(opts->ctx != NULL) || (w && w->cur && MAY_UNLIKELY(w->cur->mctx != NULL)))

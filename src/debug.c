@@ -42,8 +42,10 @@
  */
 #include "internal.h"
 
+#ifndef _WIN32
 #include <dlfcn.h>
 #include <link.h>
+#endif
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -219,6 +221,25 @@ NO_SAN static int sym_lockfree(uintptr_t pc, Dl_info *di)
 
 /* "symbol+0xoff (module+0xoff)", as much as dladdr knows (in the signal
  * handler: as much as sym_lockfree finds in the same tables). */
+#ifdef _WIN32
+/* Windows: "(module+0xoff)", from the loader (no symbol tables here). */
+static void sk_sym(sink *s, uintptr_t pc)
+{
+    sk_num(s, pc, 16);
+    HMODULE m;
+    char name[MAX_PATH];
+    if (!s->f || !GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                                          GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                                      (LPCSTR)pc, &m) ||
+        !GetModuleFileNameA(m, name, sizeof name))
+        return;
+    sk_str(s, " (");
+    sk_str(s, name);
+    sk_str(s, "+");
+    sk_num(s, pc - (uintptr_t)m, 16);
+    sk_str(s, ")");
+}
+#else
 static void sk_sym(sink *s, uintptr_t pc)
 {
     sk_num(s, pc, 16);
@@ -245,6 +266,7 @@ static void sk_sym(sink *s, uintptr_t pc)
     sk_num(s, pc - (uintptr_t)di.dli_fbase, 16);
     sk_str(s, ")");
 }
+#endif
 
 /* ---- one coroutine -------------------------------------------------------- */
 
@@ -467,6 +489,13 @@ long may_dump(FILE *out)
     return r;
 }
 
+#ifdef _WIN32
+int may_dump_on_signal(int sig)
+{
+    (void)sig;
+    return -ENOTSUP; /* no signals (docs/WINDOWS.md) */
+}
+#else
 static _Atomic int dump_sig;
 
 static void dump_handler(int sig)
@@ -505,3 +534,4 @@ int may_dump_on_signal(int sig)
         return -errno;
     return 0;
 }
+#endif

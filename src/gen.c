@@ -157,7 +157,7 @@ int may_gen_new(may_gen_t **out, may_gen_fn_t fn, void *arg, size_t stack_size)
     g->arg = arg;
     g->state = G_NEW;
     g->exit_kind = -1;
-    may__ctx_make(&g->ctx, g->stack.base + g->stack.size, gen_entry, g);
+    MAY__CTX_MAKE(&g->ctx, &g->stack, g->stack.base + g->stack.size, gen_entry, g);
     g->tsan_gen = san_fiber_new();
     *out = g;
     return 0;

@@ -412,9 +412,8 @@ int may__sidelined(may__worker *w, struct may_co **out)
             }
             continue;
         }
-        struct timespec ts = { .tv_sec = left / 1000000000, .tv_nsec = left % 1000000000 };
         STAT_INC(w->n_park);
-        may__futex(&w->sleep_word, FUTEX_WAIT_PRIVATE, 1, may_leave ? &ts : NULL);
+        may__futex_wait(&w->sleep_word, 1, may_leave ? left : -1);
         atomic_store(&w->sleep_word, 0);
     }
 }

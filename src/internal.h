@@ -23,6 +23,7 @@
 
 #include "may.h"
 #include "lockrank.h"
+#include "plat.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -55,7 +56,11 @@
  * other source files; a separate build calls it as usual.  Declared without
  * it in this header, so an external definition is still emitted. */
 #define MAY_HOT_INLINE inline __attribute__((always_inline))
+#ifdef _WIN32
+#define MAY_HIDDEN /* a DLL exports only what is marked dllexport */
+#else
 #define MAY_HIDDEN __attribute__((visibility("hidden")))
+#endif
 #define MAY_CACHELINE 64
 
 /* ---- context switch and the architecture layer (src/arch/) ------------- */
@@ -89,7 +94,25 @@ typedef struct may__stack {
     uint8_t fresh;   /* 1: never handed out (its soft guard was never read) */
     uint8_t warm;    /* 1: its top page was populated ahead (may__stack_prewarm) */
     struct may__region *reg; /* guarded: the registry entry of its mapping */
+#ifdef _WIN32
+    char *tib_limit; /* StackLimit for a new context (src/win/stack_win.c) */
+#endif
 } may__stack;
+
+#ifdef _WIN32
+#include "win/win.h" /* Windows stacks and their overflow report */
+#endif
+
+/* Make *ctx run entry(arg) on stack st, its first frame below top.  On
+ * Windows the TIB words of the stack go into the frame too: StackBase is
+ * the end of the stack (base + size), DeallocationStack its reservation. */
+#ifdef _WIN32
+#define MAY__CTX_MAKE(ctx, st, top, entry, arg)                                                   \
+    may__win_ctx_make((may__win_ctx *)(ctx), (top), (st)->base + (st)->size, (st)->tib_limit,     \
+                      (st)->base, (entry), (arg))
+#else
+#define MAY__CTX_MAKE(ctx, st, top, entry, arg) may__ctx_make((ctx), (top), (entry), (arg))
+#endif
 
 /* The stack registry: every mapping that holds coroutine stacks (a dense
  * slab of many, or one guarded stack), pooled or in use, is a region on a
@@ -246,6 +269,9 @@ struct may_co {
      * small enough for the compiler to use vector stores, not rep stos)
      * and sets the fields below one by one. */
     /* debugging (may_dump, gdb/may-gdb.py): written by the coroutine itself */
+#ifdef _WIN32
+    _Alignas(16) /* may__stack is a word longer there (zero_co_prefix) */
+#endif
     _Atomic uint64_t magic;      /* MAY__CO_MAGIC from spawn until freed */
     const char *wait_what;       /* what its latest park waits for */
     const void *wait_obj;        /* and on which object (the fd itself for "fd ...") */
@@ -489,10 +515,27 @@ extern __thread may__worker *may__tls_w __attribute__((tls_model("initial-exec")
  * time, plus the variable's offset, which the initial-exec model makes the
  * same in every thread.  Being inline (no call), it lets the compiler inline
  * freely across the library's sources without that hazard. */
+#ifdef _WIN32
+/* On Windows the worker lives in a TLS slot of the TEB (TlsAlloc'd before
+ * main, src/win/stack_win.c; one of the first 64, whose values sit in the
+ * TEB at 0x1480): a gs-relative load, fresh on every read for the same
+ * reason as below.  MinGW's __thread is emulated (a call per access). */
+extern unsigned long may__tls_w_slot;
+static inline __attribute__((always_inline)) may__worker *may__cur_worker(void)
+{
+    may__worker *v;
+    __asm__ volatile("movq %%gs:0x1480(,%1,8), %0" : "=r"(v) : "r"((uint64_t)may__tls_w_slot));
+    return v;
+}
+#define MAY__TLS_W_SET(w) may__win_tls_w_set(w)
+void may__win_tls_w_set(may__worker *w);
+#else
 static inline __attribute__((always_inline)) may__worker *may__cur_worker(void)
 {
     return (may__worker *)MAY__TLS_IE_LOAD(may__tls_w); /* src/arch/<arch>/cpu.h */
 }
+#define MAY__TLS_W_SET(w) (may__tls_w = (w))
+#endif
 
 /* The running coroutine, or NULL on a plain thread. */
 static inline __attribute__((always_inline)) may_co_t *may__cur_co(void)
@@ -549,6 +592,21 @@ int may__poll_del(int fd);
 /* Generation of the poller instance (> 0 once initialised; a new one after
  * may_shutdown): registrations from an older generation are gone. */
 uint32_t may__poll_gen(void);
+/* io.c calls this when an operation on fd in direction dir (MAY__IO_R/W)
+ * said EAGAIN, or before it waits without trying: a backend whose
+ * readiness is one-shot (Windows: AFD poll on the completion port,
+ * src/win/poll_iocp.c) polls for dir again, so that the next change of
+ * readiness is reported as an edge would be.  epoll is edge-triggered for
+ * good: nothing to do, and no call on Linux. */
+#ifdef _WIN32
+void may__poll_rearm(int fd, int dir);
+#else
+static inline void may__poll_rearm(int fd, int dir)
+{
+    (void)fd;
+    (void)dir;
+}
+#endif
 
 /* ---- I/O readiness (src/io.c) ------------------------------------------ */
 

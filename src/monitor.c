@@ -110,10 +110,7 @@ static int64_t clock_ns(clockid_t clk)
 /* The CPU time w's thread has used, or -1 if the kernel will not say. */
 static int64_t thread_cpu_ns(may__worker *w)
 {
-    clockid_t cid;
-    if (pthread_getcpuclockid(w->thread, &cid) != 0)
-        return -1;
-    return clock_ns(cid);
+    return may__plat_thread_cpu_ns(w->thread);
 }
 
 int may__task_read(int tid, const char *file, char *buf, size_t cap)
@@ -345,15 +342,14 @@ static void *monitor_main(void *arg)
             atomic_store(&may__mon_sleeping, 1);
             if (atomic_load(&may__S.nidle) >= atomic_load(&may__S.nactive) &&
                 !atomic_load(&may__S.stopping))
-                may__futex(&may__mon_word, FUTEX_WAIT_PRIVATE, 0, NULL);
+                may__futex_wait(&may__mon_word, 0, -1);
             atomic_store(&may__mon_sleeping, 0);
             atomic_store(&may__mon_word, 0);
             delay = MON_TICK_NS;
             quiet = 0;
             continue;
         }
-        struct timespec ts = { .tv_sec = 0, .tv_nsec = delay };
-        may__futex(&may__mon_word, FUTEX_WAIT_PRIVATE, 0, &ts);
+        may__futex_wait(&may__mon_word, 0, delay);
         atomic_store(&may__mon_word, 0);
         if (atomic_load(&may__S.stopping))
             break;
@@ -394,7 +390,7 @@ MAY_NOINLINE void may__monitor_stop(void)
 {
     if (mon_running) {
         atomic_store(&may__mon_word, 1);
-        may__futex(&may__mon_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+        may__futex_wake(&may__mon_word, 1);
         pthread_join(mon_thread, NULL);
         mon_running = 0;
     }

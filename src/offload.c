@@ -142,6 +142,7 @@ static int env_threads(void)
  * lock at once, and whether this one runs before or after the runtime's
  * (src/fork.c) depends on which registered first.  That is safe because
  * P.lock is a leaf: no thread holding it waits for another lock. */
+#ifndef _WIN32 /* no fork on Windows */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&P.lock);
@@ -166,12 +167,15 @@ static void fork_child(void)
     P.nthreads = P.njobs = P.stopping = 0;
     pthread_mutex_init(&P.lock, NULL);
 }
+#endif
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void atfork_register(void)
 {
+#ifndef _WIN32
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+#endif
 }
 
 /* Not under P.lock: fork runs fork_prepare under glibc's atfork lock, so
@@ -317,11 +321,10 @@ static int spawn_helper_locked(void)
         return -ENOMEM;
     /* Helpers take no asynchronous signals: those belong to the program's
      * own threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    may__plat_sigmask old;
+    may__plat_block_signals(&old);
     int e = pthread_create(&h->thread, NULL, helper_main, h);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    may__plat_restore_signals(&old);
     if (e) {
         free(h);
         return -e;

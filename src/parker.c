@@ -31,10 +31,7 @@
  */
 #include "internal.h"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+#include "plat.h"
 
 static __thread may__parker thread_parker;
 
@@ -83,7 +80,7 @@ void may__wake(may__parker *p, uint32_t flag)
     if (co)
         may__ready_ex(co, flag != MAY__P_TIMEOUT);
     else
-        syscall(SYS_futex, &p->word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        may__futex_wake(&p->word, 1);
 }
 
 /* What a wait with this mask returns for word v, or 1 to keep waiting. */
@@ -170,20 +167,13 @@ static int park_thread(may__parker *p, uint32_t mask, int64_t deadline)
             return r;
         if (deadline == 0)
             return -ETIMEDOUT;
-        struct timespec ts, *tsp = NULL;
-        if (deadline > 0) {
-            if (deadline <= may__now())
-                return -ETIMEDOUT;
-            ts.tv_sec = deadline / 1000000000;
-            ts.tv_nsec = deadline % 1000000000;
-            tsp = &ts;
-        }
+        if (deadline > 0 && deadline <= may__now())
+            return -ETIMEDOUT;
         if (!atomic_compare_exchange_weak_explicit(&p->word, &v, v | MAY__P_PARKED,
                                                    memory_order_acq_rel, memory_order_relaxed))
             continue;
-        /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline. */
-        syscall(SYS_futex, &p->word, FUTEX_WAIT_BITSET_PRIVATE, v | MAY__P_PARKED, tsp, NULL,
-                FUTEX_BITSET_MATCH_ANY);
+        /* an absolute monotonic deadline (plat.h) */
+        may__futex_wait_until(&p->word, v | MAY__P_PARKED, deadline);
         atomic_fetch_and_explicit(&p->word, ~(uint32_t)MAY__P_PARKED, memory_order_acq_rel);
     }
 }
@@ -223,9 +213,7 @@ int may_sleep_until(int64_t deadline)
     if (!co) {
         if (deadline < 0)
             return -EINVAL;
-        struct timespec ts = { .tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000 };
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-            ;
+        may__plat_sleep_until(deadline);
         return 0;
     }
     co->wait_what = "sleep";

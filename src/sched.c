@@ -332,7 +332,7 @@ static void go_idle(may__worker *w)
         } else {
             STAT_INC(w->n_park);
             while (atomic_load(&w->sleep_word) == 1 && !atomic_load(&may__S.stopping))
-                may__futex(&w->sleep_word, FUTEX_WAIT_PRIVATE, 1, NULL);
+                may__futex_wait(&w->sleep_word, 1, -1);
         }
     }
     may__lock(&may__S.idle_lock, MAY__RANK_IDLE);
@@ -536,36 +536,18 @@ void may__stack_pool_drain(may__worker *w);
 void *may__worker_main(void *arg)
 {
     may__worker *w = arg;
-    may__tls_w = w;
+    MAY__TLS_W_SET(w);
     /* may__cur_worker reads it in asm the compiler cannot see through */
     __asm__ volatile("" ::: "memory");
     /* release: pairs with the monitor's acquire load (monitor.c) */
-    atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_release);
+    atomic_store_explicit(&w->tid, may__gettid(), memory_order_release);
     char name[16];
     snprintf(name, sizeof name, "may-worker-%d", w->index);
     pthread_setname_np(pthread_self(), name);
     may__altstack_setup();
-    if (may__S.cfg.pin_workers) {
-        cpu_set_t all, one;
-        if (sched_getaffinity(0, sizeof all, &all) == 0) {
-            int k = 0;
-            for (int c = 0; c < CPU_SETSIZE; c++) {
-                if (!CPU_ISSET(c, &all))
-                    continue;
-                if (k++ == w->index % CPU_COUNT(&all)) {
-                    CPU_ZERO(&one);
-                    CPU_SET(c, &one);
-                    sched_setaffinity(0, sizeof one, &one);
-                    break;
-                }
-            }
-        }
-    }
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &w->asan_g0_bottom, &w->asan_g0_size);
-        pthread_attr_destroy(&attr);
-    }
+    if (may__S.cfg.pin_workers)
+        may__plat_pin(w->index);
+    (void)may__plat_thread_stack(&w->asan_g0_bottom, &w->asan_g0_size);
     w->tsan_g0_fiber = san_fiber_cur();
     for (;;) {
         struct may_co *co = find_runnable(w);
@@ -576,6 +558,6 @@ void *may__worker_main(void *arg)
     may__stack_pool_drain(w);
     may__altstack_free();
     __asm__ volatile("" ::: "memory");
-    may__tls_w = NULL;
+    MAY__TLS_W_SET(NULL);
     return NULL;
 }

@@ -22,10 +22,9 @@
 #include "runq.h"
 #include "san.h"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
+#include "plat.h"
+
 #include <time.h>
-#include <unistd.h>
 
 /* The per-worker counters have one writer, the worker's owner: a relaxed
  * load and store, no locked instruction; readers (may_stats, the monitor)
@@ -36,12 +35,6 @@
 #define STAT_INC(x) \
     atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + 1, \
                           memory_order_relaxed)
-
-static inline long may__futex(_Atomic uint32_t *addr, int op, uint32_t val,
-                              const struct timespec *ts)
-{
-    return syscall(SYS_futex, addr, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
-}
 
 /* ---- sched.c ------------------------------------------------------------ */
 
@@ -73,7 +66,7 @@ static inline void may__wake_raw(may__worker *w)
     if (atomic_load(&w->polling))
         may__poll_wake();
     else
-        may__futex(&w->sleep_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+        may__futex_wake(&w->sleep_word, 1);
 }
 
 static inline void may__run_hook(may__worker *w)
@@ -176,7 +169,7 @@ static inline void may__mon_kick(void)
      * load of nidle; the caller has just decremented nidle */
     if (MAY_UNLIKELY(atomic_load(&may__mon_sleeping))) {
         atomic_store(&may__mon_word, 1);
-        may__futex(&may__mon_word, FUTEX_WAKE_PRIVATE, 1, NULL);
+        may__futex_wake(&may__mon_word, 1);
     }
 }
 /* Read /proc/self/task/TID/file into buf (NUL-terminated, at most cap - 1

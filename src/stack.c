@@ -56,8 +56,12 @@
 
 #include <stdio.h>
 #include <string.h>
+#ifdef _WIN32
+#include "win/win.h"
+#else
 #include <sys/mman.h>
 #include <unistd.h>
+#endif
 
 #ifdef MAY_ASAN
 #include <sanitizer/asan_interface.h>
@@ -117,7 +121,13 @@ size_t may__page_size(void)
 {
     size_t p = atomic_load_explicit(&page_sz, memory_order_relaxed);
     if (!p) {
+#ifdef _WIN32
+        SYSTEM_INFO si;
+        GetSystemInfo(&si);
+        p = si.dwPageSize;
+#else
         p = (size_t)sysconf(_SC_PAGESIZE);
+#endif
         atomic_store_explicit(&page_sz, p, memory_order_relaxed);
     }
     return p;
@@ -128,7 +138,7 @@ size_t may__default_stack_size(void)
     return may__S.cfg.stack_size ? may__S.cfg.stack_size : 64 * 1024;
 }
 
-static long read_max_map_count(void)
+__attribute__((unused)) static long read_max_map_count(void) /* not on Windows */
 {
     long v = 65530;
     FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
@@ -140,13 +150,70 @@ static long read_max_map_count(void)
     return v;
 }
 
-static void register_stack(may__stack *st)
+__attribute__((unused)) static void register_stack(may__stack *st) /* not on Windows */
 {
 #ifdef MAY_VALGRIND
     (void)VALGRIND_STACK_REGISTER(st->lo, st->base + st->size);
 #else
     (void)st;
 #endif
+}
+
+#ifdef _WIN32
+/* Windows: every stack is guarded (no mapping limit to budget), reserved
+ * by src/win/stack_win.c with its top two pages committed and a PAGE_GUARD
+ * page below, so it grows as a thread's stack does, and with headroom
+ * below for the overflow report.  The stack is [base, base + size): its
+ * top is stack_win.c's header, the TIB's StackBase; the control block
+ * sits right below it as on Linux. */
+static int map_guarded(may__stack *st, size_t size)
+{
+    size_t pg = may__page_size();
+    may__win_stack ws;
+    int r = may__win_stack_alloc(&ws, size - pg, 2 * pg, NULL);
+    if (r != 0)
+        return r;
+    may__region *reg = malloc(sizeof *reg);
+    if (!reg) {
+        may__win_stack_free(&ws);
+        return -ENOMEM;
+    }
+    st->base = ws.alloc;
+    st->size = (size_t)(ws.base - ws.alloc);
+    st->lo = ws.base - ws.size;
+    st->fence = ws.alloc;
+    st->guarded = 1;
+    st->tib_limit = ws.limit;
+    *reg = (may__region){ .first = st->base, .stride = st->size, .count = 1, .map = ws.alloc,
+                          .maplen = ws.alloc_size };
+    st->reg = reg;
+    may__lock(&stack_lock, MAY__RANK_STACK);
+    region_link(reg);
+    may__unlock(&stack_lock, MAY__RANK_STACK);
+    atomic_fetch_add_explicit(&guarded_maps, 1, memory_order_relaxed);
+    return 0;
+}
+
+static void stack_unmap_mem(char *p, size_t len)
+{
+    (void)len;
+    VirtualFree(p, 0, MEM_RELEASE);
+}
+
+static int grow_dense(size_t size, int at_bottom)
+{
+    (void)size, (void)at_bottom;
+    return -ENOMEM; /* not reached: use_guard() is always 1 */
+}
+
+static int use_guard(void)
+{
+    return 1;
+}
+#else
+static void stack_unmap_mem(char *p, size_t len)
+{
+    munmap(p, len);
 }
 
 static int map_guarded(may__stack *st, size_t size)
@@ -253,6 +320,7 @@ static int use_guard(void)
         guarded_budget = (read_max_map_count() / 2 - 2048) / 2;
     return atomic_load_explicit(&guarded_maps, memory_order_relaxed) < guarded_budget;
 }
+#endif
 
 static int stack_alloc(may__stack *st, size_t size);
 static MAY_NOINLINE int stack_alloc_global(may__stack *st, size_t size);
@@ -368,10 +436,14 @@ int may__stack_prewarm(void)
         atomic_store_explicit(&prewarm_pending, 0, memory_order_relaxed);
     may__unlock(&stack_lock, MAY__RANK_STACK);
     for (int i = 0; i < n; i++) {
+#ifdef _WIN32
+        (void)tops; /* no dense slots on Windows: n is 0 */
+#else
         if (madvise(tops[i], pg, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
             atomic_store_explicit(&prewarm_off, 1, memory_order_relaxed);
             break;
         }
+#endif
     }
     return n;
 }
@@ -435,7 +507,7 @@ static void unmap_stack(may__stack *st, int locked)
     if (!locked)
         may__unlock(&stack_lock, MAY__RANK_STACK);
     free(st->reg);
-    munmap(st->base, st->size);
+    stack_unmap_mem(st->base, st->size);
     atomic_fetch_sub_explicit(&guarded_maps, 1, memory_order_relaxed);
 }
 
@@ -521,7 +593,7 @@ void may__stacks_shutdown(void)
     while (may__regions) { /* the dense slabs */
         may__region *r = may__regions;
         region_unlink(r);
-        munmap(r->map, r->maplen);
+        stack_unmap_mem(r->map, r->maplen);
         free(r);
     }
     guarded_budget = -1;
@@ -574,6 +646,14 @@ int may__stack_guard_hit(const may__stack *st)
 #define MARK 0x6d61796d61796d61ULL /* "maymaymay" */
 void may__stack_fill_mark(may__stack *st, char *top)
 {
+#ifdef _WIN32
+    /* Only the top of a Windows stack is committed (map_guarded): commit
+     * the rest before marking it, and keep a guard page below it. */
+    size_t pg = may__page_size();
+    if (!VirtualAlloc(st->lo, (size_t)(top - st->lo), MEM_COMMIT, PAGE_READWRITE) ||
+        !VirtualAlloc(st->lo - pg, pg, MEM_COMMIT, PAGE_READWRITE | PAGE_GUARD))
+        return; /* no tracking: may__stack_used reads what the mark left */
+#endif
     uint64_t *p = (uint64_t *)st->lo;
     uint64_t *e = (uint64_t *)(((uintptr_t)top - 256) & ~(uintptr_t)7);
     while (p < e)

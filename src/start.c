@@ -57,25 +57,21 @@ static int default_workers(void)
         if (*end == 0 && v > 0 && v <= 1024)
             return (int)v;
     }
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    return may__plat_ncpu();
 }
 
 /* What worker index owns: its queues, a stack pool of cap entries, its
  * counters; no thread yet.  NULL when out of memory. */
 may__worker *may__worker_new(int index, size_t cap)
 {
-    may__worker *w = aligned_alloc(MAY_CACHELINE, (sizeof *w + MAY_CACHELINE - 1) &
+    may__worker *w = may__aligned_alloc(MAY_CACHELINE, (sizeof *w + MAY_CACHELINE - 1) &
                                                       ~(size_t)(MAY_CACHELINE - 1));
     if (!w)
         return NULL;
     memset(w, 0, sizeof *w);
     w->pool = calloc(cap, sizeof *w->pool);
     if (!w->pool) {
-        free(w);
+        may__aligned_free(w);
         return NULL;
     }
     w->index = index;
@@ -90,7 +86,7 @@ static void worker_free(may__worker *w)
 {
     pthread_mutex_destroy(&w->inbox_lock);
     free(w->pool);
-    free(w);
+    may__aligned_free(w);
 }
 
 static void free_workers(void)

@@ -6,15 +6,17 @@
  * builds (sanitizers, valgrind, qemu): use test_scale(n). */
 #ifndef MAY_TEST_H
 #define MAY_TEST_H
+#include "may.h" /* on Windows: winsock2.h first */
+#ifndef _WIN32
 #include <arpa/inet.h>
-#include <inttypes.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include "may.h"
 
 #define ASSERT(c)                                                              \
     do {                                                                       \

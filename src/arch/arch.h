@@ -18,12 +18,16 @@
  *             (MAY__TLS_IE_LOAD) and the spin-wait hint cpu_relax
  *
  * A port to another architecture writes these four files, adds a case
- * below and one to MAY_ARCH in CMakeLists.txt.
+ * below and one to MAY_ARCH in CMakeLists.txt.  Windows x64 has its own
+ * ABI: x86_64/win64.h maps the promises above onto switch_win64.S,
+ * jump_win64.h and frame_win64.h.
  */
 #ifndef MAY_ARCH_ARCH_H
 #define MAY_ARCH_ARCH_H
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(_WIN32)
+#include "x86_64/win64.h" /* Windows x64: its own ABI, frame and TIB */
+#elif defined(__x86_64__)
 #include "x86_64/cpu.h"
 #include "x86_64/frame.h"
 #include "x86_64/jump.h"

@@ -156,6 +156,13 @@ out_release:
     return -ENOMEM;
 }
 
+void may__win_stack_set_name(char *base, const char *name)
+{
+    struct winstk_hdr *h = (struct winstk_hdr *)base;
+    if (h->magic == WINSTK_MAGIC)
+        h->name = name ? name : "";
+}
+
 void may__win_stack_free(may__win_stack *s)
 {
     if (s->alloc)
@@ -166,7 +173,7 @@ void may__win_stack_free(may__win_stack *s)
 void may__win_stack_ctx(const may__win_stack *s, may__win_ctx *ctx, void (*entry)(void *),
                         void *arg)
 {
-    may__win_ctx_make(ctx, s->base, s->limit, s->alloc, entry, arg);
+    may__win_ctx_make(ctx, s->base, s->base, s->limit, s->alloc, entry, arg);
 }
 
 int may__win_stack_thread_init(void)

@@ -36,6 +36,10 @@ typedef struct may__win_stack {
  * Returns 0 or -ENOMEM / -EINVAL. */
 int may__win_stack_alloc(may__win_stack *s, size_t size, size_t commit, const char *name);
 
+/* Name the stack that ends at base (a may__win_stack's base) for the
+ * overflow report: name must outlive the stack's use under it. */
+void may__win_stack_set_name(char *base, const char *name);
+
 /* Release a stack that no context runs on any more. */
 void may__win_stack_free(may__win_stack *s);
 

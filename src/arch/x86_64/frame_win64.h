@@ -67,15 +67,16 @@ void may__win_ctx_start(void);
 
 /* Prepare *ctx so that switching to it calls entry(arg) on the stack that
  * ends at top, with the TIB saying the stack is [limit, top) inside the
- * reservation that starts at dealloc.  top must be 16-byte aligned: it
- * becomes StackBase, and the unwinder stops a walk whose stack pointer
- * reaches StackBase exactly (entry must never return).  The frame, from
+ * reservation that starts at dealloc.  top must be 16-byte aligned; base,
+ * the TIB's StackBase, is top or above it (the library keeps a coroutine's
+ * control block, and stack_win.c its header, between the two).  The
+ * zero return address below ends every walk (entry must never return).  The frame, from
  * the saved stack pointer up, is:
  *
  *   top-56  may__win_ctx_start (the switch pops it and jumps there)
  *   top-48  entry                  } popped by may__win_ctx_start
  *   top-40  arg                    }
- *   top-32  StackBase (= top)      }
+ *   top-32  StackBase (base >= top) }
  *   top-24  StackLimit             }
  *   top-16  DeallocationStack      }
  *   top-8   0: the return address of may__win_ctx_start's frame, which
@@ -85,14 +86,14 @@ void may__win_ctx_start(void);
  * may__win_ctx_start then reserves 40 bytes (32 of shadow space for the
  * callee, 8 to align) and calls entry with rsp = top - 48, 16-byte aligned
  * as the call requires. */
-static inline void may__win_ctx_make(may__win_ctx *ctx, void *top, void *limit, void *dealloc,
-                                     void (*entry)(void *), void *arg)
+static inline void may__win_ctx_make(may__win_ctx *ctx, void *top, void *base, void *limit,
+                                     void *dealloc, void (*entry)(void *), void *arg)
 {
     uint64_t *sp = (uint64_t *)top - 7;
     sp[0] = (uint64_t)(uintptr_t)may__win_ctx_start;
     sp[1] = (uint64_t)(uintptr_t)entry;
     sp[2] = (uint64_t)(uintptr_t)arg;
-    sp[3] = (uint64_t)(uintptr_t)top;
+    sp[3] = (uint64_t)(uintptr_t)base;
     sp[4] = (uint64_t)(uintptr_t)limit;
     sp[5] = (uint64_t)(uintptr_t)dealloc;
     sp[6] = 0;
