@@ -39,7 +39,7 @@ sources() {
     win_switch) echo tests/win/win_regs.S src/win/stack_win.c src/arch/x86_64/switch_win64.S ;;
     win_jump) echo -DWIN_REGS_TARGET=win_jump_switch tests/win/win_regs.S src/win/stack_win.c src/arch/x86_64/switch_win64.S ;;
     win_seh | win_chkstk | win_overflow) echo src/win/stack_win.c src/arch/x86_64/switch_win64.S ;;
-    win_iocp) echo src/win/poll_iocp.c -lws2_32 -lmswsock -lntdll ;;
+    win_iocp) echo -std=gnu11 -Iinclude -Isrc -DMAY_BUILDING src/win/poll_iocp.c -lws2_32 -lmswsock -lntdll -lsynchronization ;;
     *) return 1 ;;
     esac
 }

@@ -1,151 +1,110 @@
 /*
- * poll_iocp.c - the Windows I/O layer (prototype): one I/O completion port.
+ * poll_iocp.c - the poller backend for Windows: one I/O completion port,
+ * socket readiness from AFD poll requests completing on it.
  *
- * Completions, not readiness.  Linux tells the runtime "this fd is ready,
- * now make the system call" (epoll); Windows does the system call for us
- * and tells us when it is done (an I/O completion port).  Winsock has no
- * scalable readiness interface: select() is limited to 64 sockets per call
- * by default and scans them all, WSAPoll is select() again (and lost
- * connect failures until Windows 10 2004), WSAEventSelect needs one event
- * per socket and WaitForMultipleObjects takes at most 64.  Overlapped
- * operations completing on one port scale to any number of sockets, are
- * what every Windows server (IIS, libuv, .NET, Go's netpoll_windows.go)
- * uses, and fit a coroutine runtime better than they fit callbacks: the
- * operation's state lives on the parked coroutine's stack, which stays put
- * until the coroutine runs again.  So the Windows backend issues the
- * operation (AcceptEx, ConnectEx, WSARecv, WSASend, WSARecvFrom,
- * WSASendTo) and parks; the port's dispatch wakes it with the result.
- * There is no "try the call, park on EAGAIN" step as in io.c; the
- * readiness machinery (rseq/wseq, the drained-socket shortcut) has no
- * Windows counterpart except for may_fd_wait, below.
+ * The same calls as poll_epoll.c (internal.h's "poller" block) plus
+ * may__poll_rearm, so io.c keeps one design on both systems: try the
+ * system call on a non-blocking socket, and on EAGAIN park on the fd's
+ * waiter list until the poller reports readiness through
+ * may__io_ready(tag, MAY__IO_* bits).  TCP, UDP, Unix stream sockets,
+ * may_fd_wait, tickets and select's FD cases are io.c's code on Windows
+ * too; only this file and src/win/sock_win.h (the Winsock spelling of the
+ * calls) differ.
  *
- * Ownership of an OVERLAPPED.  An operation is a may__iocp_op whose first
- * field is the OVERLAPPED.  Its owner fills it and issues it; from the
- * moment an issuing call here returns 0 until the port's dispatch of its
- * completion, the OVERLAPPED, the op around it and its buffers belong to
- * the kernel: the owner must not free them, reuse them, or unwind the
- * stack frame they are in.  The invariant, which every rule below follows
- * from:
+ * Why readiness and not completions.  Windows' native model is the
+ * completion: issue WSARecv and learn when it is done.  The prototype of
+ * this file did that (AcceptEx, ConnectEx, WSARecv, WSASend, ...) and it
+ * worked, but it is a second I/O layer beside io.c: its own cancellation
+ * protocol, buffers owned by the kernel until a completion is dequeued, a
+ * Windows-only path for every call and for select.  Readiness needs none
+ * of that, and Winsock does have a scalable readiness source underneath:
+ * the AFD driver's poll ioctl (IOCTL_AFD_POLL), which select() and WSAPoll
+ * are built on.  Issued on a helper handle opened on \Device\Afd and
+ * associated with the port, a poll request completes on the port like any
+ * overlapped operation when the socket becomes readable, writable,
+ * acceptable, hung up, reset or its connect failed.  wepoll, libuv's
+ * uv_poll_t and Rust's mio (hence tokio) are built on it; it is
+ * undocumented but has been stable since Windows Vista.
  *
- *     an operation that was issued is completed exactly once, and its
- *     completion is dequeued from the port exactly once, even when it was
- *     cancelled, even when its socket was closed, even when it finished
- *     at once.
+ * Edge-triggered emulation (mio's).  An AFD poll is one-shot and level-
+ * triggered: it completes at once if the socket is ready, and then is
+ * gone.  io.c expects edges: an event per change, none while nothing
+ * changes.  So each socket has an interest (MAY__IO_R, MAY__IO_W): a poll
+ * for it is in flight; when the poll completes, its events go to
+ * may__io_ready and leave the interest; io.c puts a direction back with
+ * may__poll_rearm(fd, dir) when an operation in that direction says EAGAIN
+ * (or before it waits without trying: the drained-socket shortcut, the
+ * may_fd_wait paths, select's FD cases, a ticket).  A poll issued then
+ * completes at once if readiness came between the EAGAIN and the rearm
+ * (level-triggered), so no wake-up is lost; io.c's rseq/wseq counters,
+ * read before the system call, do the rest exactly as on Linux.  A socket
+ * that keeps being ready (writable) is not reported again until someone
+ * wanted it and was refused: no busy loop.  The cost is the ioctl per
+ * EAGAIN (epoll's registration is once per fd) and a port round trip.
  *
- * It is the IOCP analogue of waitq.c's "a waker that took the node off its
- * queue will wake it": there, a waiter whose wait failed must take its node
- * off the queue itself or wait for the wake it is owed; here, an owner that
- * gives up on an operation (deadline, may_cancel, may_fd_close) can only
- * *ask* the kernel to end it early (CancelIoEx) and must then wait for the
- * completion, which still comes, either with ERROR_OPERATION_ABORTED or
- * with the operation's real result if it finished first (a recv that
- * received data must hand that data over: dropping it would lose bytes
- * from the stream).  Only then is the OVERLAPPED the owner's again.  The
- * inflight field checks this: set at issue, cleared by the dispatch, and
- * an issue on an op still in flight aborts the process (the same class of
- * bug as a freed waiter node still queued).  To keep the invariant simple
- * there is one completion path: sockets are *not* put in
- * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS mode, so an operation that
- * succeeds at once is still queued to the port and dispatched like any
- * other (a later optimisation can take the inline result, at the price of
- * a second path; wine's support for that mode was not checked).  Only an
- * issuing call that fails at once (WSA error other than WSA_IO_PENDING)
- * gives the op back at once, with its -errno.
+ * Per-socket state (iocp_sock): a table indexed by fd / 4 (socket handles
+ * are multiples of 4), in chunks made on demand and never freed, as io.c's
+ * fd_ent table, because a poll in flight owns its IO_STATUS_BLOCK and
+ * output buffer until its completion is dequeued: the memory must outlive
+ * any close.  At most one poll per socket is in flight.  To change its
+ * mask (a rearm for a direction it lacks) the poll is cancelled
+ * (CancelIoEx) and re-issued with the new interest when its completion
+ * (STATUS_CANCELLED, or real events if it won the race) is dequeued; the
+ * block is never reissued before that.  may__poll_add records the tag and
+ * the socket's base handle (SIO_BASE_HANDLE: under a layered provider the
+ * poll must name the base socket) and polls for nothing yet; may__poll_del
+ * clears the interest and cancels what is in flight; a completion that
+ * belongs to an earlier registration (ptag != tag: the fd was closed and
+ * its number reused) is dropped and, if the new registration wants
+ * something, the poll is issued again for it.
  *
- * Behind the runtime's poller interface (internal.h's "poller" block,
- * today src/poll_epoll.c):
- *   may__poll_init/close   may__iocp_init/close: the port, the extension
- *                          functions, the AFD helper handle
- *   may__poll_wait(dl)     may__iocp_wait(dl, dispatch): the worker that
- *                          holds poller_busy dequeues up to 64 entries per
- *                          GetQueuedCompletionStatusEx; the port is
- *                          thread-safe, so no lock is held around it
- *   may__poll_wake         may__iocp_wake: PostQueuedCompletionStatus of a
- *                          NULL OVERLAPPED, merged by wake_pending as
- *                          poll_epoll.c merges eventfd writes
- *   may__poll_add(fd,tag)  may__iocp_associate: once per socket; the tag is
- *                          not needed, every completion carries its op
- *   may__poll_del, _gen    nothing to undo: closesocket dissociates; a new
- *                          port after may_shutdown needs every socket
- *                          associated again (a handle cannot be moved to
- *                          another port), so the generation stays
- *   may__io_ready(tag, io) replaced by the dispatch callback: it gets the
- *                          op, whose user field is the waiter's node
- * A parked coroutine's operation: io.c's Windows half puts a may__iocp_op
- * and a may__wnode on the coroutine's stack (op.user = &node), arms the
- * node, issues the op and parks with its deadline.  The dispatch claims
- * the node with the op's result (the grant) and wakes the parker, exactly
- * as may__io_ready claims and wakes io_waiter nodes today.  A coroutine
- * whose park ends by deadline or cancellation calls may__iocp_cancel and
- * parks again, ignoring deadline and cancellation, until the dispatch
- * wakes it (the "wait for the wake you are owed" branch of waitq.c); it
- * returns the op's result if that is a success, else its own reason
- * (-ETIMEDOUT, -ECANCELED; -EBADF when may_fd_close's generation bump
- * aborted it).  The wait on a cancelled operation is short: CancelIoEx on
- * a socket operation completes it at once on Windows and on wine.
- * Sockets are referred to as int fds by the public API: a SOCKET is a
- * kernel handle, whose value fits 32 bits by Windows' documented handle
- * rules, so io.c's per-fd table can be indexed by handle/4.
+ * Locks: each iocp_sock has an SRW lock, a leaf: taken under io.c's entry
+ * lock (may__poll_add and _del run under it) and never around
+ * may__io_ready, which the dispatch calls after releasing it.
  *
- * Readiness for may_fd_wait: the AFD poll ioctl (IOCTL_AFD_POLL on a
- * helper handle opened on \Device\Afd, associated with the port), as
- * wepoll, libuv's uv_poll_t and Rust's mio do.  Why not the zero-byte
- * WSARecv that libuv uses for TCP reads: that reports only readability
- * (may_fd_wait also takes MAY_WRITE, and there is no zero-byte send that
- * waits for buffer space), it needs MSG_PEEK on datagram sockets (a zero-
- * byte read would consume and truncate the datagram), and it does not
- * report a listening socket's pending connection.  AFD poll reports
- * readable, writable, acceptable, hang-up, reset and connect failure, on
- * any socket, without consuming anything, one-shot per request, and is
- * cancelled by CancelIoEx like the rest.  Its cost is that it is
- * undocumented (ntdll's NtDeviceIoControlFile with a private layout),
- * which is why it is used for may_fd_wait only and every data path uses
- * the documented Winsock calls.  What cannot be supported: may_fd_wait on
- * a handle that is not a socket (pipes, consoles, files, events) returns
- * -ENOTSUP (Windows has no readiness for them: a pipe read is overlapped
- * ReadFile, a console is WaitForSingleObject; a CRT fd from _open is not
- * a handle at all).  may_fd_wait_ticket needs no ticket here: an AFD poll
- * is level-triggered (it completes at once if the socket is ready when
- * issued), so a readiness that came between the caller's EAGAIN and the
- * poll cannot be missed; the ticket is accepted and ignored.
- * A socket with a non-IFS layered provider (LSP) is polled through its
- * base handle (SIO_BASE_HANDLE), as wepoll does.
+ * Non-sockets: Windows has no readiness for pipes, consoles or files (a
+ * CRT fd from _open is not even a handle), so io.c's registration step
+ * fails for them with -ENOTSUP (sock_win.h's may__sock_nonblock), and
+ * may_fd_wait, may_read and may_write on them return -ENOTSUP.
+ *
+ * The wait.  Only the worker holding may__S.poller_busy calls
+ * may__poll_wait (one static entry buffer serves every call).  It dequeues
+ * up to 128 completions per GetQueuedCompletionStatusEx.  The timeout is
+ * in milliseconds: a deadline is rounded up and, when the port returns
+ * early with nothing (the system tick), waited for again, so the poller
+ * never returns before its deadline.  Timers are as coarse as the tick
+ * (15.6 ms unless raised); a high-resolution waitable timer associated with
+ * the port (NtAssociateWaitCompletionPacket) is the later fix, as Go does.
+ * The wake is a packet with no OVERLAPPED, posted at most once per wait
+ * (wake_pending, as poll_epoll.c's eventfd writes).
+ *
+ * A new port after may_shutdown: may__poll_close cancels every poll in
+ * flight and dequeues their completions (the blocks are the kernel's
+ * until then), then closes the helper and the port; may__poll_init makes
+ * new ones and bumps the generation, so io.c registers each fd again.
+ * Sockets themselves are never associated with the port (the helper is),
+ * so a socket outlives any number of ports.
  *
  * Errors: every WSA* and ERROR_* code goes through may__win_errno, one
  * table, to the negative errno value the Linux call returns for the same
- * condition (mingw-w64's errno.h has the POSIX values; they differ
- * numerically from Linux but the names match, and the public API speaks
- * names).  Datagram sockets get SIO_UDP_CONNRESET off, so an ICMP port
- * unreachable does not fail the next WSARecvFrom with WSAECONNRESET on an
- * unconnected socket (Linux reports nothing there).
+ * condition (mingw-w64's errno.h has the POSIX names; their values differ
+ * from Linux's, but the public API speaks names).
  *
- * Deadlines: GetQueuedCompletionStatusEx takes milliseconds; the wait
- * rounds up and, if it comes back early with nothing, waits again, so a
- * 0 return means the deadline has passed.  The system timer tick (15.6 ms
- * unless raised) makes timers coarse; a high-resolution waitable timer
- * bound to the port (NtAssociateWaitCompletionPacket, Windows 8+) is the
- * later fix, as Go does.
- *
- * Lock order: none.  The port is the only shared object and is
- * thread-safe; wake_pending is an Interlocked flag; an op is touched by
- * its owner before issue and after dispatch, and by the dispatcher between
- * the dequeue and the callback (the owner is parked then).
+ * Winsock is started once per process (may__wsa_start) and never cleaned
+ * up: WSACleanup would invalidate sockets that outlive a may_shutdown.
+ * Not from DllMain (a constructor): WSAStartup may load provider DLLs.
  */
+#include "../internal.h"
 #include "poll_iocp.h"
 
-#include <mswsock.h>
 #include <winternl.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifndef SIO_BASE_HANDLE
 #define SIO_BASE_HANDLE _WSAIOR(IOC_WS2, 34)
-#endif
-#ifndef SIO_UDP_CONNRESET
-#define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)
 #endif
 #ifndef ERROR_HANDLES_CLOSED
 #define ERROR_HANDLES_CLOSED 676L
@@ -167,17 +126,51 @@
 #define IOCP_AFD_LOCAL_CLOSE 0x0020
 #define IOCP_AFD_ACCEPT 0x0080
 #define IOCP_AFD_CONNECT_FAIL 0x0100
+/* asked with every poll: the socket failed or went away */
+#define IOCP_AFD_ALWAYS (IOCP_AFD_ABORT | IOCP_AFD_LOCAL_CLOSE | IOCP_AFD_CONNECT_FAIL)
 
-static HANDLE iocp_port;                 /* the port; NULL when closed */
-static HANDLE iocp_afd;                  /* AFD helper handle (NULL: polls
-                                            go on the socket's own handle) */
-static volatile LONG iocp_wake_pending;  /* a wake packet is queued */
-static LPFN_ACCEPTEX iocp_acceptex;
-static LPFN_CONNECTEX iocp_connectex;
-static LPFN_GETACCEPTEXSOCKADDRS iocp_getacceptexsockaddrs;
-static LARGE_INTEGER iocp_freq;
+/* The poll's in/out buffer (the layout wepoll and libuv use; not in the
+ * SDK headers), one socket per request. */
+typedef struct iocp_afd_poll_info {
+    LARGE_INTEGER timeout;  /* INT64_MAX: none; deadlines are io.c's */
+    ULONG nhandles;         /* 1 */
+    ULONG exclusive;        /* 0 */
+    HANDLE handle;          /* the base socket */
+    ULONG events;           /* in: IOCP_AFD_* wanted; out: what fired */
+    NTSTATUS status;        /* out: per-handle status */
+} iocp_afd_poll_info;
 
-#define IOCP_WAKE_KEY ((ULONG_PTR)1)
+/* One socket's poll state (see "Per-socket state"). */
+typedef struct iocp_sock {
+    IO_STATUS_BLOCK iosb;      /* the poll's: the kernel's while inflight */
+    iocp_afd_poll_info info;   /* likewise */
+    SRWLOCK lock;              /* the rest; zero is an unlocked SRWLOCK */
+    uint64_t tag;              /* io.c's tag of the registration */
+    uint64_t ptag;             /* the tag the poll in flight was issued for */
+    HANDLE base;               /* the base socket handle */
+    uint32_t pgen;             /* poller generation registered in, 0: none */
+    uint8_t live;              /* registered (poll_add, not yet poll_del) */
+    uint8_t interest;          /* MAY__IO_R | MAY__IO_W to poll for */
+    uint8_t pmask;             /* the mask of the poll in flight */
+    uint8_t inflight;          /* a poll issued, completion not dequeued */
+    uint8_t cancelled;         /* CancelIoEx asked for it */
+} iocp_sock;
+
+#define SOCK_CHUNK_BITS 10
+#define SOCK_CHUNK_SIZE (1 << SOCK_CHUNK_BITS)
+#define SOCK_NCHUNKS 4096 /* handles below 16M */
+
+static iocp_sock *_Atomic iocp_socks[SOCK_NCHUNKS];
+static HANDLE iocp_port;                /* the port; NULL when closed */
+static HANDLE iocp_afd;                 /* the AFD helper on that port */
+static _Atomic int iocp_wake_pending;   /* a wake packet is queued */
+static _Atomic uint32_t iocp_gen;       /* ports made so far */
+static _Atomic long iocp_inflight;      /* polls in flight (for close) */
+static _Atomic int iocp_wsa;            /* 1: WSAStartup done */
+static OVERLAPPED_ENTRY iocp_ents[128]; /* used only by the poller */
+
+
+/* ---- errors, Winsock ----------------------------------------------------- */
 
 int may__win_errno(DWORD err)
 {
@@ -287,26 +280,220 @@ int may__win_errno(DWORD err)
     }
 }
 
-int64_t may__iocp_now(void)
+int may__wsa_start(void)
 {
-    LARGE_INTEGER c;
-    QueryPerformanceCounter(&c);
-    /* split so that c * 1e9 does not overflow */
-    int64_t f = iocp_freq.QuadPart;
-    return c.QuadPart / f * 1000000000 + c.QuadPart % f * 1000000000 / f;
-}
-
-static int iocp_load_ext(SOCKET s, GUID guid, void *fn, size_t fnsize)
-{
-    DWORD n;
-    if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, sizeof guid, fn, (DWORD)fnsize,
-                 &n, NULL, NULL) != 0)
-        return may__win_errno((DWORD)WSAGetLastError());
+    /* acquire: pairs with the release below (Winsock is up) */
+    if (atomic_load_explicit(&iocp_wsa, memory_order_acquire))
+        return 0;
+    WSADATA wd;
+    int r = WSAStartup(MAKEWORD(2, 2), &wd); /* thread-safe; a second count is harmless */
+    if (r != 0)
+        return may__win_errno((DWORD)r);
+    atomic_store_explicit(&iocp_wsa, 1, memory_order_release);
     return 0;
 }
 
+/* ---- per-socket poll state ----------------------------------------------- */
+
+static iocp_sock *sock_get(int fd, int create)
+{
+    if (fd <= 0 || (fd & 3))
+        return NULL; /* not a socket handle */
+    unsigned i = (unsigned)fd >> 2;
+    if (i >= (unsigned)SOCK_NCHUNKS * SOCK_CHUNK_SIZE)
+        return NULL;
+    _Atomic(iocp_sock *) *slot = &iocp_socks[i >> SOCK_CHUNK_BITS];
+    /* acquire: pairs with the release CAS below */
+    iocp_sock *c = atomic_load_explicit(slot, memory_order_acquire);
+    if (!c) {
+        if (!create)
+            return NULL;
+        /* zeroed: unlocked SRW locks, nothing registered or in flight */
+        iocp_sock *n = calloc(SOCK_CHUNK_SIZE, sizeof *n);
+        if (!n)
+            return NULL;
+        if (atomic_compare_exchange_strong_explicit(slot, &c, n, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            c = n;
+        else
+            free(n);
+    }
+    return &c[i & (SOCK_CHUNK_SIZE - 1)];
+}
+
+static ULONG afd_mask(int interest)
+{
+    ULONG m = IOCP_AFD_ALWAYS;
+    if (interest & MAY__IO_R)
+        m |= IOCP_AFD_RECEIVE | IOCP_AFD_ACCEPT | IOCP_AFD_DISCONNECT | IOCP_AFD_RECEIVE_EXPEDITED;
+    if (interest & MAY__IO_W)
+        m |= IOCP_AFD_SEND;
+    return m;
+}
+
+/* Issue a poll for s->interest; under s->lock, with none in flight.  0, or
+ * -1 when it failed at once (no completion will come). */
+static int sock_issue(iocp_sock *s)
+{
+    s->info.timeout.QuadPart = INT64_MAX;
+    s->info.nhandles = 1;
+    s->info.exclusive = 0;
+    s->info.handle = s->base;
+    s->info.events = afd_mask(s->interest);
+    s->info.status = 0;
+    s->iosb.Status = STATUS_PENDING;
+    s->iosb.Information = 0;
+    /* ApcContext = &s->iosb: what the port hands back as lpOverlapped.  A
+     * poll that is satisfied at once is queued to the port too (the helper
+     * is not in skip-on-success mode): one completion path. */
+    NTSTATUS st = NtDeviceIoControlFile(iocp_afd, NULL, NULL, &s->iosb, &s->iosb,
+                                        IOCP_IOCTL_AFD_POLL, &s->info, sizeof s->info, &s->info,
+                                        sizeof s->info);
+    if (st != STATUS_PENDING && st < 0)
+        return -1;
+    s->inflight = 1;
+    s->cancelled = 0;
+    s->pmask = s->interest;
+    s->ptag = s->tag;
+    atomic_fetch_add_explicit(&iocp_inflight, 1, memory_order_relaxed);
+    return 0;
+}
+
+static void sock_cancel(iocp_sock *s)
+{
+    if (s->inflight && !s->cancelled) {
+        /* ERROR_NOT_FOUND: it completed and its completion is queued */
+        CancelIoEx(iocp_afd, (OVERLAPPED *)(void *)&s->iosb);
+        s->cancelled = 1;
+    }
+}
+
+/* What a completed poll reports, as MAY__IO_* bits. */
+static uint32_t sock_events(const iocp_sock *s)
+{
+    NTSTATUS st = s->iosb.Status;
+    if (st == STATUS_CANCELLED)
+        return 0;
+    if (st < 0) /* the poll failed: let the waiters' own calls find out */
+        return MAY__IO_R | MAY__IO_W | MAY__IO_HUP;
+    if (s->info.nhandles < 1)
+        return 0;
+    ULONG ev = s->info.events;
+    uint32_t io = 0;
+    if (ev & (IOCP_AFD_RECEIVE | IOCP_AFD_ACCEPT))
+        io |= MAY__IO_R;
+    if (ev & IOCP_AFD_RECEIVE_EXPEDITED) /* TCP urgent data (EPOLLPRI) */
+        io |= MAY__IO_R | MAY__IO_URG;
+    if (ev & IOCP_AFD_SEND)
+        io |= MAY__IO_W;
+    if (ev & IOCP_AFD_DISCONNECT) /* the peer's FIN: EOF after the data */
+        io |= MAY__IO_R | MAY__IO_HUP;
+    if (ev & IOCP_AFD_ALWAYS) /* reset, failed connect, closed */
+        io |= MAY__IO_R | MAY__IO_W | MAY__IO_HUP;
+    return io;
+}
+
+/* A dequeued poll completion: deliver its events to io.c, poll again for
+ * what is still wanted. */
+static void sock_done(iocp_sock *s)
+{
+    uint32_t io = 0;
+    uint64_t tag = 0;
+    AcquireSRWLockExclusive(&s->lock);
+    s->inflight = 0;
+    atomic_fetch_sub_explicit(&iocp_inflight, 1, memory_order_relaxed);
+    if (s->live && s->pgen == may__poll_gen()) {
+        if (s->ptag == s->tag) { /* else: for a closed fd whose number was reused */
+            io = sock_events(s);
+            s->interest &= (uint8_t)~(io & (MAY__IO_R | MAY__IO_W));
+        }
+        if (s->interest && sock_issue(s) < 0) {
+            io |= s->interest | MAY__IO_HUP; /* the waiters retry and see why */
+            s->interest = 0;
+        }
+        tag = s->tag;
+    }
+    ReleaseSRWLockExclusive(&s->lock);
+    if (io)
+        may__io_ready(tag, io);
+}
+
+int may__poll_add(int fd, uint64_t tag)
+{
+    iocp_sock *s = sock_get(fd, 1);
+    if (!s)
+        return fd <= 0 || (fd & 3) ? -ENOTSUP : -ENOMEM;
+    /* A socket?  (wine answers SIO_BASE_HANDLE for a pipe too.) */
+    int type, len = sizeof type;
+    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_TYPE, (char *)&type, &len) != 0) {
+        int e = WSAGetLastError();
+        return e == WSAENOTSOCK ? -ENOTSUP : may__win_errno((DWORD)e);
+    }
+    SOCKET base = (SOCKET)fd;
+    DWORD n;
+    if (WSAIoctl((SOCKET)fd, SIO_BASE_HANDLE, NULL, 0, &base, sizeof base, &n, NULL, NULL) != 0)
+        base = (SOCKET)fd; /* a provider without a base handle */
+    uint32_t gen = may__poll_gen();
+    AcquireSRWLockExclusive(&s->lock);
+    if (s->pgen != gen)
+        s->inflight = 0; /* a poll of a closed port: done (may__poll_close) */
+    s->tag = tag;
+    s->base = (HANDLE)base;
+    s->pgen = gen;
+    s->live = 1;
+    s->interest = 0; /* nothing until io.c asks (may__poll_rearm) */
+    sock_cancel(s);  /* a poll for the number's previous socket */
+    ReleaseSRWLockExclusive(&s->lock);
+    return 0;
+}
+
+int may__poll_del(int fd)
+{
+    iocp_sock *s = sock_get(fd, 0);
+    if (!s)
+        return 0;
+    AcquireSRWLockExclusive(&s->lock);
+    s->live = 0;
+    s->interest = 0;
+    sock_cancel(s);
+    ReleaseSRWLockExclusive(&s->lock);
+    return 0;
+}
+
+void may__poll_rearm(int fd, int dir)
+{
+    iocp_sock *s = sock_get(fd, 0);
+    if (!s)
+        return;
+    uint32_t io = 0;
+    uint64_t tag = 0;
+    AcquireSRWLockExclusive(&s->lock);
+    if (s->live && s->pgen == may__poll_gen()) {
+        s->interest |= (uint8_t)(dir & (MAY__IO_R | MAY__IO_W));
+        if (!s->inflight) {
+            if (sock_issue(s) < 0) {
+                io = s->interest | MAY__IO_HUP;
+                tag = s->tag;
+                s->interest = 0;
+            }
+        } else if ((s->pmask & s->interest) != s->interest) {
+            sock_cancel(s); /* re-issued with the new interest when it is dequeued */
+        }
+    }
+    ReleaseSRWLockExclusive(&s->lock);
+    if (io)
+        may__io_ready(tag, io);
+}
+
+long may__iocp_inflight(void)
+{
+    return atomic_load_explicit(&iocp_inflight, memory_order_relaxed);
+}
+
+/* ---- the port ------------------------------------------------------------ */
+
 /* The AFD helper: any name under \Device\Afd opens the AFD driver. */
-static HANDLE iocp_open_afd(void)
+static int iocp_open_afd(HANDLE port, HANDLE *out)
 {
     static WCHAR name[] = L"\\Device\\Afd\\May";
     UNICODE_STRING us = { sizeof name - sizeof(WCHAR), sizeof name, name };
@@ -319,339 +506,80 @@ static HANDLE iocp_open_afd(void)
     NTSTATUS st = NtCreateFile(&h, SYNCHRONIZE, &oa, &iosb, NULL, 0,
                                FILE_SHARE_READ | FILE_SHARE_WRITE, FILE_OPEN, 0, NULL, 0);
     if (st < 0)
-        return NULL;
-    if (CreateIoCompletionPort(h, iocp_port, 0, 0) == NULL) {
+        return may__win_errno(RtlNtStatusToDosError(st));
+    if (CreateIoCompletionPort(h, port, 0, 0) == NULL) {
+        int r = may__win_errno(GetLastError());
         CloseHandle(h);
-        return NULL;
+        return r;
     }
     SetFileCompletionNotificationModes(h, FILE_SKIP_SET_EVENT_ON_HANDLE);
-    return h;
-}
-
-int may__iocp_init(void)
-{
-    WSADATA wd;
-    int r = WSAStartup(MAKEWORD(2, 2), &wd);
-    if (r != 0)
-        return may__win_errno((DWORD)r);
-    QueryPerformanceFrequency(&iocp_freq);
-    iocp_port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
-    if (iocp_port == NULL) {
-        r = may__win_errno(GetLastError());
-        goto out_cleanup;
-    }
-    /* The extension functions, from an IPv4 TCP socket: the same provider
-     * (MSAFD Tcpip) serves IPv6.  libuv loads them per family; so will the
-     * runtime if a non-IFS provider ever differs. */
-    SOCKET s = WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
-    if (s == INVALID_SOCKET) {
-        r = may__win_errno((DWORD)WSAGetLastError());
-        goto out_close_port;
-    }
-    GUID ga = WSAID_ACCEPTEX, gc = WSAID_CONNECTEX, gs = WSAID_GETACCEPTEXSOCKADDRS;
-    r = iocp_load_ext(s, ga, &iocp_acceptex, sizeof iocp_acceptex);
-    if (r == 0)
-        r = iocp_load_ext(s, gc, &iocp_connectex, sizeof iocp_connectex);
-    if (r == 0)
-        r = iocp_load_ext(s, gs, &iocp_getacceptexsockaddrs, sizeof iocp_getacceptexsockaddrs);
-    closesocket(s);
-    if (r != 0)
-        goto out_close_port;
-    iocp_afd = iocp_open_afd(); /* NULL is fine: polls use the socket */
-    InterlockedExchange(&iocp_wake_pending, 0);
+    *out = h;
     return 0;
-out_close_port:
-    CloseHandle(iocp_port);
-    iocp_port = NULL;
-out_cleanup:
-    WSACleanup();
-    return r;
 }
 
-void may__iocp_close(void)
+int may__poll_init(void)
 {
-    if (iocp_afd != NULL)
-        CloseHandle(iocp_afd);
-    if (iocp_port != NULL)
-        CloseHandle(iocp_port);
-    iocp_afd = iocp_port = NULL;
-    WSACleanup();
-}
-
-const char *may__iocp_name(void)
-{
-    return iocp_afd != NULL ? "iocp+afd" : "iocp";
-}
-
-int may__iocp_associate(SOCKET s)
-{
-    if (CreateIoCompletionPort((HANDLE)s, iocp_port, 0, 0) == NULL)
+    int r = may__wsa_start();
+    if (r < 0)
+        return r;
+    HANDLE port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 0);
+    if (port == NULL)
         return may__win_errno(GetLastError());
-    /* No event to set per completion; completions still go to the port. */
-    SetFileCompletionNotificationModes((HANDLE)s, FILE_SKIP_SET_EVENT_ON_HANDLE);
-    int type = 0, len = sizeof type;
-    if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0 && type == SOCK_DGRAM) {
-        BOOL off = FALSE;
-        DWORD n;
-        /* best effort: Linux-like silence about ICMP errors */
-        WSAIoctl(s, SIO_UDP_CONNRESET, &off, sizeof off, NULL, 0, &n, NULL, NULL);
+    HANDLE afd = NULL;
+    r = iocp_open_afd(port, &afd);
+    if (r < 0) {
+        CloseHandle(port);
+        return r;
     }
+    iocp_port = port;
+    iocp_afd = afd;
+    atomic_store(&iocp_wake_pending, 0);
+    atomic_store(&iocp_inflight, 0);
+    /* release: a socket registered after reading this generation polls
+     * on this port */
+    atomic_fetch_add_explicit(&iocp_gen, 1, memory_order_release);
     return 0;
 }
 
-/* Mark op in flight; abort on reuse of an op whose completion is owed. */
-static void iocp_begin(may__iocp_op *op, int kind, SOCKET s)
+void may__poll_close(void)
 {
-    if (InterlockedExchange(&op->inflight, 1) != 0) {
-        fprintf(stderr, "may: IOCP operation %p reissued before its completion was dequeued\n",
-                (void *)op);
-        abort();
-    }
-    memset(&op->ov, 0, sizeof op->ov);
-    op->kind = kind;
-    op->s = s;
-    op->res = 0;
-}
-
-/* After an issuing call: 0 if the completion will come, else give op back. */
-static int iocp_issued(may__iocp_op *op, int rc_ok, DWORD err)
-{
-    if (rc_ok || err == WSA_IO_PENDING || err == ERROR_IO_PENDING)
-        return 0;
-    InterlockedExchange(&op->inflight, 0); /* full barrier: op is the owner's */
-    return may__win_errno(err);
-}
-
-int may__iocp_accept(may__iocp_op *op, SOCKET lsock)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (getsockname(lsock, (struct sockaddr *)&ss, &len) != 0)
-        return may__win_errno((DWORD)WSAGetLastError());
-    SOCKET a = WSASocketW(ss.ss_family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
-                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-    if (a == INVALID_SOCKET)
-        return may__win_errno((DWORD)WSAGetLastError());
-    iocp_begin(op, MAY__IOCP_ACCEPT, lsock);
-    op->accepted = a;
-    DWORD n;
-    const DWORD alen = sizeof(struct sockaddr_storage) + 16;
-    BOOL ok = iocp_acceptex(lsock, a, op->acceptbuf, 0, alen, alen, &n, &op->ov);
-    int r = iocp_issued(op, ok, ok ? 0 : (DWORD)WSAGetLastError());
-    if (r != 0) {
-        closesocket(a);
-        op->accepted = INVALID_SOCKET;
-    }
-    return r;
-}
-
-void may__iocp_accept_addrs(may__iocp_op *op, struct sockaddr_storage *local,
-                            struct sockaddr_storage *remote)
-{
-    struct sockaddr *l = NULL, *rm = NULL;
-    int ll = 0, rl = 0;
-    const DWORD alen = sizeof(struct sockaddr_storage) + 16;
-    iocp_getacceptexsockaddrs(op->acceptbuf, 0, alen, alen, &l, &ll, &rm, &rl);
-    if (local != NULL && l != NULL)
-        memcpy(local, l, (size_t)ll < sizeof *local ? (size_t)ll : sizeof *local);
-    if (remote != NULL && rm != NULL)
-        memcpy(remote, rm, (size_t)rl < sizeof *remote ? (size_t)rl : sizeof *remote);
-}
-
-int may__iocp_connect(may__iocp_op *op, SOCKET s, const struct sockaddr *sa, int salen)
-{
-    /* ConnectEx wants a bound socket; bind the wildcard if it is not. */
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (getsockname(s, (struct sockaddr *)&ss, &len) != 0) {
-        memset(&ss, 0, sizeof ss);
-        ss.ss_family = sa->sa_family;
-        len = sa->sa_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
-                                        : (int)sizeof(struct sockaddr_in);
-        if (bind(s, (struct sockaddr *)&ss, len) != 0)
-            return may__win_errno((DWORD)WSAGetLastError());
-    }
-    iocp_begin(op, MAY__IOCP_CONNECT, s);
-    BOOL ok = iocp_connectex(s, sa, salen, NULL, 0, NULL, &op->ov);
-    return iocp_issued(op, ok, ok ? 0 : (DWORD)WSAGetLastError());
-}
-
-int may__iocp_recv(may__iocp_op *op, SOCKET s, void *buf, size_t n)
-{
-    iocp_begin(op, MAY__IOCP_RECV, s);
-    op->buf.buf = buf;
-    op->buf.len = n > MAXLONG ? MAXLONG : (ULONG)n;
-    op->flags = 0;
-    int rc = WSARecv(s, &op->buf, 1, NULL, &op->flags, &op->ov, NULL);
-    return iocp_issued(op, rc == 0, rc == 0 ? 0 : (DWORD)WSAGetLastError());
-}
-
-int may__iocp_send(may__iocp_op *op, SOCKET s, const void *buf, size_t n)
-{
-    iocp_begin(op, MAY__IOCP_SEND, s);
-    op->buf.buf = (char *)buf; /* WSABUF is not const; WSASend does not write */
-    op->buf.len = n > MAXLONG ? MAXLONG : (ULONG)n;
-    int rc = WSASend(s, &op->buf, 1, NULL, 0, &op->ov, NULL);
-    return iocp_issued(op, rc == 0, rc == 0 ? 0 : (DWORD)WSAGetLastError());
-}
-
-int may__iocp_recvfrom(may__iocp_op *op, SOCKET s, void *buf, size_t n)
-{
-    iocp_begin(op, MAY__IOCP_RECVFROM, s);
-    op->buf.buf = buf;
-    op->buf.len = n > MAXLONG ? MAXLONG : (ULONG)n;
-    op->flags = 0;
-    op->addrlen = sizeof op->addr;
-    int rc = WSARecvFrom(s, &op->buf, 1, NULL, &op->flags, (struct sockaddr *)&op->addr,
-                         &op->addrlen, &op->ov, NULL);
-    return iocp_issued(op, rc == 0, rc == 0 ? 0 : (DWORD)WSAGetLastError());
-}
-
-int may__iocp_sendto(may__iocp_op *op, SOCKET s, const void *buf, size_t n,
-                     const struct sockaddr *sa, int salen)
-{
-    if (salen < 0 || (size_t)salen > sizeof op->addr)
-        return -EINVAL;
-    iocp_begin(op, MAY__IOCP_SENDTO, s);
-    op->buf.buf = (char *)buf;
-    op->buf.len = n > MAXLONG ? MAXLONG : (ULONG)n;
-    memcpy(&op->addr, sa, (size_t)salen); /* the kernel may read it late */
-    op->addrlen = salen;
-    int rc = WSASendTo(s, &op->buf, 1, NULL, 0, (struct sockaddr *)&op->addr, op->addrlen,
-                       &op->ov, NULL);
-    return iocp_issued(op, rc == 0, rc == 0 ? 0 : (DWORD)WSAGetLastError());
-}
-
-static HANDLE iocp_poll_handle(may__iocp_op *op)
-{
-    return iocp_afd != NULL ? iocp_afd : (HANDLE)op->s;
-}
-
-int may__iocp_poll(may__iocp_op *op, SOCKET s, int events)
-{
-    if ((events & ~(MAY__IOCP_R | MAY__IOCP_W)) != 0 || events == 0)
-        return -EINVAL;
-    int type, len = sizeof type;
-    if (getsockopt(s, SOL_SOCKET, SO_TYPE, (char *)&type, &len) != 0) {
-        DWORD e = (DWORD)WSAGetLastError();
-        /* no readiness for pipes, consoles, files: see the essay */
-        return e == WSAENOTSOCK ? -ENOTSUP : may__win_errno(e);
-    }
-    SOCKET base = s;
-    DWORD n;
-    if (WSAIoctl(s, SIO_BASE_HANDLE, NULL, 0, &base, sizeof base, &n, NULL, NULL) != 0)
-        base = s;
-    iocp_begin(op, MAY__IOCP_POLL, s);
-    ULONG want = IOCP_AFD_ABORT | IOCP_AFD_CONNECT_FAIL | IOCP_AFD_LOCAL_CLOSE;
-    if (events & MAY__IOCP_R)
-        want |= IOCP_AFD_RECEIVE | IOCP_AFD_ACCEPT | IOCP_AFD_DISCONNECT |
-                IOCP_AFD_RECEIVE_EXPEDITED;
-    if (events & MAY__IOCP_W)
-        want |= IOCP_AFD_SEND;
-    op->poll.timeout.QuadPart = INT64_MAX;
-    op->poll.nhandles = 1;
-    op->poll.exclusive = 0;
-    op->poll.handle = (HANDLE)base;
-    op->poll.events = want;
-    op->poll.status = 0;
-    op->flags = (DWORD)events; /* what was asked, for the dispatch */
-    IO_STATUS_BLOCK *iosb = (IO_STATUS_BLOCK *)(void *)&op->ov; /* Internal, InternalHigh */
-    iosb->Status = STATUS_PENDING;
-    /* ApcContext = &op->ov: what the port hands back */
-    NTSTATUS st = NtDeviceIoControlFile(iocp_poll_handle(op), NULL, NULL, &op->ov, iosb,
-                                        IOCP_IOCTL_AFD_POLL, &op->poll, sizeof op->poll,
-                                        &op->poll, sizeof op->poll);
-    if (st == STATUS_PENDING || st >= 0)
-        return 0; /* success at once is queued to the port too */
-    InterlockedExchange(&op->inflight, 0);
-    return may__win_errno(RtlNtStatusToDosError(st));
-}
-
-int may__iocp_cancel(may__iocp_op *op)
-{
-    HANDLE h = op->kind == MAY__IOCP_POLL ? iocp_poll_handle(op) : (HANDLE)op->s;
-    if (CancelIoEx(h, &op->ov))
-        return 0;
-    return may__win_errno(GetLastError()); /* -ENOENT: already completed */
-}
-
-/* Turn a dequeued completion into op->res. */
-static void iocp_finish(may__iocp_op *op, DWORD bytes)
-{
-    NTSTATUS st = (NTSTATUS)op->ov.Internal;
-    if (op->kind == MAY__IOCP_POLL) {
-        if (st < 0) {
-            op->res = may__win_errno(RtlNtStatusToDosError(st));
-            return;
-        }
-        ULONG ev = op->poll.nhandles == 1 ? op->poll.events : 0;
-        int asked = (int)op->flags, got = 0;
-        if (ev & IOCP_AFD_LOCAL_CLOSE) {
-            op->res = -EBADF; /* closed while polled */
-            return;
-        }
-        if (ev & (IOCP_AFD_RECEIVE | IOCP_AFD_ACCEPT | IOCP_AFD_RECEIVE_EXPEDITED))
-            got |= MAY__IOCP_R;
-        if (ev & IOCP_AFD_SEND)
-            got |= MAY__IOCP_W;
-        if (ev & IOCP_AFD_DISCONNECT)
-            got |= MAY__IOCP_R | MAY__IOCP_HUP;
-        if (ev & (IOCP_AFD_ABORT | IOCP_AFD_CONNECT_FAIL))
-            got |= MAY__IOCP_R | MAY__IOCP_W | MAY__IOCP_HUP;
-        op->res = (got & asked) | (got & MAY__IOCP_HUP);
+    if (iocp_port == NULL)
         return;
-    }
-    if (st < 0) {
-        /* The NTSTATUS mapped by ntdll, not WSAGetOverlappedResult: that
-         * needs the socket, which may_fd_close may have closed by now
-         * (and then says WSAENOTSOCK).  Winsock's own mapping only for a
-         * status ntdll does not know. */
-        DWORD e = RtlNtStatusToDosError(st), n, fl;
-        if (e == ERROR_MR_MID_NOT_FOUND && !WSAGetOverlappedResult(op->s, &op->ov, &n, FALSE, &fl))
-            e = (DWORD)WSAGetLastError();
-        op->res = may__win_errno(e);
-        if (op->kind == MAY__IOCP_ACCEPT) {
-            closesocket(op->accepted);
-            op->accepted = INVALID_SOCKET;
+    /* Every poll in flight owns its socket's block until its completion
+     * is dequeued: cancel them all and dequeue (2 s at most; closing the
+     * helper ends whatever is left). */
+    if (atomic_load(&iocp_inflight) > 0) {
+        CancelIoEx(iocp_afd, NULL);
+        int64_t until = may__now() + 2000000000LL;
+        while (atomic_load(&iocp_inflight) > 0 && may__now() < until) {
+            ULONG n = 0;
+            if (!GetQueuedCompletionStatusEx(iocp_port, iocp_ents, 128, &n, 100, FALSE))
+                continue;
+            for (ULONG i = 0; i < n; i++) {
+                iocp_sock *s = (iocp_sock *)(void *)iocp_ents[i].lpOverlapped;
+                if (s == NULL)
+                    continue; /* a wake */
+                AcquireSRWLockExclusive(&s->lock);
+                s->inflight = 0;
+                ReleaseSRWLockExclusive(&s->lock);
+                atomic_fetch_sub(&iocp_inflight, 1);
+            }
         }
-        return;
     }
-    switch (op->kind) {
-    case MAY__IOCP_ACCEPT: {
-        SOCKET l = op->s;
-        if (setsockopt(op->accepted, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (char *)&l, sizeof l) != 0
-            || may__iocp_associate(op->accepted) != 0) {
-            op->res = may__win_errno((DWORD)WSAGetLastError());
-            closesocket(op->accepted);
-            op->accepted = INVALID_SOCKET;
-            return;
-        }
-        op->res = (int64_t)op->accepted;
-        return;
-    }
-    case MAY__IOCP_CONNECT:
-        /* getpeername, shutdown and friends work only after this */
-        if (setsockopt(op->s, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0) {
-            op->res = may__win_errno((DWORD)WSAGetLastError());
-            return;
-        }
-        op->res = 0;
-        return;
-    default:
-        op->res = bytes;
-        return;
-    }
+    CloseHandle(iocp_afd);
+    CloseHandle(iocp_port);
+    iocp_afd = iocp_port = NULL;
 }
 
-int may__iocp_wait(int64_t deadline, may__iocp_cb cb, void *arg)
+void may__poll_wait(int64_t deadline)
 {
-    OVERLAPPED_ENTRY ents[64];
+    const ULONG max = (ULONG)(sizeof iocp_ents / sizeof iocp_ents[0]);
     for (;;) {
         DWORD ms;
-        if (deadline < 0) {
+        if (deadline == INT64_MAX) {
             ms = INFINITE;
         } else {
-            int64_t d = deadline - may__iocp_now();
+            int64_t d = deadline <= 0 ? 0 : deadline - may__now();
             if (d <= 0)
                 ms = 0;
             else if (d >= (int64_t)(INFINITE - 1) * 1000000)
@@ -660,41 +588,44 @@ int may__iocp_wait(int64_t deadline, may__iocp_cb cb, void *arg)
                 ms = (DWORD)((d + 999999) / 1000000); /* round up: never early */
         }
         ULONG n = 0;
-        if (!GetQueuedCompletionStatusEx(iocp_port, ents, 64, &n, ms, FALSE)) {
-            DWORD e = GetLastError();
-            if (e != WAIT_TIMEOUT)
-                return may__win_errno(e);
-            if (ms == 0 || (deadline >= 0 && may__iocp_now() >= deadline))
-                return 0;
-            continue; /* the tick woke us early: wait the rest */
+        if (!GetQueuedCompletionStatusEx(iocp_port, iocp_ents, max, &n, ms, FALSE)) {
+            /* the tick can end a wait a little early: wait the rest */
+            if (ms != 0 && ms != INFINITE && GetLastError() == WAIT_TIMEOUT &&
+                may__now() < deadline)
+                continue;
+            return;
         }
         for (ULONG i = 0; i < n; i++) {
-            if (ents[i].lpOverlapped == NULL) {
-                /* full barrier, pairs with the exchange in may__iocp_wake:
-                 * a waker that saw 1 and skipped its packet did so before
-                 * this reset, so what it stored before waking is visible
-                 * to our caller once this wait returns; a wake after the
-                 * reset posts a new packet */
-                InterlockedExchange(&iocp_wake_pending, 0);
+            if (iocp_ents[i].lpOverlapped == NULL) {
+                /* seq_cst, as poll_epoll.c's: a waker that saw 1 and
+                 * posted nothing did so before this store, and what it
+                 * stored before waking is visible once this wait returns;
+                 * a wake after it posts a new packet */
+                atomic_store(&iocp_wake_pending, 0);
                 continue;
             }
-            may__iocp_op *op = (may__iocp_op *)(void *)ents[i].lpOverlapped;
-            iocp_finish(op, ents[i].dwNumberOfBytesTransferred);
-            /* full barrier: res is published before the op is the owner's;
-             * the owner is parked until cb wakes it, so cb may read op */
-            InterlockedExchange(&op->inflight, 0);
-            if (cb != NULL)
-                cb(op, arg);
+            sock_done((iocp_sock *)(void *)iocp_ents[i].lpOverlapped);
         }
-        return (int)n;
+        return;
     }
 }
 
-void may__iocp_wake(void)
+void may__poll_wake(void)
 {
     /* One packet per wait is enough; skip it if one is queued. */
-    if (InterlockedExchange(&iocp_wake_pending, 1) != 0)
+    if (atomic_exchange(&iocp_wake_pending, 1))
         return;
-    if (!PostQueuedCompletionStatus(iocp_port, 0, IOCP_WAKE_KEY, NULL))
-        InterlockedExchange(&iocp_wake_pending, 0);
+    if (!PostQueuedCompletionStatus(iocp_port, 0, 0, NULL))
+        atomic_store(&iocp_wake_pending, 0);
+}
+
+uint32_t may__poll_gen(void)
+{
+    /* acquire: pairs with the release in may__poll_init */
+    return atomic_load_explicit(&iocp_gen, memory_order_acquire);
+}
+
+const char *may__poll_name(void)
+{
+    return "iocp+afd";
 }
