@@ -31,6 +31,75 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef _WIN32
+#include <io.h>
+
+/* Windows (MinGW's CRT): fds are the CRT's (_open), read/write take an
+ * unsigned count (capped at INT_MAX: a short transfer), fsync is _commit,
+ * and files open in binary mode unless O_TEXT is asked (the CRT's default
+ * is text, which would rewrite line ends).  Positioned I/O is ReadFile or
+ * WriteFile at an offset on the fd's handle; unlike pread/pwrite it also
+ * moves the fd's file position (a synchronous handle's rule on Windows). */
+int may__win_errno(DWORD err); /* src/win/poll_iocp.c */
+
+static ssize_t file_pio(int fd, void *buf, size_t n, int64_t off, int wr)
+{
+    HANDLE h = (HANDLE)_get_osfhandle(fd);
+    if (h == INVALID_HANDLE_VALUE) {
+        errno = EBADF;
+        return -1;
+    }
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.Offset = (DWORD)off;
+    ov.OffsetHigh = (DWORD)((uint64_t)off >> 32);
+    DWORD k = 0, len = n > INT_MAX ? INT_MAX : (DWORD)n;
+    if (wr ? WriteFile(h, buf, len, &k, &ov) : ReadFile(h, buf, len, &k, &ov))
+        return (ssize_t)k;
+    DWORD e = GetLastError();
+    if (!wr && e == ERROR_HANDLE_EOF)
+        return 0;
+    errno = -may__win_errno(e);
+    return -1;
+}
+
+static ssize_t file_read(int fd, void *buf, size_t n, int64_t off)
+{
+    return off < 0 ? _read(fd, buf, n > INT_MAX ? INT_MAX : (unsigned)n)
+                   : file_pio(fd, buf, n, off, 0);
+}
+
+static ssize_t file_write(int fd, const void *buf, size_t n, int64_t off)
+{
+    return off < 0 ? _write(fd, buf, n > INT_MAX ? INT_MAX : (unsigned)n)
+                   : file_pio(fd, (void *)buf, n, off, 1);
+}
+
+static int file_fsync(int fd)
+{
+    return _commit(fd);
+}
+
+#define FILE_OPEN_FLAGS(f) ((f) & O_TEXT ? (f) : (f) | O_BINARY)
+#else
+static ssize_t file_read(int fd, void *buf, size_t n, int64_t off)
+{
+    return off < 0 ? read(fd, buf, n) : pread(fd, buf, n, (off_t)off);
+}
+
+static ssize_t file_write(int fd, const void *buf, size_t n, int64_t off)
+{
+    return off < 0 ? write(fd, buf, n) : pwrite(fd, buf, n, (off_t)off);
+}
+
+static int file_fsync(int fd)
+{
+    return fsync(fd);
+}
+
+#define FILE_OPEN_FLAGS(f) (f)
+#endif
+
 enum { F_READ, F_WRITE, F_FSYNC };
 
 typedef struct file_req {
@@ -49,14 +118,13 @@ static void *file_job(void *arg)
     do {
         switch (q->op) {
         case F_READ:
-            r = q->off < 0 ? read(q->fd, q->buf, q->n) : pread(q->fd, q->buf, q->n, (off_t)q->off);
+            r = file_read(q->fd, q->buf, q->n, q->off);
             break;
         case F_WRITE:
-            r = q->off < 0 ? write(q->fd, q->buf, q->n)
-                           : pwrite(q->fd, q->buf, q->n, (off_t)q->off);
+            r = file_write(q->fd, q->buf, q->n, q->off);
             break;
         default:
-            r = fsync(q->fd);
+            r = file_fsync(q->fd);
             break;
         }
     } while (r < 0 && errno == EINTR);
@@ -106,7 +174,7 @@ static void *open_job(void *arg)
     open_req *q = arg;
     int fd;
     do
-        fd = open(q->path, q->flags, q->mode);
+        fd = open(q->path, FILE_OPEN_FLAGS(q->flags), q->mode);
     while (fd < 0 && errno == EINTR);
     q->ret = fd < 0 ? -errno : fd;
     return NULL;

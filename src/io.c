@@ -96,19 +96,12 @@
  */
 #include "internal.h"
 
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include "select.h"
+#include "sock.h"
 #include "waitq.h"
 
 #define CHUNK_BITS 10
@@ -149,7 +142,11 @@ _Atomic int may__io_waiters;
  * this file and in udp_unix.c goes through here. */
 MAY_NOINLINE int may__errno_now(void)
 {
+#ifdef _WIN32
+    return -may__win_errno((DWORD)WSAGetLastError()); /* src/win/sock_win.h */
+#else
     return errno;
+#endif
 }
 
 static fd_ent *ent_get(int fd, int create)
@@ -247,11 +244,9 @@ static int io_enter(int fd, fd_ent **ep, uint32_t *genp)
     may__lock(&e->lock, MAY__RANK_OBJECT);
     g = atomic_load_explicit(&e->gen, memory_order_relaxed);
     if (atomic_load_explicit(&e->reg, memory_order_relaxed) != pg) {
-        int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
-            r = -may__errno_now();
+        r = may__sock_nonblock(fd);
+        if (r < 0)
             goto out_unlock;
-        }
         r = may__poll_add(fd, make_tag(fd, g));
         if (r < 0 && r != -EPERM) /* EPERM: regular files, always "ready" */
             goto out_unlock;
@@ -332,7 +327,7 @@ static int is_stream(int fd, fd_ent *e, uint32_t gen)
     if ((k >> 2) != gen || !(k & 3)) {
         int type = 0;
         socklen_t len = sizeof type;
-        int stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+        int stream = may__sock_getopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
                      type == SOCK_STREAM;
         k = (uint64_t)gen << 2 | (stream ? 1 : 2);
         atomic_store_explicit(&e->kind, k, memory_order_relaxed);
@@ -365,25 +360,14 @@ int may_fd_wait(int fd, int events, int64_t deadline)
         /* acquire: pairs with the release bump in may__io_ready */
         uint32_t rs = atomic_load_explicit(&e->rseq, memory_order_acquire);
         uint32_t ws = atomic_load_explicit(&e->wseq, memory_order_acquire);
-        if (events == MAY_READ && drained(e, gen, rs, deadline))
+        if (events == MAY_READ && drained(e, gen, rs, deadline)) {
+            may__poll_rearm(fd, events);
             return io_wait(fd, e, gen, events, rs, ws, deadline); /* no poll */
-        struct pollfd pfd = { .fd = fd,
-                              .events = (short)(((events & MAY_READ) ? POLLIN : 0) |
-                                                ((events & MAY_WRITE) ? POLLOUT : 0)) };
-        int n = poll(&pfd, 1, 0);
-        if (n < 0) {
-            if (may__errno_now() == EINTR)
-                continue;
-            return -may__errno_now();
         }
-        if (n > 0) {
-            if (pfd.revents & POLLNVAL)
-                return -EBADF;
-            if (pfd.revents & (POLLERR | POLLHUP))
-                return events;
-            return ((pfd.revents & POLLIN) ? MAY_READ : 0) |
-                   ((pfd.revents & POLLOUT) ? MAY_WRITE : 0);
-        }
+        r = may__sock_poll(fd, events);
+        if (r != 0)
+            return r;
+        may__poll_rearm(fd, events);
         r = io_wait(fd, e, gen, events, rs, ws, deadline);
         if (r < 0)
             return r;
@@ -406,21 +390,10 @@ int may__io_sel_poll(int fd, int events, may__io_sel *st)
     st->ws = atomic_load_explicit(&e->wseq, memory_order_acquire);
     if (atomic_load_explicit(&e->nopoll, memory_order_relaxed))
         return events; /* a regular file: always ready */
-    struct pollfd pfd = { .fd = fd,
-                          .events = (short)(((events & MAY_READ) ? POLLIN : 0) |
-                                            ((events & MAY_WRITE) ? POLLOUT : 0)) };
-    int n;
-    while ((n = poll(&pfd, 1, 0)) < 0 && may__errno_now() == EINTR)
-        ;
-    if (n < 0)
-        return -may__errno_now();
-    if (n == 0)
-        return 0;
-    if (pfd.revents & POLLNVAL)
-        return -EBADF;
-    if (pfd.revents & (POLLERR | POLLHUP))
-        return events;
-    return ((pfd.revents & POLLIN) ? MAY_READ : 0) | ((pfd.revents & POLLOUT) ? MAY_WRITE : 0);
+    r = may__sock_poll(fd, events);
+    if (r == 0)
+        may__poll_rearm(fd, events); /* the reg step waits next */
+    return r;
 }
 
 /* Queue st's node unless an event came since the poll (then 1: ready). */
@@ -484,6 +457,7 @@ int may_fd_wait_ticket(int fd, int events, int64_t ticket, int64_t deadline)
     uint32_t s = (uint32_t)ticket;
     uint32_t rs = events == MAY_READ ? s : atomic_load_explicit(&e->rseq, memory_order_acquire);
     uint32_t ws = events == MAY_WRITE ? s : atomic_load_explicit(&e->wseq, memory_order_acquire);
+    may__poll_rearm(fd, events);
     r = io_wait(fd, e, gen, events, rs, ws, deadline);
     return r < 0 ? r : (r & events ? r & events : events);
 }
@@ -534,7 +508,7 @@ int may_fd_close(int fd)
      * known to block, so the worker is handed off if it lasts (errno read
      * before the bracket's end, which may switch) */
     may_blocking_begin();
-    int r = close(fd) == 0 || may__errno_now() == EINTR ? 0 : -may__errno_now();
+    int r = may__sock_close(fd) == 0 || may__errno_now() == EINTR ? 0 : -may__errno_now();
     may_blocking_end();
     may__wakelist_wake(&wl);
     return r;
@@ -558,6 +532,7 @@ static ssize_t io_do_ex(int fd, int dir, int64_t deadline, io_fn fn, void *ctx, 
         /* acquire: pairs with the release bump in may__io_ready */
         uint32_t s = atomic_load_explicit(seq, memory_order_acquire);
         if (want && drained(e, gen, s, deadline)) {
+            may__poll_rearm(fd, dir);
             r = io_wait(fd, e, gen, dir, s, s, deadline);
             if (r < 0)
                 return r;
@@ -574,6 +549,7 @@ static ssize_t io_do_ex(int fd, int dir, int64_t deadline, io_fn fn, void *ctx, 
             return n;
         if (atomic_load_explicit(&e->nopoll, memory_order_relaxed))
             return n;
+        may__poll_rearm(fd, dir);
         r = io_wait(fd, e, gen, dir, s, s, deadline);
         if (r < 0)
             return r;
@@ -609,43 +585,42 @@ typedef struct io_args {
 static ssize_t fn_read(int fd, void *c)
 {
     io_args *a = c;
-    ssize_t n = read(fd, a->buf, a->len);
+    ssize_t n = may__sock_read(fd, a->buf, a->len);
     return n >= 0 ? n : neg_errno();
 }
 
 static ssize_t fn_write(int fd, void *c)
 {
     io_args *a = c;
-    ssize_t n = write(fd, a->buf, a->len);
+    ssize_t n = may__sock_write(fd, a->buf, a->len);
     return n >= 0 ? n : neg_errno();
 }
 
 static ssize_t fn_recv(int fd, void *c)
 {
     io_args *a = c;
-    ssize_t n = recv(fd, a->buf, a->len, a->flags);
+    ssize_t n = may__sock_recv(fd, a->buf, a->len, a->flags);
     return n >= 0 ? n : neg_errno();
 }
 
 static ssize_t fn_send(int fd, void *c)
 {
     io_args *a = c;
-    ssize_t n = send(fd, a->buf, a->len, MSG_NOSIGNAL | a->flags);
+    ssize_t n = may__sock_send(fd, a->buf, a->len, MSG_NOSIGNAL | a->flags);
     return n >= 0 ? n : neg_errno();
 }
 
 static ssize_t fn_readv(int fd, void *c)
 {
     io_args *a = c;
-    ssize_t n = readv(fd, a->iov, a->iovcnt);
+    ssize_t n = may__sock_readv(fd, a->iov, a->iovcnt);
     return n >= 0 ? n : neg_errno();
 }
 
 static ssize_t fn_writev(int fd, void *c)
 {
     io_args *a = c;
-    struct msghdr mh = { .msg_iov = (struct iovec *)a->iov, .msg_iovlen = (size_t)a->iovcnt };
-    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    ssize_t n = may__sock_writev(fd, a->iov, a->iovcnt);
     return n >= 0 ? n : neg_errno();
 }
 
@@ -665,27 +640,24 @@ ssize_t may_write(int fd, const void *buf, size_t n, int64_t deadline)
 
 static int listen_on(const struct sockaddr *sa, socklen_t len, int backlog, int flags)
 {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    int fd = may__sock_open(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
         return -may__errno_now();
     int one = 1, zero = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-        goto out_close;
-    if ((flags & MAY_TCP_REUSEPORT) &&
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    if (may__sock_reuse(fd, flags & MAY_TCP_REUSEPORT) < 0) /* SO_REUSEADDR, SO_REUSEPORT */
         goto out_close;
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         /* the unspecified address listens on IPv4 too (dual stack) */
         int v6only = !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
+        may__sock_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
     }
     if (bind(fd, sa, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
         goto out_close;
     return fd;
 out_close:;
     int r = -may__errno_now();
-    close(fd);
+    may__sock_close(fd);
     return r;
 }
 
@@ -725,8 +697,7 @@ int may_tcp_accept(int lfd, struct sockaddr_storage *peer, int64_t deadline)
         uint32_t s = atomic_load_explicit(&e->rseq, memory_order_acquire);
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int fd = accept4(lfd, (struct sockaddr *)(peer ? peer : &ss), &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = may__sock_accept(lfd, (struct sockaddr *)(peer ? peer : &ss), &len);
         if (fd >= 0)
             return fd;
         int err = may__errno_now();
@@ -738,6 +709,7 @@ int may_tcp_accept(int lfd, struct sockaddr_storage *peer, int64_t deadline)
 #if EAGAIN != EWOULDBLOCK
         case EWOULDBLOCK:
 #endif
+            may__poll_rearm(lfd, MAY__IO_R);
             r = io_wait(lfd, e, gen, MAY__IO_R, s, s, deadline);
             if (r < 0)
                 return r;
@@ -768,11 +740,11 @@ int may_tcp_accept(int lfd, struct sockaddr_storage *peer, int64_t deadline)
 
 static int connect_one(const struct sockaddr *sa, socklen_t len, int64_t deadline)
 {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    int fd = may__sock_open(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
         return -may__errno_now();
     int r;
-    while ((r = connect(fd, sa, len)) < 0 && may__errno_now() == EINTR)
+    while ((r = may__sock_connect(fd, sa, len)) < 0 && may__errno_now() == EINTR)
         ;
     if (r < 0 && may__errno_now() != EINPROGRESS) {
         r = -may__errno_now();
@@ -782,9 +754,8 @@ static int connect_one(const struct sockaddr *sa, socklen_t len, int64_t deadlin
         r = may_fd_wait(fd, MAY_WRITE, deadline);
         if (r < 0)
             goto out_close;
-        int err = 0;
-        socklen_t el = sizeof err;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        int err = may__sock_error(fd);
+        if (err < 0)
             err = may__errno_now();
         if (err) {
             r = -err;
@@ -882,19 +853,16 @@ int may_tcp_close(int fd)
 int may_tcp_set_nodelay(int fd, bool on)
 {
     int v = on;
-    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -may__errno_now();
+    return may__sock_setopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0 ? 0 : -may__errno_now();
 }
 
 int may_tcp_set_keepalive(int fd, bool on, int idle_s)
 {
     int v = on;
-    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) < 0)
+    if (may__sock_setopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) < 0)
         return -may__errno_now();
-    if (on && idle_s > 0) {
-        if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s) < 0 ||
-            setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle_s, sizeof idle_s) < 0)
-            return -may__errno_now();
-    }
+    if (on && idle_s > 0 && may__sock_keepidle(fd, idle_s) < 0) /* TCP_KEEPIDLE, _KEEPINTVL */
+        return -may__errno_now();
     return 0;
 }
 

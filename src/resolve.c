@@ -38,16 +38,15 @@
  */
 #include "internal.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
+
+#include "sock.h" /* getaddrinfo, inet_pton: <netdb.h>, or Winsock */
 
 /* getaddrinfo's EAI_* codes as negative errno values (documented in may.h). */
 static int gai_errno(int rc, int sys_errno)
 {
+    (void)sys_errno; /* used for EAI_SYSTEM, which Windows lacks */
     switch (rc) {
     case 0:
         return 0;
@@ -69,15 +68,23 @@ static int gai_errno(int rc, int sys_errno)
     case EAI_FAMILY:
         return -EAFNOSUPPORT;
     case EAI_SOCKTYPE:
+#ifdef ESOCKTNOSUPPORT
         return -ESOCKTNOSUPPORT;
+#else
+        return -EPROTONOSUPPORT; /* MinGW's errno.h has no ESOCKTNOSUPPORT */
+#endif
     case EAI_MEMORY:
         return -ENOMEM;
     case EAI_BADFLAGS:
         return -EINVAL;
+#ifdef EAI_OVERFLOW
     case EAI_OVERFLOW:
         return -ENAMETOOLONG;
+#endif
+#ifdef EAI_SYSTEM
     case EAI_SYSTEM:
         return sys_errno > 0 ? -sys_errno : -EIO;
+#endif
     default:
         return -EIO;
     }
@@ -138,6 +145,9 @@ int may_resolve(const char *host, const char *port, int family, int socktype,
         port = NULL;
     if (!host && !port)
         return -EINVAL;
+    int r = may__sock_startup(); /* Windows: WSAStartup before getaddrinfo */
+    if (r < 0)
+        return r;
     size_t hl = host ? strlen(host) : 0, pl = port ? strlen(port) : 0;
     if (hl > HOST_MAX || pl > PORT_MAX)
         return -ENAMETOOLONG;
@@ -155,7 +165,7 @@ int may_resolve(const char *host, const char *port, int family, int socktype,
 
     /* Numeric host and port: no lookup, so no helper. */
     q->hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
-    int r = gai_first(q);
+    r = gai_first(q);
     q->hints.ai_flags &= ~(AI_NUMERICHOST | AI_NUMERICSERV);
     if (r == -ENOENT) {
         /* A name to look up: on the pool.  On failure the drop hook owns q. */

@@ -42,15 +42,11 @@
  */
 #include "internal.h"
 
-#include <arpa/inet.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
+
+#include "sock.h"
 
 #define RETRY_MIN 1000000LL   /* 1 ms */
 #define RETRY_MAX 64000000LL  /* 64 ms */
@@ -68,7 +64,7 @@ typedef struct dg_args {
 static ssize_t fn_sendto(int fd, void *c)
 {
     dg_args *a = c;
-    ssize_t n = sendto(fd, a->buf, a->len, MSG_NOSIGNAL, a->to, a->tolen);
+    ssize_t n = may__sock_sendto(fd, a->buf, a->len, MSG_NOSIGNAL, a->to, a->tolen);
     return n >= 0 ? n : -(ssize_t)may__errno_now();
 }
 
@@ -76,7 +72,7 @@ static ssize_t fn_recvfrom(int fd, void *c)
 {
     dg_args *a = c;
     socklen_t l = a->fromcap;
-    ssize_t n = recvfrom(fd, a->buf, a->len, MSG_TRUNC, a->from, a->from ? &l : NULL);
+    ssize_t n = may__sock_recvfrom(fd, a->buf, a->len, a->from, a->from ? &l : NULL);
     if (n < 0)
         return -(ssize_t)may__errno_now();
     a->fromlen = a->from ? l : 0;
@@ -87,18 +83,18 @@ static ssize_t fn_recvfrom(int fd, void *c)
 
 static int udp_bind_one(const struct sockaddr_storage *ss, socklen_t len)
 {
-    int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = may__sock_open(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -may__errno_now();
     if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
         /* the unspecified address receives IPv4 too (dual stack) */
         int v6only = !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+        may__sock_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
     }
     if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
         int r = -may__errno_now();
-        close(fd);
+        may__sock_close(fd);
         return r;
     }
     return fd;
@@ -125,7 +121,7 @@ int may_udp_socket(int family)
 {
     if (family != AF_INET && family != AF_INET6)
         return -EAFNOSUPPORT;
-    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = may__sock_open(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     return fd >= 0 ? fd : -may__errno_now();
 }
 
@@ -146,10 +142,8 @@ static void udp_map_v4(struct sockaddr_storage *ss, socklen_t *len)
 
 int may_udp_connect(int fd, const char *host_port)
 {
-    if (!host_port) {
-        struct sockaddr sa = { .sa_family = AF_UNSPEC };
-        return connect(fd, &sa, sizeof sa) == 0 ? 0 : -may__errno_now();
-    }
+    if (!host_port) /* connect to AF_UNSPEC (Windows: the zero address) */
+        return may__sock_unconnect(fd) == 0 ? 0 : -may__errno_now();
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
@@ -169,7 +163,7 @@ int may_udp_connect(int fd, const char *host_port)
     for (int i = 0; i < a.n; i++) {
         if (family == AF_INET6 && a.addr[i].ss_family == AF_INET)
             udp_map_v4(&a.addr[i], &a.len[i]);
-        while ((r = connect(fd, (struct sockaddr *)&a.addr[i], a.len[i])) < 0 &&
+        while ((r = may__sock_connect(fd, (struct sockaddr *)&a.addr[i], a.len[i])) < 0 &&
                may__errno_now() == EINTR)
             ;
         if (r == 0)
@@ -210,7 +204,7 @@ ssize_t may_udp_recv(int fd, void *buf, size_t n, int64_t deadline)
 int may_udp_set_broadcast(int fd, bool on)
 {
     int v = on;
-    return setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &v, sizeof v) == 0 ? 0 : -may__errno_now();
+    return may__sock_setopt(fd, SOL_SOCKET, SO_BROADCAST, &v, sizeof v) == 0 ? 0 : -may__errno_now();
 }
 
 /* An interface name or (digits) index: the index, or 0. */
@@ -220,7 +214,7 @@ static unsigned iface_index(const char *iface)
     unsigned long v = strtoul(iface, &end, 10);
     if (*end == '\0' && end != iface)
         return v <= 0xffffffffUL ? (unsigned)v : 0;
-    return if_nametoindex(iface);
+    return may__sock_if_index(iface); /* if_nametoindex; Windows: none */
 }
 
 static int mcast(int fd, const char *group, const char *iface, int join)
@@ -233,6 +227,16 @@ static int mcast(int fd, const char *group, const char *iface, int join)
     if (inet_pton(AF_INET, group, &g4) == 1) {
         if (!IN_MULTICAST(ntohl(g4.s_addr)))
             return -EINVAL;
+#ifdef _WIN32
+        /* no ip_mreqn: an index goes in imr_interface as 0.0.0.index */
+        struct ip_mreq m = { .imr_multiaddr = g4 };
+        if (have_if && inet_pton(AF_INET, iface, &m.imr_interface) != 1) {
+            unsigned idx = iface_index(iface);
+            if (!idx)
+                return -ENODEV;
+            m.imr_interface.s_addr = htonl(idx);
+        }
+#else
         struct ip_mreqn m = { .imr_multiaddr = g4 };
         if (have_if && inet_pton(AF_INET, iface, &m.imr_address) != 1) {
             unsigned idx = iface_index(iface);
@@ -240,7 +244,8 @@ static int mcast(int fd, const char *group, const char *iface, int join)
                 return -ENODEV;
             m.imr_ifindex = (int)idx;
         }
-        return setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m,
+#endif
+        return may__sock_setopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &m,
                           sizeof m) == 0 ? 0 : -may__errno_now();
     }
     if (inet_pton(AF_INET6, group, &g6) == 1) {
@@ -249,7 +254,7 @@ static int mcast(int fd, const char *group, const char *iface, int join)
         struct ipv6_mreq m = { .ipv6mr_multiaddr = g6 };
         if (have_if && !(m.ipv6mr_interface = iface_index(iface)))
             return -ENODEV;
-        return setsockopt(fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
+        return may__sock_setopt(fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
                           &m, sizeof m) == 0 ? 0 : -may__errno_now();
     }
     return -EINVAL;
@@ -291,32 +296,6 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
     return 0;
 }
 
-/* The path of an address the kernel returned, into out (cut to outlen). */
-static void unix_path(const struct sockaddr_un *sa, socklen_t len, char *out, size_t outlen)
-{
-    if (!out || !outlen)
-        return;
-    size_t off = offsetof(struct sockaddr_un, sun_path), k = 0;
-    char tmp[MAY_UNIX_ADDR_MAX];
-    if (len > off) {
-        size_t max = (size_t)len - off;
-        if (max > sizeof sa->sun_path)
-            max = sizeof sa->sun_path;
-        if (sa->sun_path[0] == '\0') {
-            tmp[k++] = '@';
-            for (size_t i = 1; i < max && sa->sun_path[i]; i++)
-                tmp[k++] = sa->sun_path[i];
-        } else {
-            for (size_t i = 0; i < max && sa->sun_path[i]; i++)
-                tmp[k++] = sa->sun_path[i];
-        }
-    }
-    if (k >= outlen)
-        k = outlen - 1;
-    memcpy(out, tmp, k);
-    out[k] = '\0';
-}
-
 static int unix_bound(int type, const char *path, int backlog)
 {
     struct sockaddr_un sa;
@@ -324,13 +303,13 @@ static int unix_bound(int type, const char *path, int backlog)
     int r = unix_addr(path, &sa, &len);
     if (r < 0)
         return r;
-    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = may__sock_open(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -may__errno_now();
     if (bind(fd, (struct sockaddr *)&sa, len) < 0 ||
         (type == SOCK_STREAM && listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)) {
         r = -may__errno_now();
-        close(fd);
+        may__sock_close(fd);
         return r;
     }
     return fd;
@@ -370,12 +349,12 @@ int may_unix_connect(const char *path, int64_t deadline)
     int r = unix_addr(path, &sa, &len);
     if (r < 0)
         return r;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = may__sock_open(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -may__errno_now();
     int64_t backoff = RETRY_MIN;
     for (;;) {
-        if (connect(fd, (struct sockaddr *)&sa, len) == 0)
+        if (may__sock_connect(fd, (struct sockaddr *)&sa, len) == 0)
             return fd;
         int err = may__errno_now();
         if (err == EINTR)
@@ -391,8 +370,7 @@ int may_unix_connect(const char *path, int64_t deadline)
         }
         if ((r = may_fd_wait(fd, MAY_WRITE, deadline)) < 0)
             break;
-        socklen_t el = sizeof err;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        if ((err = may__sock_error(fd)) < 0)
             err = may__errno_now();
         if (!err)
             return fd;
@@ -403,6 +381,64 @@ int may_unix_connect(const char *path, int64_t deadline)
     return r;
 }
 
+#ifdef _WIN32
+/* Windows' AF_UNIX has stream sockets only: no datagrams, no socketpair. */
+int may_unix_dgram_bind(const char *path)
+{
+    (void)path;
+    return -ENOTSUP;
+}
+
+int may_unix_dgram_socket(void)
+{
+    return -ENOTSUP;
+}
+
+ssize_t may_unix_sendto(int fd, const void *buf, size_t n, const char *path, int64_t deadline)
+{
+    (void)fd, (void)buf, (void)n, (void)path, (void)deadline;
+    return -ENOTSUP;
+}
+
+ssize_t may_unix_recvfrom(int fd, void *buf, size_t n, char *from_path, size_t from_len,
+                          int64_t deadline)
+{
+    (void)fd, (void)buf, (void)n, (void)from_path, (void)from_len, (void)deadline;
+    return -ENOTSUP;
+}
+
+int may_unix_socketpair(int type, int fds[2])
+{
+    (void)type, (void)fds;
+    return -ENOTSUP;
+}
+#else
+/* The path of an address the kernel returned, into out (cut to outlen). */
+static void unix_path(const struct sockaddr_un *sa, socklen_t len, char *out, size_t outlen)
+{
+    if (!out || !outlen)
+        return;
+    size_t off = offsetof(struct sockaddr_un, sun_path), k = 0;
+    char tmp[MAY_UNIX_ADDR_MAX];
+    if (len > off) {
+        size_t max = (size_t)len - off;
+        if (max > sizeof sa->sun_path)
+            max = sizeof sa->sun_path;
+        if (sa->sun_path[0] == '\0') {
+            tmp[k++] = '@';
+            for (size_t i = 1; i < max && sa->sun_path[i]; i++)
+                tmp[k++] = sa->sun_path[i];
+        } else {
+            for (size_t i = 0; i < max && sa->sun_path[i]; i++)
+                tmp[k++] = sa->sun_path[i];
+        }
+    }
+    if (k >= outlen)
+        k = outlen - 1;
+    memcpy(out, tmp, k);
+    out[k] = '\0';
+}
+
 int may_unix_dgram_bind(const char *path)
 {
     return unix_bound(SOCK_DGRAM, path, 0);
@@ -410,7 +446,7 @@ int may_unix_dgram_bind(const char *path)
 
 int may_unix_dgram_socket(void)
 {
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = may__sock_open(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     return fd >= 0 ? fd : -may__errno_now();
 }
 
@@ -455,7 +491,7 @@ int may_unix_socketpair(int type, int fds[2])
     if (!fds)
         return -EINVAL;
     int sv[2];
-    if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+    if (may__sock_socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return -may__errno_now();
     int r = may__io_register(sv[0]);
     if (r == 0)
@@ -469,3 +505,4 @@ int may_unix_socketpair(int type, int fds[2])
     fds[1] = sv[1];
     return 0;
 }
+#endif
