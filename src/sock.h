@@ -135,6 +135,16 @@ static inline int may__sock_keepidle(int fd, int idle_s)
     return 0;
 }
 
+/* The socket's address family, or -1. */
+static inline int may__sock_family(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    return ss.ss_family;
+}
+
 /* Dissolve a datagram socket's association.  0 or -1. */
 static inline int may__sock_unconnect(int fd)
 {

@@ -144,11 +144,9 @@ int may_udp_connect(int fd, const char *host_port)
 {
     if (!host_port) /* connect to AF_UNSPEC (Windows: the zero address) */
         return may__sock_unconnect(fd) == 0 ? 0 : -may__errno_now();
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    int family = may__sock_family(fd);
+    if (family < 0)
         return -may__errno_now();
-    int family = ss.ss_family;
     if (family != AF_INET && family != AF_INET6)
         return -EAFNOSUPPORT;
     /* An IPv6 socket takes IPv4 peers too, through their mapped addresses,

@@ -13,10 +13,14 @@
  *     ("::1:80" was accepted by may_tcp_listen and refused by may_udp_bind),
  *     and an overlong host is -ENAMETOOLONG everywhere. */
 #include "test.h"
+#ifndef _WIN32 /* may.h has Winsock there */
 #include <arpa/inet.h>
+#endif
 #include <errno.h>
+#ifndef _WIN32 /* may.h has Winsock there */
 #include <netinet/in.h>
 #include <sys/socket.h>
+#endif
 #include <unistd.h>
 
 static struct sockaddr_storage local_addr(int fd)

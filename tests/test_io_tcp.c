@@ -4,11 +4,15 @@
 #include "test.h"
 
 #include <errno.h>
+#ifndef _WIN32 /* may.h has Winsock there */
 #include <netinet/in.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
+#ifndef _WIN32 /* may.h has Winsock there */
 #include <sys/socket.h>
 #include <sys/uio.h>
+#endif
 #include <unistd.h>
 
 static char addr[64];

@@ -5,12 +5,18 @@
  * ":port" bind. */
 #include "test.h"
 
+#ifndef _WIN32 /* may.h has Winsock there */
 #include <arpa/inet.h>
+#endif
 #include <errno.h>
+#ifndef _WIN32 /* may.h has Winsock there */
 #include <netinet/in.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
+#ifndef _WIN32 /* may.h has Winsock there */
 #include <sys/socket.h>
+#endif
 #include <unistd.h>
 
 static struct sockaddr_in loop4(int port)
@@ -95,14 +101,20 @@ static void test_edges(void)
     ASSERT_GE(s, 0);
     struct sockaddr_in to = loop4(may_tcp_local_port(r));
 
-    /* a datagram larger than the buffer: full length back, head kept */
+    /* a datagram larger than the buffer: full length back, head kept
+     * (Windows does not tell the length: more than the buffer, n + 1) */
     char big[100], small[10];
     for (int i = 0; i < 100; i++)
         big[i] = (char)i;
     ASSERT_EQ(may_udp_sendto(s, big, sizeof big, (struct sockaddr *)&to, sizeof to, MAY_FOREVER),
               100);
+#ifdef _WIN32
+    ASSERT_EQ(may_udp_recvfrom(r, small, sizeof small, NULL, NULL, may_deadline_in(TEST_MS(1000))),
+              (ssize_t)sizeof small + 1);
+#else
     ASSERT_EQ(may_udp_recvfrom(r, small, sizeof small, NULL, NULL, may_deadline_in(TEST_MS(1000))),
               100);
+#endif
     ASSERT(memcmp(small, big, sizeof small) == 0);
     /* the tail is gone: nothing left */
     ASSERT_EQ(may_udp_recv(r, small, sizeof small, MAY_NOWAIT), -ETIMEDOUT);
@@ -212,6 +224,9 @@ static void test_connected(void)
     ASSERT_EQ(may_udp_send(b, "x", 1, MAY_FOREVER), 1);
     ASSERT_EQ(may_udp_recv(a, buf, sizeof buf, may_deadline_in(TEST_MS(1000))), 1);
     ASSERT_EQ(may_udp_connect(b, NULL), 0); /* dissolve */
+#ifndef _WIN32
+    /* Windows: no send error after the dissolve under wine, and no ICMP
+     * error on a receive (SIO_UDP_CONNRESET is off: docs/WINDOWS_IO.md) */
     ASSERT_EQ(may_udp_send(b, "x", 1, MAY_FOREVER), -EDESTADDRREQ);
 
     /* a peer that is gone: ICMP port unreachable -> -ECONNREFUSED */
@@ -221,6 +236,9 @@ static void test_connected(void)
     ASSERT_EQ(may_udp_connect(b, hp), 0);
     ASSERT_EQ(may_udp_send(b, "x", 1, MAY_FOREVER), 1);
     ASSERT_EQ(may_udp_recv(b, buf, sizeof buf, may_deadline_in(TEST_MS(2000))), -ECONNREFUSED);
+#else
+    ASSERT_EQ(may_fd_close(a), 0);
+#endif
     ASSERT_EQ(may_fd_close(b), 0);
 }
 

@@ -315,6 +315,18 @@ static inline int may__sock_keepidle(int fd, int idle_s)
                : -1;
 }
 
+/* The socket's address family, or -1: from its protocol info, because
+ * Winsock's getsockname fails on a socket not yet bound (Linux's gives the
+ * family and a zero address). */
+static inline int may__sock_family(int fd)
+{
+    WSAPROTOCOL_INFOW pi;
+    socklen_t len = sizeof pi;
+    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&pi, &len) != 0)
+        return -1;
+    return pi.iAddressFamily;
+}
+
 /* Winsock dissolves the association on a connect to the zero address of
  * the socket's family (AF_UNSPEC is refused). */
 static inline int may__sock_unconnect(int fd)
