@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#ifndef _WIN32
+#include <sys/resource.h> /* Windows has no descriptor limit to raise */
+#endif
 
 #define SUB_BITS 5
 #define SUB (1 << SUB_BITS)
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
     long size = argc > 3 ? usage_long(argv[3], 1, 1L << 30, usage) : 64;
     double secs = argc > 4 ? usage_positive(argv[4], 1e6, usage) : 5;
     msg_size = (size_t)size;
+#ifndef _WIN32
     /* one fd per connection, plus a few */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)nconns + 64 &&
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+#endif
     conn_t *conns = calloc((size_t)nconns, sizeof *conns);
     may_co_t **cos = calloc((size_t)nconns, sizeof *cos);
     if (!conns || !cos || may_event_new(&start) < 0 || may_wg_new(&connected) < 0) {

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#ifndef _WIN32
+#include <sys/socket.h> /* (may.h has Winsock on Windows) */
+#endif
 
 /* A server coroutine: echoes datagrams until cancelled.  arg: the socket.
  * 64 KiB holds any UDP datagram, so none is cut short; it lives on the

@@ -458,6 +458,21 @@ MAY_API int may_dump_on_signal(int sig);
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <sys/types.h> /* ssize_t (MinGW), mode_t */
+/* POSIX's scatter/gather element (may_tcp_readv/writev), which Windows
+ * lacks; a program that has its own defines MAY_HAVE_STRUCT_IOVEC. */
+#ifndef MAY_HAVE_STRUCT_IOVEC
+#define MAY_HAVE_STRUCT_IOVEC 1
+struct iovec {
+    void *iov_base;
+    size_t iov_len;
+};
+#endif
+/* may_tcp_shutdown's how, by their POSIX names (Winsock: SD_*). */
+#ifndef SHUT_RD
+#define SHUT_RD SD_RECEIVE
+#define SHUT_WR SD_SEND
+#define SHUT_RDWR SD_BOTH
+#endif
 #else
 #include <sys/socket.h> /* socklen_t, struct sockaddr_storage */
 #include <sys/types.h>  /* ssize_t, mode_t */

@@ -11,6 +11,8 @@
 #   aarch64   gcc cross build in build/aarch64 + ctest under qemu, scale 0.05
 #   valgrind  the build/debug tests under valgrind, MAY_TEST_SCALE=0.02
 #   install   scripts/install-test.sh (install build/debug, build a consumer)
+#   win       mingw-w64 cross build in build/win + ctest under wine64 and
+#             scripts/win-test.sh, MAY_TEST_SCALE=0.1 (docs/WINDOWS.md)
 #
 # Environment knobs: JOBS (build jobs, default nproc), CTEST_JOBS (default 2),
 # CC_DEBUG/CC_CLANG/CC_ASAN/CC_FUZZ/CC_TSAN (compilers), CLANG_CTEST=0|1 (run
@@ -26,7 +28,7 @@ CTEST_JOBS=${CTEST_JOBS:-2}
 read -r -a CTEST_EXTRA <<<"${CTEST_ARGS:-}"
 ARCH=$(uname -m)
 
-STAGE=${1:?usage: $0 debug|clang|asan|fuzz|tsan|aarch64|valgrind|install}
+STAGE=${1:?usage: $0 debug|clang|asan|fuzz|tsan|aarch64|valgrind|install|win}
 
 banner() {
     printf '\n%s\n### %s\n%s\n' \
@@ -231,6 +233,23 @@ valgrind)
     fi
     build "$BUILD/debug"
     MAY_TEST_SCALE=0.02 bash "$ROOT/scripts/valgrind.sh" "$BUILD/debug"
+    ;;
+win)
+    # Windows x64 (docs/WINDOWS.md): mingw-w64 cross build, the tests that
+    # apply on Windows (tests/win/tests.cmake) run by ctest through wine
+    # (the toolchain file's emulator), then the platform layer's own
+    # programs (scripts/win-test.sh).  Correctness only: wine's timing says
+    # nothing about Windows.  Scale 0.1 as in the sanitizer stages.
+    banner "[win] mingw-w64 build (build/win) + ctest under wine64, MAY_TEST_SCALE=0.1"
+    bash "$ROOT/scripts/deps.sh" windows
+    configure "$BUILD/win" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchain-mingw64.cmake" \
+        -DMAY_BUILD_BENCH=OFF
+    build "$BUILD/win"
+    # one wine for both: ctest's programs, then win-test.sh's
+    MAY_TEST_SCALE=0.1 bash "$ROOT/scripts/wine-run.sh" bash -c \
+        'ctest --test-dir "$1" --output-on-failure -j"$2" "${@:4}" && BUILD=$3 bash scripts/win-test.sh' \
+        win-stage "$BUILD/win" "$CTEST_JOBS" "$BUILD" "${CTEST_EXTRA[@]}"
     ;;
 install)
     banner "[install] install build/debug, build and run a consumer (cmake + pkg-config)"

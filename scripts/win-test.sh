@@ -2,14 +2,13 @@
 # scripts/win-test.sh - cross-build tests/win/ for Windows x64 with mingw-w64
 # and run them under wine (issue 14; docs/WINDOWS.md).
 #
-# Needs `bash scripts/deps.sh windows` (gcc-mingw-w64-x86-64, wine64).  Not
-# part of `make test`.  Builds into $BUILD/win (default build/win), makes a
-# fresh WINEPREFIX in a temporary directory (about 5-10 s), starts one
-# wineserver for the whole run (`wineserver -p`) so each test starts in
-# well under a second, runs each test with a timeout (WIN_TIMEOUT, 120 s),
-# prints PASS/FAIL per test and exits non-zero if any failed.  The
-# wineserver is stopped (`wineserver -k`) and the prefix removed on every
-# exit path.  WINEDEBUG=-all keeps wine quiet.
+# Needs `bash scripts/deps.sh windows` (gcc-mingw-w64-x86-64, wine64).  The
+# win stage of `make test` runs it (scripts/stage.sh win).  Builds into
+# $BUILD/win-tests (default build/win-tests), then runs each test with a
+# timeout (WIN_TIMEOUT, 120 s) under scripts/wine-run.sh (a private prefix,
+# one wineserver, torn down on every exit path; the win stage runs this
+# script inside its own), prints PASS/FAIL per test and exits non-zero if
+# any failed.
 #
 # win_overflow must die: it passes when it exits with STATUS_STACK_OVERFLOW
 # (a shell under wine sees 253, the low byte of 0xC00000FD) and its stderr
@@ -21,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 CC=${MINGW_CC:-x86_64-w64-mingw32-gcc}
 BUILD=${BUILD:-build}
-OUT=$BUILD/win
+OUT=$BUILD/win-tests
 TIMEOUT=${WIN_TIMEOUT:-120}
 for tool in "$CC" wine wineserver; do
     command -v "$tool" >/dev/null || {
@@ -50,26 +49,19 @@ for src in tests/win/win_*.c; do
         echo "win-test: $t is not in scripts/win-test.sh's table of sources" >&2
         exit 1
     fi
-    # shellcheck disable=SC2086 # the table's words
-    "$CC" "${CFLAGS[@]}" -o "$OUT/$t.exe" "$src" $extra
+    if [[ ${1:-} != --run-only ]]; then
+        # shellcheck disable=SC2086 # the table's words
+        "$CC" "${CFLAGS[@]}" -o "$OUT/$t.exe" "$src" $extra
+    fi
     TESTS+=("$t")
 done
-echo "win-test: built ${#TESTS[@]} tests in $OUT with $("$CC" -dumpversion)"
+[[ ${1:-} == --run-only ]] || echo "win-test: built ${#TESTS[@]} tests in $OUT with $("$CC" -dumpversion)"
 
-WINEPREFIX=$(mktemp -d "${TMPDIR:-/tmp}/may-wine.XXXXXX")
-export WINEPREFIX WINEDEBUG=-all
-cleanup() {
-    wineserver -k 2>/dev/null || true
-    rm -rf "$WINEPREFIX"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-wineserver -p
-start=$SECONDS
-# The prefix is made by the first wine; its complaints (no 32-bit wine for
-# syswow64) say nothing about the tests.
-wineboot -i >/dev/null 2>&1 || true
-echo "win-test: wine $(wine --version 2>/dev/null), prefix ready in $((SECONDS - start)) s"
+# The wine part runs under scripts/wine-run.sh (a private prefix and one
+# wineserver), unless this already runs under it (the win stage).
+if [[ ${MAY_WINE_READY:-} != 1 ]]; then
+    exec env BUILD="$BUILD" bash scripts/wine-run.sh bash "$0" --run-only
+fi
 
 fail=0
 RUNS=()

@@ -167,9 +167,16 @@ static void test_errors(int lfd)
     /* peer reset: a zero linger close sends RST */
     connect_pair(lfd, "127.0.0.1", &c, &s);
     struct linger lg = { 1, 0 };
-    ASSERT_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    ASSERT_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, (void *)&lg, sizeof lg), 0);
     ASSERT_EQ(may_tcp_close(s), 0);
+#ifdef _WIN32
+    /* wine 8.0 closes a zero-linger socket with a FIN, not a reset (a plain
+     * Winsock program sees the same; docs/WINDOWS.md): either answer */
+    ssize_t rr = may_tcp_read(c, buf, sizeof buf, may_deadline_in(TEST_MS(3000)));
+    ASSERT(rr == -ECONNRESET || rr == 0);
+#else
     ASSERT_EQ(may_tcp_read(c, buf, sizeof buf, may_deadline_in(TEST_MS(3000))), -ECONNRESET);
+#endif
     ASSERT_EQ(may_tcp_close(c), 0);
 
     /* refused: a port nobody listens on (from a coroutine and a thread) */
@@ -197,7 +204,13 @@ static void test_errors(int lfd)
 
 static void test_ipv6(void)
 {
+#ifdef _WIN32
+    /* Windows has no SO_REUSEPORT: the flag is refused (docs/WINDOWS.md) */
+    ASSERT_EQ(may_tcp_listen("[::1]:0", 16, MAY_TCP_REUSEPORT), -ENOTSUP);
+    int lfd = may_tcp_listen("[::1]:0", 16, 0);
+#else
     int lfd = may_tcp_listen("[::1]:0", 16, MAY_TCP_REUSEPORT);
+#endif
     if (lfd == -EADDRNOTAVAIL || lfd == -EAFNOSUPPORT) {
         printf("skip: no IPv6 loopback\n");
         return;

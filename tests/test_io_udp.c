@@ -248,7 +248,7 @@ static int getopt_int(int fd, int level, int opt)
 {
     int v = -1;
     socklen_t l = sizeof v;
-    ASSERT_EQ(getsockopt(fd, level, opt, &v, &l), 0);
+    ASSERT_EQ(getsockopt(fd, level, opt, (void *)&v, &l), 0);
     return v;
 }
 
@@ -283,7 +283,7 @@ static void test_multicast(void)
     int s = may_udp_socket(AF_INET);
     ASSERT_GE(s, 0);
     struct in_addr lo = { .s_addr = htonl(INADDR_LOOPBACK) };
-    ASSERT_EQ(setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &lo, sizeof lo), 0);
+    ASSERT_EQ(setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, (void *)&lo, sizeof lo), 0);
     struct sockaddr_in to = { .sin_family = AF_INET,
                               .sin_port = htons((uint16_t)may_tcp_local_port(r)) };
     inet_pton(AF_INET, group, &to.sin_addr);

@@ -225,9 +225,8 @@ int may__win_errno(DWORD err)
     case WSAEMSGSIZE:
     case ERROR_MORE_DATA: /* a datagram larger than the buffer */
         return -EMSGSIZE;
-    case WSAENOTSOCK:
-        return -ENOTSOCK;
-    case WSAEBADF:
+    case WSAENOTSOCK: /* fds are sockets on Windows (docs/WINDOWS.md): no socket, */
+    case WSAEBADF:     /* no fd, as for -1 on Linux */
     case ERROR_INVALID_HANDLE:
     case ERROR_HANDLES_CLOSED: /* wine: an operation in flight at closesocket
                                   (Windows says ERROR_OPERATION_ABORTED) */

@@ -63,15 +63,7 @@
 int may__win_errno(DWORD err); /* a Windows/Winsock error -> -errno */
 int may__wsa_start(void);      /* WSAStartup once per process: 0 or -errno */
 
-/* struct iovec (may.h declares it; POSIX defines it in <sys/uio.h>, which
- * Windows lacks).  The same guard lets may.h define it for programs. */
-#ifndef MAY_HAVE_STRUCT_IOVEC
-#define MAY_HAVE_STRUCT_IOVEC 1
-struct iovec {
-    void *iov_base;
-    size_t iov_len;
-};
-#endif
+/* struct iovec and SHUT_*: include/may.h defines them on Windows. */
 
 #define MSG_NOSIGNAL 0
 #define SOCK_NONBLOCK 0x40000000 /* this layer's flags, never passed on */
