@@ -7,7 +7,7 @@
 #   make clean   remove build/
 #
 # Single stages: make test-debug test-clang test-asan test-fuzz test-tsan
-#                test-aarch64 test-valgrind test-install
+#                test-aarch64 test-valgrind test-install test-win
 # Knobs (environment or make VAR=...): JOBS, CTEST_JOBS, CTEST_ARGS,
 # CLANG_CTEST=0, MAY_SAN_NO_ASLR=1, FUZZ_SECONDS=20 (see scripts/stage.sh).
 
@@ -22,7 +22,7 @@ export BUILD := $(abspath $(BUILD))
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 export JOBS
 
-STAGES := debug clang asan fuzz tsan aarch64 valgrind install
+STAGES := debug clang asan fuzz tsan aarch64 valgrind install win
 
 .PHONY: all run test deps deps-bench bench clean $(addprefix test-,$(STAGES))
 

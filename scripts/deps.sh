@@ -3,8 +3,9 @@
 #
 # Idempotent: packages already installed are skipped (checked with dpkg-query),
 # and `apt-get update` runs only when something is missing.  With the argument
-# `bench`, the benchmark dependencies (Go, wrk) are added; with `windows`, the
-# mingw-w64 cross compiler and wine64 for scripts/win-test.sh (docs/WINDOWS.md).
+# `bench`, the benchmark dependencies (Go, wrk) are added.  The mingw-w64 cross
+# compiler and wine64 of the win stage are in the default set (`windows`, the
+# argument that used to add them, is still accepted).
 # Not root: uses sudo when available, else prints what to install and fails.
 #
 # The servers (redis-server, PostgreSQL 15, MariaDB) are for tests/servers/,
@@ -29,17 +30,18 @@ PKGS=(
     # libmay_http's tests and the TechEmpower app (apps/techempower):
     # a JSON library, third-party clients (ab -k, python3-websockets)
     libjansson-dev apache2-utils python3-websockets
+    # the win stage: the mingw-w64 cross compiler, and wine64 to run its
+    # programs (docs/WINDOWS.md)
+    gcc-mingw-w64-x86-64 wine64
 )
 # `make bench` only.
 BENCH_PKGS=(golang-go wrk
     golang-github-gomodule-redigo-dev golang-github-jackc-pgx-v4-dev)
-# `bash scripts/deps.sh windows` only (scripts/win-test.sh).
-WINDOWS_PKGS=(gcc-mingw-w64-x86-64 wine64)
 
 for arg in "$@"; do
     case "$arg" in
     bench) PKGS+=("${BENCH_PKGS[@]}") ;;
-    windows) PKGS+=("${WINDOWS_PKGS[@]}") ;;
+    windows) ;; # in the default set since the win stage (kept for old commands)
     test | all) ;;
     *)
         echo "usage: $0 [bench] [windows]" >&2
