@@ -19,6 +19,13 @@ foreach(name ${MAY_WIN_TESTS})
   # wine is slow and its timing varies several-fold: generous limits
   set_tests_properties(${name} PROPERTIES TIMEOUT 300)
 endforeach()
+# The DLL: test_spawn again, linked against libmay.dll (which exports only
+# the MAY_API functions and needs no MinGW DLL); wine finds it on WINEPATH.
+add_executable(test_spawn_dll ${CMAKE_CURRENT_SOURCE_DIR}/test_spawn.c)
+target_link_libraries(test_spawn_dll PRIVATE may_shared)
+add_test(NAME test_spawn_dll COMMAND test_spawn_dll)
+set_tests_properties(test_spawn_dll PROPERTIES TIMEOUT 300
+  ENVIRONMENT "WINEPATH=$<TARGET_FILE_DIR:may_shared>")
 # 10 000 coroutines at most under wine: wine maps each VirtualAlloc'd stack
 # as three or four Linux mappings (reserved, guard, committed), so Linux's
 # vm.max_map_count (65 530) ends it near 20 000 stacks; a Windows machine
