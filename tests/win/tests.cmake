@@ -26,6 +26,14 @@ target_link_libraries(test_spawn_dll PRIVATE may_shared)
 add_test(NAME test_spawn_dll COMMAND test_spawn_dll)
 set_tests_properties(test_spawn_dll PROPERTIES TIMEOUT 300
   ENVIRONMENT "WINEPATH=$<TARGET_FILE_DIR:may_shared>")
+# A coroutine's stack overflow: reported by name (the process ends with
+# STATUS_STACK_OVERFLOW; the report is what is checked).
+add_executable(test_overflow_win ${CMAKE_CURRENT_SOURCE_DIR}/win/test_overflow_win.c)
+target_link_libraries(test_overflow_win PRIVATE may_static)
+add_test(NAME test_overflow_win COMMAND test_overflow_win co)
+add_test(NAME test_overflow_win_track COMMAND test_overflow_win track)
+set_tests_properties(test_overflow_win test_overflow_win_track PROPERTIES TIMEOUT 120
+  PASS_REGULAR_EXPRESSION "may: stack overflow in coroutine \"deep-win\" \\(stack size [0-9]+ bytes")
 # 10 000 coroutines at most under wine: wine maps each VirtualAlloc'd stack
 # as three or four Linux mappings (reserved, guard, committed), so Linux's
 # vm.max_map_count (65 530) ends it near 20 000 stacks; a Windows machine
