@@ -12,11 +12,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #endif
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ASSERT(c)                                                              \
     do {                                                                       \
@@ -57,6 +59,33 @@ static inline long test_scale(long n)
     return r < 1 ? 1 : r;
 }
 #define TEST_MS(x) ((int64_t)(x) * 1000000LL)
+
+#ifdef _WIN32
+#include <fcntl.h>
+#ifndef O_CLOEXEC /* the CRT's name for it */
+#define O_CLOEXEC O_NOINHERIT
+#endif
+/* setenv/unsetenv for the tests on Windows (MinGW's CRT has _putenv, whose
+ * environment getenv reads, and the library reads its variables with
+ * getenv). */
+static inline int setenv(const char *name, const char *value, int overwrite)
+{
+    if (!overwrite && getenv(name))
+        return 0;
+    size_t n = strlen(name) + strlen(value) + 2;
+    char *s = malloc(n);
+    if (!s)
+        return -1;
+    snprintf(s, n, "%s=%s", name, value);
+    int r = _putenv(s); /* copies the string */
+    free(s);
+    return r == 0 ? 0 : -1;
+}
+static inline int unsetenv(const char *name)
+{
+    return setenv(name, "", 1); /* "NAME=" removes it */
+}
+#endif
 
 /* Whether an address is a loopback one (127/8 or ::1). */
 static inline int test_is_loopback(const struct sockaddr_storage *ss)
@@ -110,5 +139,67 @@ static inline void *test_overflow_entry(void *arg)
 {
     (void)arg;
     return (void *)(intptr_t)test_recurse(0);
+}
+
+/* A connected loopback TCP pair (Nagle off): sv[0] the accepted end, sv[1]
+ * the connecting one.  0 or -errno.  Works from a plain thread or a
+ * coroutine. */
+static inline int test_fd_tcp_pair(int sv[2])
+{
+    int l = may_tcp_listen("127.0.0.1:0", 4, 0);
+    if (l < 0)
+        return l;
+    int port = may_tcp_local_port(l);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int64_t dl = may_deadline_in(TEST_MS(30000));
+    int c = port < 0 ? port : may_tcp_connect(addr, dl);
+    int a = c < 0 ? c : may_tcp_accept(l, NULL, dl);
+    may_fd_close(l);
+    if (a < 0) {
+        if (c >= 0)
+            may_fd_close(c);
+        return a;
+    }
+    may_tcp_set_nodelay(a, true);
+    may_tcp_set_nodelay(c, true);
+    sv[0] = a;
+    sv[1] = c;
+    return 0;
+}
+
+/* Two connected fds for may_fd_wait / may_read / may_write: p[0] to read,
+ * p[1] to write.  pipe(2) on Linux; on Windows, where only sockets are fds
+ * for those calls (docs/WINDOWS_IO.md), a loopback TCP pair.  0 or -errno. */
+static inline int test_fd_pipe(int p[2])
+{
+#ifdef _WIN32
+    return test_fd_tcp_pair(p);
+#else
+    return pipe(p) == 0 ? 0 : -errno;
+#endif
+}
+
+/* A connected stream socket pair: socketpair(AF_UNIX) on Linux, a loopback
+ * TCP pair on Windows (no socketpair there).  0 or -errno. */
+static inline int test_fd_socketpair(int sv[2])
+{
+#ifdef _WIN32
+    return test_fd_tcp_pair(sv);
+#else
+    return socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 ? 0 : -errno;
+#endif
+}
+
+/* Close an fd of test_fd_pipe / test_fd_socketpair without the runtime, as
+ * tests always did on Linux (close(2)); on Windows a socket is not a CRT
+ * fd: closesocket. */
+static inline int test_fd_close(int fd)
+{
+#ifdef _WIN32
+    return closesocket((SOCKET)fd) == 0 ? 0 : -1;
+#else
+    return close(fd);
+#endif
 }
 #endif

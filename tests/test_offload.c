@@ -9,13 +9,30 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#ifndef _WIN32
 #include <sys/wait.h>
+#endif
 #include <unistd.h>
 
 void may__offload_shutdown(void); /* internal: what may_shutdown calls */
 
 /* ---- helpers ------------------------------------------------------------ */
 
+#ifdef _WIN32
+/* Windows has no /proc/self/task and the helpers' names (winpthreads') are
+ * not the system's thread descriptions: the counts are not checked there;
+ * -1 says so, and a wait for idle helpers to exit is a sleep. */
+static int helper_threads(void)
+{
+    return -1;
+}
+
+static void wait_helpers_at_most(int n)
+{
+    (void)n;
+    usleep(100000);
+}
+#else
 /* Threads of this process named "may-offload" (the pool's helpers). */
 static int helper_threads(void)
 {
@@ -48,6 +65,7 @@ static void wait_helpers_at_most(int n)
         usleep(1000);
     }
 }
+#endif
 
 static pthread_t worker_thread;
 
@@ -122,7 +140,7 @@ static void *sleeper(void *arg)
     ASSERT(!pthread_equal((pthread_t)(uintptr_t)res, pthread_self()));
     long during = atomic_load(&ticks) - before;
     atomic_store(&sleeper_done, 1);
-    return (void *)during;
+    return (void *)(intptr_t)during;
 }
 
 static void test_off_worker(void)
@@ -413,7 +431,14 @@ static void *file_co(void *arg)
 
 static void test_files(void)
 {
+#ifdef _WIN32 /* no /tmp */
+    static char path[MAX_PATH + 32];
+    DWORD k = GetTempPathA(MAX_PATH, path);
+    ASSERT(k > 0 && k < MAX_PATH);
+    strcat(path, "may-offload-XXXXXX");
+#else
     char path[] = "/tmp/may-offload-XXXXXX";
+#endif
     int fd = mkstemp(path);
     ASSERT_GE(fd, 0);
     close(fd);
@@ -424,7 +449,9 @@ static void test_files(void)
 
 /* ---- fork: the child starts with an empty pool ------------------------- */
 
-#if defined(__SANITIZE_THREAD__)
+#if defined(_WIN32)
+/* test_fork skips */
+#elif defined(__SANITIZE_THREAD__)
 static const int under_tsan = 1;
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -438,6 +465,9 @@ static const int under_tsan = 0;
 
 static void test_fork(void)
 {
+#ifdef _WIN32
+    printf("skip: fork (none on Windows)\n");
+#else
     if (under_tsan)
         return; /* TSan kills a multi-threaded fork's child that makes threads */
     /* qemu-user asserts when a multi-threaded fork's child makes a thread;
@@ -469,6 +499,7 @@ static void test_fork(void)
     ASSERT_EQ(waitpid(pid, &st, 0), pid);
     ASSERT(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 0);
+#endif
 }
 
 int main(void)
@@ -490,7 +521,8 @@ int main(void)
     void *r = NULL;
     ASSERT_EQ(may_offload(add_one, (void *)1, &r, MAY_FOREVER), 0);
     ASSERT_EQ((intptr_t)r, 2);
-    ASSERT_EQ(helper_threads(), 1);
+    int helpers = helper_threads();
+    ASSERT(helpers == 1 || (helpers == -1 && printf("skip: helper thread counts (no /proc)\n")));
     may__offload_shutdown();
     wait_helpers_at_most(0);
     ASSERT_EQ(may_shutdown(), 0);

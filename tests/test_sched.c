@@ -7,6 +7,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef _WIN32
+/* The affinity calls of Windows in the names the test uses on Linux: a
+ * thread's affinity mask is read by setting it (the previous mask is the
+ * answer) and putting it back. */
+static int win_cpus_of_thread(void)
+{
+    DWORD_PTR proc, sys;
+    ASSERT(GetProcessAffinityMask(GetCurrentProcess(), &proc, &sys));
+    DWORD_PTR old = SetThreadAffinityMask(GetCurrentThread(), proc);
+    ASSERT(old != 0);
+    ASSERT(SetThreadAffinityMask(GetCurrentThread(), old) != 0);
+    return __builtin_popcountll((unsigned long long)old);
+}
+static void win_pin_to(int cpu)
+{
+    (void)SetThreadAffinityMask(GetCurrentThread(), (DWORD_PTR)1 << cpu);
+}
+#define sched_getcpu() ((int)GetCurrentProcessorNumber())
+#endif
+
 /* --- yield fairness: N coroutines yielding in a loop on one worker each
  * make progress in lock step; none runs twice while another waits. */
 #define NY 8
@@ -107,15 +127,28 @@ typedef struct {
 static void *os_ref_main(void *arg)
 {
     os_ref_t *r = arg;
+#ifdef _WIN32
+    win_pin_to(r->cpu);
+#else
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(r->cpu, &one);
     (void)sched_setaffinity(0, sizeof one, &one);
+#endif
     int64_t dl = may_now() + TEST_MS(1);
     while (!atomic_load(&r->stop) && r->n < 4096) {
+#ifdef _WIN32 /* winpthreads' CLOCK_MONOTONIC is not may_now's clock: sleep
+                * the time left, relative */
+        int64_t left = dl - may_now();
+        if (left > 0) {
+            struct timespec ts = { .tv_sec = left / 1000000000, .tv_nsec = left % 1000000000 };
+            nanosleep(&ts, NULL);
+        }
+#else
         struct timespec ts = { .tv_sec = dl / 1000000000, .tv_nsec = dl % 1000000000 };
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
+#endif
         r->late[r->n++] = may_now() - dl;
         dl += TEST_MS(1);
     }
@@ -198,9 +231,13 @@ static bool timer_attempt(long n)
 static void *affinity_of_worker(void *arg)
 {
     (void)arg;
+#ifdef _WIN32
+    return (void *)(intptr_t)win_cpus_of_thread();
+#else
     cpu_set_t set;
     ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
     return (void *)(intptr_t)CPU_COUNT(&set);
+#endif
 }
 
 int main(void)

@@ -84,7 +84,7 @@ static void *closer(void *arg)
 static void t_fd(void)
 {
     int p[2];
-    ASSERT_EQ(pipe(p), 0);
+    ASSERT_EQ(test_fd_pipe(p), 0);
     may_case_t cs[] = { may_case_fd(p[0], MAY_READ), may_case_deadline(may_now() + TEST_MS(5000)) };
     ASSERT_EQ(may_select_any(cs, 2, MAY_NOWAIT), -ETIMEDOUT);
     may_co_t *w;

@@ -268,7 +268,7 @@ static void *hog(void *arg)
         ASSERT_EQ(may_mutex_unlock(m), 0);
         n++;
     }
-    return (void *)n;
+    return (void *)(intptr_t)n;
 }
 
 static void *latecomer(void *arg)

@@ -10,7 +10,8 @@ set(MAY_WIN_TESTS
   test_million test_monitor test_panic test_park test_scope test_select test_spawn
   test_stack_usage test_sync_barrier test_sync_cond test_sync_event test_sync_rwlock
   test_sync_sem test_sync_wg test_timer_obj test_timers test_yield1
-  test_io_bulk test_io_echo test_io_hostport test_io_tcp test_io_udp test_resolve)
+  test_io_bulk test_io_echo test_io_hostport test_io_tcp test_io_udp test_resolve
+  test_cancel test_offload test_sched test_select_any test_stuck test_sync_mutex)
 foreach(name ${MAY_WIN_TESTS})
   add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
   target_link_libraries(${name} PRIVATE may_static)
@@ -34,6 +35,11 @@ add_test(NAME test_overflow_win COMMAND test_overflow_win co)
 add_test(NAME test_overflow_win_track COMMAND test_overflow_win track)
 set_tests_properties(test_overflow_win test_overflow_win_track PROPERTIES TIMEOUT 120
   PASS_REGULAR_EXPRESSION "may: stack overflow in coroutine \"deep-win\" \\(stack size [0-9]+ bytes")
+# Child processes on Windows (src/win/process_win.c): the test runs itself as the child.
+add_executable(test_process_win ${CMAKE_CURRENT_SOURCE_DIR}/win/test_process_win.c)
+target_link_libraries(test_process_win PRIVATE may_static)
+add_test(NAME test_process_win COMMAND test_process_win)
+set_tests_properties(test_process_win PROPERTIES TIMEOUT 300)
 # 10 000 coroutines at most under wine: wine maps each VirtualAlloc'd stack
 # as three or four Linux mappings (reserved, guard, committed), so Linux's
 # vm.max_map_count (65 530) ends it near 20 000 stacks; a Windows machine
