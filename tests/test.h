@@ -191,6 +191,23 @@ static inline int test_fd_socketpair(int sv[2])
 #endif
 }
 
+/* write(2) on the write end wfd of test_fd_pipe without the runtime; on
+ * Windows send(), then wait (WSAPoll, 10 s at most) until the read end rfd
+ * is readable, as a pipe's is at once.  The bytes written or -1. */
+static inline long test_fd_write_raw(int wfd, int rfd, const void *buf, size_t n)
+{
+#ifdef _WIN32
+    int r = send((SOCKET)wfd, buf, (int)n, 0);
+    WSAPOLLFD p = { .fd = (SOCKET)rfd, .events = POLLRDNORM };
+    if (r > 0 && WSAPoll(&p, 1, 10000) != 1)
+        return -1;
+    return r;
+#else
+    (void)rfd;
+    return (long)write(wfd, buf, n);
+#endif
+}
+
 /* Close an fd of test_fd_pipe / test_fd_socketpair without the runtime, as
  * tests always did on Linux (close(2)); on Windows a socket is not a CRT
  * fd: closesocket. */

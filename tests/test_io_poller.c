@@ -39,6 +39,17 @@ static void *reader(void *arg)
 }
 
 /* write(2)-family system calls of this process so far */
+#ifdef _WIN32
+/* No /proc/self/io on Windows (and the wake is a completion packet, not a
+ * write): the count is not checked there, the readiness rounds are; the
+ * "pipe" is a loopback TCP pair (test.h). */
+static long syscw(void)
+{
+    return 0;
+}
+#define write(fd, b, n) send((SOCKET)(fd), b, n, 0)
+#define close(fd) test_fd_close(fd)
+#else
 static long syscw(void)
 {
     FILE *f = fopen("/proc/self/io", "r");
@@ -52,12 +63,17 @@ static long syscw(void)
     ASSERT_GE(r, 0);
     return r;
 }
+#endif
 
 int main(void)
 {
     may_config_t cfg = { .workers = 1 };
     ASSERT_EQ(may_configure(&cfg), 0);
+#ifdef _WIN32
+    ASSERT_EQ(test_fd_pipe(pfd), 0);
+#else
     ASSERT_EQ(pipe2(pfd, O_CLOEXEC), 0);
+#endif
     may_co_t *cos[K];
     for (intptr_t i = 0; i < K; i++)
         ASSERT_EQ(may_spawn(&cos[i], reader, NULL, NULL), 0);
@@ -75,11 +91,17 @@ int main(void)
             usleep(100);
     }
     long extra = syscw() - before - n; /* writes that were not ours */
+#ifdef _WIN32
+    (void)extra;
+    printf("%ld readiness rounds\n", n);
+    printf("skip: the count of other write calls (no /proc/self/io on Windows)\n");
+#else
     printf("%ld readiness rounds: %ld other write system calls\n", n, extra);
     if (RUNNING_ON_VALGRIND) /* its thread scheduler writes to a pipe */
         printf("note: under valgrind, which makes write calls of its own; not checked\n");
     else
         ASSERT_LE(extra, n / 10);
+#endif
 
     ASSERT_EQ(close(pfd[1]), 0);
     for (int i = 0; i < K; i++) {

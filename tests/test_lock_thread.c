@@ -16,7 +16,11 @@
  * compute them once per function (the very hazard the lock is for): call
  * them through volatile pointers to see the thread we are on now. */
 static pthread_t (*volatile self_fn)(void) = pthread_self;
+#ifdef _WIN32
+static int *(*volatile errno_fn)(void) = _errno; /* the CRT's errno */
+#else
 static int *(*volatile errno_fn)(void) = __errno_location;
+#endif
 
 static void *waker(void *arg)
 {

@@ -7,7 +7,9 @@
 #include "../examples/udp_echo.c"
 #include "test.h"
 
+#ifndef _WIN32 /* Windows: Winsock, from may.h */
 #include <netinet/in.h>
+#endif
 #include <pthread.h>
 
 static char server[32];

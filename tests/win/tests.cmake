@@ -11,7 +11,8 @@ set(MAY_WIN_TESTS
   test_stack_usage test_sync_barrier test_sync_cond test_sync_event test_sync_rwlock
   test_sync_sem test_sync_wg test_timer_obj test_timers test_yield1
   test_io_bulk test_io_echo test_io_hostport test_io_tcp test_io_udp test_resolve
-  test_cancel test_offload test_sched test_select_any test_stuck test_sync_mutex)
+  test_cancel test_offload test_sched test_select_any test_stuck test_sync_mutex
+  test_gen test_io_cat test_io_fdwait test_io_poller test_lock_thread test_udp_echo test_waitq)
 foreach(name ${MAY_WIN_TESTS})
   add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
   target_link_libraries(${name} PRIVATE may_static)
