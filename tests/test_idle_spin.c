@@ -11,7 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
 #include <sys/wait.h>
+#else /* the CPU count by its Windows name; no /proc/loadavg: load 0 */
+#define _SC_NPROCESSORS_ONLN 0
+#define sysconf(name) ((long)GetActiveProcessorCount(ALL_PROCESSOR_GROUPS))
+#endif
 #include <unistd.h>
 
 static may_chan_t *ping, *pong;
@@ -68,6 +73,27 @@ static int child(void)
 }
 
 /* Run this program as a child with MAY_IDLE_SPIN_US=spin ("" unset). */
+#ifdef _WIN32
+/* no fork: the child is started through _popen with the variable set in
+ * this process's environment, which it inherits */
+static double run_child(const char *self, const char *spin)
+{
+    if (*spin)
+        ASSERT_EQ(setenv("MAY_IDLE_SPIN_US", spin, 1), 0);
+    else
+        ASSERT_EQ(unsetenv("MAY_IDLE_SPIN_US"), 0);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "\"%s\" child", self);
+    fflush(stdout);
+    FILE *p = _popen(cmd, "r");
+    ASSERT(p != NULL);
+    char buf[64] = "";
+    char *got = fgets(buf, sizeof buf, p);
+    ASSERT_EQ(_pclose(p), 0);
+    ASSERT(unsetenv("MAY_IDLE_SPIN_US") == 0 && got != NULL);
+    return atof(buf);
+}
+#else
 static double run_child(const char *self, const char *spin)
 {
     int fd[2];
@@ -95,6 +121,7 @@ static double run_child(const char *self, const char *spin)
     ASSERT_GT(n, 0);
     return atof(buf);
 }
+#endif
 
 int main(int argc, char **argv)
 {
@@ -105,9 +132,14 @@ int main(int argc, char **argv)
     ASSERT_EQ(may_configure(&(may_config_t){ .idle_spin_us = 1000001 }), -EINVAL);
     ASSERT_EQ(may_configure(&(may_config_t){ .idle_spin_us = -1 }), 0);
     char self[4096];
+#ifdef _WIN32
+    DWORD k = GetModuleFileNameA(NULL, self, sizeof self);
+    ASSERT(k > 0 && k < sizeof self);
+#else
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     ASSERT_GT(n, 0);
     self[n] = '\0';
+#endif
     double nospin = run_child(self, "-1"), spin = 0;
     if (nospin < 0) {
         printf("skip: this program cannot run itself here\n");

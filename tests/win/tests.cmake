@@ -12,7 +12,8 @@ set(MAY_WIN_TESTS
   test_sync_sem test_sync_wg test_timer_obj test_timers test_yield1
   test_io_bulk test_io_echo test_io_hostport test_io_tcp test_io_udp test_resolve
   test_cancel test_offload test_sched test_select_any test_stuck test_sync_mutex
-  test_gen test_io_cat test_io_fdwait test_io_poller test_lock_thread test_udp_echo test_waitq)
+  test_gen test_io_cat test_io_fdwait test_io_poller test_lock_thread test_udp_echo test_waitq
+  test_idle_spin test_io_many)
 foreach(name ${MAY_WIN_TESTS})
   add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
   target_link_libraries(${name} PRIVATE may_static)
@@ -46,6 +47,9 @@ set_tests_properties(test_process_win PROPERTIES TIMEOUT 300)
 # vm.max_map_count (65 530) ends it near 20 000 stacks; a Windows machine
 # has no such limit (docs/WINDOWS.md, "Seen only under wine").
 set_tests_properties(test_million test_timers PROPERTIES ENVIRONMENT MAY_TEST_SCALE=0.01)
+# test_io_many: two coroutines and two sockets per connection; at most 1 000
+# connections under wine (the same limit).
+set_tests_properties(test_io_many PROPERTIES ENVIRONMENT MAY_TEST_SCALE=0.1)
 # The Windows-only programs of tests/win/ that exercise the platform layer
 # directly (the switch, SEH, stack probes, the overflow report, IOCP) are
 # run by scripts/win-test.sh.
