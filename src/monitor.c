@@ -227,7 +227,11 @@ static void mon_report(may__worker *w, uint64_t sw, int64_t now, int64_t held_ns
         k == MON_RUNNING ? "its thread is running: a CPU loop? yield in long loops, or offload" :
         k == MON_BLOCKED ? "its thread is blocked in a system call: a blocking call? use "
                            "may_offload, the may_ I/O calls or libmay_hook" :
+#ifdef _WIN32
+                           "its thread's state is unknown (its CPU time says too little)";
+#else
                            "its thread's state is unknown (/proc/self/task unreadable)";
+#endif
     fprintf(stderr, "may: coroutine %llu \"%s\" has held worker %d for %lld ms: %s%s\n",
             (unsigned long long)id, name, w->index, (long long)(held_ns / 1000000), what, more);
     reported_any = 1;
@@ -330,7 +334,7 @@ static int mon_check(void)
 static void *monitor_main(void *arg)
 {
     (void)arg;
-    pthread_setname_np(pthread_self(), "may-monitor");
+    may__plat_set_thread_name("may-monitor");
     int64_t delay = MON_TICK_NS;
     int quiet = 0;
     while (!atomic_load(&may__S.stopping)) {

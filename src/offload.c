@@ -269,7 +269,7 @@ static void run_job(job *j)
 static void *helper_main(void *arg)
 {
     helper *h = arg;
-    pthread_setname_np(pthread_self(), "may-offload");
+    may__plat_set_thread_name("may-offload");
     may__lock(&P.lock, MAY__RANK_OFFLOAD);
     int timed_out = 0;
     for (;;) {

@@ -11,6 +11,7 @@
  *   may__gettid()                the calling thread's kernel id (may_dump,
  *                                the monitor's "is it in a system call")
  *   may__plat_sleep_until(dl)    sleep the thread until the monotonic dl
+ *   may__plat_set_thread_name(s) name the calling thread for debuggers
  *   may__plat_ncpu()             CPUs this process may run on
  *   may__plat_pin(i)             pin the calling thread to the i-th of them
  *                                (modulo their number)
@@ -106,6 +107,29 @@ static inline void may__plat_sleep_until(int64_t deadline)
     int64_t d;
     while ((d = deadline - may__plat_now()) > 0)
         Sleep((DWORD)((d + 999999) / 1000000 > 0x7fffffff ? 0x7fffffff : (d + 999999) / 1000000));
+}
+
+/* SetThreadDescription (Windows 10 1607 and later, looked up so that older
+ * systems still load the library): winpthreads' pthread_setname_np names
+ * the thread only for its own pthread_getname_np. */
+static inline void may__plat_set_thread_name(const char *name)
+{
+    typedef HRESULT(WINAPI * set_fn)(HANDLE, PCWSTR);
+    static set_fn fn;
+    static int looked;
+    if (!looked) { /* racy but idempotent: every thread finds the same */
+        HMODULE k = GetModuleHandleA("kernel32.dll");
+        fn = k ? (set_fn)(void (*)(void))GetProcAddress(k, "SetThreadDescription") : NULL;
+        looked = 1;
+    }
+    wchar_t w[32];
+    int i = 0;
+    for (; name[i] && i < 31; i++)
+        w[i] = (wchar_t)(unsigned char)name[i];
+    w[i] = 0;
+    if (fn)
+        fn(GetCurrentThread(), w);
+    pthread_setname_np(pthread_self(), name);
 }
 
 static inline int may__plat_ncpu(void)
@@ -226,6 +250,11 @@ static inline void may__plat_sleep_until(int64_t deadline)
     struct timespec ts = { .tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000 };
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
+}
+
+static inline void may__plat_set_thread_name(const char *name)
+{
+    pthread_setname_np(pthread_self(), name);
 }
 
 static inline int may__plat_ncpu(void)

@@ -543,7 +543,7 @@ void *may__worker_main(void *arg)
     atomic_store_explicit(&w->tid, may__gettid(), memory_order_release);
     char name[16];
     snprintf(name, sizeof name, "may-worker-%d", w->index);
-    pthread_setname_np(pthread_self(), name);
+    may__plat_set_thread_name(name);
     may__altstack_setup();
     if (may__S.cfg.pin_workers)
         may__plat_pin(w->index);
