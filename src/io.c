@@ -624,16 +624,27 @@ static ssize_t fn_writev(int fd, void *c)
     return n >= 0 ? n : neg_errno();
 }
 
+#ifdef _WIN32
+/* Not a socket (io_enter says -ENOTSUP): a pipe, file or console, read or
+ * written on the offload pool (src/win/process_win.c). */
+ssize_t may__win_fd_rw(int fd, void *buf, size_t n, int wr, int64_t deadline);
+#define IO_NOT_SOCK(r, fd, buf, n, wr, dl) ((r) == -ENOTSUP ? may__win_fd_rw(fd, buf, n, wr, dl) : (r))
+#else
+#define IO_NOT_SOCK(r, fd, buf, n, wr, dl) (r)
+#endif
+
 ssize_t may_read(int fd, void *buf, size_t n, int64_t deadline)
 {
     io_args a = { .buf = buf, .len = n };
-    return io_do(fd, MAY__IO_R, deadline, fn_read, &a);
+    ssize_t r = io_do(fd, MAY__IO_R, deadline, fn_read, &a);
+    return IO_NOT_SOCK(r, fd, buf, n, 0, deadline);
 }
 
 ssize_t may_write(int fd, const void *buf, size_t n, int64_t deadline)
 {
     io_args a = { .buf = (void *)buf, .len = n };
-    return io_do(fd, MAY__IO_W, deadline, fn_write, &a);
+    ssize_t r = io_do(fd, MAY__IO_W, deadline, fn_write, &a);
+    return IO_NOT_SOCK(r, fd, (void *)buf, n, 1, deadline);
 }
 
 /* ---- TCP ----------------------------------------------------------------- */

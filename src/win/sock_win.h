@@ -125,14 +125,17 @@ static inline int may__sock_close(int fd)
 }
 
 /* 0 or -errno; -ENOTSUP for what is not a socket (no readiness on Windows
- * for pipes, files, consoles). */
+ * for pipes, files, consoles).  A CRT fd whose number is also the value of
+ * a handle that is not a socket (a pipe, a thread) gets WSAEOPNOTSUPP
+ * under wine (its FIONBIO is an ioctl on that handle), WSAENOTSOCK on
+ * Windows: both mean "not a socket" (FIONBIO on a socket never says it). */
 static inline int may__sock_nonblock(int fd)
 {
     u_long one = 1;
     if (ioctlsocket((SOCKET)fd, FIONBIO, &one) == 0)
         return 0;
     int e = WSAGetLastError();
-    return e == WSAENOTSOCK ? -ENOTSUP : may__win_errno((DWORD)e);
+    return e == WSAENOTSOCK || e == WSAEOPNOTSUPP ? -ENOTSUP : may__win_errno((DWORD)e);
 }
 
 static inline int may__sock_accept(int lfd, struct sockaddr *sa, socklen_t *len)

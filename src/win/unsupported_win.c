@@ -6,8 +6,6 @@
  *
  *   may_signal_*    POSIX signals do not exist; Windows has console
  *                   control events (SetConsoleCtrlHandler), a different API
- *   may_process_*   not yet: CreateProcess with pipes on the completion
- *                   port and a wait on the process handle would do it
  *   may_dump_on_signal  no signals (may_dump itself works)
  */
 #include "../internal.h"
@@ -41,54 +39,4 @@ uint64_t may_signal_dropped(may_signal_t *s)
 void may_signal_free(may_signal_t *s)
 {
     (void)s;
-}
-
-int may_process_spawn_sized(may_process_t **p, const char *file, const char *const argv[],
-                            const may_process_opts_t *opts, size_t opts_size)
-{
-    (void)file, (void)argv, (void)opts, (void)opts_size;
-    if (p)
-        *p = NULL;
-    return -ENOTSUP;
-}
-
-pid_t may_process_pid(const may_process_t *p)
-{
-    (void)p;
-    return -1;
-}
-
-int may_process_stdio(const may_process_t *p, int i)
-{
-    (void)p, (void)i;
-    return -ENOTSUP;
-}
-
-int may_process_close_stdio(may_process_t *p, int i)
-{
-    (void)p, (void)i;
-    return -ENOTSUP;
-}
-
-int may_process_take_stdio(may_process_t *p, int i)
-{
-    (void)p, (void)i;
-    return -ENOTSUP;
-}
-
-int may_process_wait(may_process_t *p, int *status, int64_t deadline)
-{
-    (void)p, (void)status, (void)deadline;
-    return -ENOTSUP;
-}
-
-int may_process_kill(may_process_t *p, int sig)
-{
-    (void)p, (void)sig;
-    return -ENOTSUP;
-}
-
-void may_process_free(may_process_t *p)
-{
-    (void)p;
 }
