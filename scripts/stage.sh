@@ -246,6 +246,12 @@ win)
         -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchain-mingw64.cmake" \
         -DMAY_BUILD_BENCH=OFF
     build "$BUILD/win"
+    # the library with clang targeting MinGW too (a native clang user's
+    # build: cmake/toolchain-mingw64-clang.cmake), compiled, not run
+    configure "$BUILD/win-clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchain-mingw64-clang.cmake" \
+        -DMAY_BUILD_TESTS=OFF -DMAY_BUILD_EXAMPLES=OFF -DMAY_BUILD_BENCH=OFF
+    cmake --build "$BUILD/win-clang" -j"$JOBS" --target may_static may_shared
     # one wine for both: ctest's programs, then win-test.sh's
     MAY_TEST_SCALE=0.1 bash "$ROOT/scripts/wine-run.sh" bash -c \
         'ctest --test-dir "$1" --output-on-failure -j"$2" "${@:4}" && BUILD=$3 bash scripts/win-test.sh' \

@@ -67,7 +67,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 #if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
+#if __has_include(<valgrind/valgrind.h>) && !defined(_WIN32)
 #include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define MAY_VALGRIND 1
