@@ -1208,8 +1208,18 @@ MAY_API void may_signal_free(may_signal_t *s);
  *
  * A write to a stdin pipe whose child has gone raises SIGPIPE, as
  * may_write does: ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)) to get -EPIPE.
+ *
+ * Windows (src/win/process_win.c, docs/PROCESS.md "Windows"): CreateProcess
+ * with the command line quoted by the MSVCRT rules; only the three stdio
+ * handles are inherited; the pipes are read and written on the offload
+ * pool (may_fd_wait on them: -ENOTSUP); the status is the exit code as it
+ * is (no WIFEXITED); may_process_kill(p, sig > 0) terminates the child with
+ * exit code 1, as Go and libuv do; a freed child keeps running.
  */
 typedef struct may_process may_process_t;
+#if defined(_WIN32) && !defined(SIGKILL)
+#define SIGKILL 9 /* for may_process_kill (signal.h of MinGW lacks it) */
+#endif
 
 enum {
     MAY_STDIO_INHERIT = 0, /* the child shares the parent's descriptor */
