@@ -105,11 +105,13 @@ typedef struct may__stack {
 
 /* Make *ctx run entry(arg) on stack st, its first frame below top.  On
  * Windows the TIB words of the stack go into the frame too: StackBase is
- * the end of the stack (base + size), DeallocationStack its reservation. */
+ * top, so that stack walks (exception dispatch, RtlCaptureStackBackTrace)
+ * end at the context's outermost frame instead of reading the control
+ * block above it as frames; DeallocationStack is the reservation. */
 #ifdef _WIN32
 #define MAY__CTX_MAKE(ctx, st, top, entry, arg)                                                   \
-    may__win_ctx_make((may__win_ctx *)(ctx), (top), (st)->base + (st)->size, (st)->tib_limit,     \
-                      (st)->base, (entry), (arg))
+    may__win_ctx_make((may__win_ctx *)(ctx), (top), (top), (st)->tib_limit, (st)->base, (entry),  \
+                      (arg))
 #else
 #define MAY__CTX_MAKE(ctx, st, top, entry, arg) may__ctx_make((ctx), (top), (entry), (arg))
 #endif

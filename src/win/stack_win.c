@@ -191,19 +191,26 @@ static char *winstk_teb(uintptr_t off)
     return v;
 }
 
-/* The header of the stack the TIB says we run on, or NULL. */
+/* The header of the stack the TIB says we run on, or NULL.  It is the last
+ * 64 bytes of the reservation, at or above StackBase (the library puts a
+ * coroutine's control block between the two, and StackBase at the top of
+ * what the coroutine may use, so stack walks end there): the end of the
+ * committed region that holds StackBase, which runs to the reservation's
+ * end (the top pages are committed read-write together). */
 static const struct winstk_hdr *winstk_current(void)
 {
     char *base = winstk_teb(0x08);       /* TIB StackBase */
     char *dealloc = winstk_teb(0x1478);  /* TEB DeallocationStack */
     MEMORY_BASIC_INFORMATION mbi;
-    if (((uintptr_t)base & 15) || !VirtualQuery(base, &mbi, sizeof mbi))
+    if (((uintptr_t)base & 15) || !VirtualQuery(base - 1, &mbi, sizeof mbi))
         return NULL;
     if (mbi.AllocationBase != dealloc || mbi.State != MEM_COMMIT ||
         (mbi.Protect & (PAGE_GUARD | PAGE_NOACCESS)) ||
         (char *)mbi.BaseAddress + mbi.RegionSize < base + sizeof(struct winstk_hdr))
         return NULL;
-    const struct winstk_hdr *h = (const struct winstk_hdr *)base;
+    const struct winstk_hdr *h =
+        (const struct winstk_hdr *)((char *)mbi.BaseAddress + mbi.RegionSize -
+                                    sizeof(struct winstk_hdr));
     return h->magic == WINSTK_MAGIC && h->alloc == dealloc ? h : NULL;
 }
 

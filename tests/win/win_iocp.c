@@ -216,7 +216,7 @@ static void test_errno_table(void)
     CHECK_EQ(may__win_errno(ERROR_OPERATION_ABORTED), -ECANCELED);
     CHECK_EQ(may__win_errno(WSAEADDRINUSE), -EADDRINUSE);
     CHECK_EQ(may__win_errno(WSAEMSGSIZE), -EMSGSIZE);
-    CHECK_EQ(may__win_errno(WSAENOTSOCK), -ENOTSOCK);
+    CHECK_EQ(may__win_errno(WSAENOTSOCK), -EBADF); /* sockets are the fds */
     CHECK_EQ(may__win_errno(WSAEWOULDBLOCK), -EAGAIN);
     CHECK_EQ(may__win_errno(WSAEINPROGRESS), -EINPROGRESS);
     CHECK_EQ(may__win_errno(ERROR_NOT_SUPPORTED), -ENOTSUP);

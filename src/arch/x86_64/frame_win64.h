@@ -68,9 +68,12 @@ void may__win_ctx_start(void);
 /* Prepare *ctx so that switching to it calls entry(arg) on the stack that
  * ends at top, with the TIB saying the stack is [limit, top) inside the
  * reservation that starts at dealloc.  top must be 16-byte aligned; base,
- * the TIB's StackBase, is top or above it (the library keeps a coroutine's
- * control block, and stack_win.c its header, between the two).  The
- * zero return address below ends every walk (entry must never return).  The frame, from
+ * the TIB's StackBase, is top or above it.  Stack walks (exception
+ * dispatch, RtlCaptureStackBackTrace) go on until the stack pointer leaves
+ * [StackLimit, StackBase], reading whatever lies between top and base as
+ * frames, so the library passes base = top (its control block sits above
+ * top); the zero return address below is the last frame (entry must never
+ * return).  The frame, from
  * the saved stack pointer up, is:
  *
  *   top-56  may__win_ctx_start (the switch pops it and jumps there)
