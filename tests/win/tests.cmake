@@ -42,6 +42,15 @@ add_executable(test_process_win ${CMAKE_CURRENT_SOURCE_DIR}/win/test_process_win
 target_link_libraries(test_process_win PRIVATE may_static)
 add_test(NAME test_process_win COMMAND test_process_win)
 set_tests_properties(test_process_win PROPERTIES TIMEOUT 300)
+# Stack walks end at a coroutine's top; an exception nothing handles on a
+# coroutine reaches the program's top-level filter.
+add_executable(test_seh_win ${CMAKE_CURRENT_SOURCE_DIR}/win/test_seh_win.c)
+target_link_libraries(test_seh_win PRIVATE may_static)
+add_test(NAME test_seh_win COMMAND test_seh_win)
+add_test(NAME test_seh_win_crash COMMAND test_seh_win crash)
+set_tests_properties(test_seh_win test_seh_win_crash PROPERTIES TIMEOUT 120)
+set_tests_properties(test_seh_win_crash PROPERTIES
+  PASS_REGULAR_EXPRESSION "top-level filter: exception c0000005 in a coroutine")
 # 10 000 coroutines at most under wine: wine maps each VirtualAlloc'd stack
 # as three or four Linux mappings (reserved, guard, committed), so Linux's
 # vm.max_map_count (65 530) ends it near 20 000 stacks; a Windows machine
