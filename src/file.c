@@ -32,32 +32,40 @@
 #include <unistd.h>
 
 #ifdef _WIN32
-#include <io.h>
+#include "win/sock_win.h"
 
-/* Windows (MinGW's CRT): fds are the CRT's (_open), read/write take an
- * unsigned count (capped at INT_MAX: a short transfer), fsync is _commit,
- * and files open in binary mode unless O_TEXT is asked (the CRT's default
- * is text, which would rewrite line ends).  Positioned I/O is ReadFile or
- * WriteFile at an offset on the fd's handle; unlike pread/pwrite it also
- * moves the fd's file position (a synchronous handle's rule on Windows). */
-int may__win_errno(DWORD err); /* src/win/poll_iocp.c */
-
-static ssize_t file_pio(int fd, void *buf, size_t n, int64_t off, int wr)
+/* Windows: an fd is a handle's value (src/win/sock_win.h: one name space
+ * with the sockets; 0, 1, 2 are the standard handles).  open is
+ * CreateFileW on the UTF-16 path, binary always (no CRT, no text mode),
+ * shared for reading, writing and deletion as a POSIX user expects (the
+ * file can be renamed or removed while open); O_APPEND is FILE_APPEND_DATA
+ * without FILE_WRITE_DATA (every write goes to the end, atomically); a
+ * new file is read-only when mode lacks 0200, as the CRT makes it.
+ * read/write are ReadFile/WriteFile (a count capped at INT_MAX: a short
+ * transfer), at the handle's file position or, with an offset, at it;
+ * unlike pread/pwrite that also moves the file position (a synchronous
+ * handle's rule on Windows).  fsync is FlushFileBuffers.  Errors through
+ * the one table (may__win_errno); end of file and a pipe whose writer has
+ * gone read 0. */
+static ssize_t file_rw(int fd, void *buf, size_t n, int64_t off, int wr)
 {
-    HANDLE h = (HANDLE)_get_osfhandle(fd);
-    if (h == INVALID_HANDLE_VALUE) {
+    HANDLE h = may__win_fd_handle(fd);
+    if (!h) {
         errno = EBADF;
         return -1;
     }
-    OVERLAPPED ov;
-    memset(&ov, 0, sizeof ov);
-    ov.Offset = (DWORD)off;
-    ov.OffsetHigh = (DWORD)((uint64_t)off >> 32);
+    OVERLAPPED ov, *pov = NULL;
+    if (off >= 0) {
+        memset(&ov, 0, sizeof ov);
+        ov.Offset = (DWORD)off;
+        ov.OffsetHigh = (DWORD)((uint64_t)off >> 32);
+        pov = &ov;
+    }
     DWORD k = 0, len = n > INT_MAX ? INT_MAX : (DWORD)n;
-    if (wr ? WriteFile(h, buf, len, &k, &ov) : ReadFile(h, buf, len, &k, &ov))
+    if (wr ? WriteFile(h, buf, len, &k, pov) : ReadFile(h, buf, len, &k, pov))
         return (ssize_t)k;
     DWORD e = GetLastError();
-    if (!wr && e == ERROR_HANDLE_EOF)
+    if (!wr && (e == ERROR_HANDLE_EOF || e == ERROR_BROKEN_PIPE))
         return 0;
     errno = -may__win_errno(e);
     return -1;
@@ -65,22 +73,98 @@ static ssize_t file_pio(int fd, void *buf, size_t n, int64_t off, int wr)
 
 static ssize_t file_read(int fd, void *buf, size_t n, int64_t off)
 {
-    return off < 0 ? _read(fd, buf, n > INT_MAX ? INT_MAX : (unsigned)n)
-                   : file_pio(fd, buf, n, off, 0);
+    return file_rw(fd, buf, n, off, 0);
 }
 
 static ssize_t file_write(int fd, const void *buf, size_t n, int64_t off)
 {
-    return off < 0 ? _write(fd, buf, n > INT_MAX ? INT_MAX : (unsigned)n)
-                   : file_pio(fd, (void *)buf, n, off, 1);
+    return file_rw(fd, (void *)buf, n, off, 1);
 }
 
 static int file_fsync(int fd)
 {
-    return _commit(fd);
+    HANDLE h = may__win_fd_handle(fd);
+    if (!h) {
+        errno = EBADF;
+        return -1;
+    }
+    if (FlushFileBuffers(h))
+        return 0;
+    errno = -may__win_errno(GetLastError());
+    return -1;
 }
 
-#define FILE_OPEN_FLAGS(f) ((f) & O_TEXT ? (f) : (f) | O_BINARY)
+/* open(2)'s flags as CreateFileW's (libuv's mapping): fd or -1 with errno. */
+static int file_open(const char *path, int flags, mode_t mode)
+{
+    wchar_t w[PATH_MAX];
+    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, PATH_MAX) <= 0) {
+        errno = EINVAL; /* not UTF-8 */
+        return -1;
+    }
+    DWORD access, disp;
+    switch (flags & (O_RDONLY | O_WRONLY | O_RDWR)) {
+    case O_RDONLY:
+        access = FILE_GENERIC_READ;
+        break;
+    case O_WRONLY:
+        access = FILE_GENERIC_WRITE;
+        break;
+    case O_RDWR:
+        access = FILE_GENERIC_READ | FILE_GENERIC_WRITE;
+        break;
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+    if (flags & O_APPEND)
+        access = (access & ~(DWORD)FILE_WRITE_DATA) | FILE_APPEND_DATA;
+    switch (flags & (O_CREAT | O_EXCL | O_TRUNC)) {
+    case O_CREAT:
+        disp = OPEN_ALWAYS;
+        break;
+    case O_CREAT | O_EXCL:
+    case O_CREAT | O_EXCL | O_TRUNC:
+        disp = CREATE_NEW;
+        break;
+    case O_CREAT | O_TRUNC:
+        disp = CREATE_ALWAYS;
+        break;
+    case O_TRUNC:
+    case O_TRUNC | O_EXCL:
+        disp = TRUNCATE_EXISTING;
+        break;
+    default: /* 0, O_EXCL alone */
+        disp = OPEN_EXISTING;
+        break;
+    }
+    DWORD attr = FILE_ATTRIBUTE_NORMAL;
+    if ((flags & O_CREAT) && !(mode & 0200))
+        attr = FILE_ATTRIBUTE_READONLY;
+    HANDLE h = CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                           NULL, disp, attr, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        DWORD e = GetLastError();
+        DWORD a = e == ERROR_ACCESS_DENIED ? GetFileAttributesW(w) : INVALID_FILE_ATTRIBUTES;
+        if (a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY))
+            errno = EISDIR; /* what Linux says for a directory opened to write */
+        else
+            errno = -may__win_errno(e);
+        return -1;
+    }
+    int fd = may__win_handle_fd(h);
+    if (fd < 0) {
+        CloseHandle(h);
+        errno = EMFILE;
+        return -1;
+    }
+    return fd;
+}
+
+static void file_close(int fd)
+{
+    CloseHandle((HANDLE)(intptr_t)fd);
+}
 #else
 static ssize_t file_read(int fd, void *buf, size_t n, int64_t off)
 {
@@ -97,7 +181,15 @@ static int file_fsync(int fd)
     return fsync(fd);
 }
 
-#define FILE_OPEN_FLAGS(f) (f)
+static int file_open(const char *path, int flags, mode_t mode)
+{
+    return open(path, flags, mode);
+}
+
+static void file_close(int fd)
+{
+    close(fd);
+}
 #endif
 
 enum { F_READ, F_WRITE, F_FSYNC };
@@ -174,7 +266,7 @@ static void *open_job(void *arg)
     open_req *q = arg;
     int fd;
     do
-        fd = open(q->path, FILE_OPEN_FLAGS(q->flags), q->mode);
+        fd = file_open(q->path, q->flags, q->mode);
     while (fd < 0 && errno == EINTR);
     q->ret = fd < 0 ? -errno : fd;
     return NULL;
@@ -186,7 +278,7 @@ static void open_drop(void *arg, void *result, bool ran)
     (void)result;
     open_req *q = arg;
     if (ran && q->ret >= 0)
-        close(q->ret);
+        file_close(q->ret);
     free(q);
 }
 

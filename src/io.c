@@ -625,8 +625,9 @@ static ssize_t fn_writev(int fd, void *c)
 }
 
 #ifdef _WIN32
-/* Not a socket (io_enter says -ENOTSUP): a pipe, file or console, read or
- * written on the offload pool (src/win/process_win.c). */
+/* Not a socket (io_enter says -ENOTSUP): a pipe, file or console handle
+ * (0, 1, 2: the standard handles), read or written on the offload pool
+ * (src/win/process_win.c). */
 ssize_t may__win_fd_rw(int fd, void *buf, size_t n, int wr, int64_t deadline);
 #define IO_NOT_SOCK(r, fd, buf, n, wr, dl) ((r) == -ENOTSUP ? may__win_fd_rw(fd, buf, n, wr, dl) : (r))
 #else

@@ -195,8 +195,8 @@ int main(void)
     test_pingpong();
 #ifdef _WIN32
     /* only sockets have readiness on Windows: may_fd_wait on a file or a
-     * pipe (CRT fds) is -ENOTSUP; may_read and may_write on them either
-     * say -ENOTSUP too or do the transfer (on the offload pool), and
+     * pipe (handle values, docs/WINDOWS.md) is -ENOTSUP; may_read and
+     * may_write on them do the transfer (on the offload pool), and
      * may_fd_close closes them */
     char path[MAX_PATH + 32];
     DWORD k = GetTempPathA(MAX_PATH, path);
@@ -204,30 +204,34 @@ int main(void)
     strcat(path, "may-fdwait-XXXXXX");
     int fd = mkstemp(path);
     ASSERT_GE(fd, 0);
-    ASSERT_EQ(write(fd, "hello", 5), 5);
-    ASSERT_EQ(lseek(fd, 0, SEEK_SET), 0);
-    char buf[16] = "";
+    ASSERT_EQ(close(fd), 0);
+    fd = may_file_open(path, O_RDWR | O_TRUNC, 0, MAY_FOREVER);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(may_write(fd, "hello", 5, MAY_FOREVER), 5);
     ASSERT_EQ(may_fd_wait(fd, MAY_READ, MAY_NOWAIT), -ENOTSUP);
-    long r = (long)may_read(fd, buf, sizeof buf, MAY_FOREVER);
-    ASSERT(r == -ENOTSUP || (r == 5 && !memcmp(buf, "hello", 5)));
+    char buf[16] = "";
+    ASSERT_EQ(may_read(fd, buf, sizeof buf, MAY_FOREVER), 0); /* at the end */
+    ASSERT_EQ(may_file_read(fd, buf, sizeof buf, 0, MAY_FOREVER), 5);
+    ASSERT(memcmp(buf, "hello", 5) == 0);
     ASSERT_EQ(may_fd_close(fd), 0);
+    ASSERT_EQ(may_fd_close(fd), -EBADF);
     ASSERT_EQ(unlink(path), 0);
-    int cp[2];
-    ASSERT_EQ(_pipe(cp, 64, O_BINARY), 0);
+    HANDLE rd, wr;
+    ASSERT(CreatePipe(&rd, &wr, NULL, 64));
+    int cp[2] = { (int)(intptr_t)rd, (int)(intptr_t)wr };
     ASSERT_EQ(may_fd_wait(cp[0], MAY_READ, MAY_NOWAIT), -ENOTSUP);
     ASSERT_EQ(may_fd_wait(cp[1], MAY_WRITE, MAY_NOWAIT), -ENOTSUP);
-    r = (long)may_write(cp[1], "p", 1, MAY_FOREVER);
-    if (r == -ENOTSUP) {
-        ASSERT_EQ(may_read(cp[0], buf, 1, MAY_NOWAIT), -ENOTSUP);
-    } else {
-        ASSERT_EQ(r, 1);
-        ASSERT_EQ(may_read(cp[0], buf, 1, may_deadline_in(TEST_MS(10000))), 1);
-        ASSERT_EQ(buf[0], 'p');
-    }
-    printf("may_read/may_write on a CRT file or pipe: %s\n",
-           r == -ENOTSUP ? "-ENOTSUP" : "transferred");
-    ASSERT_EQ(may_fd_close(cp[0]), 0);
+    ASSERT_EQ(may_write(cp[1], "p", 1, MAY_FOREVER), 1);
+    ASSERT_EQ(may_read(cp[0], buf, 1, may_deadline_in(TEST_MS(10000))), 1);
+    ASSERT_EQ(buf[0], 'p');
     ASSERT_EQ(may_fd_close(cp[1]), 0);
+    ASSERT_EQ(may_read(cp[0], buf, 1, MAY_FOREVER), 0); /* the writer has gone */
+    ASSERT_EQ(may_fd_close(cp[0]), 0);
+    /* a value that names no handle */
+    ASSERT_EQ(may_fd_wait(0x3ffffc, MAY_READ, MAY_NOWAIT), -EBADF);
+    ASSERT_EQ(may_read(0x3ffffc, buf, 1, MAY_NOWAIT), -EBADF);
+    ASSERT_EQ(may_read(4001, buf, 1, MAY_NOWAIT), -EBADF); /* not a multiple of 4 */
+    ASSERT_EQ(may_fd_close(0x3ffffc), -EBADF);
 #else
     /* a regular file is always ready */
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);

@@ -398,6 +398,19 @@ static void test_plain_thread(void)
 
 /* ---- file I/O ----------------------------------------------------------- */
 
+#ifdef _WIN32
+/* fds are handle values on Windows (docs/WINDOWS.md), not the CRT's */
+static long long fd_seek(int fd, long long off)
+{
+    LARGE_INTEGER d = { .QuadPart = off }, at;
+    return SetFilePointerEx((HANDLE)(intptr_t)fd, d, &at, FILE_BEGIN) ? at.QuadPart : -1;
+}
+#define fd_close(fd) may_fd_close(fd)
+#else
+#define fd_seek(fd, off) lseek(fd, off, SEEK_SET)
+#define fd_close(fd) close(fd)
+#endif
+
 static void *file_co(void *arg)
 {
     const char *path = arg;
@@ -415,10 +428,10 @@ static void *file_co(void *arg)
     ASSERT_EQ(memcmp(in, buf, sizeof buf), 0);
     /* -1: at the file offset, which is at the end after the first write */
     ASSERT_EQ(may_file_read(fd, in, sizeof in, -1, MAY_FOREVER), 0);
-    ASSERT_EQ(lseek(fd, 10, SEEK_SET), 10);
+    ASSERT_EQ(fd_seek(fd, 10), 10);
     ASSERT_EQ(may_file_read(fd, in, 3, -1, MAY_FOREVER), 3);
     ASSERT_EQ(memcmp(in, buf + 10, 3), 0);
-    ASSERT_EQ(close(fd), 0);
+    ASSERT_EQ(fd_close(fd), 0);
     /* errors are -errno */
     ASSERT_EQ(may_file_read(fd, in, 1, 0, MAY_FOREVER), -EBADF);
     ASSERT_EQ(may_file_read(-1, in, 1, 0, MAY_FOREVER), -EINVAL);

@@ -273,7 +273,31 @@ int may__win_errno(DWORD err)
     case ERROR_ACCESS_DENIED:
         return -EACCES;
     case ERROR_NOT_FOUND: /* CancelIoEx: nothing in flight */
+    case ERROR_FILE_NOT_FOUND:
+    case ERROR_PATH_NOT_FOUND:
+    case ERROR_INVALID_DRIVE:
+    case ERROR_BAD_NETPATH:
+    case ERROR_BAD_PATHNAME:
+    case ERROR_INVALID_NAME:
         return -ENOENT;
+    case ERROR_FILE_EXISTS:
+    case ERROR_ALREADY_EXISTS:
+        return -EEXIST;
+    case ERROR_SHARING_VIOLATION: /* opened elsewhere without sharing */
+    case ERROR_LOCK_VIOLATION:
+        return -EBUSY;
+    case ERROR_DISK_FULL:
+    case ERROR_HANDLE_DISK_FULL:
+        return -ENOSPC;
+    case ERROR_FILENAME_EXCED_RANGE:
+        return -ENAMETOOLONG;
+    case ERROR_WRITE_PROTECT:
+        return -EROFS;
+    case ERROR_DIR_NOT_EMPTY:
+        return -ENOTEMPTY;
+    case ERROR_NEGATIVE_SEEK:
+    case ERROR_NO_UNICODE_TRANSLATION:
+        return -EINVAL;
     default:
         return -EIO;
     }

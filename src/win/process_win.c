@@ -21,9 +21,19 @@
  * list is not honoured; a CreateProcess of someone else (system()) in that
  * window can still inherit them, as with libuv.
  *
+ * Fds.  On Windows every fd of the API is a kernel handle's value as an
+ * int: sockets, the pipes here, may_file_open's files (src/file.c), so
+ * they share the one name space of the process's handles and never
+ * collide; 0, 1 and 2 mean the standard handles (GetStdHandle), never a
+ * handle value of ours (0 is no handle, 1 and 2 are not multiples of 4).
+ * A value must be below MAY__WIN_FD_LIMIT (2^22, io.c's fd table; handle
+ * values are far below in practice): one that is not is closed and
+ * -EMFILE.  The
+ * fd helpers (may__win_fd_*) are at the end of this file.
+ *
  * Pipes.  Anonymous pipes (synchronous handles: Windows has no readiness
- * for them); the parent's end becomes a CRT fd (_open_osfhandle, binary),
- * which may_read and may_write serve on the offload pool (wfd_*, below):
+ * for them); the parent's end is an fd as above, which may_read and
+ * may_write serve on the offload pool (wfd_*, below):
  * each call is one ReadFile or WriteFile on a helper thread while the
  * caller parks.  As with src/file.c the call uses the caller's buffer, so
  * it is uninterruptible once a helper runs it: a deadline or cancellation
@@ -47,15 +57,10 @@
  * event (may_event_fire / may_event_wait order what they guard).
  */
 #include "../internal.h"
+#include "sock_win.h"
 
-#include <windows.h>
-
-#include <fcntl.h>
-#include <io.h>
 #include <stdio.h>
 #include <wchar.h>
-
-int may__win_errno(DWORD err); /* src/win/poll_iocp.c */
 
 /* The first version of may_process_opts_t ended with .flags. */
 #define WPROC_OPTS_V1_SIZE (offsetof(may_process_opts_t, flags) + sizeof(unsigned))
@@ -66,7 +71,7 @@ struct may_process {
     HANDLE h;              /* the process, until may_process_free */
     HANDLE wait;           /* RegisterWaitForSingleObject's */
     DWORD pid;
-    int fd[3];             /* the parent's pipe ends (CRT fds), -1: none */
+    int fd[3];             /* the parent's pipe ends (handle values), -1: none */
     may_event_t *exited;   /* fired once h is signalled */
 };
 
@@ -354,18 +359,8 @@ static int wproc_dup_inherit(HANDLE h, HANDLE *out)
     return 0;
 }
 
-/* The handle behind fd: a socket's own, else the CRT fd's. */
-static HANDLE wproc_fd_handle(int fd)
-{
-    int type;
-    int len = sizeof type;
-    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0)
-        return (HANDLE)(SOCKET)fd;
-    return (HANDLE)_get_osfhandle(fd);
-}
-
 /* The child's handle i (*ch, inheritable, or NULL) and, for a pipe, the
- * parent's end as a CRT fd (*pfd).  0 or -errno; nothing is left open on
+ * parent's end as an fd (*pfd).  0 or -errno; nothing is left open on
  * failure. */
 static int wproc_stdio(const may_process_opts_t *o, int i, HANDLE *ch, int *pfd)
 {
@@ -375,8 +370,8 @@ static int wproc_stdio(const may_process_opts_t *o, int i, HANDLE *ch, int *pfd)
     case MAY_STDIO_INHERIT:
         return wproc_dup_inherit(GetStdHandle(std[i]), ch);
     case MAY_STDIO_FD: {
-        HANDLE h = wproc_fd_handle(o->fd[i]);
-        return h == INVALID_HANDLE_VALUE ? -EBADF : wproc_dup_inherit(h, ch);
+        HANDLE h = may__win_fd_handle(o->fd[i]);
+        return h ? wproc_dup_inherit(h, ch) : -EBADF;
     }
     case MAY_STDIO_NULL: {
         SECURITY_ATTRIBUTES sa = { sizeof sa, NULL, TRUE };
@@ -392,16 +387,16 @@ static int wproc_stdio(const may_process_opts_t *o, int i, HANDLE *ch, int *pfd)
         if (!CreatePipe(&rd, &wr, NULL, WPROC_PIPE_SIZE))
             return wproc_err(GetLastError());
         HANDLE mine = i == 0 ? wr : rd, theirs = i == 0 ? rd : wr;
-        int fd = _open_osfhandle((intptr_t)mine, _O_BINARY | (i == 0 ? _O_WRONLY : _O_RDONLY));
+        int fd = may__win_handle_fd(mine);
         if (fd < 0) {
             CloseHandle(rd);
             CloseHandle(wr);
-            return -EMFILE;
+            return fd;
         }
         if (!SetHandleInformation(theirs, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT)) {
             int r = wproc_err(GetLastError());
-            _close(fd);
-            CloseHandle(theirs);
+            CloseHandle(rd);
+            CloseHandle(wr);
             return r;
         }
         *ch = theirs;
@@ -697,14 +692,63 @@ static void *wfd_job(void *arg)
  * helper runs it (see the essay). */
 ssize_t may__win_fd_rw(int fd, void *buf, size_t n, int wr, int64_t deadline)
 {
-    if (fd < 0)
-        return -EBADF;
-    HANDLE h = (HANDLE)_get_osfhandle(fd);
-    if (h == INVALID_HANDLE_VALUE)
+    HANDLE h = may__win_fd_handle(fd);
+    if (!h)
         return -EBADF;
     if (n == 0)
         return 0;
     wfd_req q = { .h = h, .buf = buf, .n = n > (1u << 30) ? 1u << 30 : (DWORD)n, .wr = wr };
     int r = may__offload(wfd_job, &q, NULL, NULL, 1, deadline);
     return r < 0 ? r : q.ret;
+}
+
+/* ---- fds that are not sockets -------------------------------------------- */
+
+static const DWORD wfd_std[3] = { STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE };
+
+/* The handle fd names (0, 1, 2: the standard handles), or NULL when it
+ * names none: a negative value, one that is not a multiple of 4 (the
+ * kernel would ignore its low bits and find another handle), or one that
+ * is no open handle.  Sockets are handles too and pass. */
+HANDLE may__win_fd_handle(int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if (fd <= 2) {
+        HANDLE h = GetStdHandle(wfd_std[fd]);
+        return h == INVALID_HANDLE_VALUE ? NULL : h;
+    }
+    DWORD fl;
+    if ((fd & 3) || fd >= MAY__WIN_FD_LIMIT || !GetHandleInformation((HANDLE)(intptr_t)fd, &fl))
+        return NULL;
+    return (HANDLE)(intptr_t)fd;
+}
+
+/* h's value as an fd, or -EMFILE when it is not below MAY__WIN_FD_LIMIT
+ * (the caller closes h then). */
+int may__win_handle_fd(HANDLE h)
+{
+    uintptr_t v = (uintptr_t)h;
+    return v > 2 && v < MAY__WIN_FD_LIMIT ? (int)v : -EMFILE;
+}
+
+/* may_fd_close of what closesocket says is not a socket: CloseHandle.
+ * 0, 1, 2 close the standard handle and clear it (SetStdHandle), as
+ * close(0) on Linux leaves descriptor 0 free: a later call on it is
+ * -EBADF; stdout and stderr that are one handle (a console) leave it open
+ * for the other, as dup'd descriptors do.  The CRT's fd 0, 1 or 2 is not
+ * closed.  0 or a Win32 error. */
+DWORD may__win_fd_close(int fd)
+{
+    if (fd < 0 || (fd > 2 && ((fd & 3) || fd >= MAY__WIN_FD_LIMIT)))
+        return ERROR_INVALID_HANDLE;
+    if (fd > 2)
+        return CloseHandle((HANDLE)(intptr_t)fd) ? 0 : GetLastError();
+    HANDLE h = GetStdHandle(wfd_std[fd]);
+    if (h == NULL || h == INVALID_HANDLE_VALUE)
+        return ERROR_INVALID_HANDLE;
+    SetStdHandle(wfd_std[fd], NULL);
+    if (fd > 0 && GetStdHandle(wfd_std[3 - fd]) == h)
+        return 0;
+    return CloseHandle(h) ? 0 : GetLastError();
 }

@@ -2,14 +2,19 @@
  * sock_win.h - the Windows half of src/sock.h: Winsock calls made to
  * behave as the POSIX calls io.c and udp_unix.c were written for.
  *
- * Sockets are ints.  The public API speaks int fds; a Winsock SOCKET is a
- * kernel handle (UINT_PTR), whose value fits 32 bits (Windows keeps handle
- * values below 2^24 per process; a socket that did not would be closed and
- * reported as -EMFILE).  A fd passed in is cast back to SOCKET.  CRT fds
- * (_open, may_file_open) are small ints of another name space: the calls
- * here treat every int as a socket first, and only may__sock_close falls
- * back to _close for a value Winsock does not know (WSAENOTSOCK), so that
- * may_fd_close closes a file as on Linux.
+ * Fds are handle values.  The public API speaks int fds; a Winsock SOCKET
+ * is a kernel handle (UINT_PTR), and so are the pipes of may_process and
+ * the files of may_file_open: every fd on Windows is a handle's value as
+ * an int (below MAY__WIN_FD_LIMIT, 2^22, the size of io.c's fd table:
+ * handle values are indexes into the process's handle table, far below
+ * that in practice; one that is not is closed and reported as -EMFILE), one
+ * name space in which a file never takes a socket's number.  0, 1 and 2
+ * are the standard handles (no handle of ours has those values).  A fd
+ * passed in is cast back to SOCKET; the calls here treat every int as a
+ * socket first, and only may__sock_close falls back to CloseHandle
+ * (may__win_fd_close, src/win/process_win.c) for a value Winsock does not
+ * know (WSAENOTSOCK), so that may_fd_close closes a pipe or file as on
+ * Linux.
  *
  * Errors.  Winsock reports through WSAGetLastError(), not errno; io.c's
  * may__errno_now() reads it on Windows and maps it through the one table
@@ -63,6 +68,12 @@
 int may__win_errno(DWORD err); /* a Windows/Winsock error -> -errno */
 int may__wsa_start(void);      /* WSAStartup once per process: 0 or -errno */
 
+/* src/win/process_win.c: fds as handle values (see above) */
+#define MAY__WIN_FD_LIMIT (1 << 22) /* io.c's fd table: NCHUNKS * CHUNK_SIZE */
+HANDLE may__win_fd_handle(int fd);  /* the handle fd names (0-2: std), NULL: none */
+int may__win_handle_fd(HANDLE h);   /* h as an fd, or -EMFILE */
+DWORD may__win_fd_close(int fd);    /* CloseHandle (0-2: std): 0 or a Win32 error */
+
 /* struct iovec and SHUT_*: include/may.h defines them on Windows. */
 
 #define MSG_NOSIGNAL 0
@@ -94,7 +105,7 @@ static inline int may__sock_open(int family, int type, int proto)
     int e = 0;
     if ((type & SOCK_NONBLOCK) && ioctlsocket(s, FIONBIO, &one) != 0)
         e = WSAGetLastError();
-    else if ((uintptr_t)s > INT_MAX)
+    else if ((uintptr_t)s >= MAY__WIN_FD_LIMIT)
         e = WSAEMFILE; /* not representable as an int fd */
     if (e) {
         closesocket(s);
@@ -116,26 +127,33 @@ static inline int may__sock_close(int fd)
 {
     if (closesocket((SOCKET)fd) == 0)
         return 0;
-    if (WSAGetLastError() != WSAENOTSOCK)
+    int e = WSAGetLastError();
+    /* WSANOTINITIALISED: Winsock never started, so no socket of ours */
+    if (e != WSAENOTSOCK && e != WSANOTINITIALISED)
         return -1;
-    if (_close(fd) == 0) /* a CRT fd: may_file_open's */
+    DWORD w = may__win_fd_close(fd); /* a pipe, file or standard handle */
+    if (w == 0)
         return 0;
-    WSASetLastError(WSAEBADF);
+    WSASetLastError((int)w);
     return -1;
 }
 
 /* 0 or -errno; -ENOTSUP for what is not a socket (no readiness on Windows
- * for pipes, files, consoles).  A CRT fd whose number is also the value of
- * a handle that is not a socket (a pipe, a thread) gets WSAEOPNOTSUPP
- * under wine (its FIONBIO is an ioctl on that handle), WSAENOTSOCK on
- * Windows: both mean "not a socket" (FIONBIO on a socket never says it). */
+ * for pipes, files, consoles), -EBADF for a value that names no handle.
+ * A handle that is not a socket (a pipe, a file) gets WSAEOPNOTSUPP under
+ * wine (its FIONBIO is an ioctl on that handle), WSAENOTSOCK on Windows:
+ * both mean "not a socket" (FIONBIO on a socket never says it). */
 static inline int may__sock_nonblock(int fd)
 {
+    if (fd > 2 && (fd & 3))
+        return -EBADF; /* no handle's value: the kernel would drop the bits */
     u_long one = 1;
     if (ioctlsocket((SOCKET)fd, FIONBIO, &one) == 0)
         return 0;
     int e = WSAGetLastError();
-    return e == WSAENOTSOCK || e == WSAEOPNOTSUPP ? -ENOTSUP : may__win_errno((DWORD)e);
+    if (e != WSAENOTSOCK && e != WSAEOPNOTSUPP)
+        return may__win_errno((DWORD)e);
+    return may__win_fd_handle(fd) ? -ENOTSUP : -EBADF;
 }
 
 static inline int may__sock_accept(int lfd, struct sockaddr *sa, socklen_t *len)
@@ -147,7 +165,7 @@ static inline int may__sock_accept(int lfd, struct sockaddr *sa, socklen_t *len)
     int e = 0;
     if (ioctlsocket(s, FIONBIO, &one) != 0)
         e = WSAGetLastError();
-    else if ((uintptr_t)s > INT_MAX)
+    else if ((uintptr_t)s >= MAY__WIN_FD_LIMIT)
         e = WSAEMFILE;
     if (e) {
         closesocket(s);
@@ -193,8 +211,8 @@ static inline ssize_t may__sock_sendto(int fd, const void *buf, size_t n, int fl
     return sendto((SOCKET)fd, (const char *)buf, may__sock_len(n), flags, to, tolen);
 }
 
-/* may_read / may_write: sockets only on Windows (io_enter refuses the
- * rest with -ENOTSUP before this runs). */
+/* may_read / may_write: sockets only here (io_enter refuses the rest with
+ * -ENOTSUP before this runs; io.c then hands them to may__win_fd_rw). */
 static inline ssize_t may__sock_read(int fd, void *buf, size_t n)
 {
     return may__sock_recv(fd, buf, n, 0);

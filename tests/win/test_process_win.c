@@ -225,9 +225,12 @@ static void test_pipes(void)
     ASSERT_EQ(may_write(may_process_stdio(p, 0), "x", 1, MAY_FOREVER), -EPIPE);
     may_process_free(p);
 
-    /* not a socket, not a CRT fd */
+    /* no handle's value: none open there, or not a multiple of 4 */
     char c;
-    ASSERT_EQ(may_read(4000, &c, 1, MAY_NOWAIT), -EBADF);
+    ASSERT_EQ(may_read(0x3ffffc, &c, 1, MAY_NOWAIT), -EBADF);
+    ASSERT_EQ(may_write(0x3ffffc, &c, 1, MAY_NOWAIT), -EBADF);
+    ASSERT_EQ(may_read(4002, &c, 1, MAY_NOWAIT), -EBADF);
+    ASSERT_EQ(may_fd_close(4002), -EBADF);
 }
 
 static void test_modes(void)
@@ -252,7 +255,8 @@ static void test_modes(void)
     ASSERT_EQ(n, 11);
     ASSERT(memcmp(out, "in-filealso", 11) == 0);
     /* may_read on a file (not a socket): from the file position */
-    ASSERT_EQ(lseek(fd, 2, SEEK_SET), 2);
+    LARGE_INTEGER to = { .QuadPart = 2 };
+    ASSERT(SetFilePointerEx((HANDLE)(intptr_t)fd, to, NULL, FILE_BEGIN));
     ASSERT_EQ(may_read(fd, out, 4, MAY_FOREVER), 4);
     ASSERT(memcmp(out, "-fil", 4) == 0);
     ASSERT_EQ(may_fd_close(fd), 0);
@@ -330,7 +334,9 @@ static void test_errors(void)
     ASSERT_EQ(may_process_spawn(&p, self_exe, argv,
                                 &(may_process_opts_t){ .stdio = { MAY_STDIO_FD }, .fd = { -1 } }), -EBADF);
     ASSERT_EQ(may_process_spawn(&p, self_exe, argv,
-                                &(may_process_opts_t){ .stdio = { MAY_STDIO_FD }, .fd = { 4000 } }), -EBADF);
+                                &(may_process_opts_t){ .stdio = { MAY_STDIO_FD }, .fd = { 0x3ffffc } }), -EBADF);
+    ASSERT_EQ(may_process_spawn(&p, self_exe, argv,
+                                &(may_process_opts_t){ .stdio = { MAY_STDIO_FD }, .fd = { 4002 } }), -EBADF);
     ASSERT_EQ(may_process_spawn(&p, self_exe, argv, &(may_process_opts_t){ .flags = 64 }), -EINVAL);
     ASSERT_EQ(may_process_spawn(NULL, self_exe, argv, NULL), -EINVAL);
     ASSERT_EQ(may_process_spawn(&p, self_exe, NULL, NULL), -EINVAL);
@@ -503,6 +509,60 @@ static void test_inherit(void)
     CloseHandle(wr);
 }
 
+/* Files, pipes and sockets are fds of one name space (handle values):
+ * 200 files and 200 sockets open at once have 400 distinct values, and
+ * may_fd_close of each closes that object and no other. */
+#define NCOLL 200
+static int coll_file_alive(int fd)
+{
+    return GetFileType((HANDLE)(intptr_t)fd) == FILE_TYPE_DISK;
+}
+
+static int coll_sock_alive(int fd)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    return getsockname((SOCKET)fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+static void test_one_namespace(void)
+{
+    static int file[NCOLL], sock[NCOLL];
+    char dir[MAX_PATH], path[MAX_PATH + 64];
+    ASSERT_GT(GetTempPathA(MAX_PATH, dir), 0);
+    snprintf(path, sizeof path, "%smay-ns-%lu.txt", dir, (unsigned long)GetCurrentProcessId());
+    for (int i = 0; i < NCOLL; i++) {
+        /* the same file opened again each time (shared for read and write) */
+        file[i] = may_file_open(path, O_RDWR | O_CREAT, 0600, MAY_FOREVER);
+        ASSERT_GT(file[i], 2);
+        ASSERT_EQ(file[i] & 3, 0);
+        sock[i] = may_udp_bind("127.0.0.1:0");
+        ASSERT_GT(sock[i], 2);
+    }
+    for (int i = 0; i < NCOLL; i++)
+        for (int j = 0; j < NCOLL; j++) {
+            ASSERT(file[i] != sock[j]);
+            ASSERT(j == i || (file[i] != file[j] && sock[i] != sock[j]));
+        }
+    /* the right object: a file is no socket, a socket no disk file */
+    for (int i = 0; i < NCOLL; i++) {
+        ASSERT(coll_file_alive(file[i]) && !coll_sock_alive(file[i]));
+        ASSERT(coll_sock_alive(sock[i]) && !coll_file_alive(sock[i]));
+    }
+    ASSERT_EQ(may_file_write(file[0], "ns", 2, 0, MAY_FOREVER), 2);
+    /* closed alternately; every 40 steps all the others are still open */
+    for (int i = 0; i < NCOLL; i++) {
+        ASSERT_EQ(may_fd_close(file[i]), 0);
+        ASSERT(!coll_file_alive(file[i]));
+        ASSERT_EQ(may_fd_close(sock[i]), 0);
+        ASSERT(!coll_sock_alive(sock[i]));
+        if (i % 40 == 0 || i == NCOLL - 1)
+            for (int j = i + 1; j < NCOLL; j++)
+                ASSERT(coll_file_alive(file[j]) && coll_sock_alive(sock[j]));
+    }
+    ASSERT(DeleteFileA(path));
+}
+
 static void *suite_co(void *arg)
 {
     (void)arg;
@@ -526,6 +586,8 @@ static void *suite_co(void *arg)
     test_no_leak();
     fprintf(stderr, "-- inherit\n");
     test_inherit();
+    fprintf(stderr, "-- one name space\n");
+    test_one_namespace();
     return NULL;
 }
 
