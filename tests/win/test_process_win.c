@@ -563,6 +563,85 @@ static void test_one_namespace(void)
     ASSERT(DeleteFileA(path));
 }
 
+/* 0, 1, 2 are the standard handles; closing 0 closes it and clears it. */
+static void test_std_fds(void)
+{
+    HANDLE rd, wr, old_in = GetStdHandle(STD_INPUT_HANDLE);
+    ASSERT(CreatePipe(&rd, &wr, NULL, 0));
+    ASSERT(SetStdHandle(STD_INPUT_HANDLE, rd));
+    int w = (int)(intptr_t)wr;
+    char buf[8];
+    ASSERT_EQ(may_write(w, "std", 3, MAY_FOREVER), 3);
+    ASSERT_EQ(may_read(0, buf, sizeof buf, MAY_FOREVER), 3);
+    ASSERT(memcmp(buf, "std", 3) == 0);
+    ASSERT_EQ(may_fd_wait(0, MAY_READ, MAY_NOWAIT), -ENOTSUP);
+    ASSERT_EQ(may_fd_close(0), 0); /* the pipe's read end */
+    ASSERT(GetStdHandle(STD_INPUT_HANDLE) == NULL);
+    ASSERT_EQ(may_read(0, buf, 1, MAY_NOWAIT), -EBADF);
+    ASSERT_EQ(may_fd_close(0), -EBADF);
+    ASSERT_EQ(may_write(w, "x", 1, MAY_FOREVER), -EPIPE); /* no reader left */
+    ASSERT_EQ(may_fd_close(w), 0);
+    SetStdHandle(STD_INPUT_HANDLE, old_in);
+}
+
+/* may_file_open's flags and errors as on Linux. */
+static void test_file_flags(void)
+{
+    char dir[MAX_PATH], path[MAX_PATH + 64], buf[16];
+    ASSERT_GT(GetTempPathA(MAX_PATH, dir), 0);
+    snprintf(path, sizeof path, "%smay-flags-%lu.txt", dir, (unsigned long)GetCurrentProcessId());
+    SetFileAttributesA(path, FILE_ATTRIBUTE_NORMAL); /* a failed run's */
+    DeleteFileA(path);
+    ASSERT_EQ(may_file_open(path, O_RDONLY, 0, MAY_FOREVER), -ENOENT);
+    ASSERT_EQ(may_file_open(path, O_WRONLY | O_TRUNC, 0, MAY_FOREVER), -ENOENT);
+    int fd = may_file_open(path, O_WRONLY | O_CREAT | O_EXCL, 0644, MAY_FOREVER);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(may_file_open(path, O_WRONLY | O_CREAT | O_EXCL, 0644, MAY_FOREVER), -EEXIST);
+    ASSERT_EQ(may_file_write(fd, "abcdef", 6, -1, MAY_FOREVER), 6);
+    ASSERT_EQ(may_file_read(fd, buf, 1, 0, MAY_FOREVER), -EACCES); /* write only */
+    ASSERT_EQ(may_file_fsync(fd, MAY_FOREVER), 0);
+    ASSERT_EQ(may_fd_close(fd), 0);
+    /* O_APPEND: every write at the end, whatever the position */
+    fd = may_file_open(path, O_RDWR | O_APPEND, 0, MAY_FOREVER);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(may_file_read(fd, buf, 2, 0, MAY_FOREVER), 2);
+    ASSERT_EQ(may_write(fd, "gh", 2, MAY_FOREVER), 2);
+    ASSERT_EQ(may_file_read(fd, buf, sizeof buf, 0, MAY_FOREVER), 8);
+    ASSERT(memcmp(buf, "abcdefgh", 8) == 0);
+    ASSERT_EQ(may_fd_close(fd), 0);
+    /* O_TRUNC empties it; O_CREAT alone keeps what is there */
+    fd = may_file_open(path, O_RDWR | O_CREAT, 0644, MAY_FOREVER);
+    ASSERT_EQ(may_file_read(fd, buf, sizeof buf, 0, MAY_FOREVER), 8);
+    ASSERT_EQ(may_fd_close(fd), 0);
+    fd = may_file_open(path, O_RDWR | O_TRUNC, 0, MAY_FOREVER);
+    ASSERT_EQ(may_file_read(fd, buf, sizeof buf, 0, MAY_FOREVER), 0);
+    /* removed while open (FILE_SHARE_DELETE), as a POSIX user expects */
+    ASSERT(DeleteFileA(path));
+    ASSERT_EQ(may_fd_close(fd), 0);
+    ASSERT_EQ(may_file_open(path, O_RDONLY, 0, MAY_FOREVER), -ENOENT);
+    /* without 0200 a new file is read-only */
+    fd = may_file_open(path, O_RDWR | O_CREAT, 0444, MAY_FOREVER);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(may_fd_close(fd), 0);
+    DWORD attr = GetFileAttributesA(path);
+    ASSERT(attr != INVALID_FILE_ATTRIBUTES && (attr & FILE_ATTRIBUTE_READONLY));
+    ASSERT(SetFileAttributesA(path, FILE_ATTRIBUTE_NORMAL));
+    ASSERT(DeleteFileA(path));
+    /* a directory; a path that is not UTF-8; bad access mode */
+    ASSERT_EQ(may_file_open(dir, O_WRONLY, 0, MAY_FOREVER), -EISDIR);
+    ASSERT_EQ(may_file_open("\xff\xfe", O_RDONLY, 0, MAY_FOREVER), -EINVAL);
+    ASSERT_EQ(may_file_open(path, O_WRONLY | O_RDWR, 0, MAY_FOREVER), -EINVAL);
+    /* a UTF-8 name */
+    snprintf(path, sizeof path, "%smay-\xc3\xa9t\xc3\xa9-%lu.txt", dir, (unsigned long)GetCurrentProcessId());
+    fd = may_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644, MAY_FOREVER);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(may_fd_close(fd), 0);
+    wchar_t wpath[MAX_PATH + 64];
+    ASSERT_GT(MultiByteToWideChar(CP_UTF8, 0, path, -1, wpath, MAX_PATH + 64), 0);
+    ASSERT(wcsstr(wpath, L"may-\u00e9t\u00e9-") != NULL);
+    ASSERT(DeleteFileW(wpath));
+}
+
 static void *suite_co(void *arg)
 {
     (void)arg;
@@ -588,6 +667,10 @@ static void *suite_co(void *arg)
     test_inherit();
     fprintf(stderr, "-- one name space\n");
     test_one_namespace();
+    fprintf(stderr, "-- standard handles\n");
+    test_std_fds();
+    fprintf(stderr, "-- file flags\n");
+    test_file_flags();
     return NULL;
 }
 
