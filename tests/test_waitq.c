@@ -126,17 +126,19 @@ static void test_offload_past_deadline(void)
     ASSERT_EQ(may_offload(noop, (void *)1, &res, MAY_FOREVER), 0);
     int rounds = (int)test_scale(3), ran = 0;
     for (int k = 0; k < rounds; k++) {
-#ifdef _WIN32 /* a CRT pipe: may_file_read reads any CRT fd */
+#ifdef _WIN32 /* a CRT pipe: its handle is the fd for may_file_read */
         ASSERT_EQ(_pipe(pipe_fds, 4096, O_BINARY), 0);
+        int rfd = (int)_get_osfhandle(pipe_fds[0]);
 #else
         ASSERT_EQ(pipe(pipe_fds), 0);
+        int rfd = pipe_fds[0];
 #endif
         int64_t deadline = may_deadline_in(TEST_MS(100));
         write_after = deadline + TEST_MS(50);
         pthread_t th;
         ASSERT_EQ(pthread_create(&th, NULL, late_writer, NULL), 0);
         char buf[8] = { 0 };
-        ssize_t n = may_file_read(pipe_fds[0], buf, sizeof buf, -1, deadline);
+        ssize_t n = may_file_read(rfd, buf, sizeof buf, -1, deadline);
         pthread_join(th, NULL);
         if (n == -ETIMEDOUT) {
             /* Only if the read never ran: then the data is still there. */

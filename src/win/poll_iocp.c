@@ -62,10 +62,11 @@
  * lock (may__poll_add and _del run under it) and never around
  * may__io_ready, which the dispatch calls after releasing it.
  *
- * Non-sockets: Windows has no readiness for pipes, consoles or files (a
- * CRT fd from _open is not even a handle), so io.c's registration step
- * fails for them with -ENOTSUP (sock_win.h's may__sock_nonblock), and
- * may_fd_wait, may_read and may_write on them return -ENOTSUP.
+ * Non-sockets: Windows has no readiness for pipes, consoles or files (fds
+ * are handle values, sockets or not: sock_win.h), so io.c's registration
+ * step fails for them with -ENOTSUP (sock_win.h's may__sock_nonblock):
+ * may_fd_wait on them returns it, and may_read and may_write run
+ * ReadFile/WriteFile on the offload pool instead (src/win/process_win.c).
  *
  * The wait.  Only the worker holding may__S.poller_busy calls
  * may__poll_wait (one static entry buffer serves every call).  It dequeues
