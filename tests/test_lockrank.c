@@ -10,7 +10,9 @@
 #include "../src/lockrank.h"
 
 #include <signal.h>
+#ifndef _WIN32
 #include <sys/wait.h>
+#endif
 #include <unistd.h>
 
 /* The checker's entry points, if this build has them. */
@@ -20,6 +22,34 @@ extern void may__rank_assert_held(int rank, const void *lock, const char *where)
     __attribute__((weak));
 
 static char locks[4];
+
+#ifdef _WIN32
+/* No fork: the child is this program run again with the case's name
+ * (main below), through _popen with its stderr joined to the pipe; its
+ * status is the exit code (abort() exits with 3). */
+static void (*child_fn(const char *name))(void);
+static const char *child_name(void (*fn)(void));
+static char self[4096];
+#define CHILD_ABORTED(st) ((st) == 3)
+#define CHILD_OK(st) ((st) == 0)
+
+static int in_child(void (*fn)(void), char *out, size_t outsz)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "\"%s\" child %s 2>&1", self, child_name(fn));
+    fflush(stdout);
+    fflush(stderr);
+    FILE *p = _popen(cmd, "r");
+    ASSERT(p != NULL);
+    size_t n = 0, r;
+    while (n + 1 < outsz && (r = fread(out + n, 1, outsz - 1 - n, p)) > 0)
+        n += r;
+    out[n] = '\0';
+    return _pclose(p);
+}
+#else
+#define CHILD_ABORTED(st) (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT)
+#define CHILD_OK(st) (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 
 /* Run fn in a child with stderr captured; return its wait status and what
  * it printed. */
@@ -45,6 +75,7 @@ static int in_child(void (*fn)(void), char *out, size_t outsz)
     ASSERT_EQ(waitpid(pid, &st, 0), pid);
     return st;
 }
+#endif
 
 static void inverted(void)
 {
@@ -84,14 +115,50 @@ static void expect_abort(void (*fn)(void), const char *what)
 {
     char out[1024];
     int st = in_child(fn, out, sizeof out);
-    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT || !strstr(out, what)) {
+    if (!CHILD_ABORTED(st) || !strstr(out, what)) {
         fprintf(stderr, "expected an abort with \"%s\"; status %d, output: %s\n", what, st, out);
         abort();
     }
 }
 
-int main(void)
+#ifdef _WIN32
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} cases[] = { { "inverted", inverted }, { "objects_backwards", objects_backwards },
+              { "not_held", not_held }, { "in_order", in_order } };
+
+static void (*child_fn(const char *name))(void)
 {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (!strcmp(cases[i].name, name))
+            return cases[i].fn;
+    return NULL;
+}
+
+static const char *child_name(void (*fn)(void))
+{
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (cases[i].fn == fn)
+            return cases[i].name;
+    abort();
+}
+#endif
+
+int main(int argc, char **argv)
+{
+#ifdef _WIN32
+    if (argc == 3 && !strcmp(argv[1], "child")) {
+        void (*fn)(void) = child_fn(argv[2]);
+        ASSERT(fn != NULL);
+        fn();
+        return 0;
+    }
+    DWORD k = GetModuleFileNameA(NULL, self, sizeof self);
+    ASSERT(k > 0 && k < sizeof self);
+#else
+    (void)argc, (void)argv;
+#endif
     if (!may__rank_acquire) {
         printf("test_lockrank: skipped (built without MAY_LOCKRANK)\n");
         return 0;
@@ -101,7 +168,7 @@ int main(void)
     expect_abort(not_held, "not_held: may: lock rank violation: expected to hold idle lock");
     char out[1024];
     int st = in_child(in_order, out, sizeof out);
-    ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ASSERT(CHILD_OK(st));
     ASSERT_EQ(out[0], '\0');
     /* and the runtime's own paths: spawn, channels, timers, a scope */
     may_scope_t *s;

@@ -13,7 +13,8 @@ set(MAY_WIN_TESTS
   test_io_bulk test_io_echo test_io_hostport test_io_tcp test_io_udp test_resolve
   test_cancel test_offload test_sched test_select_any test_stuck test_sync_mutex
   test_gen test_io_cat test_io_fdwait test_io_poller test_lock_thread test_udp_echo test_waitq
-  test_idle_spin test_io_many)
+  test_idle_spin test_io_many
+  test_dump test_handoff test_lockrank test_caveats)
 foreach(name ${MAY_WIN_TESTS})
   add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}.c)
   target_link_libraries(${name} PRIVATE may_static)
@@ -62,7 +63,7 @@ set_tests_properties(test_io_many PROPERTIES ENVIRONMENT MAY_TEST_SCALE=0.1)
 # The Windows-only programs of tests/win/ that exercise the platform layer
 # directly (the switch, SEH, stack probes, the overflow report, IOCP) are
 # run by scripts/win-test.sh.
-foreach(t test_sched test_idle test_million test_timers test_idle_spin)
+foreach(t test_sched test_idle test_million test_timers test_idle_spin test_handoff)
   if(TEST ${t})
     set_tests_properties(${t} PROPERTIES RUN_SERIAL TRUE)
   endif()
