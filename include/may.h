@@ -929,6 +929,13 @@ MAY_API void may_ctx_free(may_ctx_t *ctx);
  * absolute deadlines (-ETIMEDOUT), -ECANCELED in a cancelled coroutine by
  * the contract under Cancellation at the top.
  *
+ * Windows (docs/WINDOWS.md): an fd is a kernel handle's value as an int,
+ * sockets (SOCKET), pipes (may_process_stdio) and files (may_file_open)
+ * alike, so they never collide; 0, 1 and 2 are the standard handles.  A C
+ * runtime fd is not one: pass _get_osfhandle(fd).  may_fd_wait and the
+ * readiness calls take sockets only (-ENOTSUP otherwise); may_read and
+ * may_write on a pipe or file run on the offload pool.
+ *
  * The first call on an fd registers it with the runtime's poller and sets
  * O_NONBLOCK on it (for a shared file description, such as a terminal, that
  * is visible to other processes).  Close such an fd with may_fd_close, not

@@ -51,6 +51,7 @@
 #include <limits.h>
 #include <sched.h>
 
+#include "select.h" /* MAY__STEP_*, also when not built as one unit */
 #include "spin.h"
 #include "waitq.h"
 
