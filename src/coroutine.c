@@ -150,7 +150,7 @@ _Noreturn void may__co_finish(struct may_co *co, void *result, int kind)
         /* relaxed: may_co_stack_used may read it from anywhere, any time */
         atomic_store_explicit(&co->stack_peak, used, memory_order_relaxed);
         fprintf(stderr, "may: coroutine %llu \"%s\" ended: stack size = %zu, used size = %zu\n",
-                (unsigned long long)co->id, co->name, co->stack.size, used);
+                (unsigned long long)co->id, co->name, may__stack_size(&co->stack), used);
     }
     may__worker *w = may__cur_worker();
     /* Take the joiner slot (seq_cst: pairs with the joiner's CAS of joiner

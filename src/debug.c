@@ -308,6 +308,167 @@ NO_SAN static int saved_regs(const struct may_co *co, const char *sp, uintptr_t 
     return 0;
 }
 
+/* One line of a backtrace: "    #i  pc (where)". */
+static void bt_frame(sink *s, int i, uintptr_t pc)
+{
+    sk_str(s, "    #");
+    sk_num(s, (uint64_t)i, 10);
+    sk_str(s, i < 10 ? "  " : " ");
+    sk_sym(s, pc);
+    sk_str(s, "\n");
+}
+
+#ifdef _WIN32
+/* Windows: MinGW's Win64 prologues point rbp into the middle of the frame
+ * (rbp = rsp + N), so rbp is no chain of frame records; the walk follows
+ * the PE unwind tables instead (RtlLookupFunctionEntry, RtlVirtualUnwind),
+ * from the context the inline switch left: rip = its resume address, rsp =
+ * the enclosing function's (saved sp + MAY__FRAME_SIZE), rbp as saved.  The
+ * other nonvolatile registers the switch declared clobbered were saved by
+ * the enclosing function's prologue, with unwind codes, so unwinding
+ * restores them.  The stack may change under the walk (the coroutine can
+ * be resumed meanwhile), so before each step the memory the unwinder will
+ * read is bounded from the function's unwind codes (win_unwind_reach) and
+ * must lie inside [sp, top), top being the control block (the TIB's
+ * StackBase); rsp must grow at every step.  The walk ends at rip 0 (the
+ * zero above may__win_ctx_boot's frame, frame_win64.h), outside the stack,
+ * or after BT_MAX frames. */
+
+/* The bytes above the frame base that RtlVirtualUnwind may read to unwind
+ * the function of entry fn: pushes, allocations and save slots, and the
+ * return address; the part after the frame-pointer code separately, since
+ * the unwinder restarts from rbp - 16 * offset there.  0: not bounded (a
+ * machine frame, an unknown code, a chain too long). */
+static size_t win_max(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static int win_unwind_reach(uintptr_t image, const RUNTIME_FUNCTION *fn, size_t *all,
+                            size_t *after_fp, int *fp_reg, unsigned *fp_off)
+{
+    size_t sum = 0, sum_fp = 0, save_end = 0;
+    int seen_fp = 0;
+    *fp_reg = 0;
+    *fp_off = 0;
+    for (int depth = 0; depth < 8; depth++) {
+        const uint8_t *ui = (const uint8_t *)(image + fn->UnwindData);
+        unsigned flags = ui[0] >> 3, count = ui[2];
+        const uint16_t *code = (const uint16_t *)(ui + 4);
+        for (unsigned k = 0; k < count; k++) {
+            unsigned op = (code[k] >> 8) & 15, info = code[k] >> 12;
+            size_t add = 0;
+            switch (op) {
+            case 0: /* UWOP_PUSH_NONVOL */
+                add = 8;
+                break;
+            case 1: /* UWOP_ALLOC_LARGE */
+                if (info == 0) {
+                    add = (size_t)code[k + 1] * 8;
+                    k += 1;
+                } else {
+                    add = code[k + 1] | (size_t)code[k + 2] << 16;
+                    k += 2;
+                }
+                break;
+            case 2: /* UWOP_ALLOC_SMALL */
+                add = info * 8 + 8;
+                break;
+            case 3: /* UWOP_SET_FPREG */
+                seen_fp = 1;
+                *fp_reg = ui[3] & 15;
+                *fp_off = (ui[3] >> 4) * 16u;
+                break;
+            case 4: /* UWOP_SAVE_NONVOL */
+                save_end = win_max(save_end, (size_t)code[k + 1] * 8 + 8);
+                k += 1;
+                break;
+            case 5: /* UWOP_SAVE_NONVOL_FAR */
+                save_end = win_max(save_end, (code[k + 1] | (size_t)code[k + 2] << 16) + 8);
+                k += 2;
+                break;
+            case 8: /* UWOP_SAVE_XMM128 */
+                save_end = win_max(save_end, (size_t)code[k + 1] * 16 + 16);
+                k += 1;
+                break;
+            case 9: /* UWOP_SAVE_XMM128_FAR */
+                save_end = win_max(save_end, (code[k + 1] | (size_t)code[k + 2] << 16) + 16);
+                k += 2;
+                break;
+            default: /* UWOP_PUSH_MACHFRAME (the stack pointer read from the
+                      * frame), or a code of a later version */
+                return 0;
+            }
+            sum += add;
+            if (seen_fp)
+                sum_fp += add;
+        }
+        if (!(flags & UNW_FLAG_CHAININFO))
+            break;
+        if (depth == 7)
+            return 0;
+        fn = (const RUNTIME_FUNCTION *)(code + ((count + 1) & ~1u));
+    }
+    /* the return address sits above the pushes and allocations; a save
+     * slot lies within them, but bound it anyway */
+    *all = win_max(sum, save_end) + 8;
+    *after_fp = win_max(sum_fp, save_end) + 8;
+    return 1;
+}
+
+/* The value of general register n (the unwind codes' numbering) in c. */
+static uintptr_t win_reg(const CONTEXT *c, int n)
+{
+    const DWORD64 *r = &c->Rax; /* Rax .. R15 are consecutive, in that order */
+    return (uintptr_t)r[n];
+}
+
+NO_SAN static void backtrace_co(sink *s, const struct may_co *co)
+{
+    const char *sp = *(const char *const volatile *)&co->ctx.sp;
+    uintptr_t pc, fp;
+    if (saved_regs(co, sp, &pc, &fp) < 0)
+        return;
+    uintptr_t lo = (uintptr_t)sp, hi = (uintptr_t)co;
+    CONTEXT c;
+    memset(&c, 0, sizeof c);
+    c.ContextFlags = CONTEXT_FULL;
+    c.Rip = pc;
+    c.Rsp = (uintptr_t)sp + MAY__FRAME_SIZE;
+    c.Rbp = fp;
+    for (int i = 0; i < BT_MAX && c.Rip; i++) {
+        bt_frame(s, i, (uintptr_t)c.Rip);
+        uintptr_t rsp = (uintptr_t)c.Rsp;
+        if (rsp < lo || rsp >= hi || (rsp & 7))
+            break;
+        DWORD64 image = 0;
+        PRUNTIME_FUNCTION fn = RtlLookupFunctionEntry(c.Rip, &image, NULL);
+        if (!fn) { /* a leaf: the return address at rsp */
+            if (rsp + 8 > hi)
+                break;
+            c.Rip = *(const uintptr_t *)rsp;
+            c.Rsp = rsp + 8;
+        } else {
+            size_t all, after_fp;
+            int reg;
+            unsigned off;
+            if (!win_unwind_reach((uintptr_t)image, fn, &all, &after_fp, &reg, &off) ||
+                all > hi - rsp)
+                break;
+            if (reg) {
+                uintptr_t base = win_reg(&c, reg) - off;
+                if (base < rsp || base >= hi || after_fp > hi - base)
+                    break;
+            }
+            PVOID data;
+            DWORD64 frame;
+            RtlVirtualUnwind(UNW_FLAG_NHANDLER, image, c.Rip, fn, &c, &data, &frame, NULL);
+        }
+        if ((uintptr_t)c.Rsp <= rsp || (uintptr_t)c.Rsp > hi)
+            break;
+    }
+}
+#else
 NO_SAN static void backtrace_co(sink *s, const struct may_co *co)
 {
     const char *sp = *(const char *const volatile *)&co->ctx.sp;
@@ -316,11 +477,7 @@ NO_SAN static void backtrace_co(sink *s, const struct may_co *co)
         return;
     uintptr_t lo = (uintptr_t)sp, hi = (uintptr_t)co;
     for (int i = 0; i < BT_MAX && pc; i++) {
-        sk_str(s, "    #");
-        sk_num(s, (uint64_t)i, 10);
-        sk_str(s, i < 10 ? "  " : " ");
-        sk_sym(s, pc);
-        sk_str(s, "\n");
+        bt_frame(s, i, pc);
         /* a frame record is [previous fp, return address] on both ABIs */
         if (fp < lo || fp > hi - 16 || (fp & 7))
             break;
@@ -330,6 +487,7 @@ NO_SAN static void backtrace_co(sink *s, const struct may_co *co)
         fp = rec[0];
     }
 }
+#endif
 
 NO_SAN static int dump_one(struct may_co *co, void *arg)
 {
@@ -379,7 +537,7 @@ NO_SAN static int dump_one(struct may_co *co, void *arg)
     if (js == MAY__JS_DETACHED)
         sk_str(s, ", detached");
     sk_str(s, "] stack ");
-    sk_num(s, (uint64_t)co->stack.size, 10);
+    sk_num(s, (uint64_t)may__stack_size(&co->stack), 10);
     sk_str(s, "\n    entry ");
     sk_sym(s, (uintptr_t)co->fn);
     sk_str(s, "\n");

@@ -141,6 +141,19 @@ void may__stack_free(may__stack *st);
 /* Nonzero if the soft guard of a dense stack was written. */
 int may__stack_guard_hit(const may__stack *st);
 size_t may__stack_used(const may__stack *st);
+/* The stack size the reports give (may_dump, the end-of-coroutine line of
+ * stack tracking): on Linux the whole size, guard page included; on
+ * Windows the usable bytes, below the header down to the guard (what the
+ * overflow report of src/win/stack_win.c says), since there st->size also
+ * spans the overflow headroom and the guard page (docs/WINDOWS.md). */
+static inline size_t may__stack_size(const may__stack *st)
+{
+#ifdef _WIN32
+    return (size_t)((st->base + st->size) - st->lo);
+#else
+    return st->size;
+#endif
+}
 void may__stack_fill_mark(may__stack *st, char *top);
 void may__stacks_shutdown(void);
 /* Call pre(ctx) (if not NULL), then fn on every live coroutine (control
