@@ -17,7 +17,8 @@
  * world: a coroutine may be resumed on another worker while we read it.  So
  * fields are read once, the state is a snapshot, and the backtrace of a
  * parked coroutine is a frame-pointer walk that checks every frame pointer
- * lies inside that coroutine's stack and grows upwards, so a stack that
+ * lies inside that coroutine's stack and grows upwards (on Windows an
+ * unwind-table walk with the same checks: backtrace_co), so a stack that
  * changes under the walk yields a wrong trace, never a bad read.  Running
  * coroutines get no backtrace (their registers live in another CPU).  These
  * readers are excluded from ASan/TSan instrumentation for that reason.
