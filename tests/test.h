@@ -219,4 +219,19 @@ static inline int test_fd_close(int fd)
     return close(fd);
 #endif
 }
+
+#ifdef _WIN32
+/* Windows has no /tmp: make a new file in the temp directory, named name
+ * (ending in XXXXXX, which mkstemp fills in), its path in path (at least
+ * MAX_PATH + 32 bytes).  Returns the C runtime fd mkstemp opened. */
+static inline int test_tmp_mkstemp(char *path, const char *name)
+{
+    DWORD k = GetTempPathA(MAX_PATH, path);
+    ASSERT(k > 0 && k < MAX_PATH);
+    strcat(path, name);
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    return fd;
+}
+#endif
 #endif

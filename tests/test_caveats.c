@@ -602,11 +602,7 @@ static void test_stack(void)
     fflush(stderr);
 #ifdef _WIN32 /* tmpfile() would be in the drive's root: the temp directory */
     char cap_path[MAX_PATH + 32];
-    DWORD k = GetTempPathA(MAX_PATH, cap_path);
-    ASSERT(k > 0 && k < MAX_PATH);
-    strcat(cap_path, "may-caveats-XXXXXX");
-    int cap_fd = mkstemp(cap_path);
-    ASSERT_GE(cap_fd, 0);
+    int cap_fd = test_tmp_mkstemp(cap_path, "may-caveats-XXXXXX");
     FILE *cap = fdopen(cap_fd, "w+b");
 #else
     FILE *cap = tmpfile();

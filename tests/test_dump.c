@@ -78,11 +78,7 @@ static void *quick_fn(void *arg)
 static char *dump_text(long *n)
 {
     char path[MAX_PATH + 32];
-    DWORD k = GetTempPathA(MAX_PATH, path);
-    ASSERT(k > 0 && k < MAX_PATH);
-    strcat(path, "may-dump-XXXXXX");
-    int fd = mkstemp(path);
-    ASSERT_GE(fd, 0);
+    int fd = test_tmp_mkstemp(path, "may-dump-XXXXXX");
     FILE *f = fdopen(fd, "w+b");
     ASSERT(f);
     *n = may_dump(f);

@@ -127,11 +127,7 @@ int main(void)
     data = pattern(n, 2);
 #ifdef _WIN32 /* no /tmp; fds are handle values: the file through may_file_* */
     char path[MAX_PATH + 32];
-    DWORD k = GetTempPathA(MAX_PATH, path);
-    ASSERT(k > 0 && k < MAX_PATH);
-    strcat(path, "may_test_cat_XXXXXX");
-    int fd = mkstemp(path);
-    ASSERT_GE(fd, 0);
+    int fd = test_tmp_mkstemp(path, "may_test_cat_XXXXXX");
     ASSERT_EQ(close(fd), 0);
     fd = may_file_open(path, O_WRONLY | O_TRUNC, 0, MAY_FOREVER);
     ASSERT_GE(fd, 0);

@@ -199,11 +199,7 @@ int main(void)
      * may_write on them do the transfer (on the offload pool), and
      * may_fd_close closes them */
     char path[MAX_PATH + 32];
-    DWORD k = GetTempPathA(MAX_PATH, path);
-    ASSERT(k > 0 && k < MAX_PATH);
-    strcat(path, "may-fdwait-XXXXXX");
-    int fd = mkstemp(path);
-    ASSERT_GE(fd, 0);
+    int fd = test_tmp_mkstemp(path, "may-fdwait-XXXXXX");
     ASSERT_EQ(close(fd), 0);
     fd = may_file_open(path, O_RDWR | O_TRUNC, 0, MAY_FOREVER);
     ASSERT_GE(fd, 0);

@@ -446,14 +446,12 @@ static void test_files(void)
 {
 #ifdef _WIN32 /* no /tmp */
     static char path[MAX_PATH + 32];
-    DWORD k = GetTempPathA(MAX_PATH, path);
-    ASSERT(k > 0 && k < MAX_PATH);
-    strcat(path, "may-offload-XXXXXX");
+    int fd = test_tmp_mkstemp(path, "may-offload-XXXXXX");
 #else
     char path[] = "/tmp/may-offload-XXXXXX";
-#endif
     int fd = mkstemp(path);
     ASSERT_GE(fd, 0);
+#endif
     close(fd);
     may_co_t *c;
     ASSERT_EQ(may_spawn(&c, file_co, path, NULL), 0);

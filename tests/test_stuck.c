@@ -61,11 +61,7 @@ static char cap_path[MAX_PATH + 32];
 static void capture_begin(void)
 {
 #ifdef _WIN32 /* no /tmp; an open file cannot be unlinked: at the end */
-    DWORD k = GetTempPathA(MAX_PATH, cap_path);
-    ASSERT(k > 0 && k < MAX_PATH);
-    strcat(cap_path, "may_test_stuck_XXXXXX");
-    cap_fd = mkstemp(cap_path);
-    ASSERT_GE(cap_fd, 0);
+    cap_fd = test_tmp_mkstemp(cap_path, "may_test_stuck_XXXXXX");
 #else
     char path[] = "/tmp/may_test_stuck_XXXXXX";
     cap_fd = mkstemp(path);
