@@ -70,16 +70,5 @@ foreach(t test_sched test_idle test_million test_timers test_idle_spin test_hand
 endforeach()
 # The examples that run as tests on Linux and apply on Windows.
 if(MAY_BUILD_EXAMPLES)
-  add_test(NAME example_primes COMMAND primes 200)
-  set_tests_properties(example_primes PROPERTIES PASS_REGULAR_EXPRESSION "1223")
-  add_test(NAME example_quicksort COMMAND quicksort 100000)
-  set_tests_properties(example_quicksort PROPERTIES PASS_REGULAR_EXPRESSION "sorted")
-  add_test(NAME example_select COMMAND select)
-  set_tests_properties(example_select PROPERTIES PASS_REGULAR_EXPRESSION "done")
-  add_test(NAME example_ticker COMMAND ticker 2000000 120)
-  set_tests_properties(example_ticker PROPERTIES PASS_REGULAR_EXPRESSION "148933 primes below 2000000")
-  add_test(NAME example_udp_echo COMMAND udp_echo 127.0.0.1:0 1)
-  set_tests_properties(example_udp_echo PROPERTIES PASS_REGULAR_EXPRESSION "udp_echo: done")
-  set_tests_properties(example_primes example_quicksort example_select example_ticker
-    example_udp_echo PROPERTIES TIMEOUT 300)
+  include(${CMAKE_CURRENT_SOURCE_DIR}/examples_portable.cmake)
 endif()
