@@ -711,27 +711,7 @@ pid_t may_process_pid(const may_process_t *p)
     return p ? p->pid : -1;
 }
 
-int may_process_stdio(const may_process_t *p, int i)
-{
-    return p && i >= 0 && i < 3 ? p->fd[i] : -1;
-}
-
-int may_process_take_stdio(may_process_t *p, int i)
-{
-    if (!p || i < 0 || i > 2)
-        return -EINVAL;
-    int fd = p->fd[i];
-    if (fd < 0)
-        return -EBADF;
-    p->fd[i] = -1;
-    return fd;
-}
-
-int may_process_close_stdio(may_process_t *p, int i)
-{
-    int fd = may_process_take_stdio(p, i);
-    return fd < 0 ? fd : may_fd_close(fd);
-}
+#include "process_stdio.h" /* may_process_stdio, _take_stdio, _close_stdio */
 
 int may_process_wait(may_process_t *p, int *status, int64_t deadline)
 {
