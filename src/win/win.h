@@ -1,12 +1,12 @@
 /*
- * win.h - the Windows x64 platform layer, first part (issue 14): the
+ * win.h - the Windows x64 stacks and switch (issue 14): the
  * context switch (src/arch/x86_64/switch_win64.S, frame_win64.h) and the
  * guarded coroutine stacks with their overflow report (stack_win.c).
  *
- * Not part of the library build yet: nothing in CMakeLists.txt compiles
- * these files; scripts/win-test.sh cross-builds them with the tests in
- * tests/win/.  The API is self-contained (may__win_ prefix) until the
- * scheduler is ported onto one platform interface (docs/WINDOWS.md).
+ * The library uses them through src/stack.c (map_guarded's Windows half),
+ * internal.h (MAY__CTX_MAKE) and src/win/plat_win.c; the API is
+ * self-contained (may__win_ prefix, no internal.h), so scripts/win-test.sh
+ * also builds them alone with the programs of tests/win/ (docs/WINDOWS.md).
  */
 #ifndef MAY_WIN_WIN_H
 #define MAY_WIN_WIN_H
