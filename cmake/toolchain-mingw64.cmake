@@ -1,10 +1,9 @@
 # Cross-compile for Windows x64 with Debian's mingw-w64 and run the results
 # under wine64 (issue 14; docs/WINDOWS.md):
 #   cmake -B build/win -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-mingw64.cmake
-# Needs gcc-mingw-w64-x86-64 and wine64 (`bash scripts/deps.sh windows`).
-# The library's own CMakeLists.txt does not build for Windows yet: today this
-# file only fixes the compilers, the find paths and the emulator, for the
-# platform layer to come.  scripts/win-test.sh builds tests/win/ directly.
+# Needs gcc-mingw-w64-x86-64 and wine64 (in `bash scripts/deps.sh`'s set).
+# Builds the library, its Windows tests and the examples; ctest runs them
+# through wine (the emulator below), as the win stage of `make test` does.
 set(CMAKE_SYSTEM_NAME Windows)
 set(CMAKE_SYSTEM_PROCESSOR AMD64)
 
@@ -12,8 +11,9 @@ set(MAY_CROSS_TRIPLE x86_64-w64-mingw32)
 set(MAY_CROSS_SYSROOT /usr/${MAY_CROSS_TRIPLE})
 
 # Debian ships two flavours of each compiler: -win32 (Win32 threads, the
-# default alternative) and -posix (winpthreads).  The library will use Win32
-# primitives only, so the plain name serves.
+# default alternative) and -posix (winpthreads as the C++ thread model).  The
+# library links winpthreads for its POSIX threads either way (statically:
+# CMakeLists.txt), so the plain name serves.
 set(CMAKE_C_COMPILER ${MAY_CROSS_TRIPLE}-gcc)
 set(CMAKE_ASM_COMPILER ${MAY_CROSS_TRIPLE}-gcc)
 set(CMAKE_CXX_COMPILER ${MAY_CROSS_TRIPLE}-g++)
