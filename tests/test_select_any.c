@@ -273,17 +273,22 @@ static void *consumer(void *arg)
     (void)arg;
     may_timer_t *t;
     ASSERT_EQ(may_ticker_new(&t, 200000), 0);
-    for (;;) {
+    /* A closed channel's case becomes a nil one (Go's idiom): sb is
+     * buffered, so it may still hold values when sa reports -EPIPE. */
+    may_chan_t *from[2] = { sa, sb };
+    while (from[0] || from[1]) {
         long v;
-        may_case_t cs[] = { may_case_recv(sa, &v), may_case_recv(sb, &v), may_case_timer(t) };
+        may_case_t cs[] = { may_case_recv(from[0], &v), may_case_recv(from[1], &v), may_case_timer(t) };
         int r = may_select_any(cs, 3, MAY_FOREVER);
         ASSERT(r >= 0);
         if (r == 2) {
             atomic_fetch_add(&ticks, 1);
             continue;
         }
-        if (cs[r].result == -EPIPE)
-            break;
+        if (cs[r].result == -EPIPE) {
+            from[r] = NULL;
+            continue;
+        }
         atomic_fetch_add(&received, 1);
         atomic_fetch_add(&sum_in, v);
     }
