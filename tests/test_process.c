@@ -790,6 +790,14 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--list-fds") == 0)
         return list_fds();
+    const char *q = getenv("MAY_TEST_QEMU");
+    if (q && q[0] == '1') {
+        /* qemu-user turns posix_spawn's vfork into a fork of itself, whose
+         * child now and then deadlocks in qemu before its exec (seen as a
+         * qemu-aarch64 child in futex_do_wait holding the pipes open) */
+        printf("skip: under qemu-user, whose forked children sometimes hang before exec\n");
+        return 77;
+    }
     note_inherited();
     ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
     ASSERT_GT(n, 0);
