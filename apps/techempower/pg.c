@@ -59,13 +59,23 @@
  * states are atomics; may_unpark and may_sem_post take no lock of ours).
  *
  * fds.  libmay registers an fd on its first wait and must be told before
- * it is closed: may_fd_forget before PQfinish, and after every wait while
- * connecting (PQconnectPoll may close the socket and open another, which
- * can get the same number).
+ * it is closed.  While connecting: may_fd_forget after every wait
+ * (PQconnectPoll may close the socket and open another, which can get the
+ * same number).  Once connected, the reader and the flusher wait on a
+ * duplicate of libpq's socket (F_DUPFD_CLOEXEC) that this file owns,
+ * c->sock, closed only by conn_teardown's may_fd_close: libpq closes its own
+ * descriptor by itself when it sees the connection lost (PQconsumeInput on
+ * end of file), and that number can go at once to a socket another
+ * connection's reader is making, so forgetting it afterwards would
+ * unregister the other connection's socket (TSan saw exactly that after
+ * pg_terminate_backend), and a number libpq closed while registered would
+ * leave libmay's entry saying "registered" for its next owner.  The
+ * duplicate keeps the socket open until we close it, whatever libpq does.
  */
 #include "pg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,9 +443,16 @@ static int conn_connect(conn_t *c, char *err, size_t errlen)
             goto out_finish;
         }
     }
-prepared:
+prepared:;
+    /* the descriptor the drivers wait on: ours, not libpq's (above) */
+    int own = fcntl(sock, F_DUPFD_CLOEXEC, 3);
+    if (own < 0) {
+        r = -errno;
+        set_err(err, errlen, "dup", NULL);
+        goto out_finish;
+    }
     c->pc = pc;
-    c->sock = sock;
+    c->sock = own;
     c->got = false;
     return 0;
 
@@ -457,11 +474,10 @@ static void conn_teardown(conn_t *c, int err)
     c->inflight = 0;
     c->got = false;
     fail_list(c, list, err);
-    if (c->pc) {
-        if (c->sock >= 0)
-            may_fd_forget(c->sock); /* wakes the flusher if it waits on it */
+    if (c->sock >= 0)
+        may_fd_close(c->sock); /* ours; wakes the flusher if it waits on it */
+    if (c->pc)
         PQfinish(c->pc);
-    }
     c->pc = NULL;
     c->sock = -1;
 }
@@ -474,6 +490,15 @@ static void *reader_main(void *arg)
     int64_t backoff = BACKOFF_MIN_NS;
     for (;;) {
         if (atomic_load_explicit(&c->state, memory_order_acquire) != ST_UP) {
+            if (c->pc) {
+                /* broken by the flusher while this reader was not waiting
+                 * (between drain steps): tear down first (c->pc is written
+                 * only by this coroutine while it runs) */
+                if (may_mutex_lock(c->lock, MAY_FOREVER) < 0)
+                    break;
+                conn_teardown(c, -ECONNRESET);
+                may_mutex_unlock(c->lock);
+            }
             /* (re)connect; nothing is in flight (teardown failed it) */
             char err[256];
             int r = conn_connect(c, err, sizeof err);
@@ -488,9 +513,10 @@ static void *reader_main(void *arg)
             backoff = BACKOFF_MIN_NS;
             atomic_fetch_add_explicit(&c->n_reconnects, 1, memory_order_relaxed);
             if (may_mutex_lock(c->lock, MAY_FOREVER) < 0) {
-                may_fd_forget(c->sock);
+                may_fd_close(c->sock);
                 PQfinish(c->pc);
                 c->pc = NULL;
+                c->sock = -1;
                 break;
             }
             atomic_store_explicit(&c->state, ST_UP, memory_order_release);
@@ -917,7 +943,7 @@ int te_pg_open(te_pg_t **out, const te_pg_config_t *cfg, char *err, size_t errle
     return 0;
 
 out_conn:
-    may_fd_forget(pg->conns[made].sock);
+    may_fd_close(pg->conns[made].sock);
     PQfinish(pg->conns[made].pc);
     may_mutex_free(pg->conns[made].lock);
 out_close:
