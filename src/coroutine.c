@@ -323,6 +323,14 @@ int may_spawn_sized(may_co_t **out, may_fn_t fn, void *arg, const may_spawn_opts
         may__inbox_push(tw, co);
         if (tw != w)
             may__wake_worker(tw);
+        /* MAY_SPAWN_WORKER is a preference, not a pin: if tw has been lent
+         * (handoff.c) its thread may stay blocked, and the monitor sleeps
+         * while every active worker is idle, so wake an idle one to steal
+         * the coroutine.  A hand-off after this load drains it itself
+         * (drain_to_global): seq_cst, the push then this load against the
+         * monitor's role CAS then its drain. */
+        if (co->pinned < 0 && atomic_load(&tw->role) != MAY__ROLE_ACTIVE)
+            may__wakep();
     } else {
         may__ready(co);
     }

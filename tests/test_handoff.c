@@ -227,6 +227,13 @@ static void *short_block(void *arg)
     return NULL;
 }
 
+/* Where a coroutine ran: 1 while the blocker was inside its call, 2 after. */
+static void *mark_when(void *arg)
+{
+    atomic_store((atomic_int *)arg, atomic_load(&in_block) ? 1 : 2);
+    return NULL;
+}
+
 #ifdef _WIN32
 #define HOW_ONE HOW_BRACKET
 #else
@@ -305,6 +312,39 @@ int main(void)
     printf("spares: %d threads after the blocking calls, %d once idle\n", peak, st.threads);
     ASSERT_GT(peak, 2);
     ASSERT_EQ(st.threads, 2);
+    ASSERT_EQ(may_shutdown(), 0);
+
+    /* A MAY_SPAWN_WORKER coroutine for a worker that is lent already: an
+     * idle worker steals it while the lent thread is still blocked.  (The
+     * monitor sleeps then, every active worker being idle, so the spawn
+     * itself must wake one; before it did, the coroutine waited in the
+     * lent worker's inbox for the blocking call to end.) */
+    ASSERT_EQ(may_configure(&(may_config_t){ .workers = 2 }), 0);
+    {
+        may_co_t *b, *c;
+        atomic_int where = 0;
+        atomic_store(&in_block, 0);
+        ASSERT_EQ(may_stats(&st), 0);
+        uint64_t h0 = st.handoffs;
+        ASSERT_EQ(may_spawn(&b, blocker, (void *)(intptr_t)HOW_BRACKET,
+                            &(may_spawn_opts_t){ .worker = 0, .flags = MAY_SPAWN_PINNED }),
+                  0);
+        int64_t until = may_now() + TEST_MS(BLOCK_MS);
+        do {
+            may_sleep(TEST_MS(1));
+            ASSERT_EQ(may_stats(&st), 0);
+        } while ((st.handoffs == h0 || !atomic_load(&in_block)) && may_now() < until);
+        ASSERT_GT(st.handoffs, h0);
+        may_sleep(TEST_MS(20)); /* every active worker idle, the monitor asleep */
+        ASSERT_EQ(may_spawn(&c, mark_when, &where,
+                            &(may_spawn_opts_t){ .worker = 0, .flags = MAY_SPAWN_WORKER }),
+                  0);
+        ASSERT_EQ(may_join(c, NULL, MAY_FOREVER), MAY_DONE);
+        ASSERT_EQ(may_join(b, NULL, MAY_FOREVER), MAY_DONE);
+        printf("MAY_SPAWN_WORKER for a lent worker: ran %s the blocking call\n",
+               atomic_load(&where) == 1 ? "during" : "after");
+        ASSERT_EQ(atomic_load(&where), 1);
+    }
     ASSERT_EQ(may_shutdown(), 0);
 
     /* Bad configuration. */
