@@ -649,6 +649,10 @@ static void *flusher_main(void *arg)
                 break;
             }
         }
+        /* the ticket before the flush: a wait after it sees any readiness
+         * that came since, and -EBADF once teardown has closed c->sock */
+        int sock = c->sock;
+        int64_t t = ok ? may_fd_ticket(sock, MAY_WRITE) : -1;
         int r = ok ? PQflush(c->pc) : -1;
         /* sending may have read input too (libpq reads when the socket is
          * full): hand out what it parsed */
@@ -656,11 +660,11 @@ static void *flusher_main(void *arg)
             r = -1;
         if (ok && r < 0)
             conn_broken(c, NULL);
-        int sock = c->sock;
         may_mutex_unlock(c->lock);
         while (r == 1) {
             /* the socket is full: wait, the reader keeps reading */
-            int w = may_fd_wait(sock, MAY_WRITE, MAY_FOREVER);
+            int w = t >= 0 ? may_fd_wait_ticket(sock, MAY_WRITE, t, MAY_FOREVER)
+                           : may_fd_wait(sock, MAY_WRITE, MAY_FOREVER);
             if (w == -ECANCELED)
                 goto out;
             if (may_mutex_lock(c->lock, MAY_FOREVER) < 0)
@@ -669,6 +673,7 @@ static void *flusher_main(void *arg)
                 c->sock != sock) {
                 r = 0; /* torn down meanwhile: its jobs have failed */
             } else {
+                t = may_fd_ticket(sock, MAY_WRITE);
                 r = PQflush(c->pc);
                 if (r >= 0 && drain(c, -1) < 0)
                     r = -1;
